@@ -1,0 +1,44 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "vslice",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vslice", targets: ["vslice"]),
+        .library(name: "VSliceKit", targets: ["VSliceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // FFmpeg's C libraries, found with pkg-config (Debian's libav*-dev packages; see scripts/setup).
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat libavcodec libavutil libswresample libavfilter libswscale",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswresample-dev",
+                              "libavfilter-dev", "libswscale-dev"])]
+        ),
+        .target(
+            name: "VSliceKit",
+            dependencies: [
+                "CFFmpeg",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "vslice",
+            dependencies: [
+                "VSliceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "VSliceKitTests", dependencies: ["VSliceKit"]),
+        .testTarget(name: "vsliceTests", dependencies: ["vslice", "VSliceKit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,110 @@
+import CFFmpeg
+
+/// What a send/receive call produced.
+enum CodecResult {
+    case ok
+    /// The codec needs the other half of the API first (EAGAIN).
+    case again
+    /// The codec is fully drained.
+    case endOfStream
+}
+
+/// An owned `AVCodecContext` (decoder or encoder), freed on deinit.
+class CodecContext {
+    let ctx: UnsafeMutablePointer<AVCodecContext>
+    let path: String
+    let role: String
+
+    fileprivate init(codec: UnsafePointer<AVCodec>, path: String, role: String) throws(VSliceError) {
+        guard let c = avcodec_alloc_context3(codec) else {
+            throw VSliceError(.processing, "allocate \(role)", path: path, reason: "out of memory")
+        }
+        ctx = c
+        self.path = path
+        self.role = role
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVCodecContext>? = ctx
+        avcodec_free_context(&p)
+    }
+
+    var codecName: String { String(cString: ctx.pointee.codec.pointee.name) }
+}
+
+/// A decoder for one input stream.
+final class Decoder: CodecContext {
+    init(stream: UnsafeMutablePointer<AVStream>, path: String, threads: Int) throws(VSliceError) {
+        let par = stream.pointee.codecpar!
+        guard let codec = avcodec_find_decoder(par.pointee.codec_id) else {
+            let name = String(cString: avcodec_get_name(par.pointee.codec_id))
+            throw VSliceError(.input, "find decoder", path: path, reason: "this build cannot decode '\(name)'")
+        }
+        try super.init(codec: codec, path: path, role: "decoder")
+        try ffCheck(avcodec_parameters_to_context(ctx, par), "configure decoder", path: path)
+        ctx.pointee.pkt_timebase = stream.pointee.time_base
+        ctx.pointee.thread_count = Int32(threads)
+        // Corrupt input is an error, not something to paper over.
+        ctx.pointee.err_recognition |= AV_EF_EXPLODE
+        try ffCheck(avcodec_open2(ctx, codec, nil), "open decoder \(String(cString: codec.pointee.name))",
+                    path: path, kind: .input)
+    }
+
+    /// Sends a packet (nil: start draining).
+    func send(_ packet: Packet?) throws(VSliceError) -> CodecResult {
+        let ret = avcodec_send_packet(ctx, packet?.ptr)
+        if ret == AVERROR_EAGAIN_ { return .again }
+        if ret == AVERROR_EOF_ { return .endOfStream }
+        try ffCheck(ret, "decode", path: path, kind: .input)
+        return .ok
+    }
+
+    func receive(_ frame: Frame) throws(VSliceError) -> CodecResult {
+        frame.unref()
+        let ret = avcodec_receive_frame(ctx, frame.ptr)
+        if ret == AVERROR_EAGAIN_ { return .again }
+        if ret == AVERROR_EOF_ { return .endOfStream }
+        try ffCheck(ret, "decode", path: path, kind: .input)
+        return .ok
+    }
+}
+
+/// An encoder; configure `ctx` between `init` and `open`.
+final class Encoder: CodecContext {
+    init(name: String, path: String) throws(VSliceError) {
+        guard let codec = avcodec_find_encoder_by_name(name) else {
+            throw VSliceError(.usage, "find encoder", path: nil, reason: "this build has no encoder named '\(name)'")
+        }
+        try super.init(codec: codec, path: path, role: "encoder \(name)")
+    }
+
+    /// Opens the encoder with private options (`crf`, `preset`, …). Unknown options are an error.
+    func open(options: [(String, String)]) throws(VSliceError) {
+        var dict: OpaquePointer? = nil
+        for (k, v) in options { av_dict_set(&dict, k, v, 0) }
+        defer { av_dict_free(&dict) }
+        try ffCheck(avcodec_open2(ctx, ctx.pointee.codec, &dict), "open \(role)", path: path)
+        if let leftover = av_dict_get(dict, "", nil, AV_DICT_IGNORE_SUFFIX) {
+            let key = String(cString: leftover.pointee.key)
+            throw VSliceError(.usage, "open \(role)", path: nil, reason: "option '\(key)' is not known to this encoder")
+        }
+    }
+
+    /// Sends a frame (nil: start draining).
+    func send(_ frame: Frame?) throws(VSliceError) -> CodecResult {
+        let ret = avcodec_send_frame(ctx, frame?.ptr)
+        if ret == AVERROR_EAGAIN_ { return .again }
+        if ret == AVERROR_EOF_ { return .endOfStream }
+        try ffCheck(ret, "encode with \(role)", path: path)
+        return .ok
+    }
+
+    func receive(_ packet: Packet) throws(VSliceError) -> CodecResult {
+        packet.unref()
+        let ret = avcodec_receive_packet(ctx, packet.ptr)
+        if ret == AVERROR_EAGAIN_ { return .again }
+        if ret == AVERROR_EOF_ { return .endOfStream }
+        try ffCheck(ret, "encode with \(role)", path: path)
+        return .ok
+    }
+}

@@ -1,0 +1,106 @@
+import CFFmpeg
+import Foundation
+
+/// Limits applied to untrusted input before anything is decoded.
+public enum InputLimits {
+    public static let maxStreams = 64
+    public static let maxDimension: Int32 = 16384
+    public static let probeSize: Int64 = 20_000_000
+    public static let analyzeDurationMicroseconds: Int64 = 10_000_000
+}
+
+/// An opened input container. Only local files are opened: the path is always given to FFmpeg as
+/// `file:<absolute path>` with `protocol_whitelist=file`, so names like `concat:a|b` or `http://x`
+/// are plain file names, never protocols.
+final class InputFile {
+    let path: String
+    private(set) var ctx: UnsafeMutablePointer<AVFormatContext>
+
+    init(path: String) throws(VSliceError) {
+        self.path = path
+        try InputFile.checkReadable(path)
+        guard let allocated = avformat_alloc_context() else {
+            throw VSliceError(.processing, "open input", path: path, reason: "out of memory")
+        }
+        allocated.pointee.interrupt_callback.callback = vsliceInterruptCallback
+        var opts: OpaquePointer? = nil
+        av_dict_set(&opts, "protocol_whitelist", "file", 0)
+        av_dict_set(&opts, "probesize", String(InputLimits.probeSize), 0)
+        av_dict_set(&opts, "analyzeduration", String(InputLimits.analyzeDurationMicroseconds), 0)
+        defer { av_dict_free(&opts) }
+        var maybe: UnsafeMutablePointer<AVFormatContext>? = allocated
+        let url = "file:" + URL(fileURLWithPath: path).standardizedFileURL.path
+        let ret = avformat_open_input(&maybe, url, nil, &opts)
+        // On failure avformat_open_input frees the context and nulls the pointer.
+        guard ret >= 0, let opened = maybe else {
+            throw VSliceError(.input, "open input", path: path, reason: InputFile.describeOpenError(ret), code: ret)
+        }
+        ctx = opened
+        if opened.pointee.nb_streams > UInt32(InputLimits.maxStreams) {
+            avformat_close_input(&maybe)
+            throw VSliceError(.input, "open input", path: path,
+                              reason: "\(opened.pointee.nb_streams) streams is more than the limit of \(InputLimits.maxStreams)")
+        }
+        let info = avformat_find_stream_info(opened, nil)
+        if info < 0 {
+            avformat_close_input(&maybe)
+            throw VSliceError(.input, "read stream info", path: path, reason: ffErrorString(info), code: info)
+        }
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVFormatContext>? = ctx
+        avformat_close_input(&p)
+    }
+
+    private static func describeOpenError(_ ret: Int32) -> String {
+        if ret == vs_averror_invaliddata() { return "not a media file FFmpeg can read (invalid data)" }
+        return ffErrorString(ret)
+    }
+
+    /// Clear, early messages for the commonest problems, before FFmpeg gives a generic one.
+    static func checkReadable(_ path: String) throws(VSliceError) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw VSliceError(.input, "open input", path: path, reason: "no such file")
+        }
+        if isDir.boolValue {
+            throw VSliceError(.input, "open input", path: path, reason: "is a directory")
+        }
+        guard fm.isReadableFile(atPath: path) else {
+            throw VSliceError(.input, "open input", path: path, reason: "permission denied")
+        }
+        let size = (try? fm.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
+        if size == 0 {
+            throw VSliceError(.input, "open input", path: path, reason: "file is empty (0 bytes)")
+        }
+    }
+
+    var streamCount: Int { Int(ctx.pointee.nb_streams) }
+
+    func stream(_ index: Int) -> UnsafeMutablePointer<AVStream> {
+        ctx.pointee.streams[index]!
+    }
+
+    /// The best stream of a type (`AVMEDIA_TYPE_VIDEO` / `AVMEDIA_TYPE_AUDIO`), or nil.
+    func bestStream(_ type: AVMediaType) -> Int? {
+        let r = av_find_best_stream(ctx, type, -1, -1, nil, 0)
+        return r >= 0 ? Int(r) : nil
+    }
+
+    /// Reads the next packet; false at end of file. Read errors other than EOF are input errors.
+    func read(into packet: Packet) throws(VSliceError) -> Bool {
+        packet.unref()
+        let ret = av_read_frame(ctx, packet.ptr)
+        if ret == AVERROR_EOF_ { return false }
+        try ffCheck(ret, "read packet", path: path, kind: .input)
+        return true
+    }
+
+    /// Seeks so that the next packet read on `streamIndex` is the keyframe at or before `timestamp`.
+    func seek(streamIndex: Int, timestamp: Int64) throws(VSliceError) {
+        let ret = avformat_seek_file(ctx, Int32(streamIndex), Int64.min, timestamp, timestamp, 0)
+        try ffCheck(ret, "seek to \(timestamp)", path: path, kind: .input)
+    }
+}

@@ -1,0 +1,49 @@
+import CFFmpeg
+
+/// An owned `AVPacket`, freed on deinit. Reused across reads: `unref()` between uses.
+final class Packet {
+    let ptr: UnsafeMutablePointer<AVPacket>
+
+    init() {
+        guard let p = av_packet_alloc() else { fatalError("av_packet_alloc: out of memory") }
+        ptr = p
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVPacket>? = ptr
+        av_packet_free(&p)
+    }
+
+    func unref() { av_packet_unref(ptr) }
+
+    var streamIndex: Int { Int(ptr.pointee.stream_index) }
+    var pts: Int64 { get { ptr.pointee.pts } set { ptr.pointee.pts = newValue } }
+    var dts: Int64 { get { ptr.pointee.dts } set { ptr.pointee.dts = newValue } }
+    var duration: Int64 { get { ptr.pointee.duration } set { ptr.pointee.duration = newValue } }
+    var size: Int { Int(ptr.pointee.size) }
+    var isKey: Bool { ptr.pointee.flags & AV_PKT_FLAG_KEY != 0 }
+    var isDiscard: Bool { ptr.pointee.flags & AV_PKT_FLAG_DISCARD != 0 }
+    var isCorrupt: Bool { ptr.pointee.flags & AV_PKT_FLAG_CORRUPT != 0 }
+}
+
+/// An owned `AVFrame`, freed on deinit. Reused across decodes: `unref()` between uses.
+final class Frame {
+    let ptr: UnsafeMutablePointer<AVFrame>
+
+    init() {
+        guard let p = av_frame_alloc() else { fatalError("av_frame_alloc: out of memory") }
+        ptr = p
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVFrame>? = ptr
+        av_frame_free(&p)
+    }
+
+    func unref() { av_frame_unref(ptr) }
+
+    var pts: Int64 { get { ptr.pointee.pts } set { ptr.pointee.pts = newValue } }
+    /// The decoder's best guess at the presentation time (the frame's `pts`, else guessed).
+    var bestEffortTimestamp: Int64 { ptr.pointee.best_effort_timestamp }
+    var sampleCount: Int { Int(ptr.pointee.nb_samples) }
+}

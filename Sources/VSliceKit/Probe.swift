@@ -1,0 +1,240 @@
+import CFFmpeg
+import Foundation
+
+/// A rational number as FFmpeg prints it ("30000/1001").
+public struct Ratio: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var num: Int32
+    public var den: Int32
+    public init(num: Int32, den: Int32) { self.num = num; self.den = den }
+    init(_ r: AVRational) { num = r.num; den = r.den }
+    var av: AVRational { AVRational(num: num, den: den) }
+    public var value: Double { den == 0 ? 0 : Double(num) / Double(den) }
+    public var description: String { "\(num)/\(den)" }
+
+    public init(from decoder: Swift.Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(String.self)
+        let parts = s.split(separator: "/")
+        guard parts.count == 2, let n = Int32(parts[0]), let d = Int32(parts[1]) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad ratio \(s)"))
+        }
+        num = n; den = d
+    }
+    public func encode(to encoder: Swift.Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// One keyframe of the video stream: its presentation-order frame index and timestamp.
+public struct Keyframe: Codable, Sendable, Equatable {
+    public var index: Int
+    public var pts: Int64
+    public var time: Double
+}
+
+public struct StreamInfo: Codable, Sendable {
+    public var index: Int
+    public var type: String
+    public var codec: String
+    public var profile: String?
+    public var timeBase: Ratio
+    public var startTime: Double?
+    public var duration: Double?
+    public var bitRate: Int64?
+    // video
+    public var width: Int?
+    public var height: Int?
+    public var pixelFormat: String?
+    public var avgFrameRate: Ratio?
+    public var realFrameRate: Ratio?
+    public var colorPrimaries: String?
+    public var colorTransfer: String?
+    public var colorSpace: String?
+    public var colorRange: String?
+    public var rotation: Int?
+    // audio
+    public var sampleRate: Int?
+    public var sampleFormat: String?
+    public var channelLayout: String?
+    public var channels: Int?
+}
+
+/// What `vslice probe` reports. Keys are documented in README ("probe --json").
+public struct ProbeReport: Codable, Sendable {
+    public var path: String
+    public var format: String
+    public var formatLongName: String
+    public var duration: Double?
+    public var startTime: Double?
+    public var bitRate: Int64?
+    public var streams: [StreamInfo]
+    public var videoStream: Int?
+    public var audioStream: Int?
+    /// Exact count of video frames (packets read, not header values).
+    public var frameCount: Int?
+    public var keyframes: [Keyframe]?
+    public var variableFrameRate: Bool?
+    /// True when some keyframe has leading frames (decoded after it, shown before it): open GOPs.
+    public var openGop: Bool?
+}
+
+/// The full per-frame timing of the video stream, used by the planner (not printed).
+public struct VideoIndex: Sendable {
+    public var streamIndex: Int
+    public var timeBase: Ratio
+    /// Presentation timestamps of every frame, sorted (presentation order).
+    public var pts: [Int64]
+    /// Presentation-order indices of keyframes, ascending.
+    public var keyframeIndices: [Int]
+    public var openGop: Bool
+}
+
+public struct Probe: Sendable {
+    public var report: ProbeReport
+    public var video: VideoIndex?
+
+    /// Opens and indexes `path`: stream properties, and every video packet's timing.
+    public init(path: String) throws(VSliceError) {
+        let input = try InputFile(path: path)
+        let fmt = input.ctx.pointee
+        let vIndex = input.bestStream(AVMEDIA_TYPE_VIDEO)
+        let aIndex = input.bestStream(AVMEDIA_TYPE_AUDIO)
+        var streams: [StreamInfo] = []
+        for i in 0..<input.streamCount {
+            streams.append(Probe.describe(input.stream(i), index: i))
+        }
+        report = ProbeReport(
+            path: path,
+            format: String(cString: fmt.iformat.pointee.name),
+            formatLongName: fmt.iformat.pointee.long_name.map { String(cString: $0) } ?? "",
+            duration: fmt.duration == AV_NOPTS ? nil : Double(fmt.duration) / Double(AV_TIME_BASE),
+            startTime: fmt.start_time == AV_NOPTS ? nil : Double(fmt.start_time) / Double(AV_TIME_BASE),
+            bitRate: fmt.bit_rate > 0 ? fmt.bit_rate : nil,
+            streams: streams, videoStream: vIndex, audioStream: aIndex)
+        guard let vIndex else {
+            throw VSliceError(.input, "probe", path: path, reason: "no video stream")
+        }
+        let st = input.stream(vIndex)
+        let w = st.pointee.codecpar.pointee.width, h = st.pointee.codecpar.pointee.height
+        if w <= 0 || h <= 0 || w > InputLimits.maxDimension || h > InputLimits.maxDimension {
+            throw VSliceError(.input, "probe", path: path,
+                              reason: "video dimensions \(w)x\(h) are outside 1..\(InputLimits.maxDimension)")
+        }
+        if avcodec_find_decoder(st.pointee.codecpar.pointee.codec_id) == nil {
+            let name = String(cString: avcodec_get_name(st.pointee.codecpar.pointee.codec_id))
+            throw VSliceError(.input, "probe", path: path, reason: "this build cannot decode video codec '\(name)'")
+        }
+        let index = try Probe.indexVideo(input, streamIndex: vIndex)
+        video = index
+        let tb = index.timeBase.value
+        report.frameCount = index.pts.count
+        report.keyframes = index.keyframeIndices.map {
+            Keyframe(index: $0, pts: index.pts[$0], time: Double(index.pts[$0]) * tb)
+        }
+        report.variableFrameRate = Probe.isVariable(index.pts)
+        report.openGop = index.openGop
+    }
+
+    /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded).
+    static func indexVideo(_ input: InputFile, streamIndex: Int) throws(VSliceError) -> VideoIndex {
+        let st = input.stream(streamIndex)
+        // Other streams' packets are not needed: let the demuxer skip them where it can.
+        for i in 0..<input.streamCount where i != streamIndex {
+            input.stream(i).pointee.discard = AVDISCARD_ALL
+        }
+        let pkt = Packet()
+        var decodeOrder: [(pts: Int64, key: Bool)] = []
+        while try input.read(into: pkt) {
+            guard pkt.streamIndex == streamIndex, !pkt.isDiscard else { continue }
+            if pkt.isCorrupt {
+                throw VSliceError(.input, "read video", path: input.path, reason: "corrupt packet at dts \(pkt.dts)")
+            }
+            let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
+            if t == AV_NOPTS {
+                throw VSliceError(.input, "read video", path: input.path,
+                                  reason: "video packet \(decodeOrder.count) has no timestamp")
+            }
+            decodeOrder.append((t, pkt.isKey))
+        }
+        if decodeOrder.isEmpty {
+            throw VSliceError(.input, "read video", path: input.path, reason: "the video stream has no frames")
+        }
+        // Open GOP: a frame decoded after a keyframe but presented before it.
+        var openGop = false
+        var lastKeyPts: Int64? = nil
+        for p in decodeOrder {
+            if p.key { lastKeyPts = p.pts } else if let k = lastKeyPts, p.pts < k { openGop = true; break }
+        }
+        let sorted = decodeOrder.map(\.pts).sorted()
+        for i in 1..<max(sorted.count, 1) where sorted[i] == sorted[i - 1] {
+            throw VSliceError(.input, "read video", path: input.path,
+                              reason: "two video frames share the timestamp \(sorted[i])")
+        }
+        let keyPts = Set(decodeOrder.filter(\.key).map(\.pts))
+        var keyIdx: [Int] = []
+        for (i, p) in sorted.enumerated() where keyPts.contains(p) { keyIdx.append(i) }
+        if keyIdx.first != 0 {
+            // The first frame shown must be decodable on its own for a segment to start there.
+            keyIdx.insert(0, at: 0)
+        }
+        return VideoIndex(streamIndex: streamIndex, timeBase: Ratio(st.pointee.time_base),
+                          pts: sorted, keyframeIndices: keyIdx, openGop: openGop)
+    }
+
+    /// Variable frame rate: frame intervals differ by more than one tick of the time base.
+    static func isVariable(_ pts: [Int64]) -> Bool {
+        guard pts.count > 2 else { return false }
+        var lo = Int64.max, hi = Int64.min
+        for i in 1..<pts.count {
+            let d = pts[i] - pts[i - 1]
+            lo = min(lo, d); hi = max(hi, d)
+        }
+        return hi - lo > 1
+    }
+
+    static func describe(_ st: UnsafeMutablePointer<AVStream>, index: Int) -> StreamInfo {
+        let par = st.pointee.codecpar.pointee
+        let tb = st.pointee.time_base
+        func seconds(_ t: Int64) -> Double? { t == AV_NOPTS ? nil : Double(t) * av_q2d(tb) }
+        let type: String = switch par.codec_type {
+        case AVMEDIA_TYPE_VIDEO: "video"
+        case AVMEDIA_TYPE_AUDIO: "audio"
+        case AVMEDIA_TYPE_SUBTITLE: "subtitle"
+        case AVMEDIA_TYPE_DATA: "data"
+        case AVMEDIA_TYPE_ATTACHMENT: "attachment"
+        default: "unknown"
+        }
+        var info = StreamInfo(
+            index: index, type: type, codec: String(cString: avcodec_get_name(par.codec_id)),
+            profile: avcodec_profile_name(par.codec_id, par.profile).map { String(cString: $0) },
+            timeBase: Ratio(tb), startTime: seconds(st.pointee.start_time), duration: seconds(st.pointee.duration),
+            bitRate: par.bit_rate > 0 ? par.bit_rate : nil)
+        if par.codec_type == AVMEDIA_TYPE_VIDEO {
+            info.width = Int(par.width)
+            info.height = Int(par.height)
+            info.pixelFormat = av_get_pix_fmt_name(AVPixelFormat(rawValue: par.format)).map { String(cString: $0) }
+            info.avgFrameRate = Ratio(st.pointee.avg_frame_rate)
+            info.realFrameRate = Ratio(st.pointee.r_frame_rate)
+            info.colorPrimaries = av_color_primaries_name(par.color_primaries).map { String(cString: $0) }
+            info.colorTransfer = av_color_transfer_name(par.color_trc).map { String(cString: $0) }
+            info.colorSpace = av_color_space_name(par.color_space).map { String(cString: $0) }
+            info.colorRange = av_color_range_name(par.color_range).map { String(cString: $0) }
+            var size: Int = 0
+            if let m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 {
+                let deg = m.withMemoryRebound(to: Int32.self, capacity: 9) { av_display_rotation_get($0) }
+                if deg.isFinite { info.rotation = Int(deg.rounded()) }
+            }
+        } else if par.codec_type == AVMEDIA_TYPE_AUDIO {
+            info.sampleRate = Int(par.sample_rate)
+            info.sampleFormat = av_get_sample_fmt_name(AVSampleFormat(rawValue: par.format)).map { String(cString: $0) }
+            info.channels = Int(par.ch_layout.nb_channels)
+            var layout = par.ch_layout
+            var buf = [CChar](repeating: 0, count: 128)
+            let n = buf.withUnsafeMutableBufferPointer { av_channel_layout_describe(&layout, $0.baseAddress, $0.count) }
+            if n >= 0 {
+                info.channelLayout = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            }
+        }
+        return info
+    }
+}

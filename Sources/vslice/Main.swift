@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import VSliceKit
+
+@main
+struct VSlice: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vslice",
+        abstract: "Transcode a video faster: split it into segments, encode them in parallel, merge.",
+        discussion: """
+            Exit codes: 0 ok; 1 processing failed; 2 usage error; 3 input unreadable, invalid or \
+            unsupported; 4 output exists (use --force); 5 resume refused (input or settings changed, task \
+            busy); 130 interrupted (the task stays resumable).
+            """,
+        version: VSliceKit.version,
+        subcommands: [ProbeCommand.self])
+
+    /// Like ArgumentParser's `main()`, but with vslice's documented exit codes.
+    static func main() {
+        FFmpegLog.set(ProcessInfo.processInfo.environment["VSLICE_FFMPEG_LOG"] == "1" ? .warning : .quiet)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as VSliceError {
+            Terminal.printError(error.description)
+            Foundation.exit(error.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = fullMessage(for: error)
+            if code.rawValue == 130 {
+                Terminal.printError(message.isEmpty ? "interrupted" : message)
+                Foundation.exit(130)
+            }
+            Terminal.printError(message)
+            // ArgumentParser's own usage failures become vslice's usage code.
+            Foundation.exit(code == .validationFailure || code.rawValue == 64 ? VSliceError.Kind.usage.exitCode : code.rawValue)
+        }
+    }
+}
+
+enum Terminal {
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data(("vslice: " + message + "\n").utf8))
+    }
+
+    static func printJSON<T: Encodable>(_ value: T) throws {
+        let enc = JSONEncoder()
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try enc.encode(value)
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// What a finished child process said.
+struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+enum Proc {
+    /// Runs a program to completion (searching PATH), with a time limit so a hang fails the test.
+    @discardableResult
+    static func run(_ program: String, _ args: [String], timeout: TimeInterval = 600,
+                    environment: [String: String]? = nil) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
+        p.arguments = program.hasPrefix("/") ? args : [program] + args
+        if let environment {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let dir = FileManager.default.temporaryDirectory
+        let outURL = dir.appendingPathComponent("vs-out-\(UUID().uuidString)")
+        let errURL = dir.appendingPathComponent("vs-err-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning {
+            if Date() > deadline {
+                p.terminate()
+                Issue.record("\(program) \(args.joined(separator: " ")) timed out after \(timeout) s")
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        p.waitUntilExit()
+        try out.close()
+        try err.close()
+        return Run(status: p.terminationStatus,
+                   stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+}
+
+enum Paths {
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = packageRoot.appendingPathComponent("Fixtures")
+
+    static func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+    /// The vslice binary built beside this test bundle.
+    static let vslice: String = {
+        if let env = ProcessInfo.processInfo.environment["VSLICE_BIN"] { return env }
+        let bundle = Bundle.main.bundleURL
+        for dir in [bundle.deletingLastPathComponent(), bundle, bundle.deletingLastPathComponent().deletingLastPathComponent()] {
+            let candidate = dir.appendingPathComponent("vslice")
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue {
+                return candidate.path
+            }
+        }
+        return packageRoot.appendingPathComponent(".build/debug/vslice").path
+    }()
+
+    /// A fresh scratch folder, removed by the caller with `cleanup`.
+    static func scratch(_ tag: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-test-\(tag)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// The good fixtures (see Fixtures/README.md).
+let goodFixtures = ["h264_aac.mp4", "bframes_open_gop.mp4", "no_audio.mp4", "vfr.mp4", "odd_318x178.mp4",
+                    "surround51.mkv", "mono44k.mov", "offset_start.ts"]
+let badFixtures = ["bad_empty.mp4", "bad_truncated.mp4", "bad_random.mp4", "bad_audio_only.m4a"]
+
+func vslice(_ args: [String], timeout: TimeInterval = 600, environment: [String: String]? = nil) throws -> Run {
+    try Proc.run(Paths.vslice, args, timeout: timeout, environment: environment)
+}
+
+func jsonObject(_ text: String) throws -> [String: Any] {
+    guard let obj = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        throw OracleError("not a JSON object: \(text.prefix(200))")
+    }
+    return obj
+}
+
+struct OracleError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
