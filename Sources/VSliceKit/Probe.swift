@@ -87,11 +87,41 @@ public struct VideoIndex: Sendable {
     /// Presentation-order indices of keyframes, ascending.
     public var keyframeIndices: [Int]
     public var openGop: Bool
+
+    /// How long frame `pts` is shown: until the next frame, or the last frame's own duration.
+    func duration(ofFrameAt pts: Int64) -> Int64 {
+        var lo = 0, hi = self.pts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self.pts[mid] <= pts { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < self.pts.count ? self.pts[lo] - pts : lastFrameDuration
+    }
+    /// End of the last frame (its pts + duration), seconds.
+    public var endTime: Double
+
+    /// DTS of the packets, in file order, strictly increasing.
+    public var dtsStrictlyIncreasing: Bool
+    /// Duration of the last frame shown, ticks (the packet's, else the previous interval).
+    public var lastFrameDuration: Int64
+}
+
+/// Where the audio stream starts and ends on the file's timeline, seconds.
+public struct AudioSpan: Sendable {
+    public var start: Double
+    public var end: Double
+    /// Encoder priming that the container does not signal and the demuxer does not trim (AAC in Matroska),
+    /// seconds: the sound starts this much after `start`.
+    public var unsignalledPriming: Double
+    public var duration: Double { end - start }
 }
 
 public struct Probe: Sendable {
     public var report: ProbeReport
     public var video: VideoIndex?
+    public var audio: AudioSpan?
+    /// The video stream's display matrix (rotation), 9 × Int32, if any.
+    public var displayMatrix: Data?
 
     /// Opens and indexes `path`: stream properties, and every video packet's timing.
     public init(path: String) throws(VSliceError) {
@@ -124,8 +154,13 @@ public struct Probe: Sendable {
             let name = String(cString: avcodec_get_name(st.pointee.codecpar.pointee.codec_id))
             throw VSliceError(.input, "probe", path: path, reason: "this build cannot decode video codec '\(name)'")
         }
-        let index = try Probe.indexVideo(input, streamIndex: vIndex)
+        var size: Int = 0
+        if let m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size), size == 36 {
+            displayMatrix = Data(bytes: m, count: 36)
+        }
+        let (index, span) = try Probe.indexStreams(input, video: vIndex, audio: aIndex)
         video = index
+        audio = span
         let tb = index.timeBase.value
         report.frameCount = index.pts.count
         report.keyframes = index.keyframeIndices.map {
@@ -135,17 +170,34 @@ public struct Probe: Sendable {
         report.openGop = index.openGop
     }
 
-    /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded).
-    static func indexVideo(_ input: InputFile, streamIndex: Int) throws(VSliceError) -> VideoIndex {
+    /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded), and the
+    /// audio stream's packet times.
+    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: Int?) throws(VSliceError) -> (VideoIndex, AudioSpan?) {
         let st = input.stream(streamIndex)
         // Other streams' packets are not needed: let the demuxer skip them where it can.
-        for i in 0..<input.streamCount where i != streamIndex {
+        for i in 0..<input.streamCount where i != streamIndex && i != audio {
             input.stream(i).pointee.discard = AVDISCARD_ALL
         }
         let pkt = Packet()
         var decodeOrder: [(pts: Int64, key: Bool)] = []
+        var videoEnd = Int64.min
+        var lastDts = Int64.min
+        var dtsIncreasing = true
+        var audioFirst = Int64.max, audioEnd = Int64.min
         while try input.read(into: pkt) {
+            if let audio, pkt.streamIndex == audio, !pkt.isDiscard {
+                let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
+                if t != AV_NOPTS {
+                    audioFirst = min(audioFirst, t)
+                    audioEnd = max(audioEnd, t + pkt.duration)
+                }
+                continue
+            }
             guard pkt.streamIndex == streamIndex, !pkt.isDiscard else { continue }
+            if pkt.dts != AV_NOPTS {
+                if pkt.dts <= lastDts { dtsIncreasing = false }
+                lastDts = pkt.dts
+            }
             if pkt.isCorrupt {
                 throw VSliceError(.input, "read video", path: input.path, reason: "corrupt packet at dts \(pkt.dts)")
             }
@@ -155,6 +207,7 @@ public struct Probe: Sendable {
                                   reason: "video packet \(decodeOrder.count) has no timestamp")
             }
             decodeOrder.append((t, pkt.isKey))
+            videoEnd = max(videoEnd, t + max(pkt.duration, 0))
         }
         if decodeOrder.isEmpty {
             throw VSliceError(.input, "read video", path: input.path, reason: "the video stream has no frames")
@@ -177,8 +230,31 @@ public struct Probe: Sendable {
             // The first frame shown must be decodable on its own for a segment to start there.
             keyIdx.insert(0, at: 0)
         }
-        return VideoIndex(streamIndex: streamIndex, timeBase: Ratio(st.pointee.time_base),
-                          pts: sorted, keyframeIndices: keyIdx, openGop: openGop)
+        let tb = av_q2d(st.pointee.time_base)
+        var lastDuration = videoEnd - sorted[sorted.count - 1]
+        if lastDuration <= 0 && sorted.count > 1 { lastDuration = sorted[sorted.count - 1] - sorted[sorted.count - 2] }
+        let video = VideoIndex(streamIndex: streamIndex, timeBase: Ratio(st.pointee.time_base),
+                               pts: sorted, keyframeIndices: keyIdx, openGop: openGop,
+                               endTime: Double(sorted[sorted.count - 1] + max(lastDuration, 0)) * tb,
+                               dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0))
+        var span: AudioSpan? = nil
+        if let audio, audioEnd > Int64.min {
+            let ast = input.stream(audio)
+            let atb = av_q2d(ast.pointee.time_base)
+            // The stream's start time accounts for encoder priming that the demuxer trims.
+            let start = ast.pointee.start_time != AV_NOPTS ? ast.pointee.start_time : audioFirst
+            let startSeconds = Double(start) * atb
+            // Matroska does not signal AAC's encoder delay, so its demuxer trims nothing: the first 1024
+            // samples are priming, and the sound starts after them (as in ffmpeg's own MKV output).
+            let par = ast.pointee.codecpar.pointee
+            let fmtName = String(cString: input.ctx.pointee.iformat.pointee.name)
+            var priming = 0.0
+            if fmtName.hasPrefix("matroska"), par.codec_id == AV_CODEC_ID_AAC, par.initial_padding == 0, par.sample_rate > 0 {
+                priming = 1024 / Double(par.sample_rate)
+            }
+            span = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming)
+        }
+        return (video, span)
     }
 
     /// Variable frame rate: frame intervals differ by more than one tick of the time base.

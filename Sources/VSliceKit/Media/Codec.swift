@@ -44,8 +44,9 @@ final class Decoder: CodecContext {
         try ffCheck(avcodec_parameters_to_context(ctx, par), "configure decoder", path: path)
         ctx.pointee.pkt_timebase = stream.pointee.time_base
         ctx.pointee.thread_count = Int32(threads)
-        // Corrupt input is an error, not something to paper over.
-        ctx.pointee.err_recognition |= AV_EF_EXPLODE
+        // Frames the decoder flags as corrupt are refused by the caller where they matter (kept frames);
+        // frames before a segment's start may legitimately reference a GOP that was not decoded.
+        ctx.pointee.flags |= AV_CODEC_FLAG_OUTPUT_CORRUPT
         try ffCheck(avcodec_open2(ctx, codec, nil), "open decoder \(String(cString: codec.pointee.name))",
                     path: path, kind: .input)
     }

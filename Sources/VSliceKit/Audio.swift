@@ -1,0 +1,180 @@
+import CFFmpeg
+import Foundation
+
+public struct AudioResult: Codable, Sendable {
+    public var samples: Int64
+    public var packets: Int
+    public var bytes: Int64
+}
+
+/// Decodes the source's audio stream once, converts it with libswresample to what the encoder takes, and
+/// encodes it (AAC by default) into a packet file. Packet timestamps are in 1/sample_rate on the source's
+/// timeline: the first sample keeps the source's start time, so the merge restores the A/V offset.
+struct AudioEncoder {
+    var source: String
+    var audioStream: Int
+    var settings: TranscodeSettings
+    var outputPath: String
+
+    func run() throws(VSliceError) -> AudioResult {
+        let input = try InputFile(path: source)
+        for i in 0..<input.streamCount where i != audioStream {
+            input.stream(i).pointee.discard = AVDISCARD_ALL
+        }
+        let st = input.stream(audioStream)
+        let decoder = try Decoder(stream: st, path: source, threads: 1)
+        let encoder = try Encoder(name: settings.audioCodec, path: outputPath)
+        let codec = encoder.ctx.pointee.codec!
+        let d = decoder.ctx
+
+        // Rate: the source's if the encoder takes it, else the closest it takes.
+        var rate = d.pointee.sample_rate
+        if var p = codec.pointee.supported_samplerates {
+            var best: Int32 = 0
+            while p.pointee != 0 {
+                if best == 0 || abs(p.pointee - rate) < abs(best - rate) { best = p.pointee }
+                p += 1
+            }
+            rate = best
+        }
+        // Layout: the source's if the encoder takes it, else the default layout for the channel count,
+        // else stereo.
+        var layout = AVChannelLayout()
+        var srcLayout = d.pointee.ch_layout
+        if srcLayout.order == AV_CHANNEL_ORDER_UNSPEC {
+            av_channel_layout_default(&srcLayout, d.pointee.ch_layout.nb_channels)
+        }
+        if let list = codec.pointee.ch_layouts {
+            var chosen: AVChannelLayout? = nil
+            var p = list
+            while p.pointee.nb_channels != 0 {
+                if av_channel_layout_compare(p, &srcLayout) == 0 { chosen = p.pointee; break }
+                p += 1
+            }
+            if chosen == nil {
+                var def = AVChannelLayout()
+                av_channel_layout_default(&def, srcLayout.nb_channels)
+                p = list
+                while p.pointee.nb_channels != 0 {
+                    if av_channel_layout_compare(p, &def) == 0 { chosen = p.pointee; break }
+                    p += 1
+                }
+            }
+            if let chosen { try ffCheck(av_channel_layout_copy(&layout, [chosen]), "copy channel layout") }
+            else { av_channel_layout_default(&layout, 2) }
+        } else {
+            try ffCheck(av_channel_layout_copy(&layout, &srcLayout), "copy channel layout")
+        }
+        defer { av_channel_layout_uninit(&layout) }
+        let sampleFormat = codec.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_FLTP
+
+        let c = encoder.ctx
+        c.pointee.sample_rate = rate
+        try ffCheck(av_channel_layout_copy(&c.pointee.ch_layout, &layout), "set channel layout")
+        c.pointee.sample_fmt = sampleFormat
+        c.pointee.bit_rate = settings.audioBitrate
+        c.pointee.time_base = AVRational(num: 1, den: rate)
+        c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+        try encoder.open(options: [])
+
+        var swr: OpaquePointer? = nil
+        try ffCheck(swr_alloc_set_opts2(&swr, &layout, sampleFormat, rate,
+                                        &srcLayout, d.pointee.sample_fmt, d.pointee.sample_rate, 0, nil),
+                    "configure resampler", path: source)
+        defer { swr_free(&swr) }
+        try ffCheck(swr_init(swr), "open resampler", path: source)
+
+        guard let fifo = av_audio_fifo_alloc(sampleFormat, layout.nb_channels, max(c.pointee.frame_size, 1024)) else {
+            throw VSliceError(.processing, "allocate audio fifo", reason: "out of memory")
+        }
+        defer { av_audio_fifo_free(fifo) }
+
+        let writer = try PacketFileWriter(path: outputPath, params: StreamParams(encoder: c))
+        let packet = Packet(), frame = Frame(), out = Frame(), encoded = Packet()
+        let frameSize = c.pointee.frame_size > 0 ? Int(c.pointee.frame_size) : 1024
+        var nextPts: Int64? = nil
+        var samplesOut: Int64 = 0
+        var packets = 0
+        let outTB = AVRational(num: 1, den: rate)
+        let srcTB = st.pointee.time_base
+
+        func drainEncoder() throws(VSliceError) {
+            while try encoder.receive(encoded) == .ok {
+                try writer.write(encoded)
+                packets += 1
+            }
+        }
+        func encodeFromFifo(final: Bool) throws(VSliceError) {
+            while av_audio_fifo_size(fifo) >= Int32(frameSize) || (final && av_audio_fifo_size(fifo) > 0) {
+                let n = min(Int32(frameSize), av_audio_fifo_size(fifo))
+                out.unref()
+                out.ptr.pointee.nb_samples = n
+                out.ptr.pointee.format = sampleFormat.rawValue
+                out.ptr.pointee.sample_rate = rate
+                try ffCheck(av_channel_layout_copy(&out.ptr.pointee.ch_layout, &layout), "set frame layout")
+                try ffCheck(av_frame_get_buffer(out.ptr, 0), "allocate audio frame")
+                let read = out.ptr.pointee.extended_data.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(layout.nb_channels)) {
+                    av_audio_fifo_read(fifo, $0, n)
+                }
+                try ffCheck(read, "read audio fifo")
+                out.pts = (nextPts ?? 0) + samplesOut
+                samplesOut += Int64(n)
+                while try encoder.send(out) == .again { try drainEncoder() }
+                try drainEncoder()
+            }
+        }
+        func convert(_ input: Frame?) throws(VSliceError) {
+            let inSamples = input?.sampleCount ?? 0
+            let cap = swr_get_out_samples(swr, Int32(inSamples))
+            if cap <= 0 && input == nil { return }
+            var buffers: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>? = nil
+            var lines: Int32 = 0
+            try ffCheck(av_samples_alloc_array_and_samples(&buffers, &lines, layout.nb_channels, max(cap, 1), sampleFormat, 0),
+                        "allocate resample buffer")
+            defer {
+                av_freep(&buffers![0])
+                av_freep(&buffers)
+            }
+            let got: Int32
+            if let input {
+                got = input.ptr.pointee.extended_data.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) {
+                    swr_convert(swr, buffers, max(cap, 1), $0, Int32(inSamples))
+                }
+            } else {
+                got = swr_convert(swr, buffers, max(cap, 1), nil, 0)
+            }
+            try ffCheck(got, "resample audio", path: source)
+            if got > 0 {
+                let w = buffers!.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(layout.nb_channels)) {
+                    av_audio_fifo_write(fifo, $0, got)
+                }
+                try ffCheck(w, "write audio fifo")
+            }
+        }
+        func drainDecoder() throws(VSliceError) {
+            while try decoder.receive(frame) == .ok {
+                if nextPts == nil {
+                    let ts = frame.bestEffortTimestamp
+                    nextPts = ts == AV_NOPTS ? 0 : av_rescale_q(ts, srcTB, outTB)
+                }
+                try convert(frame)
+                try encodeFromFifo(final: false)
+                try Cancellation.throwIfAborted("encode audio", path: source)
+            }
+        }
+
+        while try input.read(into: packet) {
+            guard packet.streamIndex == audioStream else { continue }
+            while try decoder.send(packet) == .again { try drainDecoder() }
+            try drainDecoder()
+        }
+        _ = try decoder.send(nil)
+        try drainDecoder()
+        try convert(nil)
+        try encodeFromFifo(final: true)
+        _ = try encoder.send(nil)
+        try drainEncoder()
+        try writer.finish()
+        return AudioResult(samples: samplesOut, packets: packets, bytes: writer.bytesWritten)
+    }
+}

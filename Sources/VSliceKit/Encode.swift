@@ -1,0 +1,216 @@
+import CFFmpeg
+import Foundation
+
+/// What one segment encode did (recorded in its trace).
+public struct SegmentResult: Codable, Sendable {
+    public var framesDecoded: Int
+    public var framesProcessed: Int
+    public var framesKept: Int
+    public var bytes: Int64
+}
+
+/// Decodes one segment straight from the source (no split copies), runs it through the optional filter
+/// graph and a fresh encoder, drops the overlap-buffer frames, and writes the kept packets to a packet file.
+/// Every kept frame is encoded with its source timestamp (encoder time base = source stream time base).
+struct SegmentEncoder {
+    var source: String
+    var index: VideoIndex
+    var segment: SegmentPlan
+    var settings: TranscodeSettings
+    var outputPath: String
+    /// Called with each processed frame count increment (from the worker thread).
+    var progress: @Sendable (Int) -> Void = { _ in }
+
+    func run() throws(VSliceError) -> SegmentResult {
+        let videoStream = index.streamIndex
+        let input = try InputFile(path: source)
+        for i in 0..<input.streamCount where i != videoStream {
+            input.stream(i).pointee.discard = AVDISCARD_ALL
+        }
+        let st = input.stream(videoStream)
+        let streamTB = st.pointee.time_base
+        let decoder = try Decoder(stream: st, path: source, threads: settings.threadsPerJob)
+        // The keyframe packet decoding starts with (already read by the seek).
+        let first: Packet? = segment.decodeFrom > 0
+            ? try Self.seekToKeyframe(input, stream: videoStream, atOrBefore: segment.decodeFromPts,
+                                      step: max(1, Int64(2.0 / index.timeBase.value)))
+            : nil
+
+        let encoder = try Encoder(name: settings.videoCodec, path: outputPath)
+        let supported = Self.supportedPixelFormats(encoder)
+        let srcFormat = decoder.ctx.pointee.pix_fmt
+        let needsConversion = !supported.isEmpty && !supported.contains(srcFormat)
+        var graph: VideoFilterGraph? = nil
+        if settings.videoFilter != nil || needsConversion {
+            graph = try VideoFilterGraph(description: settings.videoFilter, decoder: decoder.ctx, timeBase: streamTB,
+                                         outputFormats: needsConversion ? supported : [], path: source)
+        }
+        try configure(encoder, decoder: decoder, graph: graph, stream: st)
+        let writer = try PacketFileWriter(path: outputPath, params: StreamParams(encoder: encoder.ctx))
+
+        var state = State()
+        let readPacket = Packet(), decoded = Frame(), filtered = Frame(), encoded = Packet()
+        let graphTB = graph?.timeBase ?? streamTB
+
+        func encode(_ frame: Frame?) throws(VSliceError) {
+            if let frame {
+                if graphTB.num != streamTB.num || graphTB.den != streamTB.den {
+                    frame.pts = av_rescale_q(frame.pts, graphTB, streamTB)
+                }
+                let ts = frame.pts
+                // A clean cut: an IDR at the first kept frame and at the first trailing buffer frame, so that
+                // no kept packet references a dropped one.
+                let forceKey = ts == segment.startPts || (ts > segment.endPts && !state.sentTrailingKey)
+                if ts > segment.endPts { state.sentTrailingKey = true }
+                frame.ptr.pointee.pict_type = forceKey ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
+                state.processed += 1
+            }
+            var sent = false
+            while !sent {
+                switch try encoder.send(frame) {
+                case .ok, .endOfStream: sent = true
+                case .again: break
+                }
+                while try encoder.receive(encoded) == .ok {
+                    if encoded.pts >= segment.startPts && encoded.pts <= segment.endPts {
+                        // Encoders with delay leave durations unset; the muxer needs at least the last one.
+                        encoded.duration = index.duration(ofFrameAt: encoded.pts)
+                        try writer.write(encoded)
+                        state.kept += 1
+                    }
+                }
+            }
+        }
+
+        func process(_ frame: Frame) throws(VSliceError) {
+            state.decoded += 1
+            let ts = frame.bestEffortTimestamp
+            if ts == AV_NOPTS || ts < segment.bufferStartPts { return }
+            if ts > segment.bufferEndPts { state.done = true; return }
+            if ts == segment.bufferEndPts { state.done = true }
+            frame.pts = ts
+            progress(1)
+            if let graph {
+                try graph.push(frame)
+                while try graph.pull(filtered) == .ok { try encode(filtered) }
+            } else {
+                try encode(frame)
+            }
+        }
+
+        func drainDecoder() throws(VSliceError) {
+            while try decoder.receive(decoded) == .ok {
+                try process(decoded)
+                try Cancellation.throwIfAborted("encode segment \(segment.index)", path: source)
+            }
+        }
+
+        var pendingFirst = first
+        while !state.done {
+            let packet: Packet
+            if let p = pendingFirst {
+                packet = p
+                pendingFirst = nil
+            } else {
+                packet = readPacket
+                guard try input.read(into: packet) else { break }
+                guard packet.streamIndex == videoStream else { continue }
+            }
+            var accepted = false
+            while !accepted {
+                accepted = try decoder.send(packet) != .again
+                try drainDecoder()
+                if state.done { break }
+            }
+        }
+        if !state.done {
+            _ = try decoder.send(nil)
+            try drainDecoder()
+        }
+        if let graph {
+            try graph.push(nil)
+            while try graph.pull(filtered) == .ok { try encode(filtered) }
+        }
+        try encode(nil)
+
+        guard state.processed == segment.processedCount, state.kept == segment.frameCount else {
+            try? FileManager.default.removeItem(atPath: outputPath)
+            throw VSliceError(.processing, "encode segment \(segment.index)", path: source,
+                              reason: "expected \(segment.frameCount) frames (\(segment.processedCount) with buffers), "
+                                + "got \(state.kept) (\(state.processed) processed)")
+        }
+        try writer.finish()
+        return SegmentResult(framesDecoded: state.decoded, framesProcessed: state.processed,
+                             framesKept: state.kept, bytes: writer.bytesWritten)
+    }
+
+    private struct State {
+        var decoded = 0, processed = 0, kept = 0
+        var done = false
+        var sentTrailingKey = false
+    }
+
+    /// Seeks so that the next packet decoded is a keyframe at or before `target`, and returns that packet.
+    /// Demuxers without an index (MPEG-TS) may land after the keyframe asked for; then it seeks earlier,
+    /// by `step` ticks and doubling, and finally from the start of the file.
+    static func seekToKeyframe(_ input: InputFile, stream: Int, atOrBefore target: Int64,
+                               step: Int64) throws(VSliceError) -> Packet {
+        let packet = Packet()
+        var back: Int64 = 0
+        var fromStart = false
+        while true {
+            if fromStart {
+                try ffCheck(avformat_seek_file(input.ctx, -1, 0, 0, 0, AVSEEK_FLAG_BYTE), "seek to start", path: input.path, kind: .input)
+            } else {
+                try input.seek(streamIndex: stream, timestamp: target - back)
+            }
+            var found: Int64? = nil
+            while try input.read(into: packet) {
+                guard packet.streamIndex == stream, packet.isKey else { continue }
+                found = packet.pts != AV_NOPTS ? packet.pts : packet.dts
+                break
+            }
+            if let found, found <= target { return packet }
+            if fromStart {
+                throw VSliceError(.input, "seek", path: input.path, reason: "no keyframe at or before timestamp \(target)")
+            }
+            back = back == 0 ? step : back * 2
+            if back > step * 64 { fromStart = true }
+        }
+    }
+
+    static func supportedPixelFormats(_ encoder: Encoder) -> [AVPixelFormat] {
+        var out: [AVPixelFormat] = []
+        guard var p = encoder.ctx.pointee.codec.pointee.pix_fmts else { return out }
+        while p.pointee != AV_PIX_FMT_NONE { out.append(p.pointee); p += 1 }
+        return out
+    }
+
+    private func configure(_ encoder: Encoder, decoder: Decoder, graph: VideoFilterGraph?,
+                           stream: UnsafeMutablePointer<AVStream>) throws(VSliceError) {
+        let c = encoder.ctx
+        let d = decoder.ctx.pointee
+        c.pointee.width = graph?.width ?? d.width
+        c.pointee.height = graph?.height ?? d.height
+        c.pointee.pix_fmt = graph?.pixelFormat ?? d.pix_fmt
+        c.pointee.sample_aspect_ratio = graph?.sampleAspect ?? d.sample_aspect_ratio
+        c.pointee.time_base = stream.pointee.time_base
+        let avg = stream.pointee.avg_frame_rate
+        c.pointee.framerate = avg.num > 0 && avg.den > 0 ? avg : stream.pointee.r_frame_rate
+        c.pointee.color_range = d.color_range
+        c.pointee.color_primaries = d.color_primaries
+        c.pointee.color_trc = d.color_trc
+        c.pointee.colorspace = d.colorspace
+        c.pointee.chroma_sample_location = d.chroma_sample_location
+        c.pointee.field_order = d.field_order
+        c.pointee.thread_count = Int32(settings.threadsPerJob)
+        c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+        if let b = settings.videoBitrate { c.pointee.bit_rate = b }
+        var options = settings.encoderOptions
+        // Make a forced I frame an IDR (x264/x265), so the cut at a kept frame is clean.
+        if ["libx264", "libx265"].contains(settings.videoCodec) && settings.codecOptions["forced-idr"] == nil {
+            options.append(("forced-idr", "1"))
+        }
+        try encoder.open(options: options)
+    }
+}

@@ -1,0 +1,92 @@
+import CFFmpeg
+
+/// A video filter graph, `buffer → (user graph) → format → buffersink`, owned and freed on deinit.
+final class VideoFilterGraph {
+    private var graph: UnsafeMutablePointer<AVFilterGraph>?
+    private let source: UnsafeMutablePointer<AVFilterContext>
+    private let sink: UnsafeMutablePointer<AVFilterContext>
+    let path: String
+
+    /// - Parameters:
+    ///   - description: the user's filter graph (`--vf`), or nil for none.
+    ///   - outputFormats: pixel formats the encoder accepts (`format` filter at the end), empty for any.
+    init(description: String?, decoder: UnsafeMutablePointer<AVCodecContext>, timeBase: AVRational,
+         outputFormats: [AVPixelFormat], path: String) throws(VSliceError) {
+        self.path = path
+        guard let g = avfilter_graph_alloc() else {
+            throw VSliceError(.processing, "allocate filter graph", path: path, reason: "out of memory")
+        }
+        graph = g
+        g.pointee.nb_threads = 1
+        let d = decoder.pointee
+        let sar = d.sample_aspect_ratio.num > 0 ? d.sample_aspect_ratio : AVRational(num: 0, den: 1)
+        let args = "video_size=\(d.width)x\(d.height):pix_fmt=\(d.pix_fmt.rawValue):time_base=\(timeBase.num)/\(timeBase.den):pixel_aspect=\(sar.num)/\(sar.den)"
+        var src: UnsafeMutablePointer<AVFilterContext>? = nil
+        var snk: UnsafeMutablePointer<AVFilterContext>? = nil
+        do {
+            try ffCheck(avfilter_graph_create_filter(&src, avfilter_get_by_name("buffer"), "in", args, nil, g),
+                        "create filter source", path: path)
+            try ffCheck(avfilter_graph_create_filter(&snk, avfilter_get_by_name("buffersink"), "out", nil, nil, g),
+                        "create filter sink", path: path)
+        } catch {
+            avfilter_graph_free(&graph)
+            throw error
+        }
+        source = src!
+        sink = snk!
+        var chain = description?.trimmingCharacters(in: .whitespaces) ?? ""
+        if !outputFormats.isEmpty {
+            let names = outputFormats.compactMap { av_get_pix_fmt_name($0).map { String(cString: $0) } }
+            chain += (chain.isEmpty ? "" : ",") + "format=pix_fmts=" + names.joined(separator: "|")
+        }
+        if chain.isEmpty { chain = "null" }
+        var outputs = avfilter_inout_alloc()
+        var inputs = avfilter_inout_alloc()
+        defer {
+            avfilter_inout_free(&outputs)
+            avfilter_inout_free(&inputs)
+        }
+        outputs!.pointee.name = av_strdup("in")
+        outputs!.pointee.filter_ctx = source
+        outputs!.pointee.pad_idx = 0
+        outputs!.pointee.next = nil
+        inputs!.pointee.name = av_strdup("out")
+        inputs!.pointee.filter_ctx = sink
+        inputs!.pointee.pad_idx = 0
+        inputs!.pointee.next = nil
+        let parsed = avfilter_graph_parse_ptr(g, chain, &inputs, &outputs, nil)
+        if parsed < 0 {
+            avfilter_graph_free(&graph)
+            throw VSliceError(.usage, "parse --vf '\(description ?? "")'", reason: ffErrorString(parsed), code: parsed)
+        }
+        let configured = avfilter_graph_config(g, nil)
+        if configured < 0 {
+            avfilter_graph_free(&graph)
+            throw VSliceError(.usage, "configure --vf '\(description ?? "")'", reason: ffErrorString(configured), code: configured)
+        }
+    }
+
+    deinit { avfilter_graph_free(&graph) }
+
+    var width: Int32 { av_buffersink_get_w(sink) }
+    var height: Int32 { av_buffersink_get_h(sink) }
+    var pixelFormat: AVPixelFormat { AVPixelFormat(rawValue: av_buffersink_get_format(sink)) }
+    var timeBase: AVRational { av_buffersink_get_time_base(sink) }
+    var sampleAspect: AVRational { av_buffersink_get_sample_aspect_ratio(sink) }
+
+    /// Pushes a frame (nil: end of stream). The frame is left intact (its data is referenced).
+    func push(_ frame: Frame?) throws(VSliceError) {
+        let ret = av_buffersrc_add_frame_flags(source, frame?.ptr, Int32(AV_BUFFERSRC_FLAG_KEEP_REF))
+        try ffCheck(ret, "filter", path: path)
+    }
+
+    /// Pulls a filtered frame.
+    func pull(_ frame: Frame) throws(VSliceError) -> CodecResult {
+        frame.unref()
+        let ret = av_buffersink_get_frame(sink, frame.ptr)
+        if ret == AVERROR_EAGAIN_ { return .again }
+        if ret == AVERROR_EOF_ { return .endOfStream }
+        try ffCheck(ret, "filter", path: path)
+        return .ok
+    }
+}

@@ -1,0 +1,104 @@
+import CFFmpeg
+import Foundation
+
+/// An output container being written, owned and freed on deinit. `finish()` writes the trailer, closes and
+/// fsyncs the file.
+final class OutputFile {
+    let path: String
+    private var ctx: UnsafeMutablePointer<AVFormatContext>
+    private var headerWritten = false
+    private var closed = false
+
+    init(path: String, format: String) throws(VSliceError) {
+        self.path = path
+        var c: UnsafeMutablePointer<AVFormatContext>? = nil
+        let url = "file:" + path
+        try ffCheck(avformat_alloc_output_context2(&c, nil, format, url), "create \(format) output", path: path)
+        ctx = c!
+        ctx.pointee.interrupt_callback.callback = vsliceInterruptCallback
+        var opts: OpaquePointer? = nil
+        av_dict_set(&opts, "protocol_whitelist", "file", 0)
+        defer { av_dict_free(&opts) }
+        let ret = avio_open2(&ctx.pointee.pb, url, AVIO_FLAG_WRITE, &ctx.pointee.interrupt_callback, &opts)
+        if ret < 0 {
+            avformat_free_context(ctx)
+            throw VSliceError(.processing, "open output", path: path, reason: ffErrorString(ret), code: ret)
+        }
+    }
+
+    deinit {
+        if !closed { avio_closep(&ctx.pointee.pb) }
+        avformat_free_context(ctx)
+    }
+
+    func addStream(_ params: StreamParams) throws(VSliceError) -> UnsafeMutablePointer<AVStream> {
+        guard let st = avformat_new_stream(ctx, nil) else {
+            throw VSliceError(.processing, "add stream", path: path, reason: "out of memory")
+        }
+        try params.apply(to: st.pointee.codecpar)
+        st.pointee.time_base = params.timeBase.av
+        return st
+    }
+
+    func writeHeader(options: [(String, String)]) throws(VSliceError) {
+        var dict: OpaquePointer? = nil
+        for (k, v) in options { av_dict_set(&dict, k, v, 0) }
+        defer { av_dict_free(&dict) }
+        try ffCheck(avformat_write_header(ctx, &dict), "write header", path: path)
+        headerWritten = true
+    }
+
+    /// Writes a packet whose timestamps are already in the stream's (muxer-chosen) time base.
+    func write(_ packet: Packet) throws(VSliceError) {
+        try ffCheck(av_interleaved_write_frame(ctx, packet.ptr), "write packet", path: path)
+    }
+
+    /// Writes the trailer, closes and fsyncs the file; returns its size.
+    func finish() throws(VSliceError) -> Int64 {
+        try ffCheck(av_write_trailer(ctx), "write trailer", path: path)
+        closed = true
+        try ffCheck(avio_closep(&ctx.pointee.pb), "close", path: path)
+        return try FileOps.fsync(path: path)
+    }
+}
+
+/// Small filesystem operations with errors in vslice's terms.
+enum FileOps {
+    /// fsyncs a file, returns its size.
+    @discardableResult
+    static func fsync(path: String) throws(VSliceError) -> Int64 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw VSliceError(.processing, "open for fsync", path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        if Glibc.fsync(fd) != 0 {
+            throw VSliceError(.processing, "fsync", path: path, reason: String(cString: strerror(errno)))
+        }
+        var st = stat()
+        fstat(fd, &st)
+        return Int64(st.st_size)
+    }
+
+    static func fsyncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = Glibc.fsync(fd); close(fd) }
+    }
+
+    /// Moves `tmp` to `target`. Without `replace`, fails (exit 4) if target exists, atomically (link+unlink).
+    static func publish(_ tmp: String, to target: String, replace: Bool) throws(VSliceError) {
+        if replace {
+            if rename(tmp, target) != 0 {
+                throw VSliceError(.processing, "publish", path: target, reason: String(cString: strerror(errno)))
+            }
+        } else {
+            if link(tmp, target) != 0 {
+                let e = errno
+                if e == EEXIST {
+                    throw VSliceError(.outputExists, "publish", path: target, reason: "output exists (use --force to replace it)")
+                }
+                throw VSliceError(.processing, "publish", path: target, reason: String(cString: strerror(e)))
+            }
+            unlink(tmp)
+        }
+        fsyncDirectory((target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Everything that affects what a transcode produces (and so goes into a task's settings hash), plus how it
+/// runs (`jobs`, `workDir`…), which does not.
+public struct TranscodeSettings: Codable, Sendable, Equatable {
+    public enum SplitMode: String, Codable, Sendable, CaseIterable { case gop, frames }
+
+    // Output-affecting.
+    public var videoCodec = "libx264"
+    public var crf: Double? = nil
+    public var preset: String? = nil
+    public var videoBitrate: Int64? = nil
+    public var codecOptions: [String: String] = [:]
+    public var audioCodec = "aac"
+    public var audioBitrate: Int64 = 128_000
+    public var split: SplitMode = .gop
+    public var segmentSeconds: Double = 10
+    public var segmentFrames: Int = 0
+    public var minSplitSeconds: Double = 60
+    public var overlapBefore: Int = 0
+    public var overlapAfter: Int = 0
+    public var videoFilter: String? = nil
+
+    // How it runs.
+    public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public init() {}
+
+    /// Encoder threads per segment so that jobs × threads fits the cores.
+    public var threadsPerJob: Int {
+        max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs))
+    }
+
+    /// The encoder's private options, in a stable order.
+    var encoderOptions: [(String, String)] {
+        var opts: [(String, String)] = []
+        if let crf { opts.append(("crf", String(crf))) }
+        if let preset { opts.append(("preset", preset)) }
+        for k in codecOptions.keys.sorted() { opts.append((k, codecOptions[k]!)) }
+        return opts
+    }
+
+    /// A canonical description of the output-affecting settings (its hash identifies them).
+    public var outputSignature: String {
+        var parts = ["vcodec=\(videoCodec)", "crf=\(crf.map { String($0) } ?? "-")", "preset=\(preset ?? "-")",
+                     "vbitrate=\(videoBitrate.map { String($0) } ?? "-")", "acodec=\(audioCodec)",
+                     "abitrate=\(audioBitrate)", "split=\(split.rawValue)", "seg_s=\(segmentSeconds)",
+                     "seg_f=\(segmentFrames)", "min_split=\(minSplitSeconds)",
+                     "overlap=\(overlapBefore),\(overlapAfter)", "vf=\(videoFilter ?? "-")"]
+        for k in codecOptions.keys.sorted() { parts.append("opt.\(k)=\(codecOptions[k]!)") }
+        return parts.joined(separator: ";")
+    }
+
+    public func validate() throws(VSliceError) {
+        func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
+        if jobs < 1 { throw usage("--jobs must be at least 1") }
+        if split == .gop && !(segmentSeconds > 0) { throw usage("--segment-seconds must be positive") }
+        if split == .frames && segmentFrames < 1 { throw usage("--split frames needs --segment-frames N (N ≥ 1)") }
+        if minSplitSeconds < 0 { throw usage("--min-split-seconds must not be negative") }
+        if overlapBefore < 0 || overlapAfter < 0 { throw usage("--overlap takes non-negative frame counts") }
+        if let crf, crf < 0 { throw usage("--crf must not be negative") }
+        if audioBitrate <= 0 { throw usage("--abitrate must be positive") }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Synchronization
+
+/// Runs blocking work (FFmpeg calls) on dedicated threads, at most `jobs` at once. Dispatch's cooperative
+/// pool is not used for this: a long encode would starve it.
+enum WorkerPool {
+    /// Runs `body` for every item, `jobs` at a time, in the given order. After the first failure, or once a
+    /// stop is requested (first Ctrl-C), no further item starts; items already running finish.
+    /// Returns the errors keyed by item.
+    static func run<Item: Sendable>(_ items: [Item], jobs: Int,
+                                    body: @escaping @Sendable (Item) throws(VSliceError) -> Void) -> [VSliceError] {
+        let state = Mutex<(next: Int, errors: [VSliceError])>((0, []))
+        let group = DispatchGroup()
+        for _ in 0..<max(1, min(jobs, items.count)) {
+            group.enter()
+            let t = Thread {
+                defer { group.leave() }
+                while true {
+                    let i: Int? = state.withLock { s in
+                        guard s.errors.isEmpty, !Cancellation.stopRequested, s.next < items.count else { return nil }
+                        s.next += 1
+                        return s.next - 1
+                    }
+                    guard let i else { return }
+                    do throws(VSliceError) { try body(items[i]) } catch {
+                        state.withLock { $0.errors.append(error) }
+                    }
+                }
+            }
+            t.stackSize = 8 << 20
+            t.start()
+        }
+        group.wait()
+        return state.withLock { $0.errors }
+    }
+
+    /// Runs `body` on its own thread; `wait()` on the result joins it.
+    static func spawn(_ body: @escaping @Sendable () throws(VSliceError) -> Void) -> Joinable {
+        let j = Joinable()
+        j.group.enter()
+        let t = Thread {
+            defer { j.group.leave() }
+            do throws(VSliceError) { try body() } catch { j.error.withLock { $0 = error } }
+        }
+        t.stackSize = 8 << 20
+        t.start()
+        return j
+    }
+
+    final class Joinable: Sendable {
+        let group = DispatchGroup()
+        let error = Mutex<VSliceError?>(nil)
+        func wait() -> VSliceError? {
+            group.wait()
+            return error.withLock { $0 }
+        }
+    }
+}
+
+/// CPU time of the calling thread, seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
