@@ -1,3 +1,4 @@
+import CFFmpeg
 import Foundation
 
 /// Everything that affects what a transcode produces (and so goes into a task's settings hash), plus how it
@@ -60,5 +61,11 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if overlapBefore < 0 || overlapAfter < 0 { throw usage("--overlap takes non-negative frame counts") }
         if let crf, crf < 0 { throw usage("--crf must not be negative") }
         if audioBitrate <= 0 { throw usage("--abitrate must be positive") }
+        for (name, type, option) in [(videoCodec, AVMEDIA_TYPE_VIDEO, "--vcodec"), (audioCodec, AVMEDIA_TYPE_AUDIO, "--acodec")] {
+            guard let codec = avcodec_find_encoder_by_name(name) else {
+                throw usage("\(option): this build has no encoder named '\(name)'")
+            }
+            if codec.pointee.type != type { throw usage("\(option): '\(name)' is not a \(type == AVMEDIA_TYPE_VIDEO ? "video" : "audio") encoder") }
+        }
     }
 }

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+/// Fast settings for tests: several segments even on the short fixtures.
+let quickArgs = ["--min-split-seconds", "0", "--segment-seconds", "1", "--preset", "veryfast", "-q"]
+
+@Suite("vslice transcode, checked with ffprobe/ffmpeg")
+struct TranscodeTests {
+    @Test("every good fixture: frames, timestamps, DTS, A/V durations and offset", arguments: goodFixtures)
+    func fixture(_ name: String) throws {
+        let dir = try Paths.scratch("tc")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", Paths.fixture(name), "-o", out] + quickArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        let problems = try oracleProblems(source: Paths.fixture(name), output: out)
+        #expect(problems.isEmpty, "\(problems)")
+        // No work folder or temporary file is left after success.
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        #expect(left == ["out.mp4"], "\(left)")
+    }
+
+    @Test("mp4, mov and mkv outputs", arguments: ["mp4", "mov", "mkv"], ["h264_aac.mp4", "surround51.mkv", "offset_start.ts"])
+    func containers(_ ext: String, _ name: String) throws {
+        let dir = try Paths.scratch("ct")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", Paths.fixture(name), "-o", out] + quickArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try oracleProblems(source: Paths.fixture(name), output: out).isEmpty)
+    }
+
+    @Test("PSNR against the source at the default CRF is at least 35 dB")
+    func quality() throws {
+        let dir = try Paths.scratch("psnr")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["h264_aac.mp4", "bframes_open_gop.mp4", "vfr.mp4"] {
+            let out = dir.appendingPathComponent("\(name).mp4").path
+            let run = try vslice(["transcode", Paths.fixture(name), "-o", out, "--min-split-seconds", "0",
+                                  "--segment-seconds", "1", "-q"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let db = try FFmpegOracle.psnr(out, Paths.fixture(name))
+            #expect(db >= 35, "\(name): \(db) dB")
+        }
+    }
+
+    @Test("--jobs 1 and --jobs 4 give the same frames and timestamps")
+    func jobsDoNotChangeTiming() throws {
+        let dir = try Paths.scratch("jobs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var facts: [MediaFacts] = []
+        for jobs in ["1", "4"] {
+            let out = dir.appendingPathComponent("j\(jobs).mp4").path
+            let run = try vslice(["transcode", Paths.fixture("bframes_open_gop.mp4"), "-o", out, "--jobs", jobs] + quickArgs)
+            #expect(run.status == 0, "\(run.stderr)")
+            facts.append(try MediaFacts(out))
+        }
+        #expect(facts[0].frames == facts[1].frames)
+        #expect(facts[0].videoTimes == facts[1].videoTimes)
+    }
+
+    @Test("a file without audio gives an output without audio")
+    func noAudio() throws {
+        let dir = try Paths.scratch("na")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mkv").path
+        #expect(try vslice(["transcode", Paths.fixture("no_audio.mp4"), "-o", out] + quickArgs).status == 0)
+        #expect(try FFprobe.stream(out, "a") == nil)
+        #expect(try FFprobe.stream(out, "v") != nil)
+    }
+
+    @Test("an existing output is left byte-identical without --force, replaced with it")
+    func existingOutput() throws {
+        let dir = try Paths.scratch("ex")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mp4").path
+        let original = Data("precious".utf8)
+        try original.write(to: URL(fileURLWithPath: out))
+        let run = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out] + quickArgs)
+        #expect(run.status == 4)
+        #expect(run.stderr.contains("--force"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == original)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.mp4"])
+        let forced = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--force"] + quickArgs)
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(try oracleProblems(source: Paths.fixture("h264_aac.mp4"), output: out).isEmpty)
+    }
+
+    @Test("bad inputs and outputs: documented exit code, one line, no output or temp file left")
+    func badInputs() throws {
+        let dir = try Paths.scratch("bad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mp4").path
+        var cases: [(args: [String], code: Int32)] = badFixtures.map { (["transcode", Paths.fixture($0), "-o", out], 3) }
+        cases.append((["transcode", dir.appendingPathComponent("missing.mp4").path, "-o", out], 3))
+        cases.append((["transcode", Paths.fixture("h264_aac.mp4"), "-o", dir.appendingPathComponent("x.avi").path], 2))
+        cases.append((["transcode", Paths.fixture("h264_aac.mp4"), "-o", dir.appendingPathComponent("nodir/x.mp4").path], 2))
+        cases.append((["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--vcodec", "no-such-encoder"], 2))
+        cases.append((["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--jobs", "0"], 2))
+        for c in cases {
+            let run = try vslice(c.args + ["-q"], timeout: 120)
+            #expect(run.status == c.code, "\(c.args): \(run.stderr)")
+            #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "\(c.args)")
+        }
+    }
+
+    @Test("a 64 s clip with audio: 7 segments at the defaults, oracle checks pass")
+    func longClip() throws {
+        let dir = try Paths.scratch("long")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("long.mp4").path
+        let make = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25:duration=64",
+                                           "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=44100:duration=64",
+                                           "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-bf", "2",
+                                           "-c:a", "aac", "-b:a", "64k", src])
+        try #require(make.status == 0, "\(make.stderr)")
+        let out = dir.appendingPathComponent("out.mkv").path
+        let run = try vslice(["transcode", src, "-o", out, "--preset", "ultrafast", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        #expect(report["segments"] as? Int == 7)
+        #expect(try oracleProblems(source: src, output: out).isEmpty)
+    }
+}
