@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// What the pipeline tells its caller while it runs (progress, NDJSON events).
 public enum PipelineEvent: Sendable {
@@ -38,6 +39,8 @@ public struct TranscodeReport: Codable, Sendable {
     public var segments: Int
     public var frames: Int
     public var wallSeconds: Double
+    /// Frames each segment kept, in segment order (as the plan said).
+    public var segmentFrames: [Int]
     public var verify: VerifyReport
 }
 
@@ -107,12 +110,11 @@ public struct Transcoder: Sendable {
         try settings.validate()
         let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force)
 
-        // probe
+        // probe, plan
         let probe = try Probe(path: request.input)
         guard let index = probe.video else {
             throw VSliceError(.input, "probe", path: request.input, reason: "no video stream")
         }
-        // plan
         let plan = Plan(index: index, settings: settings)
         logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)"])
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: 0))
@@ -140,12 +142,14 @@ public struct Transcoder: Sendable {
         let onEvent = self.onEvent
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
         let order = plan.segments.sorted { $0.processedCount > $1.processedCount }
+        let kept = Mutex([Int](repeating: 0, count: plan.segments.count))
         let errors = WorkerPool.run(order, jobs: settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
             onEvent(.segmentStarted(index: segment.index))
             let encoder = SegmentEncoder(source: source, index: index, segment: segment,
                                          settings: settings, outputPath: segmentPaths[segment.index],
                                          progress: { onEvent(.framesProcessed($0)) })
             let result = try encoder.run()
+            kept.withLock { $0[segment.index] = result.framesKept }
             onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
         }
         let audioError = audioJob?.wait()
@@ -179,7 +183,8 @@ public struct Transcoder: Sendable {
         onEvent(.published(path: out))
         if !request.keepTemp { try? FileManager.default.removeItem(atPath: work) }
         return TranscodeReport(input: request.input, output: request.output, segments: plan.segments.count,
-                               frames: plan.frameCount, wallSeconds: monotonicSeconds() - started, verify: verify)
+                               frames: plan.frameCount, wallSeconds: monotonicSeconds() - started,
+                               segmentFrames: kept.withLock { $0 }, verify: verify)
     }
 
     /// The source time that becomes 0 in the output: the earliest start of the streams used.

@@ -1,0 +1,58 @@
+import Testing
+@testable import VSliceKit
+
+@Suite("segment planning")
+struct PlanTests {
+    /// 25 fps in 1/12800, `n` frames, a keyframe every `gop` frames.
+    func index(frames n: Int, gop: Int, openGop: Bool = false) -> VideoIndex {
+        VideoIndex(streamIndex: 0, timeBase: Ratio(num: 1, den: 12800), pts: (0..<n).map { Int64($0 * 512) },
+                   keyframeIndices: Array(stride(from: 0, to: n, by: gop)), openGop: openGop,
+                   endTime: Double(n) / 25, dtsStrictlyIncreasing: true, lastFrameDuration: 512)
+    }
+
+    @Test("GOP mode cuts at the first keyframe at or after each mark")
+    func gopCuts() {
+        var s = TranscodeSettings()
+        s.minSplitSeconds = 0
+        s.segmentSeconds = 10
+        // Keyframes every 3 s (75 frames): marks at 10, 20, 30 s → cuts at 12 s, 21 s, 30 s.
+        let plan = Plan(index: index(frames: 25 * 35, gop: 75), settings: s)
+        #expect(plan.segments.map(\.firstFrame) == [0, 300, 525, 750])
+        #expect(plan.segments.last!.lastFrame == 25 * 35 - 1)
+        #expect(plan.segments.map(\.frameCount).reduce(0, +) == 25 * 35)
+        #expect(plan.segments.allSatisfy { $0.decodeFrom == $0.firstFrame })
+    }
+
+    @Test("inputs shorter than --min-split-seconds make one segment")
+    func shortInput() {
+        let plan = Plan(index: index(frames: 25 * 30, gop: 50), settings: TranscodeSettings())
+        #expect(plan.segments.count == 1)
+        #expect(plan.segments[0].frameCount == 750)
+    }
+
+    @Test("frame mode with overlaps: exact sizes, buffers clamped at the ends, decode from the keyframe before")
+    func frameMode() {
+        var s = TranscodeSettings()
+        s.minSplitSeconds = 0
+        s.split = .frames
+        s.segmentFrames = 40
+        s.overlapBefore = 5
+        s.overlapAfter = 3
+        let plan = Plan(index: index(frames: 100, gop: 30), settings: s)
+        #expect(plan.segments.map(\.firstFrame) == [0, 40, 80])
+        #expect(plan.segments.map(\.lastFrame) == [39, 79, 99])
+        #expect(plan.segments.map(\.bufferStart) == [0, 35, 75])
+        #expect(plan.segments.map(\.bufferEnd) == [42, 82, 99])
+        #expect(plan.segments.map(\.decodeFrom) == [0, 30, 60])
+    }
+
+    @Test("open GOPs start decoding one GOP earlier")
+    func openGop() {
+        var s = TranscodeSettings()
+        s.minSplitSeconds = 0
+        s.segmentSeconds = 2
+        let plan = Plan(index: index(frames: 200, gop: 50, openGop: true), settings: s)
+        #expect(plan.segments.map(\.firstFrame) == [0, 50, 100, 150])
+        #expect(plan.segments.map(\.decodeFrom) == [0, 0, 50, 100])
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@Suite("frame-index cutting, overlap buffers and filters, checked with ffmpeg framemd5")
+struct FrameModeTests {
+    static let source = Paths.fixture("bframes_open_gop.mp4")
+    static let frameArgs = ["--split", "frames", "--segment-frames", "37", "--min-split-seconds", "0",
+                            "--codec-opt", "qp=0", "-q"]
+
+    @Test("lossless, 37-frame segments on the open-GOP fixture: every decoded frame equals the source's")
+    func losslessFrameMode() throws {
+        let dir = try Paths.scratch("fm")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mkv").path
+        let run = try vslice(["transcode", Self.source, "-o", out] + Self.frameArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        let mine = try FFmpegOracle.frameMD5s(out), theirs = try FFmpegOracle.frameMD5s(Self.source)
+        #expect(mine.count == 180)
+        #expect(mine == theirs)
+    }
+
+    @Test("tmix with a 4-frame forward overlap equals a single-pass tmix; without overlap it does not")
+    func temporalFilterNeedsOverlap() throws {
+        let dir = try Paths.scratch("tmix")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let single = try FFmpegOracle.frameMD5s(Self.source, extra: ["-vf", "tmix=frames=5"])
+        #expect(single.count == 180)
+
+        let withOverlap = dir.appendingPathComponent("overlap.mkv").path
+        var run = try vslice(["transcode", Self.source, "-o", withOverlap, "--vf", "tmix=frames=5", "--overlap", "4,0"] + Self.frameArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try FFmpegOracle.frameMD5s(withOverlap) == single)
+
+        let without = dir.appendingPathComponent("plain.mkv").path
+        run = try vslice(["transcode", Self.source, "-o", without, "--vf", "tmix=frames=5", "--overlap", "0"] + Self.frameArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        let plain = try FFmpegOracle.frameMD5s(without)
+        #expect(plain.count == 180)
+        // Segments start at frames 37, 74, 111, 148: the 4 frames from each boundary on see fewer inputs.
+        let differing = zip(plain, single).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+        #expect(differing == [37, 38, 39, 40, 74, 75, 76, 77, 111, 112, 113, 114, 148, 149, 150, 151])
+    }
+
+    @Test("backward and two-sided overlaps drop every buffer frame", arguments: ["0,3", "2,2"])
+    func backwardOverlap(_ overlap: String) throws {
+        let dir = try Paths.scratch("ov")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", Self.source, "-o", out, "--overlap", overlap] + Self.frameArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(Self.source))
+        #expect(try oracleProblems(source: Self.source, output: out).isEmpty)
+    }
+
+    @Test("overlaps work in GOP mode too")
+    func gopModeOverlap() throws {
+        let dir = try Paths.scratch("gov")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", Self.source, "-o", out, "--overlap", "3,3", "--min-split-seconds", "0",
+                              "--segment-seconds", "1", "--codec-opt", "qp=0", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(Self.source))
+    }
+
+    @Test("plan --json reports the segments the encode then produces")
+    func planMatchesEncode() throws {
+        let dir = try Paths.scratch("plan")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let planRun = try vslice(["plan", Self.source, "--json", "--overlap", "4,2"] + Self.frameArgs.filter { $0 != "-q" })
+        #expect(planRun.status == 0, "\(planRun.stderr)")
+        let plan = try jsonObject(planRun.stdout)
+        let segments = try #require(plan["segments"] as? [[String: Any]])
+        #expect(segments.count == 5)
+        let planned = segments.map { ($0["last_frame"] as! Int) - ($0["first_frame"] as! Int) + 1 }
+        #expect(planned == [37, 37, 37, 37, 32])
+        #expect(segments.map { $0["buffer_start"] as! Int } == [0, 33, 70, 107, 144])
+        #expect(segments.map { $0["buffer_end"] as! Int } == [38, 75, 112, 149, 179])
+
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", Self.source, "-o", out, "--json", "--overlap", "4,2"] + Self.frameArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        #expect(report["segment_frames"] as? [Int] == planned)
+        #expect(try MediaFacts(out).frames == 180)
+    }
+
+    @Test("a --vf that does not parse is a usage error")
+    func badFilter() throws {
+        let dir = try Paths.scratch("vf")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let run = try vslice(["transcode", Self.source, "-o", dir.appendingPathComponent("o.mp4").path,
+                              "--vf", "nosuchfilter=3"] + Self.frameArgs)
+        #expect(run.status == 2, "\(run.stderr)")
+    }
+}
