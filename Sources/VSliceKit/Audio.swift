@@ -102,6 +102,7 @@ struct AudioEncoder {
             while try encoder.receive(encoded) == .ok {
                 try writer.write(encoded)
                 packets += 1
+                if packets == 20 { Fault.hit("audio") }
             }
         }
         func encodeFromFifo(final: Bool) throws(VSliceError) {

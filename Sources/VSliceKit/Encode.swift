@@ -77,6 +77,7 @@ struct SegmentEncoder {
                         encoded.duration = index.duration(ofFrameAt: encoded.pts)
                         try writer.write(encoded)
                         state.kept += 1
+                        if state.kept == 5 { Fault.hit("segment-encode") }
                     }
                 }
             }

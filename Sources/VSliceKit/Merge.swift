@@ -123,6 +123,7 @@ struct Merger {
                 vPacket.ptr.pointee.stream_index = vOut.pointee.index
                 try out.write(vPacket)
                 result.videoPackets += 1
+                if result.videoPackets == 50 { Fault.hit("concat") }
                 haveV = try nextVideo()
             } else {
                 aPacket.ptr.pointee.stream_index = aOut!.pointee.index

@@ -96,81 +96,184 @@ public struct Transcoder: Sendable {
     static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
     static func canonical(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
 
-    /// The per-task work folder.
-    func workFolder() -> String {
-        let out = Transcoder.absolute(request.output)
-        let name = (out as NSString).lastPathComponent
-        let root = request.workRoot ?? (out as NSString).deletingLastPathComponent
-        return (root as NSString).appendingPathComponent(".\(name).vslice-work")
-    }
-
-    public func run() throws(VSliceError) -> TranscodeReport {
+    /// Runs the task for this request: a new one, or the unfinished one for the same input and output
+    /// (resume). Finished steps are verified and skipped; the rest runs.
+    public func run(store: JobStore, fresh: Bool = false, maxAttempts: Int = 3) throws(VSliceError) -> TranscodeReport {
         let started = monotonicSeconds()
         let settings = request.settings
         try settings.validate()
         let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force)
+        let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
+        try InputFile.checkReadable(input)
+        let fingerprint = try Fingerprint.of(input)
+        // Bad input is refused before a task or a work folder exists.
+        let probe = try Probe(path: input)
 
-        // probe, plan
-        let probe = try Probe(path: request.input)
-        guard let index = probe.video else {
-            throw VSliceError(.input, "probe", path: request.input, reason: "no video stream")
+        var existing = try store.unfinishedTask(input: input, output: out)
+        if let t = existing, fresh {
+            try store.acquireLease(t.id)
+            try store.cancel(t.id)
+            try? FileManager.default.removeItem(atPath: t.workDir)
+            existing = nil
         }
-        let plan = Plan(index: index, settings: settings)
-        logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)"])
-        onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: 0))
+        if let t = existing {
+            if t.inputFingerprint != fingerprint {
+                throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: input,
+                                  reason: "the input changed since the task started (use --fresh to start over)")
+            }
+            if t.settingsJson != settings.outputSignature {
+                throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: out,
+                                  reason: "settings differ from the unfinished task's [\(t.settingsJson)] (use the same options, or --fresh)")
+            }
+        }
+        let task: TaskRecord
+        if let t = existing {
+            task = t
+            logger.info("resuming task", metadata: ["task": "\(t.id)"])
+        } else {
+            let name = (out as NSString).lastPathComponent
+            let root = request.workRoot.map(Transcoder.absolute) ?? (out as NSString).deletingLastPathComponent
+            let id = UUID().uuidString.lowercased()
+            task = try store.createTask(id: id, input: input, output: out, fingerprint: fingerprint, settings: settings,
+                                        workDir: (root as NSString).appendingPathComponent(".\(name).vslice-\(id.prefix(8))"))
+        }
+        try store.acquireLease(task.id)
+        let heartbeat = Heartbeat(store: store, task: task.id)
+        defer { heartbeat.stop() }
+        do {
+            let report = try execute(task: task, store: store, probe: probe, input: input, out: out, format: format,
+                                     maxAttempts: maxAttempts, started: started)
+            try store.finishTask(task.id, status: "done")
+            return report
+        } catch {
+            let status = error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
+            try? store.finishTask(task.id, status: status, error: error.description)
+            throw error
+        }
+    }
 
-        let work = workFolder()
+    private func execute(task: TaskRecord, store: JobStore, probe: Probe, input: String, out: String, format: String,
+                         maxAttempts: Int, started: Double) throws(VSliceError) -> TranscodeReport {
+        let settings = request.settings
+        let work = task.workDir
         do {
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         } catch {
             throw VSliceError(.processing, "create work folder", path: work, reason: error.localizedDescription)
         }
 
+        // probe, plan
+        _ = try step(store, task.id, "probe") { () throws(VSliceError) in probe.report.frameCount }
+        guard let index = probe.video else {
+            throw VSliceError(.input, "probe", path: input, reason: "no video stream")
+        }
+        let plan = try step(store, task.id, "plan") { () throws(VSliceError) in Plan(index: index, settings: settings) }
+        try store.setFrames(task.id, plan.frameCount)
+        let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
+        try store.ensureSegments(task: task.id, plan: plan, files: segmentPaths)
+
+        // Which segments are really done: recorded done, and the file is there, sealed, of the recorded size.
+        var done = Set<Int>()
+        for row in try store.segments(task: task.id) where row.status == "done" {
+            if Transcoder.segmentFileIsIntact(row) { done.insert(row.ord) } else {
+                logger.warning("segment file missing or damaged; redoing it", metadata: ["segment": "\(row.ord)"])
+                try store.resetSegment(row.id)
+            }
+        }
+        let framesDone = plan.segments.filter { done.contains($0.index) }.map(\.frameCount).reduce(0, +)
+        logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
+
         // audio, beside the video branch
         let audioPath = (work as NSString).appendingPathComponent("audio.vseg")
-        let audioJob: WorkerPool.Joinable? = probe.report.audioStream.map { aIndex in
-            let job = AudioEncoder(source: request.input, audioStream: aIndex, settings: settings, outputPath: audioPath)
-            let onEvent = self.onEvent
-            return WorkerPool.spawn { () throws(VSliceError) in
-                _ = try job.run()
-                onEvent(.audioDone)
+        var audioJob: WorkerPool.Joinable? = nil
+        if let aIndex = probe.report.audioStream {
+            let audioDone = try store.eventDone(task.id, "audio") != nil && (try? PacketFileReader(path: audioPath)) != nil
+            if !audioDone {
+                let job = AudioEncoder(source: input, audioStream: aIndex, settings: settings, outputPath: audioPath)
+                let onEvent = self.onEvent
+                let taskId = task.id
+                audioJob = WorkerPool.spawn { () throws(VSliceError) in
+                    let trace = try store.beginEvent(taskId, "audio")
+                    let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+                    do throws(VSliceError) {
+                        let r = try job.run()
+                        try store.endStep(trace: trace, task: taskId, node: "audio",
+                                          figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
+                                                         framesOut: r.packets, bytes: r.bytes), error: nil)
+                    } catch {
+                        try? store.endStep(trace: trace, task: taskId, node: "audio",
+                                           figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
+                                           error: error.description)
+                        throw error
+                    }
+                    onEvent(.audioDone)
+                }
             }
         }
 
-        // encode: longest segments first, so the last one to finish is short
-        let source = request.input
+        // encode: what is not done, longest segments first, so the last one to finish is short
         let onEvent = self.onEvent
-        let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
-        let order = plan.segments.sorted { $0.processedCount > $1.processedCount }
+        let logger = self.logger
+        let taskId = task.id
+        let todo = plan.segments.filter { !done.contains($0.index) }.sorted { $0.processedCount > $1.processedCount }
         let kept = Mutex([Int](repeating: 0, count: plan.segments.count))
-        let errors = WorkerPool.run(order, jobs: settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
-            onEvent(.segmentStarted(index: segment.index))
-            let encoder = SegmentEncoder(source: source, index: index, segment: segment,
-                                         settings: settings, outputPath: segmentPaths[segment.index],
-                                         progress: { onEvent(.framesProcessed($0)) })
-            let result = try encoder.run()
-            kept.withLock { $0[segment.index] = result.framesKept }
-            onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
+        for s in plan.segments where done.contains(s.index) { kept.withLock { $0[s.index] = s.frameCount } }
+        let errors = WorkerPool.run(todo, jobs: settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
+            let segId = "\(taskId)_encode_\(segment.index)"
+            var attempt = 0
+            while true {
+                attempt += 1
+                onEvent(.segmentStarted(index: segment.index))
+                let trace = try store.beginEvent(taskId, "encode", segment: segId)
+                let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+                let encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: settings,
+                                             outputPath: segmentPaths[segment.index],
+                                             progress: { onEvent(.framesProcessed($0)) })
+                do throws(VSliceError) {
+                    let result = try encoder.run()
+                    Fault.hit("segment-commit")
+                    let checksum = try PacketFileReader.storedChecksum(path: segmentPaths[segment.index])
+                    try store.endStep(trace: trace, task: taskId, node: "encode",
+                                      segment: .init(id: segId, frames: result.framesKept, size: result.bytes, checksum: Int64(checksum)),
+                                      figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
+                                                     framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
+                                      error: nil)
+                    kept.withLock { $0[segment.index] = result.framesKept }
+                    onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
+                    Fault.hit("segment-done")
+                    return
+                } catch {
+                    try? store.endStep(trace: trace, task: taskId, node: "encode",
+                                       segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
+                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
+                                       error: error.description)
+                    onEvent(.segmentDone(index: segment.index, frames: 0))
+                    // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
+                    guard error.kind == .processing, attempt < maxAttempts, !Cancellation.stopRequested else { throw error }
+                    logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
+                    Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
+                }
+            }
         }
         let audioError = audioJob?.wait()
         if let e = errors.first ?? audioError { throw e }
         if Cancellation.stopRequested {
-            throw VSliceError(.interrupted, "transcode", path: request.input, reason: "interrupted; work kept in \(work)")
+            throw VSliceError(.interrupted, "transcode", path: input, reason: "interrupted; resume by running the same command")
         }
 
-        // concat + mux into a temporary file beside the output
-        let out = Transcoder.absolute(request.output)
+        // concat + mux into a temporary file beside the output; verify; publish
         let tmp = ((out as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent(".\((out as NSString).lastPathComponent).vslice-tmp-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let base = Transcoder.timelineBase(probe)
-        let merger = Merger(segments: segmentPaths, audio: audioJob == nil ? nil : audioPath, output: tmp,
-                            format: format, base: base, displayMatrix: probe.displayMatrix)
-        _ = try merger.run()
+        let merger = Merger(segments: segmentPaths, audio: probe.report.audioStream == nil ? nil : audioPath, output: tmp,
+                            format: format, base: Transcoder.timelineBase(probe), displayMatrix: probe.displayMatrix)
+        _ = try step(store, task.id, "mux") { () throws(VSliceError) in try merger.run() }
         onEvent(.merged)
 
-        // verify, then publish
-        let verify = try Verifier.verify(output: Probe(path: tmp), against: probe)
+        let verify = try step(store, task.id, "verify") { () throws(VSliceError) in
+            try Verifier.verify(output: Probe(path: tmp), against: probe)
+        }
         guard verify.ok else {
             // Kept for inspection inside the work folder, never at the output path.
             let rejected = (work as NSString).appendingPathComponent("rejected." + (out as NSString).pathExtension)
@@ -179,12 +282,37 @@ public struct Transcoder: Sendable {
             throw VSliceError(.processing, "verify", path: request.output,
                               reason: verify.problems.joined(separator: "; ") + " (not published; see \(rejected))")
         }
-        try FileOps.publish(tmp, to: out, replace: request.force)
+        Fault.hit("publish")
+        try step(store, task.id, "publish") { () throws(VSliceError) in try FileOps.publish(tmp, to: out, replace: request.force) }
         onEvent(.published(path: out))
         if !request.keepTemp { try? FileManager.default.removeItem(atPath: work) }
         return TranscodeReport(input: request.input, output: request.output, segments: plan.segments.count,
                                frames: plan.frameCount, wallSeconds: monotonicSeconds() - started,
                                segmentFrames: kept.withLock { $0 }, verify: verify)
+    }
+
+    /// Runs one DAG node under a trace.
+    private func step<T>(_ store: JobStore, _ task: String, _ node: String,
+                         _ body: () throws(VSliceError) -> T) throws(VSliceError) -> T {
+        let trace = try store.beginEvent(task, node)
+        let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+        do throws(VSliceError) {
+            let r = try body()
+            try store.endStep(trace: trace, task: task, node: node,
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: nil)
+            return r
+        } catch {
+            try? store.endStep(trace: trace, task: task, node: node,
+                               figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
+            throw error
+        }
+    }
+
+    static func segmentFileIsIntact(_ row: SegmentRecord) -> Bool {
+        var st = stat()
+        guard stat(row.file, &st) == 0, Int64(st.st_size) == row.fileSize else { return false }
+        guard let reader = try? PacketFileReader(path: row.file) else { return false }
+        return Int(reader.packetCount) == row.framesPlanned && Int64(reader.checksum) == row.fileChecksum
     }
 
     /// The source time that becomes 0 in the output: the earliest start of the streams used.
@@ -196,5 +324,27 @@ public struct Transcoder: Sendable {
             base = Timestamp(ticks: Int64((a.start * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
         }
         return base
+    }
+}
+
+/// Keeps the task's lease fresh while it runs.
+final class Heartbeat: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(store: JobStore, task: String) {
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                store.heartbeat(task)
+                for _ in 0..<20 where !stopped.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            done.signal()
+        }
+        t.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        done.wait()
     }
 }

@@ -13,7 +13,7 @@ struct VSlice: ParsableCommand {
             busy); 130 interrupted (the task stays resumable).
             """,
         version: VSliceKit.version,
-        subcommands: [TranscodeCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self])
+        subcommands: [TranscodeCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self, StatusCommand.self])
 
     /// Like ArgumentParser's `main()`, but with vslice's documented exit codes.
     static func main() {

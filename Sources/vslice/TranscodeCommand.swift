@@ -29,6 +29,14 @@ struct TranscodeCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
 
+    @Flag(help: "Start over instead of resuming an unfinished task for the same input and output.")
+    var fresh = false
+
+    @Option(help: "Attempts per segment before the task fails.")
+    var maxAttempts = 3
+
+    @OptionGroup var store: StoreOptions
+
     @Flag(name: .shortAndLong, help: "No progress output.")
     var quiet = false
 
@@ -43,7 +51,8 @@ struct TranscodeCommand: ParsableCommand {
         let progress = ProgressPrinter(label: (input as NSString).lastPathComponent, enabled: !quiet && !json)
         let request = TranscodeRequest(input: input, output: output, settings: settings, force: force,
                                        keepTemp: keepTemp, workRoot: workDir)
-        let report = try Transcoder(request: request, logger: logger, onEvent: progress.handle).run()
+        let report = try Transcoder(request: request, logger: logger, onEvent: progress.handle)
+            .run(store: store.open(), fresh: fresh, maxAttempts: maxAttempts)
         if json {
             try Terminal.printJSON(report)
         } else if !quiet {
@@ -108,5 +117,59 @@ enum Signals {
             src.resume()
             sources.append(src)
         }
+    }
+}
+
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The job database (default: $VSLICE_HOME/vslice.db, else $XDG_DATA_HOME/vslice/, else ~/.local/share/vslice/).")
+    var db: String?
+
+    func open() throws -> JobStore {
+        try JobStore(path: db ?? JobStore.defaultPath())
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "List tasks with their progress, or one task's events, segments and traces.")
+
+    @Argument(help: "A task ID (or its first characters).")
+    var task: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var store: StoreOptions
+
+    struct Detail: Encodable {
+        var task: TaskRecord
+        var events: [EventRecord]
+        var segments: [SegmentRecord]
+        var traces: [TraceRecord]
+    }
+
+    func run() throws {
+        let store = try store.open()
+        guard let id = task else {
+            let tasks = try store.tasks()
+            if json { try Terminal.printJSON(tasks); return }
+            for t in tasks {
+                let segs = try store.segments(task: t.id)
+                let done = segs.filter { $0.status == "done" }.count
+                print("\(t.id.prefix(8))  \(t.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(done)/\(segs.count) segments  \(t.input) → \(t.output)")
+            }
+            return
+        }
+        guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
+        let detail = Detail(task: t, events: try store.events(task: t.id), segments: try store.segments(task: t.id),
+                            traces: try store.traces(task: t.id))
+        if json { try Terminal.printJSON(detail); return }
+        print("task \(t.id) \(t.status)\(t.error.map { ": " + $0 } ?? "")\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
+        for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
+        for s in detail.segments {
+            print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
+        }
+        print("  \(detail.traces.count) traces")
     }
 }

@@ -86,8 +86,15 @@ let goodFixtures = ["h264_aac.mp4", "bframes_open_gop.mp4", "no_audio.mp4", "vfr
                     "surround51.mkv", "mono44k.mov", "offset_start.ts"]
 let badFixtures = ["bad_empty.mp4", "bad_truncated.mp4", "bad_random.mp4", "bad_audio_only.m4a"]
 
-func vslice(_ args: [String], timeout: TimeInterval = 600, environment: [String: String]? = nil) throws -> Run {
-    try Proc.run(Paths.vslice, args, timeout: timeout, environment: environment)
+/// A job database for this test run, never the user's.
+let testHome: String = {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-test-home-\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}()
+
+func vslice(_ args: [String], timeout: TimeInterval = 600, environment: [String: String] = [:]) throws -> Run {
+    try Proc.run(Paths.vslice, args, timeout: timeout, environment: ["VSLICE_HOME": testHome].merging(environment) { $1 })
 }
 
 func jsonObject(_ text: String) throws -> [String: Any] {

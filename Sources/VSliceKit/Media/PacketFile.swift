@@ -109,6 +109,8 @@ final class PacketFileReader {
     let path: String
     let params: StreamParams
     let packetCount: UInt64
+    /// The Adler-32 in the trailer (verified on open).
+    let checksum: UInt32
     private let data: Data
     private var offset: Int
 
@@ -131,12 +133,18 @@ final class PacketFileReader {
         }
         guard stored == actual else { throw bad("checksum mismatch (corrupt file)") }
         packetCount = count
+        checksum = stored
         let headerLen: UInt32 = PacketFileReader.load(bytes, 8)
         guard 12 + Int(headerLen) <= trailerStart else { throw bad("bad header length") }
         do {
             params = try JSONDecoder().decode(StreamParams.self, from: bytes.subdata(in: 12..<(12 + Int(headerLen))))
         } catch { throw bad("bad header: \(error)") }
         offset = 12 + Int(headerLen)
+    }
+
+    /// The checksum of a sealed file, verified.
+    static func storedChecksum(path: String) throws(VSliceError) -> UInt32 {
+        try PacketFileReader(path: path).checksum
     }
 
     static func load<T: FixedWidthInteger>(_ d: Data, _ at: Int) -> T {
