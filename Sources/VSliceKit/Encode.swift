@@ -7,6 +7,8 @@ public struct SegmentResult: Codable, Sendable {
     public var framesProcessed: Int
     public var framesKept: Int
     public var bytes: Int64
+    /// The segment file's trailer checksum (recorded so resume can tell a damaged file).
+    public var checksum: UInt32
 }
 
 /// Decodes one segment straight from the source (no split copies), runs it through the optional filter
@@ -142,7 +144,7 @@ struct SegmentEncoder {
         }
         try writer.finish()
         return SegmentResult(framesDecoded: state.decoded, framesProcessed: state.processed,
-                             framesKept: state.kept, bytes: writer.bytesWritten)
+                             framesKept: state.kept, bytes: writer.bytesWritten, checksum: writer.sealedChecksum)
     }
 
     private struct State {

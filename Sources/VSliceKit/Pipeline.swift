@@ -233,9 +233,9 @@ public struct Transcoder: Sendable {
                 do throws(VSliceError) {
                     let result = try encoder.run()
                     Fault.hit("segment-commit")
-                    let checksum = try PacketFileReader.storedChecksum(path: segmentPaths[segment.index])
                     try store.endStep(trace: trace, task: taskId, node: "encode",
-                                      segment: .init(id: segId, frames: result.framesKept, size: result.bytes, checksum: Int64(checksum)),
+                                      segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
+                                                     checksum: Int64(result.checksum)),
                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
                                                      framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
                                       error: nil)

@@ -22,6 +22,8 @@ final class PacketFileWriter {
     private var checksum: UInt32 = 1
     private(set) var packetCount: UInt64 = 0
     private(set) var bytesWritten: Int64 = 0
+    /// The Adler-32 written in the trailer, once `finish()` has run.
+    private(set) var sealedChecksum: UInt32 = 0
 
     init(path: String, params: StreamParams) throws(VSliceError) {
         self.path = path
@@ -62,6 +64,7 @@ final class PacketFileWriter {
     func finish() throws(VSliceError) {
         append([UInt8(ascii: "E")])
         append(packetCount)
+        sealedChecksum = checksum
         let sum = checksum
         var trailer: [UInt8] = []
         withUnsafeBytes(of: sum.littleEndian) { trailer.append(contentsOf: $0) }
@@ -140,11 +143,6 @@ final class PacketFileReader {
             params = try JSONDecoder().decode(StreamParams.self, from: bytes.subdata(in: 12..<(12 + Int(headerLen))))
         } catch { throw bad("bad header: \(error)") }
         offset = 12 + Int(headerLen)
-    }
-
-    /// The checksum of a sealed file, verified.
-    static func storedChecksum(path: String) throws(VSliceError) -> UInt32 {
-        try PacketFileReader(path: path).checksum
     }
 
     static func load<T: FixedWidthInteger>(_ d: Data, _ at: Int) -> T {
