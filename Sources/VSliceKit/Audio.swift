@@ -18,9 +18,7 @@ struct AudioEncoder {
 
     func run() throws(VSliceError) -> AudioResult {
         let input = try InputFile(path: source)
-        for i in 0..<input.streamCount where i != audioStream {
-            input.stream(i).pointee.discard = AVDISCARD_ALL
-        }
+        input.keepOnly(audioStream)
         let st = input.stream(audioStream)
         let decoder = try Decoder(stream: st, path: source, threads: 1)
         let encoder = try Encoder(name: settings.audioCodec, path: outputPath)

@@ -26,9 +26,7 @@ struct SegmentEncoder {
     func run() throws(VSliceError) -> SegmentResult {
         let videoStream = index.streamIndex
         let input = try InputFile(path: source)
-        for i in 0..<input.streamCount where i != videoStream {
-            input.stream(i).pointee.discard = AVDISCARD_ALL
-        }
+        input.keepOnly(videoStream)
         let st = input.stream(videoStream)
         let streamTB = st.pointee.time_base
         let decoder = try Decoder(stream: st, path: source, threads: settings.threadsPerJob)

@@ -34,8 +34,6 @@ struct Merger {
         guard !segments.isEmpty else {
             throw VSliceError(.processing, "merge", path: output, reason: "no segments")
         }
-        var readers: [PacketFileReader] = []
-        readers.reserveCapacity(1)
         let first = try PacketFileReader(path: segments[0])
         let params = first.params
         let audioReader = try audio.map { (p) throws(VSliceError) in try PacketFileReader(path: p) }
@@ -67,7 +65,6 @@ struct Merger {
         var result = MergeResult(videoPackets: 0, audioPackets: 0, dtsRepaired: 0, bytes: 0)
         var segIndex = 0
         var current: PacketFileReader? = first
-        readers.append(first)
         let vPacket = Packet(), aPacket = Packet()
         var lastDts = Int64.min
 

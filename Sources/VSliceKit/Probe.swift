@@ -174,10 +174,7 @@ public struct Probe: Sendable {
     /// audio stream's packet times.
     static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: Int?) throws(VSliceError) -> (VideoIndex, AudioSpan?) {
         let st = input.stream(streamIndex)
-        // Other streams' packets are not needed: let the demuxer skip them where it can.
-        for i in 0..<input.streamCount where i != streamIndex && i != audio {
-            input.stream(i).pointee.discard = AVDISCARD_ALL
-        }
+        input.keepOnly(streamIndex, audio)
         let pkt = Packet()
         var decodeOrder: [(pts: Int64, key: Bool)] = []
         var videoEnd = Int64.min

@@ -269,8 +269,4 @@ extension JobStore {
     func resetSegment(_ id: String) throws(VSliceError) {
         try write { db in try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE id = ?", arguments: [now(), id]) }
     }
-
-    func setEventStatus(_ task: String, _ node: String, _ status: String) throws(VSliceError) {
-        try write { db in try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE id = ?", arguments: [status, now(), task + "_" + node]) }
-    }
 }

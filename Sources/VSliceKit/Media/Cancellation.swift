@@ -16,11 +16,6 @@ public enum Cancellation {
     }
     public static var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
     public static var abortRequested: Bool { abortFlag.load(ordering: .relaxed) }
-    /// Tests run several jobs in one process.
-    public static func reset() {
-        stopFlag.store(false, ordering: .relaxed)
-        abortFlag.store(false, ordering: .relaxed)
-    }
 
     static func throwIfAborted(_ operation: String, path: String? = nil) throws(VSliceError) {
         if abortRequested {

@@ -83,6 +83,13 @@ final class InputFile {
         ctx.pointee.streams[index]!
     }
 
+    /// Lets the demuxer skip the packets of every stream not in `streams`.
+    func keepOnly(_ streams: Int?...) {
+        for i in 0..<streamCount where !streams.contains(i) {
+            stream(i).pointee.discard = AVDISCARD_ALL
+        }
+    }
+
     /// The best stream of a type (`AVMEDIA_TYPE_VIDEO` / `AVMEDIA_TYPE_AUDIO`), or nil.
     func bestStream(_ type: AVMediaType) -> Int? {
         let r = av_find_best_stream(ctx, type, -1, -1, nil, 0)
