@@ -43,22 +43,18 @@ struct AudioEncoder {
             av_channel_layout_default(&srcLayout, d.pointee.ch_layout.nb_channels)
         }
         if let list = codec.pointee.ch_layouts {
-            var chosen: AVChannelLayout? = nil
-            var p = list
-            while p.pointee.nb_channels != 0 {
-                if av_channel_layout_compare(p, &srcLayout) == 0 { chosen = p.pointee; break }
-                p += 1
-            }
-            if chosen == nil {
-                var def = AVChannelLayout()
-                av_channel_layout_default(&def, srcLayout.nb_channels)
-                p = list
+            // The entry of the encoder's zero-terminated list equal to `wanted`, if any.
+            func find(_ wanted: inout AVChannelLayout) -> AVChannelLayout? {
+                var p = list
                 while p.pointee.nb_channels != 0 {
-                    if av_channel_layout_compare(p, &def) == 0 { chosen = p.pointee; break }
+                    if av_channel_layout_compare(p, &wanted) == 0 { return p.pointee }
                     p += 1
                 }
+                return nil
             }
-            if let chosen { try ffCheck(av_channel_layout_copy(&layout, [chosen]), "copy channel layout") }
+            var fallback = AVChannelLayout()
+            av_channel_layout_default(&fallback, srcLayout.nb_channels)
+            if let chosen = find(&srcLayout) ?? find(&fallback) { try ffCheck(av_channel_layout_copy(&layout, [chosen]), "copy channel layout") }
             else { av_channel_layout_default(&layout, 2) }
         } else {
             try ffCheck(av_channel_layout_copy(&layout, &srcLayout), "copy channel layout")
