@@ -8,6 +8,8 @@ public enum PipelineEvent: Sendable {
     case framesProcessed(Int)
     case segmentStarted(index: Int)
     case segmentDone(index: Int, frames: Int)
+    /// An attempt failed (it may be retried).
+    case segmentFailed(index: Int)
     case audioDone
     case merged
     case published(path: String)
@@ -248,7 +250,7 @@ public struct Transcoder: Sendable {
                                        segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
                                        figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
                                        error: error.description)
-                    onEvent(.segmentDone(index: segment.index, frames: 0))
+                    onEvent(.segmentFailed(index: segment.index))
                     // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
                     guard error.kind == .processing, attempt < maxAttempts, !Cancellation.stopRequested else { throw error }
                     logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])

@@ -37,6 +37,7 @@ final class ProgressPrinter: Sendable {
             case let .framesProcessed(n): s.done += n
             case .segmentStarted: s.running += 1
             case .segmentDone: s.running -= 1; s.segmentsDone += 1; force = true
+            case .segmentFailed: s.running -= 1
             case .audioDone, .merged, .published: force = true
             }
             let interval = tty ? 0.2 : 5
