@@ -106,10 +106,9 @@ public struct Transcoder: Sendable {
         try settings.validate()
         let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force)
         let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
-        try InputFile.checkReadable(input)
-        let fingerprint = try Fingerprint.of(input)
-        // Bad input is refused before a task or a work folder exists.
+        // Bad input is refused (probing checks readability first) before a task or a work folder exists.
         let probe = try Probe(path: input)
+        let fingerprint = try Fingerprint.of(input)
 
         var existing = try store.unfinishedTask(input: input, output: out)
         if let t = existing, fresh {
