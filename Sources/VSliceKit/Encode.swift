@@ -20,12 +20,14 @@ struct SegmentEncoder {
     var segment: SegmentPlan
     var settings: TranscodeSettings
     var outputPath: String
-    /// Called with each processed frame count increment (from the worker thread).
+    /// Called with each kept frame's count increment as it is processed (from the worker thread).
     var progress: @Sendable (Int) -> Void = { _ in }
+    /// Its stop switch and I/O deadline; progress is reported to it for the stall watchdog.
+    var watch = WorkWatch()
 
     func run() throws(VSliceError) -> SegmentResult {
         let videoStream = index.streamIndex
-        let input = try InputFile(path: source)
+        let input = try InputFile(path: source, watch: watch)
         input.keepOnly(videoStream)
         let st = input.stream(videoStream)
         let streamTB = st.pointee.time_base
@@ -77,7 +79,10 @@ struct SegmentEncoder {
                         encoded.duration = index.duration(ofFrameAt: encoded.pts)
                         try writer.write(encoded)
                         state.kept += 1
-                        if state.kept == 5 { Fault.hit("segment-encode") }
+                        if state.kept == 5 {
+                            Fault.hit("segment-encode")
+                            Fault.stall("segment-stall", watch)
+                        }
                     }
                 }
             }
@@ -85,12 +90,13 @@ struct SegmentEncoder {
 
         func process(_ frame: Frame) throws(VSliceError) {
             state.decoded += 1
+            watch.madeProgress()
             let ts = frame.bestEffortTimestamp
             if ts == AV_NOPTS || ts < segment.bufferStartPts { return }
             if ts > segment.bufferEndPts { state.done = true; return }
             if ts == segment.bufferEndPts { state.done = true }
             frame.pts = ts
-            progress(1)
+            if ts >= segment.startPts && ts <= segment.endPts { progress(1) }
             if let graph {
                 try graph.push(frame)
                 while try graph.pull(filtered) == .ok { try encode(filtered) }
@@ -102,7 +108,7 @@ struct SegmentEncoder {
         func drainDecoder() throws(VSliceError) {
             while try decoder.receive(decoded) == .ok {
                 try process(decoded)
-                try Cancellation.throwIfAborted("encode segment \(segment.index)", path: source)
+                try watch.check("encode segment \(segment.index)", path: source)
             }
         }
 

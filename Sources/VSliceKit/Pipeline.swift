@@ -4,12 +4,15 @@ import Synchronization
 
 /// What the pipeline tells its caller while it runs (progress, NDJSON events).
 public enum PipelineEvent: Sendable {
+    /// The task this run works on (new, or an unfinished one resumed).
+    case taskStarted(id: String, resumed: Bool)
     case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
-    case framesProcessed(Int)
+    /// Kept frames a segment attempt has processed since the last report.
+    case framesProcessed(segment: Int, frames: Int)
     case segmentStarted(index: Int)
     case segmentDone(index: Int, frames: Int)
     /// An attempt failed (it may be retried).
-    case segmentFailed(index: Int)
+    case segmentFailed(index: Int, error: String)
     case audioDone
     case merged
     case published(path: String)
@@ -36,6 +39,7 @@ public struct TranscodeRequest: Sendable {
 }
 
 public struct TranscodeReport: Codable, Sendable {
+    public var task: String
     public var input: String
     public var output: String
     public var segments: Int
@@ -98,25 +102,53 @@ public struct Transcoder: Sendable {
     static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
     static func canonical(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
 
+    /// How a run behaves (none of this affects the output).
+    public struct RunOptions: Sendable {
+        /// Start over instead of resuming an unfinished task for the same input and output.
+        public var fresh = false
+        /// Attempts per segment before the task fails.
+        public var maxAttempts = 3
+        /// A segment attempt with no decoded frame for this many seconds is abandoned (and retried).
+        public var stallTimeout = 300.0
+        /// Resume exactly this task (`vslice resume`), instead of looking it up by input and output.
+        public var taskId: String? = nil
+        public init() {}
+    }
+
     /// Runs the task for this request: a new one, or the unfinished one for the same input and output
     /// (resume). Finished steps are verified and skipped; the rest runs.
-    public func run(store: JobStore, fresh: Bool = false, maxAttempts: Int = 3) throws(VSliceError) -> TranscodeReport {
+    public func run(store: JobStore, options: RunOptions = RunOptions()) throws(VSliceError) -> TranscodeReport {
         let started = monotonicSeconds()
         let settings = request.settings
         try settings.validate()
-        let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force)
+        if !(options.stallTimeout > 0) || options.maxAttempts < 1 {
+            throw VSliceError(.usage, "check options", reason: "--stall-timeout must be positive and --max-attempts at least 1")
+        }
         let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
-        // Bad input is refused (probing checks readability first) before a task or a work folder exists.
-        let probe = try Probe(path: input)
-        let fingerprint = try Fingerprint.of(input)
 
-        var existing = try store.unfinishedTask(input: input, output: out)
-        if let t = existing, fresh {
+        var existing: TaskRecord?
+        if let id = options.taskId {
+            guard let t = try store.task(id) else { throw VSliceError(.usage, "resume", reason: "no task '\(id)'") }
+            guard JobStore.resumableStatuses.contains(t.status) else {
+                throw VSliceError(.usage, "resume task \(t.id.prefix(8))", path: t.output, reason: "the task is \(t.status); nothing to resume")
+            }
+            existing = t
+        } else {
+            existing = try store.unfinishedTask(input: input, output: out)
+        }
+        if let t = existing, options.fresh {
             try store.acquireLease(t.id)
             try store.cancel(t.id)
             try? FileManager.default.removeItem(atPath: t.workDir)
             existing = nil
         }
+        // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
+        let published = existing.map { try? store.publishedAlready($0) } ?? false
+        let format = try Transcoder.checkPaths(input: request.input, output: request.output,
+                                               force: request.force || published == true)
+        // Bad input is refused (probing checks readability first) before a task or a work folder exists.
+        let probe = try Probe(path: input)
+        let fingerprint = try Fingerprint.of(input)
         if let t = existing {
             if t.inputFingerprint != fingerprint {
                 throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: input,
@@ -135,26 +167,52 @@ public struct Transcoder: Sendable {
             let name = (out as NSString).lastPathComponent
             let root = request.workRoot.map(Transcoder.absolute) ?? (out as NSString).deletingLastPathComponent
             let id = UUID().uuidString.lowercased()
-            task = try store.createTask(id: id, input: input, output: out, fingerprint: fingerprint, settings: settings,
+            task = try store.createTask(id: id, input: input, output: out, fingerprint: fingerprint, request: request,
                                         workDir: (root as NSString).appendingPathComponent(".\(name).vslice-\(id.prefix(8))"))
         }
         try store.acquireLease(task.id)
-        let heartbeat = Heartbeat(store: store, task: task.id)
+        onEvent(.taskStarted(id: task.id, resumed: existing != nil))
+        let watchdog = StallWatchdog(timeout: options.stallTimeout)
+        defer { watchdog.stop() }
+        let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll() })
         defer { heartbeat.stop() }
         do {
             let report = try execute(task: task, store: store, probe: probe, input: input, out: out, format: format,
-                                     maxAttempts: maxAttempts, started: started)
+                                     options: options, watchdog: watchdog, published: published == true, started: started)
             try store.finishTask(task.id, status: "done")
             return report
         } catch {
-            let status = error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
+            let cancelled = (try? store.task(task.id))?.status == "cancelled"
+            let status = cancelled ? "cancelled"
+                : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
             try? store.finishTask(task.id, status: status, error: error.description)
+            if cancelled {
+                if !request.keepTemp { try? FileManager.default.removeItem(atPath: task.workDir) }
+                throw VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
+            }
             throw error
         }
     }
 
+    /// Resumes a stored task by its ID (or ID prefix), with the request it was started with.
+    public static func resume(taskId: String, store: JobStore, logger: Logger, options: RunOptions = RunOptions(),
+                              jobs: Int? = nil, onEvent: @escaping @Sendable (PipelineEvent) -> Void = { _ in })
+        throws(VSliceError) -> TranscodeReport {
+        guard let t = try store.task(taskId) else { throw VSliceError(.usage, "resume", reason: "no task '\(taskId)'") }
+        guard var request = t.storedRequest else {
+            throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: t.output,
+                              reason: "the task was stored without its options; run the same transcode command again")
+        }
+        if let jobs { request.settings.jobs = jobs }
+        var options = options
+        options.taskId = t.id
+        return try Transcoder(request: request, logger: logger, onEvent: onEvent).run(store: store, options: options)
+    }
+
     private func execute(task: TaskRecord, store: JobStore, probe: Probe, input: String, out: String, format: String,
-                         maxAttempts: Int, started: Double) throws(VSliceError) -> TranscodeReport {
+                         options: RunOptions, watchdog: StallWatchdog, published: Bool,
+                         started: Double) throws(VSliceError) -> TranscodeReport {
+        let maxAttempts = options.maxAttempts
         let settings = request.settings
         let work = task.workDir
         do {
@@ -228,11 +286,12 @@ public struct Transcoder: Sendable {
                 onEvent(.segmentStarted(index: segment.index))
                 let trace = try store.beginEvent(taskId, "encode", segment: segId)
                 let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+                let watch = WorkWatch()
                 let encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: settings,
                                              outputPath: segmentPaths[segment.index],
-                                             progress: { onEvent(.framesProcessed($0)) })
+                                             progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) }, watch: watch)
                 do throws(VSliceError) {
-                    let result = try encoder.run()
+                    let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
                     Fault.hit("segment-commit")
                     try store.endStep(trace: trace, task: taskId, node: "encode",
                                       segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
@@ -249,9 +308,10 @@ public struct Transcoder: Sendable {
                                        segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
                                        figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
                                        error: error.description)
-                    onEvent(.segmentFailed(index: segment.index))
+                    onEvent(.segmentFailed(index: segment.index, error: error.description))
                     // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
-                    guard error.kind == .processing, attempt < maxAttempts, !Cancellation.stopRequested else { throw error }
+                    guard error.kind == .processing, attempt < maxAttempts, !Cancellation.stopRequested,
+                          !watchdog.cancelled else { throw error }
                     logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
                     Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
                 }
@@ -263,44 +323,70 @@ public struct Transcoder: Sendable {
             throw VSliceError(.interrupted, "transcode", path: input, reason: "interrupted; resume by running the same command")
         }
 
-        // concat + mux into a temporary file beside the output; verify; publish
-        let tmp = ((out as NSString).deletingLastPathComponent as NSString)
-            .appendingPathComponent(".\((out as NSString).lastPathComponent).vslice-tmp-\(getpid())")
-        defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let merger = Merger(segments: segmentPaths, audio: probe.report.audioStream == nil ? nil : audioPath, output: tmp,
-                            format: format, base: Transcoder.timelineBase(probe), displayMatrix: probe.displayMatrix)
-        _ = try step(store, task.id, "mux") { () throws(VSliceError) in try merger.run() }
+        // concat + mux, in one streaming pass, into a part file beside the output (same filesystem, so the
+        // publish is a rename); a finished part file is kept for a resume. Then verify, then publish.
+        let part = Transcoder.partPath(task: task)
+        if published {
+            logger.info("output already published by the interrupted run; verifying it")
+        } else if let muxed = try store.eventDone(task.id, "mux"), muxed.detail == FileOps.size(part).map(String.init) {
+            logger.info("merged file from the interrupted run kept", metadata: ["file": "\(part)"])
+        } else {
+            let merger = Merger(segments: segmentPaths, audio: probe.report.audioStream == nil ? nil : audioPath, output: part,
+                                format: format, base: Transcoder.timelineBase(probe), displayMatrix: probe.displayMatrix)
+            _ = try step(store, task.id, "mux", detail: { (size: Int64) in String(size) }) { () throws(VSliceError) in
+                try merger.run().bytes
+            }
+        }
         onEvent(.merged)
 
+        let checked = published ? out : part
         let verify = try step(store, task.id, "verify") { () throws(VSliceError) in
-            try Verifier.verify(output: Probe(path: tmp), against: probe)
+            try Verifier.verify(output: Probe(path: checked), against: probe)
         }
         guard verify.ok else {
             // Kept for inspection inside the work folder, never at the output path.
             let rejected = (work as NSString).appendingPathComponent("rejected." + (out as NSString).pathExtension)
-            try? FileManager.default.removeItem(atPath: rejected)
-            try? FileManager.default.moveItem(atPath: tmp, toPath: rejected)
+            if !published {
+                try? FileManager.default.removeItem(atPath: rejected)
+                try? FileManager.default.moveItem(atPath: part, toPath: rejected)
+            }
             throw VSliceError(.processing, "verify", path: request.output,
-                              reason: verify.problems.joined(separator: "; ") + " (not published; see \(rejected))")
+                              reason: verify.problems.joined(separator: "; ") + (published ? "" : " (not published; see \(rejected))"))
         }
-        Fault.hit("publish")
-        try step(store, task.id, "publish") { () throws(VSliceError) in try FileOps.publish(tmp, to: out, replace: request.force) }
+        if !published {
+            Fault.hit("publish")
+            try step(store, task.id, "publish") { () throws(VSliceError) in
+                // Recorded before the rename: a crash right after it can still tell the output is ours.
+                try store.recordPublishing(task.id, identity: FileOps.identity(part) ?? "")
+                try FileOps.publish(part, to: out, replace: request.force)
+                Fault.hit("published")
+            }
+        } else {
+            try store.markEventDone(task.id, "publish")
+        }
         onEvent(.published(path: out))
         if !request.keepTemp { try? FileManager.default.removeItem(atPath: work) }
-        return TranscodeReport(input: request.input, output: request.output, segments: plan.segments.count,
+        return TranscodeReport(task: task.id, input: request.input, output: request.output, segments: plan.segments.count,
                                frames: plan.frameCount, wallSeconds: monotonicSeconds() - started,
                                segmentFrames: kept.withLock { $0 }, verify: verify)
     }
 
+    /// The merged file before it is published: beside the output, named after the task.
+    static func partPath(task: TaskRecord) -> String {
+        let dir = (task.output as NSString).deletingLastPathComponent
+        return (dir as NSString).appendingPathComponent(".\((task.output as NSString).lastPathComponent).vslice-\(task.id.prefix(8)).part")
+    }
+
     /// Runs one DAG node under a trace.
-    private func step<T>(_ store: JobStore, _ task: String, _ node: String,
+    private func step<T>(_ store: JobStore, _ task: String, _ node: String, detail: (T) -> String? = { _ in nil },
                          _ body: () throws(VSliceError) -> T) throws(VSliceError) -> T {
         let trace = try store.beginEvent(task, node)
         let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
         do throws(VSliceError) {
             let r = try body()
             try store.endStep(trace: trace, task: task, node: node,
-                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: nil)
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: nil,
+                              detail: detail(r))
             return r
         } catch {
             try? store.endStep(trace: trace, task: task, node: node,
@@ -328,16 +414,22 @@ public struct Transcoder: Sendable {
     }
 }
 
-/// Keeps the task's lease fresh while it runs.
+/// Keeps the task's lease fresh while it runs, and notices a `vslice cancel`.
 final class Heartbeat: Sendable {
     private let stopped = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
-    init(store: JobStore, task: String) {
+    init(store: JobStore, task: String, onCancelled: @escaping @Sendable () -> Void) {
         let t = Thread { [self] in
+            var noticed = false
             while !stopped.load(ordering: .relaxed) {
                 store.heartbeat(task)
-                for _ in 0..<20 where !stopped.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.1) }
+                if !noticed, (try? store.status(of: task)) == "cancelled" {
+                    noticed = true
+                    onCancelled()
+                }
+                _ = wake.wait(timeout: .now() + 2)
             }
             done.signal()
         }
@@ -346,6 +438,53 @@ final class Heartbeat: Sendable {
 
     func stop() {
         stopped.store(true, ordering: .relaxed)
+        wake.signal()
+        done.wait()
+    }
+}
+
+/// Abandons a segment attempt that has decoded nothing for `timeout` seconds (`--stall-timeout`).
+final class StallWatchdog: Sendable {
+    private let running = Mutex<[ObjectIdentifier: WorkWatch]>([:])
+    private let stopped = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(timeout: Double) {
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                running.withLock { watches in
+                    for w in watches.values where w.idleSeconds > timeout {
+                        w.abandon("stalled: no frame decoded for \(Int(timeout)) s (--stall-timeout)")
+                    }
+                }
+                _ = wake.wait(timeout: .now() + min(0.25, timeout / 4))
+            }
+            done.signal()
+        }
+        t.start()
+    }
+
+    private let cancelledFlag = Atomic<Bool>(false)
+    var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
+
+    /// The task was cancelled: abandon every running attempt, and any started later.
+    func cancelAll() {
+        cancelledFlag.store(true, ordering: .relaxed)
+        running.withLock { for w in $0.values { w.abandon("the task was cancelled") } }
+    }
+
+    func watching<T>(_ watch: WorkWatch, _ body: () throws(VSliceError) -> T) throws(VSliceError) -> T {
+        watch.madeProgress()
+        running.withLock { $0[ObjectIdentifier(watch)] = watch }
+        if cancelled { watch.abandon("the task was cancelled") }
+        defer { _ = running.withLock { $0.removeValue(forKey: ObjectIdentifier(watch)) } }
+        return try body()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        wake.signal()
         done.wait()
     }
 }

@@ -10,10 +10,12 @@ struct VSlice: ParsableCommand {
         discussion: """
             Exit codes: 0 ok; 1 processing failed; 2 usage error; 3 input unreadable, invalid or \
             unsupported; 4 output exists (use --force); 5 resume refused (input or settings changed, task \
-            busy); 130 interrupted (the task stays resumable).
+            busy); 6 some inputs of a batch (or tasks of resume --all) failed; 130 interrupted or cancelled (an \
+            interrupted task stays resumable).
             """,
         version: VSliceKit.version,
-        subcommands: [TranscodeCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self, StatusCommand.self])
+        subcommands: [TranscodeCommand.self, BatchCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self,
+                      StatusCommand.self, ResumeCommand.self, CancelCommand.self, GCCommand.self])
 
     /// Like ArgumentParser's `main()`, but with vslice's documented exit codes.
     static func main() {
@@ -24,6 +26,9 @@ struct VSlice: ParsableCommand {
         } catch let error as VSliceError {
             Terminal.printError(error.description)
             Foundation.exit(error.exitCode)
+        } catch let failure as BatchFailure {
+            Terminal.printError(failure.message)
+            Foundation.exit(BatchFailure.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

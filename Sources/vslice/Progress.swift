@@ -3,6 +3,7 @@ import Synchronization
 import VSliceKit
 
 /// Progress on stderr: a bar redrawn in place on a TTY, a plain line every few seconds otherwise.
+/// Frames count kept frames only, so the bar ends at exactly 100 %; a failed attempt's frames are taken back.
 final class ProgressPrinter: Sendable {
     private struct State {
         var total = 0
@@ -13,6 +14,8 @@ final class ProgressPrinter: Sendable {
         var startTime = 0.0
         var startFrames = 0
         var lastDraw = 0.0
+        /// Frames counted for each running attempt, to take back if it fails.
+        var attempt: [Int: Int] = [:]
     }
     private let state = Mutex(State())
     private let tty: Bool
@@ -31,13 +34,22 @@ final class ProgressPrinter: Sendable {
         let line: String? = state.withLock { s in
             var force = false
             switch event {
+            case .taskStarted: return nil
             case let .planned(total, segments, already):
                 s.total = total; s.segments = segments; s.done = already; s.startFrames = already
-                s.startTime = now; force = true
-            case let .framesProcessed(n): s.done += n
-            case .segmentStarted: s.running += 1
-            case .segmentDone: s.running -= 1; s.segmentsDone += 1; force = true
-            case .segmentFailed: s.running -= 1
+                s.segmentsDone = 0; s.startTime = now; force = true
+            case let .framesProcessed(segment, n):
+                s.done += n
+                s.attempt[segment, default: 0] += n
+            case let .segmentStarted(index):
+                s.running += 1
+                s.attempt[index] = 0
+            case let .segmentDone(index, _):
+                s.running -= 1; s.segmentsDone += 1; force = true
+                s.attempt[index] = nil
+            case let .segmentFailed(index, _):
+                s.running -= 1
+                s.done -= s.attempt.removeValue(forKey: index) ?? 0
             case .audioDone, .merged, .published: force = true
             }
             let interval = tty ? 0.2 : 5
@@ -60,6 +72,12 @@ final class ProgressPrinter: Sendable {
             return text + "\n"
         }
         if let line { FileHandle.standardError.write(Data(line.utf8)) }
+    }
+
+    /// Ends an unfinished bar line (after a failure) so the error starts on its own line.
+    func finishLine() {
+        guard enabled, tty else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
     }
 
     static func duration(_ s: Double) -> String {

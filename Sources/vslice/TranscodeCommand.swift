@@ -26,7 +26,24 @@ struct TranscodeCommand: ParsableCommand {
     @Option(help: "Folder for work folders (default: beside the output).")
     var workDir: String?
 
-    @Flag(help: "Print the result as JSON on stdout.")
+    @OptionGroup var runner: RunOptions
+
+    func run() throws {
+        let settings = try options.settings()
+        runner.prepare()
+        let request = TranscodeRequest(input: input, output: output, settings: settings, force: force,
+                                       keepTemp: keepTemp, workRoot: workDir)
+        let store = try runner.store.open()
+        let outcome = runner.session.run(input: input, output: output) { onEvent throws(VSliceError) in
+            try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
+        }
+        if let error = outcome.error { throw error }
+    }
+}
+
+/// How a task runs and reports: shared by transcode, resume and batch.
+struct RunOptions: ParsableArguments {
+    @Flag(help: "Write NDJSON events on stdout (task_started, segment_done, task_done with the verify figures, task_failed …).")
     var json = false
 
     @Flag(help: "Start over instead of resuming an unfinished task for the same input and output.")
@@ -34,6 +51,9 @@ struct TranscodeCommand: ParsableCommand {
 
     @Option(help: "Attempts per segment before the task fails.")
     var maxAttempts = 3
+
+    @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried.")
+    var stallTimeout = 300.0
 
     @OptionGroup var store: StoreOptions
 
@@ -43,22 +63,21 @@ struct TranscodeCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Log each step, and FFmpeg's warnings, on stderr.")
     var verbose = false
 
-    func run() throws {
-        let settings = try options.settings()
+    /// Logging, FFmpeg's log level and the Ctrl-C handler.
+    func prepare() {
         if verbose { FFmpegLog.set(.warning) }
         Signals.install()
-        let logger = Log.make(verbose: verbose)
-        let progress = ProgressPrinter(label: (input as NSString).lastPathComponent, enabled: !quiet && !json)
-        let request = TranscodeRequest(input: input, output: output, settings: settings, force: force,
-                                       keepTemp: keepTemp, workRoot: workDir)
-        let report = try Transcoder(request: request, logger: logger, onEvent: progress.handle)
-            .run(store: store.open(), fresh: fresh, maxAttempts: maxAttempts)
-        if json {
-            try Terminal.printJSON(report)
-        } else if !quiet {
-            print(String(format: "%@: %d frames in %d segments, %.2f s", report.output, report.frames, report.segments,
-                         report.wallSeconds))
-        }
+    }
+
+    var logger: Logger { Log.make(verbose: verbose) }
+    var session: TaskSession { TaskSession(json: json, quiet: quiet, logger: logger) }
+
+    var pipelineOptions: Transcoder.RunOptions {
+        var o = Transcoder.RunOptions()
+        o.fresh = fresh
+        o.maxAttempts = maxAttempts
+        o.stallTimeout = stallTimeout
+        return o
     }
 }
 
@@ -129,47 +148,3 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
-struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "status",
-        abstract: "List tasks with their progress, or one task's events, segments and traces.")
-
-    @Argument(help: "A task ID (or its first characters).")
-    var task: String?
-
-    @Flag(help: "Print JSON.")
-    var json = false
-
-    @OptionGroup var store: StoreOptions
-
-    struct Detail: Encodable {
-        var task: TaskRecord
-        var events: [EventRecord]
-        var segments: [SegmentRecord]
-        var traces: [TraceRecord]
-    }
-
-    func run() throws {
-        let store = try store.open()
-        guard let id = task else {
-            let tasks = try store.tasks()
-            if json { try Terminal.printJSON(tasks); return }
-            for t in tasks {
-                let segs = try store.segments(task: t.id)
-                let done = segs.filter { $0.status == "done" }.count
-                print("\(t.id.prefix(8))  \(t.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(done)/\(segs.count) segments  \(t.input) → \(t.output)")
-            }
-            return
-        }
-        guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
-        let detail = Detail(task: t, events: try store.events(task: t.id), segments: try store.segments(task: t.id),
-                            traces: try store.traces(task: t.id))
-        if json { try Terminal.printJSON(detail); return }
-        print("task \(t.id) \(t.status)\(t.error.map { ": " + $0 } ?? "")\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
-        for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
-        for s in detail.segments {
-            print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
-        }
-        print("  \(detail.traces.count) traces")
-    }
-}

@@ -80,7 +80,7 @@ struct FrameModeTests {
         let out = dir.appendingPathComponent("out.mp4").path
         let run = try vslice(["transcode", Self.source, "-o", out, "--json", "--overlap", "4,2"] + Self.frameArgs)
         #expect(run.status == 0, "\(run.stderr)")
-        let report = try jsonObject(run.stdout)
+        let report = try lastEvent(run.stdout, "task_done")
         #expect(report["segment_frames"] as? [Int] == planned)
         #expect(try MediaFacts(out).frames == 180)
     }

@@ -29,13 +29,14 @@ struct ResumeTests {
     func job(_ tag: String) throws -> Job { Job(dir: try Paths.scratch(tag)) }
 
     @Test("killed at each point, resumed: a correct output, finished segments not encoded again",
-          arguments: ["audio", "segment-encode:3", "segment-commit:2", "segment-done:3", "concat", "publish"])
+          arguments: ["audio", "segment-encode:3", "segment-commit:2", "segment-done:3", "concat", "publish", "published"])
     func killAndResume(_ fault: String) throws {
         let j = try job("kill")
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let killed = try j.run(fault: fault)
         #expect(killed.status == SIGKILL, "\(fault) did not crash: \(killed.status) \(killed.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: j.out), "a killed run published")
+        // Killed after the rename but before the commit, the output is there; resuming must recognise it as its own.
+        if fault != "published" { #expect(!FileManager.default.fileExists(atPath: j.out), "a killed run published") }
         let doneBefore = try j.sql("SELECT id FROM segment WHERE status='done' ORDER BY ord").split(separator: "\n")
 
         let resumed = try j.run()

@@ -108,3 +108,77 @@ struct OracleError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
 }
+
+/// The NDJSON lines of a `--json` run.
+func ndjson(_ text: String) throws -> [[String: Any]] {
+    try text.split(separator: "\n").map { try jsonObject(String($0)) }
+}
+
+/// The last NDJSON event named `name`.
+func lastEvent(_ text: String, _ name: String) throws -> [String: Any] {
+    guard let e = try ndjson(text).last(where: { $0["event"] as? String == name }) else {
+        throw OracleError("no \(name) event in: \(text.prefix(300))")
+    }
+    return e
+}
+
+/// A vslice process running in the background, for tests that signal it.
+final class Background {
+    let process = Process()
+    let outURL: URL
+    let errURL: URL
+
+    init(_ args: [String], environment: [String: String] = [:]) throws {
+        let dir = FileManager.default.temporaryDirectory
+        outURL = dir.appendingPathComponent("vs-bg-out-\(UUID().uuidString)")
+        errURL = dir.appendingPathComponent("vs-bg-err-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Paths.vslice)
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(["VSLICE_HOME": testHome].merging(environment) { $1 }) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Polls `condition` every 50 ms until it holds or `timeout` passes; false on timeout or if the process ended.
+    func waitUntil(timeout: TimeInterval = 120, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline && process.isRunning {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
+
+    /// Waits for the exit (killing it after `timeout`) and returns what it said.
+    func finish(timeout: TimeInterval = 300) -> Run {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning {
+            Issue.record("vslice did not exit within \(timeout) s")
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        return Run(status: process.terminationStatus,
+                   stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                   stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+}
+
+/// Makes a test clip with the ffmpeg CLI (testsrc2 + sine, H.264 with a keyframe every second).
+func makeClip(_ path: String, size: String = "256x144", seconds: Int, rate: Int = 25) throws {
+    let make = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=\(size):rate=\(rate):duration=\(seconds)",
+                                       "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=48000:duration=\(seconds)",
+                                       "-c:v", "libx264", "-preset", "ultrafast", "-g", "\(rate)", "-bf", "2",
+                                       "-c:a", "aac", "-b:a", "64k", path])
+    guard make.status == 0 else { throw OracleError("ffmpeg could not make \(path): \(make.stderr)") }
+}

@@ -110,16 +110,18 @@ struct TranscodeTests {
         let dir = try Paths.scratch("long")
         defer { try? FileManager.default.removeItem(at: dir) }
         let src = dir.appendingPathComponent("long.mp4").path
-        let make = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25:duration=64",
-                                           "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=44100:duration=64",
-                                           "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-bf", "2",
-                                           "-c:a", "aac", "-b:a", "64k", src])
-        try #require(make.status == 0, "\(make.stderr)")
+        try makeClip(src, seconds: 64)
         let out = dir.appendingPathComponent("out.mkv").path
         let run = try vslice(["transcode", src, "-o", out, "--preset", "ultrafast", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
-        let report = try jsonObject(run.stdout)
+        let report = try lastEvent(run.stdout, "task_done")
         #expect(report["segments"] as? Int == 7)
+        let verify = try #require(report["verify"] as? [String: Any])
+        #expect(verify["ok"] as? Bool == true)
+        #expect(verify["output_frames"] as? Int == 1600)
+        let events = try ndjson(run.stdout).compactMap { $0["event"] as? String }
+        #expect(events.first == "task_started")
+        #expect(events.filter { $0 == "segment_done" }.count == 7)
         #expect(try oracleProblems(source: src, output: out).isEmpty)
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
 import Synchronization
 
-/// Crash injection for the resume tests: `VSLICE_FAULT=POINT[:N]` kills the process with SIGKILL the N-th
-/// time (default 1st) it reaches POINT — audio, segment-encode, segment-commit, segment-done, concat,
-/// publish. Unset in normal use; a no-op then.
+/// Fault injection for the resume tests: `VSLICE_FAULT=POINT[:N]` acts the N-th time (default 1st) the
+/// process reaches POINT. Kill points (SIGKILL): audio, segment-encode, segment-commit, segment-done, concat,
+/// publish (before the rename), published (after it, before the commit). Stall point: segment-stall. (the segment stops making progress until abandoned).
+/// Unset in normal use; a no-op then.
 enum Fault {
     static let spec: (point: String, count: Int)? = {
         guard let v = ProcessInfo.processInfo.environment["VSLICE_FAULT"], !v.isEmpty else { return nil }
@@ -12,12 +13,23 @@ enum Fault {
     }()
     static let hits = Mutex<[String: Int]>([:])
 
-    static func hit(_ point: String) {
-        guard let spec, spec.point == point else { return }
+    /// True the N-th time `point` is reached.
+    private static func reached(_ point: String) -> Bool {
+        guard let spec, spec.point == point else { return false }
         let n = hits.withLock { h -> Int in
             h[point, default: 0] += 1
             return h[point]!
         }
-        if n == spec.count { kill(getpid(), SIGKILL) }
+        return n == spec.count
+    }
+
+    static func hit(_ point: String) {
+        if reached(point) { kill(getpid(), SIGKILL) }
+    }
+
+    /// Stops making progress (as a hung decoder or a stuck disk would) until the work is abandoned.
+    static func stall(_ point: String, _ watch: WorkWatch) {
+        guard reached(point) else { return }
+        while !watch.abandoned && !Cancellation.abortRequested { Thread.sleep(forTimeInterval: 0.05) }
     }
 }

@@ -102,7 +102,7 @@ public final class JobStore: Sendable {
                     id TEXT PRIMARY KEY,              -- UUID, one attempt of one step
                     event_id TEXT NOT NULL REFERENCES event(id) ON DELETE CASCADE,
                     segment_id TEXT REFERENCES segment(id) ON DELETE CASCADE,
-                    status TEXT NOT NULL,             -- running | done | failed
+                    status TEXT NOT NULL,             -- running | done | failed | abandoned (its process died)
                     started_at REAL NOT NULL,
                     ended_at REAL,
                     wall_seconds REAL,
@@ -116,6 +116,11 @@ public final class JobStore: Sendable {
                 );
                 CREATE INDEX trace_by_event ON trace(event_id);
                 """)
+        }
+        m.registerMigration("v2") { db in
+            // The whole request (settings, --force, --keep-temp, --work-dir) as JSON, so `vslice resume ID`
+            // can rebuild it; settings_json keeps the signature that decides whether a resume is allowed.
+            try db.execute(sql: "ALTER TABLE task ADD COLUMN request_json TEXT")
         }
         return m
     }

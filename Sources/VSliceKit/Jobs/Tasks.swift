@@ -10,6 +10,7 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     public var settingsHash: String
     public var settingsJson: String
     public var workDir: String
+    /// running | interrupted | failed (all resumable) | done | cancelled
     public var status: String
     public var error: String?
     public var framesTotal: Int
@@ -18,8 +19,17 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     public var leaseHeartbeat: Double?
     public var createdAt: Double
     public var updatedAt: Double
+    public var requestJson: String?
 
     public static let databaseTableName = "task"
+
+    /// The request the task was started with (nil for tasks stored before it was kept).
+    public var storedRequest: TranscodeRequest? {
+        guard let data = requestJson?.data(using: .utf8) else { return nil }
+        guard let stored = try? JSONDecoder().decode(StoredRequest.self, from: data) else { return nil }
+        return TranscodeRequest(input: input, output: output, settings: stored.settings, force: stored.force,
+                                keepTemp: stored.keepTemp, workRoot: stored.workRoot)
+    }
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
@@ -67,6 +77,14 @@ public struct TraceRecord: Codable, FetchableRecord, Sendable {
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
+/// What of a request is stored with its task (input and output have their own columns).
+struct StoredRequest: Codable {
+    var settings: TranscodeSettings
+    var force: Bool
+    var keepTemp: Bool
+    var workRoot: String?
+}
+
 /// What identifies the input's content, cheaply: size, mtime, Adler-32 of the first and last MiB.
 public enum Fingerprint {
     public static func of(_ path: String) throws(VSliceError) -> String {
@@ -98,6 +116,8 @@ func stableHash(_ s: String) -> String {
 
 extension JobStore {
     public static let leaseStaleSeconds = 15.0
+    /// Statuses from which a task resumes.
+    public static let resumableStatuses: Set<String> = ["running", "interrupted", "failed"]
 
     public func task(_ id: String) throws(VSliceError) -> TaskRecord? {
         try read { db in try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ? OR id LIKE ?", arguments: [id, id + "%"]) }
@@ -131,15 +151,18 @@ extension JobStore {
         }
     }
 
-    func createTask(id: String, input: String, output: String, fingerprint: String, settings: TranscodeSettings,
+    func createTask(id: String, input: String, output: String, fingerprint: String, request: TranscodeRequest,
                     workDir: String) throws(VSliceError) -> TaskRecord {
         let t = now()
+        let settings = request.settings
+        let stored = StoredRequest(settings: settings, force: request.force, keepTemp: request.keepTemp, workRoot: request.workRoot)
+        let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
         try write { db in
             try db.execute(sql: """
-                INSERT INTO task (id, input, output, input_fingerprint, settings_hash, settings_json, work_dir, status,
-                                  created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)
+                INSERT INTO task (id, input, output, input_fingerprint, settings_hash, settings_json, request_json, work_dir,
+                                  status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)
                 """, arguments: [id, input, output, fingerprint, stableHash(settings.outputSignature),
-                                 settings.outputSignature, workDir, t, t])
+                                 settings.outputSignature, json, workDir, t, t])
         }
         return try task(id)!
     }
@@ -161,6 +184,11 @@ extension JobStore {
             }
             try db.execute(sql: "UPDATE task SET lease_pid = ?, lease_host = ?, lease_heartbeat = ?, status = 'running', updated_at = ? WHERE id = ?",
                            arguments: [pid, Host.name, now(), now(), id])
+            // Whatever the previous holder had running died with it.
+            try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND event_id LIKE ?",
+                           arguments: [now(), id + "_%"])
+            try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND event_id = ?",
+                           arguments: [id + "_encode"])
         }
     }
 
@@ -181,8 +209,55 @@ extension JobStore {
         try write { db in try db.execute(sql: "UPDATE task SET frames_total = ? WHERE id = ?", arguments: [n, id]) }
     }
 
-    public func cancel(_ id: String) throws(VSliceError) {
-        try write { db in try db.execute(sql: "UPDATE task SET status = 'cancelled', updated_at = ? WHERE id = ? AND status != 'done'", arguments: [now(), id]) }
+    /// Marks a task cancelled (a running process notices at its next heartbeat and stops). Returns false when
+    /// the task had already ended (done or cancelled).
+    @discardableResult
+    public func cancel(_ id: String) throws(VSliceError) -> Bool {
+        try write { db in
+            try db.execute(sql: "UPDATE task SET status = 'cancelled', updated_at = ? WHERE id = ? AND status NOT IN ('done', 'cancelled')",
+                           arguments: [now(), id])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Whether a live process other than this one holds the task's lease.
+    public func isLeasedByOther(_ t: TaskRecord) -> Bool {
+        guard let holder = t.leasePid, let hb = t.leaseHeartbeat, holder != Int(getpid()) else { return false }
+        let alive = t.leaseHost != Host.name || kill(pid_t(holder), 0) == 0 || errno == EPERM
+        return now() - hb < JobStore.leaseStaleSeconds && alive
+    }
+
+    public func status(of id: String) throws(VSliceError) -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id]) }
+    }
+
+    /// Forgets the work folder of an ended task (after `gc` removed it).
+    public func markWorkRemoved(_ id: String) throws(VSliceError) {
+        try write { db in try db.execute(sql: "UPDATE task SET work_dir = '' WHERE id = ?", arguments: [id]) }
+    }
+
+    // MARK: publish
+
+    /// Records the identity (device, inode, size) of the file about to be renamed onto the output.
+    func recordPublishing(_ task: String, identity: String) throws(VSliceError) {
+        try write { db in
+            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [identity, task + "_publish"])
+        }
+    }
+
+    /// True when the task's output is the very file its interrupted publish step renamed there.
+    func publishedAlready(_ t: TaskRecord) throws(VSliceError) -> Bool {
+        let detail = try read { db in
+            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE id = ?", arguments: [t.id + "_publish"])
+        }
+        guard let detail, let identity = FileOps.identity(t.output) else { return false }
+        return detail == identity
+    }
+
+    func markEventDone(_ task: String, _ node: String) throws(VSliceError) {
+        try write { db in
+            try db.execute(sql: "UPDATE event SET status = 'done', updated_at = ? WHERE id = ?", arguments: [now(), task + "_" + node])
+        }
     }
 
     // MARK: events

@@ -24,7 +24,70 @@ public enum Cancellation {
     }
 }
 
-/// The interrupt callback given to every format context: non-zero means "stop now".
-let vsliceInterruptCallback: @convention(c) (UnsafeMutableRawPointer?) -> Int32 = { _ in
-    Cancellation.abortRequested ? 1 : 0
+/// One piece of work's own stop switch and I/O deadline, checked by FFmpeg's interrupt callback of the
+/// files it opens: the watchdog abandons a stalled segment through it without touching the others, and a
+/// single blocking FFmpeg call (open, read, seek, write) may not last longer than `ioDeadline` seconds.
+public final class WorkWatch: Sendable {
+    /// Seconds one blocking FFmpeg call may take before it is interrupted.
+    public static let defaultIODeadline = 120.0
+
+    let ioDeadline: Double
+    private let abandonedFlag = Atomic<Bool>(false)
+    private let reason = Mutex<String?>(nil)
+    /// Monotonic milliseconds when the current blocking call began, 0 when none runs.
+    private let ioStart = Atomic<Int64>(0)
+    /// Monotonic milliseconds of the last progress report.
+    private let lastProgress = Atomic<Int64>(WorkWatch.nowMillis())
+
+    public init(ioDeadline: Double = WorkWatch.defaultIODeadline) { self.ioDeadline = ioDeadline }
+
+    static func nowMillis() -> Int64 { Int64(monotonicSeconds() * 1000) }
+
+    /// Abandon the work: its blocking calls return, its loops throw `.processing` with this reason.
+    func abandon(_ why: String) {
+        reason.withLock { $0 = $0 ?? why }
+        abandonedFlag.store(true, ordering: .relaxed)
+    }
+    var abandoned: Bool { abandonedFlag.load(ordering: .relaxed) }
+
+    func madeProgress() { lastProgress.store(Self.nowMillis(), ordering: .relaxed) }
+    /// Seconds since the last progress report.
+    var idleSeconds: Double { Double(Self.nowMillis() - lastProgress.load(ordering: .relaxed)) / 1000 }
+
+    /// Runs one blocking FFmpeg call under the I/O deadline.
+    func io<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        ioStart.store(Self.nowMillis(), ordering: .relaxed)
+        defer { ioStart.store(0, ordering: .relaxed) }
+        return try body()
+    }
+
+    /// What the interrupt callback asks.
+    var shouldInterrupt: Bool {
+        if Cancellation.abortRequested || abandoned { return true }
+        let started = ioStart.load(ordering: .relaxed)
+        if started > 0, Double(Self.nowMillis() - started) / 1000 > ioDeadline {
+            abandon("an I/O call took longer than \(Int(ioDeadline)) s")
+            return true
+        }
+        return false
+    }
+
+    /// Throws when the process is aborting (`.interrupted`) or this work was abandoned (`.processing`).
+    func check(_ operation: String, path: String?) throws(VSliceError) {
+        try Cancellation.throwIfAborted(operation, path: path)
+        if abandoned {
+            throw VSliceError(.processing, operation, path: path, reason: reason.withLock { $0 } ?? "abandoned")
+        }
+    }
+
+    /// The value handed to FFmpeg as the interrupt callback's opaque pointer; valid while `self` lives.
+    var opaque: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+}
+
+/// The interrupt callback given to every format context: non-zero means "stop now". Its opaque pointer is
+/// the `WorkWatch` of the file's owner (kept alive by that owner), or nil.
+let vsliceInterruptCallback: @convention(c) (UnsafeMutableRawPointer?) -> Int32 = { opaque in
+    if Cancellation.abortRequested { return 1 }
+    guard let opaque else { return 0 }
+    return Unmanaged<WorkWatch>.fromOpaque(opaque).takeUnretainedValue().shouldInterrupt ? 1 : 0
 }

@@ -15,14 +15,18 @@ public enum InputLimits {
 final class InputFile {
     let path: String
     private(set) var ctx: UnsafeMutablePointer<AVFormatContext>
+    /// Its interrupt callback's state: abandon switch and I/O deadline (kept alive as long as `ctx`).
+    let watch: WorkWatch
 
-    init(path: String) throws(VSliceError) {
+    init(path: String, watch: WorkWatch = WorkWatch()) throws(VSliceError) {
         self.path = path
+        self.watch = watch
         try InputFile.checkReadable(path)
         guard let allocated = avformat_alloc_context() else {
             throw VSliceError(.processing, "open input", path: path, reason: "out of memory")
         }
         allocated.pointee.interrupt_callback.callback = vsliceInterruptCallback
+        allocated.pointee.interrupt_callback.opaque = watch.opaque
         var opts: OpaquePointer? = nil
         av_dict_set(&opts, "protocol_whitelist", "file", 0)
         av_dict_set(&opts, "probesize", String(InputLimits.probeSize), 0)
@@ -30,9 +34,10 @@ final class InputFile {
         defer { av_dict_free(&opts) }
         var maybe: UnsafeMutablePointer<AVFormatContext>? = allocated
         let url = "file:" + URL(fileURLWithPath: path).standardizedFileURL.path
-        let ret = avformat_open_input(&maybe, url, nil, &opts)
+        let ret = watch.io { avformat_open_input(&maybe, url, nil, &opts) }
         // On failure avformat_open_input frees the context and nulls the pointer.
         guard ret >= 0, let opened = maybe else {
+            try watch.check("open input", path: path)
             throw VSliceError(.input, "open input", path: path, reason: InputFile.describeOpenError(ret), code: ret)
         }
         ctx = opened
@@ -41,9 +46,10 @@ final class InputFile {
             throw VSliceError(.input, "open input", path: path,
                               reason: "\(opened.pointee.nb_streams) streams is more than the limit of \(InputLimits.maxStreams)")
         }
-        let info = avformat_find_stream_info(opened, nil)
+        let info = watch.io { avformat_find_stream_info(opened, nil) }
         if info < 0 {
             avformat_close_input(&maybe)
+            try watch.check("read stream info", path: path)
             throw VSliceError(.input, "read stream info", path: path, reason: ffErrorString(info), code: info)
         }
     }
@@ -67,6 +73,11 @@ final class InputFile {
         }
         if isDir.boolValue {
             throw VSliceError(.input, "open input", path: path, reason: "is a directory")
+        }
+        // A FIFO, socket or device can block a read forever or never end: regular files only.
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            throw VSliceError(.input, "open input", path: path, reason: "not a regular file (pipes and devices are not read)")
         }
         guard fm.isReadableFile(atPath: path) else {
             throw VSliceError(.input, "open input", path: path, reason: "permission denied")
@@ -99,15 +110,17 @@ final class InputFile {
     /// Reads the next packet; false at end of file. Read errors other than EOF are input errors.
     func read(into packet: Packet) throws(VSliceError) -> Bool {
         packet.unref()
-        let ret = av_read_frame(ctx, packet.ptr)
+        let ret = watch.io { av_read_frame(ctx, packet.ptr) }
         if ret == AVERROR_EOF_ { return false }
+        if ret < 0 { try watch.check("read packet", path: path) }
         try ffCheck(ret, "read packet", path: path, kind: .input)
         return true
     }
 
     /// Seeks so that the next packet read on `streamIndex` is the keyframe at or before `timestamp`.
     func seek(streamIndex: Int, timestamp: Int64) throws(VSliceError) {
-        let ret = avformat_seek_file(ctx, Int32(streamIndex), Int64.min, timestamp, timestamp, 0)
+        let ret = watch.io { avformat_seek_file(ctx, Int32(streamIndex), Int64.min, timestamp, timestamp, 0) }
+        if ret < 0 { try watch.check("seek", path: path) }
         try ffCheck(ret, "seek to \(timestamp)", path: path, kind: .input)
     }
 }

@@ -78,6 +78,19 @@ enum FileOps {
         return Int64(st.st_size)
     }
 
+    /// A file's size, or nil when it does not exist.
+    static func size(_ path: String) -> Int64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : nil
+    }
+
+    /// "device:inode:size:mtime" of a file, or nil: tells one file from another across a rename.
+    static func identity(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return "\(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+    }
+
     static func fsyncDirectory(_ dir: String) {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { _ = Glibc.fsync(fd); close(fd) }

@@ -1,0 +1,51 @@
+import Foundation
+
+/// `vslice gc`: removes what ended tasks leave on disk — work folders and merged part files.
+public enum GarbageCollector {
+    public struct Item: Codable, Sendable {
+        public var task: String
+        public var status: String
+        /// Why the task's files may go.
+        public var reason: String
+        public var removed: [String]
+        public var bytes: Int64
+    }
+
+    /// Tasks whose files are no longer needed: done, cancelled, and unfinished ones that can never resume (the
+    /// input is gone or changed). With `includeUnfinished`, every unfinished task too (it is cancelled first).
+    /// Tasks held by a live process are left alone.
+    public static func collect(store: JobStore, includeUnfinished: Bool, dryRun: Bool) throws(VSliceError) -> [Item] {
+        var items: [Item] = []
+        for t in try store.tasks() where !store.isLeasedByOther(t) {
+            let reason: String
+            switch t.status {
+            case "done": reason = "done"
+            case "cancelled": reason = "cancelled"
+            default:
+                if (try? Fingerprint.of(t.input)) != t.inputFingerprint { reason = "input gone or changed; cannot resume" }
+                else if includeUnfinished { reason = "unfinished (--unfinished)" }
+                else { continue }
+            }
+            let candidates = [t.workDir, Transcoder.partPath(task: t)].filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
+            if candidates.isEmpty && t.workDir.isEmpty { continue }
+            let bytes = candidates.map(diskUsage).reduce(0, +)
+            if !dryRun {
+                if JobStore.resumableStatuses.contains(t.status) { try store.cancel(t.id) }
+                for path in candidates { try? FileManager.default.removeItem(atPath: path) }
+                try store.markWorkRemoved(t.id)
+            }
+            if !candidates.isEmpty {
+                items.append(Item(task: t.id, status: t.status, reason: reason, removed: candidates, bytes: bytes))
+            }
+        }
+        return items
+    }
+
+    static func diskUsage(_ path: String) -> Int64 {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return 0 }
+        if !isDir.boolValue { return FileOps.size(path) ?? 0 }
+        let files = FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []
+        return files.map { FileOps.size((path as NSString).appendingPathComponent($0)) ?? 0 }.reduce(0, +)
+    }
+}

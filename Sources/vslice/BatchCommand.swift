@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import VSliceKit
+
+struct BatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch",
+        abstract: "Transcode every matching file of a folder into OUTDIR, mirroring its layout.",
+        discussion: """
+            One task per input, run one after the other, each with --jobs segments at once (so --jobs bounds the \
+            encoders of the whole batch). An input whose output exists and verifies against it is skipped, so a \
+            batch can be re-run; an unfinished task resumes; a failing input is reported and the batch goes on. \
+            Exit 0 when every input is done or skipped, 6 when some failed, 130 when interrupted.
+            """)
+
+    @Argument(help: "The folder of inputs.")
+    var dir: String
+
+    @Option(name: [.short, .customLong("output-dir")], help: "Where the outputs go (created if missing).")
+    var outDir: String
+
+    @Option(help: "Glob the file name must match (a pattern with '/' matches the path relative to DIR).")
+    var pattern = "*"
+
+    @Flag(help: "Also take files in subfolders.")
+    var recursive = false
+
+    @Option(help: "Output container: mp4, mov, mkv or webm.")
+    var container = "mp4"
+
+    @OptionGroup var options: TranscodeOptions
+
+    @Flag(help: "Replace outputs that exist but do not verify against their input.")
+    var force = false
+
+    @Flag(help: "Keep each task's work folder after success.")
+    var keepTemp = false
+
+    @Option(help: "Folder for work folders (default: beside each output).")
+    var workDir: String?
+
+    @OptionGroup var runner: RunOptions
+
+    func validate() throws {
+        guard Container.format(forPath: "x." + container) != nil else {
+            throw ValidationError("--container takes mp4, mov, mkv or webm, got '\(container)'")
+        }
+    }
+
+    struct Summary: Encodable {
+        var inputs = 0, done = 0, skipped = 0, failed = 0
+        var seconds = 0.0
+        var failures: [String: String] = [:]
+    }
+
+    func run() throws {
+        let settings = try options.settings()
+        runner.prepare()
+        do {
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        } catch {
+            throw VSliceError(.usage, "batch", path: outDir, reason: "cannot create the output folder: \(error.localizedDescription)")
+        }
+        let items = try BatchPlanner.items(dir: dir, outDir: outDir, pattern: pattern, recursive: recursive, extension: container)
+        let store = try runner.store.open()
+        let writer = runner.json ? EventWriter() : nil
+        let t0 = Date()
+        var summary = Summary(inputs: items.count)
+        var outputs: [String: String] = [:]
+        for item in items {
+            if Cancellation.stopRequested { break }
+            func fail(_ error: VSliceError) {
+                summary.failed += 1
+                summary.failures[item.relative] = error.description
+                Terminal.printError(error.description)
+            }
+            if let other = outputs[item.output] {
+                let e = VSliceError(.usage, "batch", path: item.input, reason: "its output \(item.output) is also \(other)'s; rename one")
+                writer?.emit("task_failed", ["input": item.input, "output": item.output, "exit_code": Int(e.exitCode), "error": e.description])
+                fail(e)
+                continue
+            }
+            outputs[item.output] = item.input
+            if FileManager.default.fileExists(atPath: item.output) && !force {
+                if let check = try? Verifier.verify(output: item.output, against: item.input), check.ok {
+                    summary.skipped += 1
+                    writer?.emit("input_skipped", ["input": item.input, "output": item.output, "reason": "output exists and verifies"])
+                    if !runner.quiet && !runner.json { FileHandle.standardError.write(Data("skip \(item.relative): \(item.output) verifies\n".utf8)) }
+                    continue
+                }
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: (item.output as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
+            } catch {
+                fail(VSliceError(.usage, "batch", path: item.output, reason: "cannot create its folder"))
+                continue
+            }
+            let request = TranscodeRequest(input: item.input, output: item.output, settings: settings, force: force,
+                                           keepTemp: keepTemp, workRoot: workDir)
+            let outcome = runner.session.run(input: item.input, output: item.output) { onEvent throws(VSliceError) in
+                try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
+            }
+            if let error = outcome.error {
+                if error.kind == .interrupted { throw error }
+                fail(error)
+            } else {
+                summary.done += 1
+            }
+        }
+        summary.seconds = Date().timeIntervalSince(t0)
+        if let writer {
+            writer.emit("batch_done", EventWriter.fields(summary))
+        } else if !runner.quiet {
+            FileHandle.standardError.write(Data(String(format: "batch: %d inputs: %d done, %d skipped, %d failed in %.1f s\n",
+                                                       summary.inputs, summary.done, summary.skipped, summary.failed,
+                                                       summary.seconds).utf8))
+        }
+        if Cancellation.stopRequested { throw VSliceError(.interrupted, "batch", path: dir, reason: "interrupted; run the same command again to go on") }
+        if summary.failed > 0 { throw BatchFailure(message: "\(summary.failed) of \(summary.inputs) inputs failed") }
+    }
+}
