@@ -148,6 +148,9 @@ struct AudioEncoder {
         }
         func drainDecoder() throws(VSliceError) {
             while try decoder.receive(frame) == .ok {
+                if frame.isCorrupt {
+                    throw VSliceError(.input, "decode audio", path: source, reason: "corrupt data in the audio stream")
+                }
                 if nextPts == nil {
                     let ts = frame.bestEffortTimestamp
                     nextPts = ts == AV_NOPTS ? 0 : av_rescale_q(ts, srcTB, outTB)

@@ -95,6 +95,11 @@ struct SegmentEncoder {
             if ts == AV_NOPTS || ts < segment.bufferStartPts { return }
             if ts > segment.bufferEndPts { state.done = true; return }
             if ts == segment.bufferEndPts { state.done = true }
+            // Damaged source data is an error, not a silently concealed frame in the output.
+            if frame.isCorrupt {
+                throw VSliceError(.input, "decode video", path: source,
+                                  reason: String(format: "corrupt data in the video stream near %.3f s", Double(ts) * index.timeBase.value))
+            }
             frame.pts = ts
             if ts >= segment.startPts && ts <= segment.endPts { progress(1) }
             if let graph {

@@ -1,3 +1,4 @@
+import CFFmpeg
 import Foundation
 import Logging
 import Synchronization
@@ -148,6 +149,9 @@ public struct Transcoder: Sendable {
                                                force: request.force || published == true)
         // Bad input is refused (probing checks readability first) before a task or a work folder exists.
         let probe = try Probe(path: input)
+        if let vf = settings.videoFilter, let v = probe.video {
+            try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
+        }
         let fingerprint = try Fingerprint.of(input)
         if let t = existing {
             if t.inputFingerprint != fingerprint {
@@ -185,7 +189,16 @@ public struct Transcoder: Sendable {
             let cancelled = (try? store.task(task.id))?.status == "cancelled"
             let status = cancelled ? "cancelled"
                 : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
+            var error = error
+            if error.kind == .processing && (error.code == vs_averror(ENOSPC) || error.code == vs_averror(EDQUOT)
+                                             || error.reason.contains(String(cString: strerror(ENOSPC)))) {
+                error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"
+            }
             try? store.finishTask(task.id, status: status, error: error.description)
+            // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
+            if !cancelled && (error.kind == .input || error.kind == .usage) && !request.keepTemp {
+                try? FileManager.default.removeItem(atPath: task.workDir)
+            }
             if cancelled {
                 if !request.keepTemp { try? FileManager.default.removeItem(atPath: task.workDir) }
                 throw VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")

@@ -24,12 +24,14 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
 
     // How it runs.
     public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Encoder (and decoder) threads per segment; nil: cores ÷ jobs.
+    public var threads: Int? = nil
 
     public init() {}
 
-    /// Encoder threads per segment so that jobs × threads fits the cores.
+    /// Encoder threads per segment: as asked, else so that jobs × threads fits the cores.
     public var threadsPerJob: Int {
-        max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs))
+        threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs))
     }
 
     /// The encoder's private options, in a stable order.
@@ -55,6 +57,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public func validate() throws(VSliceError) {
         func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
         if jobs < 1 { throw usage("--jobs must be at least 1") }
+        if let threads, threads < 1 { throw usage("--threads must be at least 1") }
         if split == .gop && !(segmentSeconds > 0) { throw usage("--segment-seconds must be positive") }
         if split == .frames && segmentFrames < 1 { throw usage("--split frames needs --segment-frames N (N ≥ 1)") }
         if minSplitSeconds < 0 { throw usage("--min-split-seconds must not be negative") }

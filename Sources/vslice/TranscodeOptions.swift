@@ -46,6 +46,9 @@ struct TranscodeOptions: ParsableArguments {
     @Option(help: "Segments encoded at once (default: the number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Encoder threads per segment (default: cores ÷ jobs).")
+    var threads: Int?
+
     func settings() throws -> TranscodeSettings {
         var s = TranscodeSettings()
         s.videoCodec = videoCodec
@@ -54,7 +57,7 @@ struct TranscodeOptions: ParsableArguments {
         s.videoBitrate = try videoBitrate.map { try Self.parseBitrate($0, option: "--vbitrate") }
         for opt in codecOptions {
             guard let eq = opt.firstIndex(of: "="), eq != opt.startIndex else {
-                throw ValidationError("--codec-opt takes key=value, got '\(opt)'")
+                throw VSliceError(.usage, "check options", reason: "--codec-opt takes key=value, got '\(opt)'")
             }
             s.codecOptions[String(opt[..<eq])] = String(opt[opt.index(after: eq)...])
         }
@@ -66,12 +69,13 @@ struct TranscodeOptions: ParsableArguments {
         s.minSplitSeconds = minSplitSeconds
         let parts = overlap.split(separator: ",", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), let before = Int(parts[0]), parts.count == 1 || Int(parts[1]) != nil else {
-            throw ValidationError("--overlap takes BEFORE[,AFTER] frame counts, got '\(overlap)'")
+            throw VSliceError(.usage, "check options", reason: "--overlap takes BEFORE[,AFTER] frame counts, got '\(overlap)'")
         }
         s.overlapBefore = before
         s.overlapAfter = parts.count == 2 ? Int(parts[1])! : 0
         s.videoFilter = videoFilter
         s.jobs = jobs
+        s.threads = threads
         try s.validate()
         return s
     }
@@ -80,7 +84,7 @@ struct TranscodeOptions: ParsableArguments {
         let t = text.lowercased()
         let mult: Double = t.hasSuffix("k") ? 1e3 : t.hasSuffix("m") ? 1e6 : 1
         let number = mult == 1 ? t : String(t.dropLast())
-        guard let v = Double(number), v > 0 else { throw ValidationError("\(option) takes a bit rate like 128k or 2M, got '\(text)'") }
+        guard let v = Double(number), v > 0 else { throw VSliceError(.usage, "check options", reason: "\(option) takes a bit rate like 128k or 2M, got '\(text)'") }
         return Int64(v * mult)
     }
 }

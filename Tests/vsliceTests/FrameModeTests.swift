@@ -84,13 +84,4 @@ struct FrameModeTests {
         #expect(report["segment_frames"] as? [Int] == planned)
         #expect(try MediaFacts(out).frames == 180)
     }
-
-    @Test("a --vf that does not parse is a usage error")
-    func badFilter() throws {
-        let dir = try Paths.scratch("vf")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let run = try vslice(["transcode", Self.source, "-o", dir.appendingPathComponent("o.mp4").path,
-                              "--vf", "nosuchfilter=3"] + Self.frameArgs)
-        #expect(run.status == 2, "\(run.stderr)")
-    }
 }

@@ -2,6 +2,16 @@ import CFFmpeg
 
 /// A video filter graph, `buffer → (user graph) → format → buffersink`, owned and freed on deinit.
 final class VideoFilterGraph {
+    /// Builds (and drops) the graph for the source's video stream, so a bad `--vf` is refused before any
+    /// work starts.
+    static func check(_ description: String, source: String, videoStream: Int) throws(VSliceError) {
+        let input = try InputFile(path: source)
+        let st = input.stream(videoStream)
+        let decoder = try Decoder(stream: st, path: source, threads: 1)
+        _ = try VideoFilterGraph(description: description, decoder: decoder.ctx, timeBase: st.pointee.time_base,
+                                 outputFormats: [], path: source)
+    }
+
     private var graph: UnsafeMutablePointer<AVFilterGraph>?
     private let source: UnsafeMutablePointer<AVFilterContext>
     private let sink: UnsafeMutablePointer<AVFilterContext>
@@ -57,7 +67,10 @@ final class VideoFilterGraph {
         let parsed = avfilter_graph_parse_ptr(g, chain, &inputs, &outputs, nil)
         if parsed < 0 {
             avfilter_graph_free(&graph)
-            throw VSliceError(.usage, "parse --vf '\(description ?? "")'", reason: ffErrorString(parsed), code: parsed)
+            let why = parsed == vs_averror(EINVAL) || parsed == vs_averror(ENOENT)
+                ? "not a valid filter graph: an unknown filter or a bad option (`ffmpeg -filters` lists the filters)"
+                : ffErrorString(parsed)
+            throw VSliceError(.usage, "parse --vf '\(description ?? "")'", reason: why, code: parsed)
         }
         let configured = avfilter_graph_config(g, nil)
         if configured < 0 {

@@ -40,15 +40,14 @@ final class InputFile {
             try watch.check("open input", path: path)
             throw VSliceError(.input, "open input", path: path, reason: InputFile.describeOpenError(ret), code: ret)
         }
+        // From here on every stored property is set, so a throw runs deinit, which closes the input.
         ctx = opened
         if opened.pointee.nb_streams > UInt32(InputLimits.maxStreams) {
-            avformat_close_input(&maybe)
             throw VSliceError(.input, "open input", path: path,
                               reason: "\(opened.pointee.nb_streams) streams is more than the limit of \(InputLimits.maxStreams)")
         }
         let info = watch.io { avformat_find_stream_info(opened, nil) }
         if info < 0 {
-            avformat_close_input(&maybe)
             try watch.check("read stream info", path: path)
             throw VSliceError(.input, "read stream info", path: path, reason: ffErrorString(info), code: info)
         }

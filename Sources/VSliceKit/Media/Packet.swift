@@ -46,4 +46,6 @@ final class Frame {
     /// The decoder's best guess at the presentation time (the frame's `pts`, else guessed).
     var bestEffortTimestamp: Int64 { ptr.pointee.best_effort_timestamp }
     var sampleCount: Int { Int(ptr.pointee.nb_samples) }
+    /// The decoder met damaged data in this frame (and concealed it).
+    var isCorrupt: Bool { ptr.pointee.flags & AV_FRAME_FLAG_CORRUPT != 0 || ptr.pointee.decode_error_flags != 0 }
 }

@@ -1,0 +1,238 @@
+import Foundation
+import Testing
+
+/// Bad media made at test time from the fixtures (see Fixtures/README.md for the committed ones).
+enum BadMedia {
+    /// Overwrites 3000 bytes in the middle of the media data with fixed pseudo-random bytes.
+    static func corruptMiddle(_ src: String, _ dst: String) throws {
+        var d = try Data(contentsOf: URL(fileURLWithPath: src))
+        let mdat = d.range(of: Data("mdat".utf8))!.lowerBound
+        var x: UInt32 = 7
+        let start = mdat + (d.count - mdat) / 2
+        for i in start..<min(d.count, start + 3000) {
+            x = x &* 1_103_515_245 &+ 12345
+            d[i] = UInt8(truncatingIfNeeded: x >> 16)
+        }
+        try d.write(to: URL(fileURLWithPath: dst))
+    }
+
+    /// An MP4 whose video sample entry names a codec nobody knows ('zzzz' for 'avc1').
+    static func unknownCodec(_ src: String, _ dst: String) throws {
+        var d = try Data(contentsOf: URL(fileURLWithPath: src))
+        while let r = d.range(of: Data("avc1".utf8)) { d.replaceSubrange(r, with: Data("zzzz".utf8)) }
+        try d.write(to: URL(fileURLWithPath: dst))
+    }
+
+    static func ffmpeg(_ args: [String]) throws {
+        let r = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-y"] + args)
+        guard r.status == 0 else { throw OracleError("ffmpeg \(args): \(r.stderr)") }
+    }
+
+    /// 17000×8: wider than the 16384 limit.
+    static func hugeDimensions(_ dst: String) throws {
+        try ffmpeg(["-f", "lavfi", "-i", "color=c=gray:size=17000x8:rate=5:duration=1", "-c:v", "ffv1", "-pix_fmt", "gray", dst])
+    }
+
+    /// One video and 70 audio streams: more than the limit of 64.
+    static func manyStreams(_ dst: String) throws {
+        var args = ["-f", "lavfi", "-i", "color=size=64x64:rate=5:duration=1", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                    "-map", "0:v"]
+        for _ in 0..<70 { args += ["-map", "1:a"] }
+        try ffmpeg(args + ["-t", "1", "-c:v", "ffv1", "-c:a", "pcm_s16le", dst])
+    }
+}
+
+/// Runs vslice as an unprivileged user when the tests run as root (root reads and writes anything).
+func asUnprivileged(_ args: [String], home: String) throws -> Run {
+    if geteuid() == 0 {
+        return try Proc.run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "VSLICE_HOME=\(home)",
+                                        Paths.vslice] + args, timeout: 120)
+    }
+    return try vslice(args, timeout: 120, environment: ["VSLICE_HOME": home])
+}
+
+@Suite("bad input, batch, disk full")
+struct HardeningTests {
+    struct Case {
+        var name: String
+        var input: String
+        var output: String
+        var code: Int32
+        var message: String
+        var unprivileged = false
+        var extra: [String] = []
+        var namesFile = true
+    }
+
+    @Test("every kind of bad input: documented exit code, one line naming the file, no output, no temp file")
+    func badInputTable() throws {
+        let dir = try Paths.scratch("badtable")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = dir.appendingPathComponent("in").path
+        let outs = dir.appendingPathComponent("out").path
+        let home = dir.appendingPathComponent("home").path
+        // A job store of its own for the runs as an unprivileged user.
+        let nobodyHome = dir.appendingPathComponent("home-unprivileged").path
+        for d in [inputs, outs, home, nobodyHome] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        chmod(dir.path, 0o755); chmod(nobodyHome, 0o777); chmod(outs, 0o777)
+        func input(_ name: String) -> String { (inputs as NSString).appendingPathComponent(name) }
+        let out = (outs as NSString).appendingPathComponent("out.mp4")
+        let good = Paths.fixture("h264_aac.mp4")
+
+        try BadMedia.corruptMiddle(good, input("corrupt.mp4"))
+        try BadMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=8", "-c:v", "libx264", "-preset",
+                             "ultrafast", "-g", "25", input("vonly.mp4")])
+        try BadMedia.corruptMiddle(input("vonly.mp4"), input("vcorrupt.mp4"))
+        try BadMedia.unknownCodec(good, input("unknown.mp4"))
+        try BadMedia.hugeDimensions(input("huge.mkv"))
+        try BadMedia.manyStreams(input("many.mkv"))
+        try FileManager.default.copyItem(atPath: good, toPath: input("noperm.mp4"))
+        chmod(input("noperm.mp4"), 0o000)
+        mkfifo(input("fifo.mp4"), 0o644)
+        try FileManager.default.createDirectory(atPath: input("folder.mp4"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: good, toPath: input("same.mp4"))
+        let readOnly = dir.appendingPathComponent("ro").path
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
+        chmod(readOnly, 0o555)
+
+        let cases: [Case] = [
+            Case(name: "missing", input: input("missing.mp4"), output: out, code: 3, message: "no such file"),
+            Case(name: "no permission", input: input("noperm.mp4"), output: out, code: 3, message: "permission denied", unprivileged: true),
+            Case(name: "zero bytes", input: Paths.fixture("bad_empty.mp4"), output: out, code: 3, message: "empty"),
+            Case(name: "truncated MP4", input: Paths.fixture("bad_truncated.mp4"), output: out, code: 3, message: "invalid data"),
+            Case(name: "random bytes", input: Paths.fixture("bad_random.mp4"), output: out, code: 3, message: "not a media file"),
+            Case(name: "audio only", input: Paths.fixture("bad_audio_only.m4a"), output: out, code: 3, message: "no video stream"),
+            Case(name: "codec this build cannot decode", input: input("unknown.mp4"), output: out, code: 3, message: "cannot decode"),
+            Case(name: "absurd dimensions", input: input("huge.mkv"), output: out, code: 3, message: "17000x8"),
+            Case(name: "absurd stream count", input: input("many.mkv"), output: out, code: 3, message: "more than the limit"),
+            Case(name: "corrupt packets mid-stream (audio and video)", input: input("corrupt.mp4"), output: out, code: 3, message: "nvalid data"),
+            Case(name: "corrupt video mid-stream", input: input("vcorrupt.mp4"), output: out, code: 3, message: "corrupt data in the video"),
+            Case(name: "a FIFO", input: input("fifo.mp4"), output: out, code: 3, message: "not a regular file"),
+            Case(name: "a folder", input: input("folder.mp4"), output: out, code: 3, message: "is a directory"),
+            Case(name: "output folder missing", input: good, output: outs + "/nodir/x.mp4", code: 2, message: "does not exist"),
+            Case(name: "output folder not writable", input: good, output: readOnly + "/x.mp4", code: 2, message: "not writable", unprivileged: true),
+            Case(name: "output = input", input: input("same.mp4"), output: input("same.mp4"), code: 2, message: "is the input"),
+            Case(name: "concat: protocol name", input: "concat:\(good)|\(good)", output: out, code: 3, message: "no such file"),
+            Case(name: "http URL", input: "http://127.0.0.1:9/x.mp4", output: out, code: 3, message: "no such file"),
+            Case(name: "name starting with -", input: "-x.mp4", output: out, code: 3, message: "no such file"),
+            Case(name: "unknown output container", input: good, output: outs + "/x.avi", code: 2, message: "extension"),
+            Case(name: "--vf that does not parse", input: good, output: out, code: 2, message: "not a valid filter graph",
+                 extra: ["--vf", "nosuchfilter=3"], namesFile: false),
+        ]
+        for c in cases {
+            // `--` so that a name starting with '-' is an argument, as a script would pass it.
+            let args = ["transcode", "-o", c.output, "-q", "--min-split-seconds", "0", "--segment-seconds", "1"] + c.extra + ["--", c.input]
+            let run = c.unprivileged ? try asUnprivileged(args, home: nobodyHome) : try vslice(args, timeout: 120, environment: ["VSLICE_HOME": home])
+            #expect(run.status == c.code, "\(c.name): \(run.status) \(run.stderr)")
+            let lines = run.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(c.name): \(run.stderr)")
+            #expect(run.stderr.localizedCaseInsensitiveContains(c.message), "\(c.name): \(run.stderr)")
+            let shown = c.code == 3 ? c.input : c.output
+            #expect(!c.namesFile || run.stderr.contains(shown) || run.stderr.contains((shown as NSString).lastPathComponent), "\(c.name) names no file: \(run.stderr)")
+            let left = try FileManager.default.contentsOfDirectory(atPath: outs)
+            #expect(left.isEmpty, "\(c.name) left \(left)")
+            let strays = try FileManager.default.contentsOfDirectory(atPath: inputs).filter { $0.hasPrefix(".") }
+            #expect(strays.isEmpty, "\(c.name) left \(strays)")
+        }
+        // The copy used as both input and output is untouched.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: input("same.mp4"))) == Data(contentsOf: URL(fileURLWithPath: good)))
+    }
+
+    @Test("a file whose name looks like a protocol is read as a plain file")
+    func protocolLikeName() throws {
+        let dir = try Paths.scratch("proto")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weird = dir.appendingPathComponent("concat:a.mp4|b.mp4").path
+        try FileManager.default.copyItem(atPath: Paths.fixture("h264_aac.mp4"), toPath: weird)
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", weird, "-o", out] + quickArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try MediaFacts(out).frames == 180)
+    }
+
+    @Test("batch: good files in several containers and a subfolder, every bad kind; summary, NDJSON, exit 6; re-run skips")
+    func batch() throws {
+        let dir = try Paths.scratch("batch")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("src").path
+        let out = dir.appendingPathComponent("out").path
+        let home = dir.appendingPathComponent("home").path
+        try FileManager.default.createDirectory(atPath: src + "/sub", withIntermediateDirectories: true)
+        let good = ["h264_aac.mp4": "a.mp4", "surround51.mkv": "b.mkv", "mono44k.mov": "sub/c.mov", "offset_start.ts": "sub/d.ts"]
+        for (fixture, name) in good {
+            try FileManager.default.copyItem(atPath: Paths.fixture(fixture), toPath: src + "/" + name)
+        }
+        for bad in badFixtures { try FileManager.default.copyItem(atPath: Paths.fixture(bad), toPath: src + "/" + bad) }
+        try BadMedia.corruptMiddle(Paths.fixture("h264_aac.mp4"), src + "/sub/corrupt.mp4")
+        try BadMedia.unknownCodec(Paths.fixture("h264_aac.mp4"), src + "/unknown.mp4")
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: src + "/.hidden.mp4"))
+        let bads = badFixtures.count + 2
+
+        let args = ["batch", src, "-o", out, "--recursive", "--json"] + quickArgs.filter { $0 != "-q" }
+        let first = try vslice(args, environment: ["VSLICE_HOME": home])
+        #expect(first.status == 6, "\(first.stderr)")
+        let events = try ndjson(first.stdout)
+        let summary = try lastEvent(first.stdout, "batch_done")
+        #expect(summary["inputs"] as? Int == good.count + bads)
+        #expect(summary["done"] as? Int == good.count)
+        #expect(summary["failed"] as? Int == bads)
+        #expect(summary["skipped"] as? Int == 0)
+        let failed = events.filter { $0["event"] as? String == "task_failed" }
+        #expect(failed.count == bads)
+        #expect(failed.allSatisfy { $0["exit_code"] as? Int == 3 }, "\(failed)")
+        let doneEvents = events.filter { $0["event"] as? String == "task_done" }
+        #expect(doneEvents.count == good.count)
+        #expect(doneEvents.allSatisfy { (($0["verify"] as? [String: Any])?["ok"] as? Bool) == true })
+        for (fixture, name) in good {
+            let o = out + "/" + (name as NSString).deletingPathExtension + ".mp4"
+            #expect(try oracleProblems(source: Paths.fixture(fixture), output: o).isEmpty, "\(o)")
+        }
+        // Nothing but the outputs in OUTDIR: no work folder, no part file, nothing for the bad inputs.
+        let all = (FileManager.default.enumerator(atPath: out)?.allObjects as? [String] ?? []).sorted()
+        #expect(all == ["a.mp4", "b.mp4", "sub", "sub/c.mp4", "sub/d.mp4"], "\(all)")
+
+        let second = try vslice(args, environment: ["VSLICE_HOME": home])
+        #expect(second.status == 6)
+        let again = try lastEvent(second.stdout, "batch_done")
+        #expect(again["skipped"] as? Int == good.count)
+        #expect(again["done"] as? Int == 0)
+        #expect(try ndjson(second.stdout).filter { $0["event"] as? String == "input_skipped" }.count == good.count)
+
+        // Only the good ones, by pattern: exit 0.
+        let mp4 = try vslice(["batch", src, "-o", out, "--pattern", "[ab].m*", "-q"] + quickArgs, environment: ["VSLICE_HOME": home])
+        #expect(mp4.status == 0, "\(mp4.stderr)")
+    }
+
+    @Test("disk full while writing segments: clear error, exit 1, resumable once space is freed")
+    func diskFull() throws {
+        let dir = try Paths.scratch("full")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("clip.mp4").path
+        try makeClip(src, size: "640x360", seconds: 10)
+        let small = dir.appendingPathComponent("small").path
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let mount = try Proc.run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small])
+        try #require(mount.status == 0, "this machine cannot mount a small tmpfs here: \(mount.stderr)")
+        defer { _ = try? Proc.run("umount", [small]) }
+        let out = small + "/out.mp4"
+        let args = ["transcode", src, "-o", out, "--crf", "18", "--jobs", "1", "--max-attempts", "1"] + quickArgs
+        let home = dir.appendingPathComponent("home").path
+        let full = try vslice(args, environment: ["VSLICE_HOME": home])
+        #expect(full.status == 1, "\(full.stderr)")
+        #expect(full.stderr.contains("No space left on device"))
+        #expect(full.stderr.contains("disk is full"))
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let doneBefore = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db", "SELECT count(*) FROM segment WHERE status='done'"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int(doneBefore) ?? 0 > 0)
+
+        #expect(try Proc.run("mount", ["-o", "remount,size=64m", small]).status == 0)
+        let resumed = try vslice(args, environment: ["VSLICE_HOME": home])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        let encodes = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db",
+                                               "SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status='done'"])
+        #expect(encodes.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "10")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: small) == ["out.mp4"])
+    }
+}
