@@ -179,4 +179,27 @@ struct JobCommandTests {
         #expect(!FileManager.default.fileExists(atPath: out2))
         #expect(try e.sql("SELECT status FROM task WHERE output LIKE '%out2.mp4'") == "failed")
     }
+
+    @Test("progress on a non-TTY stderr: plain lines, counting from the done frames after a resume, ending at 100 %")
+    func progressAfterResume() throws {
+        let e = try env("progress")
+        defer { try? FileManager.default.removeItem(at: e.dir) }
+        let src = Paths.fixture("h264_aac.mp4")
+        let out = e.path("out.mp4")
+        let args = ["transcode", src, "-o", out] + Self.quick.filter { $0 != "-q" }
+        _ = try e.run(args, fault: "segment-done:3")
+        let r = try e.run(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        let counts = lines.compactMap { line -> Int? in
+            guard let m = line.firstMatch(of: /(\d+)\/180 frames/) else { return nil }
+            return Int(m.1)
+        }
+        #expect(counts.first == 90, "\(lines)")
+        #expect(counts.last == 180, "\(lines)")
+        #expect(counts == counts.sorted(), "progress went backwards: \(counts)")
+        #expect(lines.contains { $0.contains("100.0%") })
+        #expect(lines.last?.contains("wrote") == true || r.stdout.contains("180 frames"), "\(lines)")
+        #expect(!r.stderr.contains("\u{1B}["), "terminal escapes on a non-TTY")
+    }
 }
