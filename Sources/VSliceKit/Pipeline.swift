@@ -291,6 +291,7 @@ public struct Transcoder: Sendable {
         let todo = plan.segments.filter { !done.contains($0.index) }.sorted { $0.processedCount > $1.processedCount }
         let kept = Mutex([Int](repeating: 0, count: plan.segments.count))
         for s in plan.segments where done.contains(s.index) { kept.withLock { $0[s.index] = s.frameCount } }
+        let encodeSettings = settings.forRun(segments: todo.count)
         let errors = WorkerPool.run(todo, jobs: settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
             let segId = "\(taskId)_encode_\(segment.index)"
             var attempt = 0
@@ -300,7 +301,7 @@ public struct Transcoder: Sendable {
                 let trace = try store.beginEvent(taskId, "encode", segment: segId)
                 let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                 let watch = WorkWatch()
-                let encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: settings,
+                let encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
                                              outputPath: segmentPaths[segment.index],
                                              progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) }, watch: watch)
                 do throws(VSliceError) {

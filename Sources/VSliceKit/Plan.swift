@@ -35,7 +35,8 @@ public struct Plan: Codable, Sendable {
     public init(index: VideoIndex, settings: TranscodeSettings) {
         let n = index.pts.count
         let tb = index.timeBase.value
-        let duration = n > 1 ? Double(index.pts[n - 1] - index.pts[0]) * tb : 0
+        // First frame's start to last frame's end (a 60 s clip is 60 s, not 60 s minus a frame).
+        let duration = n > 1 ? Double(index.pts[n - 1] - index.pts[0] + index.duration(ofFrameAt: index.pts[n - 1])) * tb : 0
         frameCount = n
         timeBase = index.timeBase
         var starts: [Int] = [0]

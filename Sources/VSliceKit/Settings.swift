@@ -34,6 +34,16 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs))
     }
 
+    /// These settings for a run of `segments` segments: with fewer segments than jobs (a short input runs
+    /// as one segment), each gets the cores the idle jobs would have had.
+    func forRun(segments: Int) -> TranscodeSettings {
+        var s = self
+        if s.threads == nil {
+            s.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, min(jobs, segments)))
+        }
+        return s
+    }
+
     /// The encoder's private options, in a stable order.
     var encoderOptions: [(String, String)] {
         var opts: [(String, String)] = []

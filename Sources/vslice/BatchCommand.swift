@@ -30,14 +30,7 @@ struct BatchCommand: ParsableCommand {
 
     @OptionGroup var options: TranscodeOptions
 
-    @Flag(help: "Replace outputs that exist but do not verify against their input.")
-    var force = false
-
-    @Flag(help: "Keep each task's work folder after success.")
-    var keepTemp = false
-
-    @Option(help: "Folder for work folders (default: beside each output).")
-    var workDir: String?
+    @OptionGroup var outputOptions: OutputOptions
 
     @OptionGroup var runner: RunOptions
 
@@ -81,7 +74,7 @@ struct BatchCommand: ParsableCommand {
                 continue
             }
             outputs[item.output] = item.input
-            if FileManager.default.fileExists(atPath: item.output) && !force {
+            if FileManager.default.fileExists(atPath: item.output) && !outputOptions.force {
                 if let check = try? Verifier.verify(output: item.output, against: item.input), check.ok {
                     summary.skipped += 1
                     writer?.emit("input_skipped", ["input": item.input, "output": item.output, "reason": "output exists and verifies"])
@@ -96,8 +89,7 @@ struct BatchCommand: ParsableCommand {
                 fail(VSliceError(.usage, "batch", path: item.output, reason: "cannot create its folder"))
                 continue
             }
-            let request = TranscodeRequest(input: item.input, output: item.output, settings: settings, force: force,
-                                           keepTemp: keepTemp, workRoot: workDir)
+            let request = outputOptions.request(input: item.input, output: item.output, settings: settings)
             let outcome = runner.session.run(input: item.input, output: item.output) { onEvent throws(VSliceError) in
                 try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
             }

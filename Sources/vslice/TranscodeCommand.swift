@@ -17,27 +17,35 @@ struct TranscodeCommand: ParsableCommand {
 
     @OptionGroup var options: TranscodeOptions
 
-    @Flag(help: "Replace OUTPUT if it exists.")
-    var force = false
-
-    @Flag(help: "Keep the work folder (segments, audio) after success.")
-    var keepTemp = false
-
-    @Option(help: "Folder for work folders (default: beside the output).")
-    var workDir: String?
+    @OptionGroup var outputOptions: OutputOptions
 
     @OptionGroup var runner: RunOptions
 
     func run() throws {
         let settings = try options.settings()
         runner.prepare()
-        let request = TranscodeRequest(input: input, output: output, settings: settings, force: force,
-                                       keepTemp: keepTemp, workRoot: workDir)
+        let request = outputOptions.request(input: input, output: output, settings: settings)
         let store = try runner.store.open()
         let outcome = runner.session.run(input: input, output: output) { onEvent throws(VSliceError) in
             try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
         }
         if let error = outcome.error { throw error }
+    }
+}
+
+/// What happens around the output: shared by transcode and batch.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Replace an existing output (batch: one that does not verify against its input).")
+    var force = false
+
+    @Flag(help: "Keep the task's work folder (segments, audio) after success.")
+    var keepTemp = false
+
+    @Option(help: "Folder for work folders (default: beside the output).")
+    var workDir: String?
+
+    func request(input: String, output: String, settings: TranscodeSettings) -> TranscodeRequest {
+        TranscodeRequest(input: input, output: output, settings: settings, force: force, keepTemp: keepTemp, workRoot: workDir)
     }
 }
 

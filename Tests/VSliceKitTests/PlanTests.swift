@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import VSliceKit
 
@@ -21,6 +22,24 @@ struct PlanTests {
         #expect(plan.segments.last!.lastFrame == 25 * 35 - 1)
         #expect(plan.segments.map(\.frameCount).reduce(0, +) == 25 * 35)
         #expect(plan.segments.allSatisfy { $0.decodeFrom == $0.firstFrame })
+    }
+
+    @Test("an input exactly --min-split-seconds long is split (its length counts the last frame)")
+    func thresholdCountsLastFrame() {
+        let exact = Plan(index: index(frames: 25 * 60, gop: 50), settings: TranscodeSettings())
+        #expect(exact.segments.count == 6)
+        let shorter = Plan(index: index(frames: 25 * 60 - 1, gop: 50), settings: TranscodeSettings())
+        #expect(shorter.segments.count == 1)
+    }
+
+    @Test("with fewer segments than jobs, each segment gets the idle jobs' threads")
+    func threadsForFewSegments() {
+        var s = TranscodeSettings()
+        s.jobs = 4
+        #expect(s.forRun(segments: 1).threadsPerJob == max(1, ProcessInfo.processInfo.activeProcessorCount))
+        #expect(s.forRun(segments: 100).threadsPerJob == max(1, ProcessInfo.processInfo.activeProcessorCount / 4))
+        s.threads = 1
+        #expect(s.forRun(segments: 1).threadsPerJob == 1)
     }
 
     @Test("inputs shorter than --min-split-seconds make one segment")

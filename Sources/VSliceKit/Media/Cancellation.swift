@@ -26,7 +26,7 @@ public enum Cancellation {
 
 /// One piece of work's own stop switch and I/O deadline, checked by FFmpeg's interrupt callback of the
 /// files it opens: the watchdog abandons a stalled segment through it without touching the others, and a
-/// single blocking FFmpeg call (open, read, seek, write) may not last longer than `ioDeadline` seconds.
+/// single blocking FFmpeg call on an input (open, stream info, read, seek) may not last longer than `ioDeadline` seconds.
 public final class WorkWatch: Sendable {
     /// Seconds one blocking FFmpeg call may take before it is interrupted.
     public static let defaultIODeadline = 120.0
