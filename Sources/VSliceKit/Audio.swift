@@ -5,6 +5,8 @@ public struct AudioResult: Codable, Sendable {
     public var samples: Int64
     public var packets: Int
     public var bytes: Int64
+    /// Silence inserted where the source's audio timestamps had holes.
+    public var silenceSamples: Int64
 }
 
 /// Decodes the source's audio stream once, converts it with libswresample to what the encoder takes, and
@@ -88,6 +90,9 @@ struct AudioEncoder {
         let frameSize = c.pointee.frame_size > 0 ? Int(c.pointee.frame_size) : 1024
         var nextPts: Int64? = nil
         var samplesOut: Int64 = 0
+        /// Samples (at the output rate) written to the FIFO so far, silence included.
+        var samplesQueued: Int64 = 0
+        var silenceInserted: Int64 = 0
         var packets = 0
         let outTB = AVRational(num: 1, den: rate)
         let srcTB = st.pointee.time_base
@@ -144,14 +149,45 @@ struct AudioEncoder {
                     av_audio_fifo_write(fifo, $0, got)
                 }
                 try ffCheck(w, "write audio fifo")
+                samplesQueued += Int64(got)
             }
+        }
+        /// A hole in the source's audio timestamps (a dropped stretch, a splice) becomes silence of the same
+        /// length, so every later sample keeps its time and the audio lasts as long as the source's.
+        func fillGap(before frame: Frame, start: Int64) throws(VSliceError) {
+            let ts = frame.bestEffortTimestamp
+            guard ts != AV_NOPTS else { return }
+            let expected = av_rescale_q(ts, srcTB, outTB) - start
+            let queued = samplesQueued + swr_get_delay(swr, Int64(rate))
+            let gap = expected - queued
+            guard gap > Int64(frameSize) else { return }
+            var buffers: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>? = nil
+            var lines: Int32 = 0
+            var left = gap
+            while left > 0 {
+                let n = Int32(min(left, Int64(rate)))
+                try ffCheck(av_samples_alloc_array_and_samples(&buffers, &lines, layout.nb_channels, n, sampleFormat, 0),
+                            "allocate silence")
+                av_samples_set_silence(buffers, 0, n, layout.nb_channels, sampleFormat)
+                let w = buffers!.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(layout.nb_channels)) {
+                    av_audio_fifo_write(fifo, $0, n)
+                }
+                av_freep(&buffers![0])
+                av_freep(&buffers)
+                try ffCheck(w, "write audio fifo")
+                samplesQueued += Int64(n)
+                left -= Int64(n)
+            }
+            silenceInserted += gap
         }
         func drainDecoder() throws(VSliceError) {
             while try decoder.receive(frame) == .ok {
                 if frame.isCorrupt {
                     throw VSliceError(.input, "decode audio", path: source, reason: "corrupt data in the audio stream")
                 }
-                if nextPts == nil {
+                if let start = nextPts {
+                    try fillGap(before: frame, start: start)
+                } else {
                     let ts = frame.bestEffortTimestamp
                     nextPts = ts == AV_NOPTS ? 0 : av_rescale_q(ts, srcTB, outTB)
                 }
@@ -173,6 +209,6 @@ struct AudioEncoder {
         _ = try encoder.send(nil)
         try drainEncoder()
         try writer.finish()
-        return AudioResult(samples: samplesOut, packets: packets, bytes: writer.bytesWritten)
+        return AudioResult(samples: samplesOut, packets: packets, bytes: writer.bytesWritten, silenceSamples: silenceInserted)
     }
 }

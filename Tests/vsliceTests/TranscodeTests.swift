@@ -109,6 +109,28 @@ struct TranscodeTests {
         }
     }
 
+    @Test("a hole in the source's audio timestamps becomes silence of the same length, in place")
+    func audioGap() throws {
+        let dir = try Paths.scratch("gap")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("gap.mkv").path
+        // 1 s of audio dropped with its timestamps kept: packets jump from 2.005 s to 3.029 s.
+        let make = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+                                           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
+                                           "-af", "aselect='not(between(t,2,3))'", "-c:v", "libx264", "-preset", "ultrafast",
+                                           "-c:a", "aac", src])
+        try #require(make.status == 0, "\(make.stderr)")
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", src, "-o", out] + quickArgs)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        let detect = try Proc.run("ffmpeg", ["-nostdin", "-i", out, "-map", "0:a", "-af", "silencedetect=n=-50dB:d=0.3", "-f", "null", "-"])
+        let starts = detect.stderr.matches(of: /silence_start: ([0-9.]+)/).compactMap { Double($0.1) }
+        let lengths = detect.stderr.matches(of: /silence_duration: ([0-9.]+)/).compactMap { Double($0.1) }
+        #expect(starts.count == 1 && abs(starts[0] - 2.026) < 0.03, "\(starts)")
+        #expect(lengths.count == 1 && abs(lengths[0] - 1.0) < 0.03, "\(lengths)")
+    }
+
     @Test("a 64 s clip with audio: 7 segments at the defaults, oracle checks pass")
     func longClip() throws {
         let dir = try Paths.scratch("long")
