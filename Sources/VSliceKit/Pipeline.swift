@@ -348,7 +348,11 @@ public struct Transcoder: Sendable {
             let merger = Merger(segments: segmentPaths, audio: probe.report.audioStream == nil ? nil : audioPath, output: part,
                                 format: format, base: Transcoder.timelineBase(probe), displayMatrix: probe.displayMatrix)
             _ = try step(store, task.id, "mux", detail: { (size: Int64) in String(size) }) { () throws(VSliceError) in
-                try merger.run().bytes
+                do throws(VSliceError) { return try merger.run().bytes } catch {
+                    // A half-written merge is worth nothing (and may be what filled the disk).
+                    try? FileManager.default.removeItem(atPath: part)
+                    throw error
+                }
             }
         }
         onEvent(.merged)

@@ -234,5 +234,25 @@ struct HardeningTests {
                                                "SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status='done'"])
         #expect(encodes.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "10")
         #expect(try FileManager.default.contentsOfDirectory(atPath: small) == ["out.mp4"])
+
+        // Full while writing the output (the work folder elsewhere): no part file left, the segments kept.
+        try FileManager.default.removeItem(atPath: out)
+        #expect(try Proc.run("mount", ["-o", "remount,size=1m", small]).status == 0)
+        let work = dir.appendingPathComponent("work").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let args2 = args + ["--work-dir", work, "--fresh"]
+        let full2 = try vslice(args2, environment: ["VSLICE_HOME": home])
+        #expect(full2.status == 1, "\(full2.stderr)")
+        #expect(full2.stderr.contains("disk is full"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: small).isEmpty, "a partial merge was left")
+        #expect(try Proc.run("mount", ["-o", "remount,size=64m", small]).status == 0)
+        let resumed2 = try vslice(args + ["--work-dir", work], environment: ["VSLICE_HOME": home])
+        #expect(resumed2.status == 0, "\(resumed2.stderr)")
+        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        let task = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db", "SELECT id FROM task ORDER BY created_at DESC LIMIT 1"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let redone = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db",
+                                              "SELECT count(*) FROM trace WHERE segment_id LIKE '\(task)%' AND status='done'"])
+        #expect(redone.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "10", "segments were encoded again")
     }
 }
