@@ -223,6 +223,11 @@ struct SegmentEncoder {
         if ["libx264", "libx265"].contains(settings.videoCodec) && settings.codecOptions["forced-idr"] == nil {
             options.append(("forced-idr", "1"))
         }
+        // x265 and SVT-AV1 print their own banners on stderr, once per segment: errors only.
+        if settings.videoCodec == "libx265" && settings.codecOptions["x265-params"] == nil {
+            options.append(("x265-params", "log-level=error"))
+        }
+        if settings.videoCodec == "libsvtav1" { setenv("SVT_LOG", "1", 0) }
         try encoder.open(options: options)
     }
 }

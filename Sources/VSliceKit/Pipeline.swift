@@ -58,7 +58,6 @@ public enum Container {
         case "mp4", "m4v": "mp4"
         case "mov": "mov"
         case "mkv": "matroska"
-        case "webm": "webm"
         default: nil
         }
     }
@@ -80,7 +79,7 @@ public struct Transcoder: Sendable {
     public static func checkPaths(input: String, output: String, force: Bool) throws(VSliceError) -> String {
         guard let format = Container.format(forPath: output) else {
             throw VSliceError(.usage, "choose container", path: output,
-                              reason: "unknown output extension (use .mp4, .mov, .mkv or .webm)")
+                              reason: "unknown output extension (use .mp4, .mov or .mkv)")
         }
         let fm = FileManager.default
         let dir = (absolute(output) as NSString).deletingLastPathComponent
@@ -98,6 +97,18 @@ public struct Transcoder: Sendable {
             throw VSliceError(.outputExists, "check output", path: output, reason: "output exists (use --force to replace it)")
         }
         return format
+    }
+
+    /// Refuses, before any work, an encoder whose codec the output container cannot hold.
+    static func checkCodecs(format: String, settings: TranscodeSettings, output: String) throws(VSliceError) {
+        guard let muxer = av_guess_format(format, nil, nil) else { return }
+        for (name, option) in [(settings.videoCodec, "--vcodec"), (settings.audioCodec, "--acodec")] {
+            guard let codec = avcodec_find_encoder_by_name(name) else { continue }
+            if avformat_query_codec(muxer, codec.pointee.id, FF_COMPLIANCE_NORMAL) == 0 {
+                throw VSliceError(.usage, "check options", path: output,
+                                  reason: "the \(String(cString: muxer.pointee.name)) container cannot hold \(name) (\(option)); choose another codec or container")
+            }
+        }
     }
 
     static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
@@ -147,6 +158,7 @@ public struct Transcoder: Sendable {
         let published = existing.map { try? store.publishedAlready($0) } ?? false
         let format = try Transcoder.checkPaths(input: request.input, output: request.output,
                                                force: request.force || published == true)
+        try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
         // Bad input is refused (probing checks readability first) before a task or a work folder exists.
         let probe = try Probe(path: input)
         if let vf = settings.videoFilter, let v = probe.video {

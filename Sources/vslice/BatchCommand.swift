@@ -25,7 +25,7 @@ struct BatchCommand: ParsableCommand {
     @Flag(help: "Also take files in subfolders.")
     var recursive = false
 
-    @Option(help: "Output container: mp4, mov, mkv or webm.")
+    @Option(help: "Output container: mp4, mov or mkv.")
     var container = "mp4"
 
     @OptionGroup var options: TranscodeOptions
@@ -36,7 +36,7 @@ struct BatchCommand: ParsableCommand {
 
     func validate() throws {
         guard Container.format(forPath: "x." + container) != nil else {
-            throw ValidationError("--container takes mp4, mov, mkv or webm, got '\(container)'")
+            throw ValidationError("--container takes mp4, mov or mkv, got '\(container)'")
         }
     }
 

@@ -7,7 +7,7 @@ struct TranscodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transcode",
         abstract: "Transcode INPUT to OUTPUT: audio once, video in parallel segments, merged and verified.",
-        discussion: "The container follows OUTPUT's extension: .mp4, .mov, .mkv (or .webm).")
+        discussion: "The container follows OUTPUT's extension: .mp4 (or .m4v), .mov, .mkv.")
 
     @Argument(help: "The input media file.")
     var input: String

@@ -30,6 +30,20 @@ struct TranscodeTests {
         #expect(try oracleProblems(source: Paths.fixture(name), output: out).isEmpty)
     }
 
+    @Test("the other encoders: x265, VP9 and AV1 pass the oracle, quietly", arguments: [
+        ("libx265", "mp4"), ("libvpx-vp9", "mkv"), ("libsvtav1", "mp4")])
+    func otherEncoders(_ codec: String, _ ext: String) throws {
+        let dir = try Paths.scratch("enc")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", Paths.fixture("bframes_open_gop.mp4"), "-o", out, "--vcodec", codec,
+                              "--min-split-seconds", "0", "--segment-seconds", "2", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.isEmpty, "encoder banners on stderr: \(run.stderr.prefix(300))")
+        #expect(try oracleProblems(source: Paths.fixture("bframes_open_gop.mp4"), output: out).isEmpty)
+        #expect(try FFprobe.stream(out, "v")?["codec_name"] as? String == ["libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"][codec])
+    }
+
     @Test("PSNR against the source at the default CRF is at least 35 dB")
     func quality() throws {
         let dir = try Paths.scratch("psnr")
@@ -100,6 +114,8 @@ struct TranscodeTests {
             (["transcode", src, "-o", out, "--overlap", "x"], 2),
             (["transcode", src, "-o", out, "--codec-opt", "no-such-option=1"], 2),
             (["transcode", src, "-o", out, "--stall-timeout", "0"], 2),
+            (["transcode", src, "-o", dir.appendingPathComponent("x.webm").path], 2),
+            (["transcode", src, "-o", out, "--acodec", "pcm_s16be"], 2),
         ]
         for c in cases {
             let run = try vslice(c.args + ["-q"], timeout: 120)
