@@ -172,8 +172,11 @@ struct StatusCommand: ParsableCommand {
             if json { try Terminal.printJSON(tasks); return }
             for t in tasks {
                 let segs = try store.segments(task: t.id)
-                let done = segs.filter { $0.status == "done" }.count
-                print("\(t.id.prefix(8))  \(t.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(done)/\(segs.count) segments  \(t.input) → \(t.output)")
+                let done = segs.filter { $0.status == "done" }
+                let frames = done.map { $0.framesDone ?? 0 }.reduce(0, +)
+                let percent = t.framesTotal > 0 ? String(format: "%5.1f%%", 100 * Double(frames) / Double(t.framesTotal)) : "    -"
+                print("\(t.id.prefix(8))  \(t.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(percent) "
+                      + "\(done.count)/\(segs.count) segments  \(t.input) → \(t.output)")
             }
             return
         }
