@@ -33,17 +33,14 @@ public enum BatchPlanner {
                 let child = (root as NSString).appendingPathComponent(childRel)
                 var st = stat()
                 guard lstat(child, &st) == 0 else { continue }
-                switch st.st_mode & S_IFMT {
-                case S_IFDIR:
+                if st.st_mode & S_IFMT == S_IFDIR {
                     if recursive && child != outRoot { try scan(childRel) }
-                case S_IFLNK, S_IFREG:
-                    let subject = pattern.contains("/") ? childRel : name
-                    if fnmatch(pattern, subject, 0) == 0 { relatives.append(childRel) }
-                default:
-                    // FIFOs, sockets, devices: kept, so that the transcode refuses them with a clear message.
-                    let subject = pattern.contains("/") ? childRel : name
-                    if fnmatch(pattern, subject, 0) == 0 { relatives.append(childRel) }
+                    continue
                 }
+                // Every other kind is a candidate: FIFOs, sockets and devices too, so that the transcode refuses
+                // them with a clear message.
+                let subject = pattern.contains("/") ? childRel : name
+                if fnmatch(pattern, subject, 0) == 0 { relatives.append(childRel) }
             }
         }
         try scan("")

@@ -155,9 +155,9 @@ public struct Transcoder: Sendable {
             existing = nil
         }
         // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
-        let published = existing.map { try? store.publishedAlready($0) } ?? false
+        let published = existing.flatMap { try? store.publishedAlready($0) } ?? false
         let format = try Transcoder.checkPaths(input: request.input, output: request.output,
-                                               force: request.force || published == true)
+                                               force: request.force || published)
         try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
         // Bad input is refused (probing checks readability first) before a task or a work folder exists.
         let probe = try Probe(path: input)
@@ -194,7 +194,7 @@ public struct Transcoder: Sendable {
         defer { heartbeat.stop() }
         do {
             let report = try execute(task: task, store: store, probe: probe, input: input, out: out, format: format,
-                                     options: options, watchdog: watchdog, published: published == true, started: started)
+                                     options: options, watchdog: watchdog, published: published, started: started)
             try store.finishTask(task.id, status: "done")
             return report
         } catch {
@@ -444,58 +444,41 @@ public struct Transcoder: Sendable {
     }
 }
 
-/// Keeps the task's lease fresh while it runs, and notices a `vslice cancel`.
+/// Keeps the task's lease fresh while it runs (every 2 s), and notices a `vslice cancel`.
 final class Heartbeat: Sendable {
-    private let stopped = Atomic<Bool>(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
+    private let ticker: PeriodicThread
 
     init(store: JobStore, task: String, onCancelled: @escaping @Sendable () -> Void) {
-        let t = Thread { [self] in
-            var noticed = false
-            while !stopped.load(ordering: .relaxed) {
-                store.heartbeat(task)
-                if !noticed, (try? store.status(of: task)) == "cancelled" {
-                    noticed = true
-                    onCancelled()
-                }
-                _ = wake.wait(timeout: .now() + 2)
+        let noticed = Atomic<Bool>(false)
+        ticker = PeriodicThread(every: 2) {
+            store.heartbeat(task)
+            if !noticed.load(ordering: .relaxed), (try? store.status(of: task)) == "cancelled" {
+                noticed.store(true, ordering: .relaxed)
+                onCancelled()
             }
-            done.signal()
         }
-        t.start()
     }
 
-    func stop() {
-        stopped.store(true, ordering: .relaxed)
-        wake.signal()
-        done.wait()
-    }
+    func stop() { ticker.stop() }
 }
 
 /// Abandons a segment attempt that has decoded nothing for `timeout` seconds (`--stall-timeout`).
 final class StallWatchdog: Sendable {
     private let running = Mutex<[ObjectIdentifier: WorkWatch]>([:])
-    private let stopped = Atomic<Bool>(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
+    private let cancelledFlag = Atomic<Bool>(false)
+    private let ticker = Mutex<PeriodicThread?>(nil)
 
     init(timeout: Double) {
-        let t = Thread { [self] in
-            while !stopped.load(ordering: .relaxed) {
-                running.withLock { watches in
-                    for w in watches.values where w.idleSeconds > timeout {
-                        w.abandon("stalled: no frame decoded for \(Int(timeout)) s (--stall-timeout)")
-                    }
+        let t = PeriodicThread(every: min(0.25, timeout / 4)) { [self] in
+            running.withLock { watches in
+                for w in watches.values where w.idleSeconds > timeout {
+                    w.abandon("stalled: no frame decoded for \(Int(timeout)) s (--stall-timeout)")
                 }
-                _ = wake.wait(timeout: .now() + min(0.25, timeout / 4))
             }
-            done.signal()
         }
-        t.start()
+        ticker.withLock { $0 = t }
     }
 
-    private let cancelledFlag = Atomic<Bool>(false)
     var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
 
     /// The task was cancelled: abandon every running attempt, and any started later.
@@ -512,9 +495,5 @@ final class StallWatchdog: Sendable {
         return try body()
     }
 
-    func stop() {
-        stopped.store(true, ordering: .relaxed)
-        wake.signal()
-        done.wait()
-    }
+    func stop() { ticker.withLock { $0 }?.stop() }
 }

@@ -57,6 +57,31 @@ enum WorkerPool {
     }
 }
 
+/// Runs `tick` on its own thread now and then every `interval` seconds until `stop()`, which wakes it at
+/// once and waits for it to end.
+final class PeriodicThread: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(every interval: Double, _ tick: @escaping @Sendable () -> Void) {
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                tick()
+                _ = wake.wait(timeout: .now() + interval)
+            }
+            done.signal()
+        }
+        t.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        wake.signal()
+        done.wait()
+    }
+}
+
 /// CPU time of the calling thread, seconds.
 func threadCPUSeconds() -> Double {
     var ts = timespec()

@@ -53,7 +53,6 @@ final class EventWriter: Sendable {
 struct TaskSession {
     var json: Bool
     var quiet: Bool
-    var logger: Logger
 
     struct Outcome {
         var report: TranscodeReport?
@@ -88,5 +87,3 @@ struct TaskSession {
         }
     }
 }
-
-import Logging

@@ -78,7 +78,7 @@ struct RunOptions: ParsableArguments {
     }
 
     var logger: Logger { Log.make(verbose: verbose) }
-    var session: TaskSession { TaskSession(json: json, quiet: quiet, logger: logger) }
+    var session: TaskSession { TaskSession(json: json, quiet: quiet) }
 
     var pipelineOptions: Transcoder.RunOptions {
         var o = Transcoder.RunOptions()

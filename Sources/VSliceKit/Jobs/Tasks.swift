@@ -174,13 +174,9 @@ extension JobStore {
             guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) else {
                 throw VSliceError(.usage, "resume", reason: "no task \(id)")
             }
-            if let holder = t.leasePid, let hb = t.leaseHeartbeat, holder != pid {
-                let fresh = now() - hb < JobStore.leaseStaleSeconds
-                let alive = t.leaseHost != Host.name || kill(pid_t(holder), 0) == 0 || errno == EPERM
-                if fresh && alive {
-                    throw VSliceError(.resumeRefused, "take task \(id.prefix(8))", path: t.output,
-                                      reason: "another vslice process (pid \(holder) on \(t.leaseHost ?? "?")) is running it")
-                }
+            if isLeasedByOther(t) {
+                throw VSliceError(.resumeRefused, "take task \(id.prefix(8))", path: t.output,
+                                  reason: "another vslice process (pid \(t.leasePid ?? 0) on \(t.leaseHost ?? "?")) is running it")
             }
             try db.execute(sql: "UPDATE task SET lease_pid = ?, lease_host = ?, lease_heartbeat = ?, status = 'running', updated_at = ? WHERE id = ?",
                            arguments: [pid, Host.name, now(), now(), id])
@@ -220,7 +216,8 @@ extension JobStore {
         }
     }
 
-    /// Whether a live process other than this one holds the task's lease.
+    /// Whether a live process other than this one holds the task's lease: a heartbeat fresher than
+    /// `leaseStaleSeconds`, from a pid that still exists (only checkable on this host).
     public func isLeasedByOther(_ t: TaskRecord) -> Bool {
         guard let holder = t.leasePid, let hb = t.leaseHeartbeat, holder != Int(getpid()) else { return false }
         let alive = t.leaseHost != Host.name || kill(pid_t(holder), 0) == 0 || errno == EPERM
