@@ -82,7 +82,7 @@ struct CancelCommand: ParsableCommand {
         let changed = try store.cancel(t.id)
         var removed = false
         if changed && !running && !t.workDir.isEmpty {
-            _ = try GarbageCollector.collect(store: store, includeUnfinished: false, dryRun: false)
+            try GarbageCollector.remove(t, store: store)
             removed = !FileManager.default.fileExists(atPath: t.workDir)
         }
         let status = try store.status(of: t.id) ?? t.status

@@ -26,19 +26,29 @@ public enum GarbageCollector {
                 else if includeUnfinished { reason = "unfinished (--unfinished)" }
                 else { continue }
             }
-            let candidates = [t.workDir, Transcoder.partPath(task: t)].filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
-            if candidates.isEmpty && t.workDir.isEmpty { continue }
-            let bytes = candidates.map(diskUsage).reduce(0, +)
+            let removed = files(of: t)
+            if t.workDir.isEmpty && removed.isEmpty { continue }
+            let bytes = removed.map(diskUsage).reduce(0, +)
             if !dryRun {
                 if JobStore.resumableStatuses.contains(t.status) { try store.cancel(t.id) }
-                for path in candidates { try? FileManager.default.removeItem(atPath: path) }
-                try store.markWorkRemoved(t.id)
+                try remove(t, store: store)
             }
-            if !candidates.isEmpty {
-                items.append(Item(task: t.id, status: t.status, reason: reason, removed: candidates, bytes: bytes))
+            if !removed.isEmpty {
+                items.append(Item(task: t.id, status: t.status, reason: reason, removed: removed, bytes: bytes))
             }
         }
         return items
+    }
+
+    /// The files a task keeps on disk while unfinished: its work folder and its merged part file.
+    static func files(of t: TaskRecord) -> [String] {
+        [t.workDir, Transcoder.partPath(task: t)].filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// Removes one task's files and records that they are gone.
+    public static func remove(_ t: TaskRecord, store: JobStore) throws(VSliceError) {
+        for path in files(of: t) { try? FileManager.default.removeItem(atPath: path) }
+        try store.markWorkRemoved(t.id)
     }
 
     static func diskUsage(_ path: String) -> Int64 {
