@@ -24,10 +24,12 @@ struct SegmentEncoder {
     var progress: @Sendable (Int) -> Void = { _ in }
     /// Its stop switch and I/O deadline; progress is reported to it for the stall watchdog.
     var watch = WorkWatch()
+    /// The input's identity when the task started: a replaced or modified input is refused (exit 3).
+    var expect: FileIdentity? = nil
 
     func run() throws(VSliceError) -> SegmentResult {
         let videoStream = index.streamIndex
-        let input = try InputFile(path: source, watch: watch)
+        let input = try InputFile(path: source, watch: watch, expect: expect)
         input.keepOnly(videoStream)
         let st = input.stream(videoStream)
         let streamTB = st.pointee.time_base
@@ -74,6 +76,9 @@ struct SegmentEncoder {
                 case .again: break
                 }
                 while try encoder.receive(encoded) == .ok {
+                    // Checked per packet: while the encoder is flushed (its lookahead can hold most of a short
+                    // segment's work) an abort must not wait for the flush; the encoder is dropped instead.
+                    try watch.check("encode segment \(segment.index)", path: source)
                     if encoded.pts >= segment.startPts && encoded.pts <= segment.endPts {
                         // Encoders with delay leave durations unset; the muxer needs at least the last one.
                         encoded.duration = index.duration(ofFrameAt: encoded.pts)
