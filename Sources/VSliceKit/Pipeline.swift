@@ -93,8 +93,20 @@ public struct Transcoder: Sendable {
         if fm.fileExists(atPath: input), canonical(input) == canonical(output) {
             throw VSliceError(.usage, "check output", path: output, reason: "output is the input file")
         }
-        if fm.fileExists(atPath: output) && !force {
-            throw VSliceError(.outputExists, "check output", path: output, reason: "output exists (use --force to replace it)")
+        // What is at the output path itself, not what a symlink there points to: a dangling link exists too.
+        var st = stat()
+        if lstat(output, &st) == 0 {
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                throw VSliceError(.usage, "check output", path: output, reason: "the output path is a folder; name a file in it")
+            case S_IFREG, S_IFLNK:
+                if !force {
+                    let what = (st.st_mode & S_IFMT) == S_IFLNK ? "a symlink exists at the output path" : "output exists"
+                    throw VSliceError(.outputExists, "check output", path: output, reason: "\(what) (use --force to replace it)")
+                }
+            default:
+                throw VSliceError(.usage, "check output", path: output, reason: "the output path is not a regular file (a pipe, socket or device)")
+            }
         }
         return format
     }

@@ -19,8 +19,15 @@ public struct VerifyReport: Codable, Sendable {
 }
 
 public enum Verifier {
-    public static func verify(output: String, against input: String) throws(VSliceError) -> VerifyReport {
-        try verify(output: Probe(path: output), against: Probe(path: input))
+    /// With `decode`, every video and audio packet of the output is also decoded: damaged media data that
+    /// leaves the timestamps intact is found too.
+    public static func verify(output: String, against input: String, decode: Bool = false) throws(VSliceError) -> VerifyReport {
+        var report = verify(output: try Probe(path: output), against: try Probe(path: input))
+        if decode {
+            report.problems += try DecodeCheck.problems(path: output)
+            report.ok = report.problems.isEmpty
+        }
+        return report
     }
 
     public static func verify(output out: Probe, against src: Probe) -> VerifyReport {
