@@ -245,4 +245,63 @@ struct ReliabilityTests {
         #expect(r.stderr.contains("matches"), "\(r.stderr)")
         #expect(try j.sql("SELECT count(*) FROM task WHERE status='cancelled'") == "0")
     }
+
+    @Test("work folders of a deleted job store: gc --orphans lists and removes them once old enough, never a known task's")
+    func orphanSweep() throws {
+        let j = try job("orphan", seconds: 4)
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let killed = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env.merging(["VSLICE_FAULT": "segment-done:2"]) { $1 })
+        #expect(killed.status == SIGKILL)
+        let work = try j.strays()
+        #expect(work.count == 1 && work[0].contains(".vslice-"), "\(work)")
+        try FileManager.default.removeItem(atPath: j.home)
+        // A second task in the new store, with its own unfinished work folder: never an orphan.
+        let out2 = j.dir.appendingPathComponent("two.mkv").path
+        _ = try vslice(["transcode", j.input, "-o", out2] + Self.fast, environment: j.env.merging(["VSLICE_FAULT": "segment-done:1"]) { $1 })
+        #expect(try j.strays().count == 2)
+
+        let young = try vslice(["gc", "--orphans", j.dir.path, "--json"], environment: j.env)
+        #expect(young.status == 0, "\(young.stderr)")
+        #expect(!young.stdout.contains(work[0]), "removed a folder changed seconds ago: \(young.stdout)")
+        let dry = try vslice(["gc", "--orphans", j.dir.path, "--min-age", "0", "--dry-run"], environment: j.env)
+        #expect(dry.stdout.contains(work[0]), "\(dry.stdout)")
+        #expect(try j.strays().count == 2)
+        let swept = try vslice(["gc", "--orphans", j.dir.path, "--min-age", "0"], environment: j.env)
+        #expect(swept.status == 0, "\(swept.stderr)")
+        let left = try j.strays()
+        #expect(left.count == 1 && left[0].hasPrefix(".two.mkv.vslice-"), "\(left)")
+    }
+
+    @Test("the disk under the job store full: exit 1 with the resume hint, no work folder")
+    func jobStoreDiskFull() throws {
+        guard geteuid() == 0 else { return }
+        let j = try job("dbfull", seconds: 2)
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        try FileManager.default.createDirectory(atPath: j.home, withIntermediateDirectories: true)
+        let mount = try Proc.run("mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", j.home])
+        try #require(mount.status == 0, "this machine cannot mount a small tmpfs here: \(mount.stderr)")
+        defer { _ = try? Proc.run("umount", [j.home]) }
+        #expect(try vslice(["status"], environment: j.env).status == 0)   // creates the database
+        _ = try Proc.run("dd", ["if=/dev/zero", "of=\(j.home)/filler", "bs=4k"])
+        let r = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env)
+        #expect(r.status == 1, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("disk holding the job store is full"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try j.strays().isEmpty)
+    }
+
+    @Test("a task left running by a killed process and refused by resume --all is recorded failed, not running")
+    func refusedResumeIsNotRunning() throws {
+        let j = try job("stale", seconds: 3)
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let killed = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env.merging(["VSLICE_FAULT": "segment-done:1"]) { $1 })
+        #expect(killed.status == SIGKILL)
+        #expect(try j.sql("SELECT status FROM task") == "running")
+        try FileManager.default.removeItem(atPath: j.input)
+        let r = try vslice(["resume", "--all", "-q"], environment: j.env)
+        #expect(r.status == 6, "\(r.status) \(r.stderr)")
+        #expect(try j.sql("SELECT status FROM task") == "failed")
+        #expect(try j.sql("SELECT error FROM task").contains("no such file"))
+        #expect(try j.openEvents() == "")
+    }
 }

@@ -58,8 +58,11 @@ public final class JobStore: Sendable {
             return VSliceError(.processing, operation, path: path, reason: "\(error)".replacingOccurrences(of: "\n", with: " "))
         }
         let message = (e.message ?? "\(e.resultCode)").replacingOccurrences(of: "\n", with: " ")
+        // SQLite says "disk I/O error" when a full disk stops it from creating its WAL or shared-memory file.
+        var fs = statvfs()
+        let diskFull = statvfs((path as NSString).deletingLastPathComponent, &fs) == 0 && fs.f_bavail == 0
         switch e.resultCode {
-        case .SQLITE_FULL:
+        case .SQLITE_FULL, .SQLITE_IOERR where diskFull:
             return VSliceError(.processing, operation, path: path,
                                reason: "\(message) — the disk holding the job store is full; free space, then run the same command to resume")
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
