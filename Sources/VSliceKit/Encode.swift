@@ -232,7 +232,6 @@ struct SegmentEncoder {
         if settings.videoCodec == "libx265" && settings.codecOptions["x265-params"] == nil {
             options.append(("x265-params", "log-level=error"))
         }
-        if settings.videoCodec == "libsvtav1" { setenv("SVT_LOG", "1", 0) }
         try encoder.open(options: options)
     }
 }

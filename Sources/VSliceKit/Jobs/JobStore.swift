@@ -3,7 +3,7 @@ import GRDB
 import Synchronization
 
 /// The job store: tasks, their DAG events, the encode event's segments, and one trace per attempt of a
-/// step, in SQLite (WAL, `synchronous=FULL`, writes in IMMEDIATE transactions). IDs follow DESIGN.md §2:
+/// step, in SQLite (WAL, `synchronous=FULL`, writes in IMMEDIATE transactions). IDs follow the design notes (shared/DESIGN.md, "IDs"):
 /// task = UUID, event = `task_node`, segment = `event_order`, trace = UUID.
 public final class JobStore: Sendable {
     public let path: String

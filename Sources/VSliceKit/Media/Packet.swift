@@ -16,6 +16,16 @@ final class Packet {
 
     func unref() { av_packet_unref(ptr) }
 
+    /// Drops the packet's data and gives it a new, zero-padded payload of `size` bytes, filled by `fill`.
+    func setPayload(size: Int, path: String, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(VSliceError) {
+        av_packet_unref(ptr)
+        try ffCheck(av_new_packet(ptr, Int32(size)), "allocate packet", path: path)
+        if size > 0 { fill(UnsafeMutableRawBufferPointer(start: ptr.pointee.data, count: size)) }
+    }
+
+    /// The packet's flags (AV_PKT_FLAG_*), as stored in a packet file.
+    var flags: Int32 { get { ptr.pointee.flags } set { ptr.pointee.flags = newValue } }
+
     var streamIndex: Int { Int(ptr.pointee.stream_index) }
     var pts: Int64 { get { ptr.pointee.pts } set { ptr.pointee.pts = newValue } }
     var dts: Int64 { get { ptr.pointee.dts } set { ptr.pointee.dts = newValue } }
