@@ -277,7 +277,17 @@ public struct Transcoder: Sendable {
         guard let index = probe.video else {
             throw VSliceError(.input, "probe", path: input, reason: "no video stream")
         }
-        let plan = try step(store, task.id, "plan") { () throws(VSliceError) in Plan(index: index, settings: settings) }
+        // The plan is made once and stored with the task: a resume (maybe with another --jobs, which shapes the
+        // default plan) works on the same segments.
+        let plan: Plan
+        if let json = try store.eventDone(task.id, "plan")?.detail,
+           let stored = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)), stored.frameCount == index.pts.count {
+            plan = stored
+        } else {
+            plan = try step(store, task.id, "plan", detail: { (p: Plan) in (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) } }) {
+                () throws(VSliceError) in Plan(index: index, settings: settings)
+            }
+        }
         try store.setFrames(task.id, plan.frameCount)
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
         try store.ensureSegments(task: task.id, plan: plan, files: segmentPaths)

@@ -30,6 +30,8 @@ public struct Plan: Codable, Sendable {
     public var segments: [SegmentPlan]
     public var frameCount: Int
     public var timeBase: Ratio
+    /// Why the input was cut this way (printed by `vslice plan`).
+    public var reason: String
 
     /// Cuts the video described by `index` into segments according to `settings`.
     public init(index: VideoIndex, settings: TranscodeSettings) {
@@ -40,27 +42,37 @@ public struct Plan: Codable, Sendable {
         frameCount = n
         timeBase = index.timeBase
         var starts: [Int] = [0]
-        if duration >= settings.minSplitSeconds && n > 1 {
+        if let minimum = settings.minSplitSeconds, duration < minimum {
+            reason = String(format: "one segment: %.1f s is shorter than --min-split-seconds %g", duration, minimum)
+        } else if n < 2 {
+            reason = "one segment: a single frame"
+        } else {
             switch settings.split {
             case .gop:
-                let t0 = index.pts[0]
-                var mark = 1
-                for k in index.keyframeIndices where k > 0 {
-                    let t = Double(index.pts[k] - t0) * tb
-                    if t >= Double(mark) * settings.segmentSeconds - 1e-9 {
-                        starts.append(k)
-                        mark = Int((t / settings.segmentSeconds + 1e-9).rounded(.down)) + 1
+                if let seconds = settings.segmentSeconds {
+                    let t0 = index.pts[0]
+                    var mark = 1
+                    for k in index.keyframeIndices where k > 0 {
+                        let t = Double(index.pts[k] - t0) * tb
+                        if t >= Double(mark) * seconds - 1e-9 {
+                            starts.append(k)
+                            mark = Int((t / seconds + 1e-9).rounded(.down)) + 1
+                        }
                     }
+                    reason = String(format: "--segment-seconds %g: a cut at the first keyframe at or after every mark", seconds)
+                } else {
+                    (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings)
                 }
             case .frames:
-                starts = Array(stride(from: 0, to: n, by: settings.segmentFrames))
+                starts = Array(stride(from: 0, to: n, by: max(1, settings.segmentFrames)))
+                reason = "--split frames: exactly \(settings.segmentFrames) frames per segment"
             }
         }
         var segs: [SegmentPlan] = []
         for (i, first) in starts.enumerated() {
             let last = i + 1 < starts.count ? starts[i + 1] - 1 : n - 1
             let bufferStart = max(0, first - settings.overlapBefore)
-            let bufferEnd = min(n - 1, last + settings.overlapAfter)
+            let bufferEnd = min(n - 1, last + min(settings.overlapAfter, n))
             let decodeFrom = Plan.decodeStart(for: bufferStart, index: index)
             segs.append(SegmentPlan(
                 index: i, bufferStart: bufferStart, firstFrame: first, lastFrame: last, bufferEnd: bufferEnd,
@@ -69,6 +81,62 @@ public struct Plan: Codable, Sendable {
                 decodeFromPts: index.pts[decodeFrom]))
         }
         segments = segs
+    }
+
+    /// The shortest segment worth its cost, seconds: every segment costs a fresh encoder (its start-up and
+    /// lookahead warm-up) and an IDR frame, which weigh more for the encoders with a long start-up.
+    static func minimumSegmentSeconds(encoder: String) -> Double {
+        switch encoder {
+        case "libsvtav1": 4
+        case "libx265", "libvpx-vp9", "libaom-av1": 2
+        default: 1
+        }
+    }
+
+    /// The default plan: cuts at keyframes chosen so the work fills every worker to the end. Segments are
+    /// largest first and shrink towards the end (each ≈ what is left ÷ 2 × jobs, by frame count, as guided
+    /// self-scheduling does), so when one worker finishes early a short segment is left for it instead of a
+    /// long one; none is shorter than the encoder's minimum. It splits whenever two such segments fit.
+    static func balancedStarts(index: VideoIndex, duration: Double, settings: TranscodeSettings) -> ([Int], String) {
+        let n = index.pts.count
+        let tb = index.timeBase.value
+        let minimum = minimumSegmentSeconds(encoder: settings.videoCodec)
+        let jobs = max(1, settings.jobs)
+        guard jobs > 1 else { return ([0], "one segment: one job (--jobs 1), so its encoder gets every core") }
+        guard duration >= 2 * minimum else {
+            return ([0], String(format: "one segment: %.1f s is shorter than two %g s segments (the shortest worth an encoder start for %@)",
+                                duration, minimum, settings.videoCodec))
+        }
+        let end = Double(index.pts[n - 1] + index.duration(ofFrameAt: index.pts[n - 1])) * tb
+        func time(_ frame: Int) -> Double { Double(index.pts[frame]) * tb }
+        let keys = index.keyframeIndices
+        var starts = [0]
+        var k = 0   // position in `keys` of the current start
+        while true {
+            let current = starts[starts.count - 1]
+            let target = current + max(1, (n - current) / (2 * jobs))
+            // The keyframe nearest the target that leaves at least `minimum` seconds on both sides.
+            var best: Int? = nil
+            var j = k + 1
+            while j < keys.count {
+                let f = keys[j]
+                if time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9 {
+                    if let b = best, abs(f - target) >= abs(keys[b] - target) { break }
+                    best = j
+                } else if time(f) - time(current) >= minimum { break }
+                j += 1
+            }
+            guard let chosen = best else { break }
+            starts.append(keys[chosen])
+            k = chosen
+        }
+        guard starts.count > 1 else {
+            return ([0], "one segment: no keyframe leaves \(minimum) s on both sides (cut between keyframes with --split frames)")
+        }
+        let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? time(starts[i + 1]) : end) - time(starts[i]) }
+        return (starts, String(format: "%d segments for %d jobs, at keyframes, from %.1f s down to %.1f s "
+                                + "(each ≈ what is left ÷ 2 × jobs, at least %g s for %@), so the workers finish together",
+                                starts.count, jobs, lengths.first ?? 0, lengths.last ?? 0, minimum, settings.videoCodec))
     }
 
     /// The keyframe to start decoding from so that frame `frame` and every frame after it decode correctly.

@@ -25,6 +25,7 @@ struct PlanCommand: ParsableCommand {
         }
         let tb = plan.timeBase.value
         print("\(input): \(plan.frameCount) frames, \(plan.segments.count) segments (time base \(plan.timeBase))")
+        print("  why: \(plan.reason)")
         print("  seg  decode-from  buffer-start  first  last  buffer-end  frames      start s       end s")
         for s in plan.segments {
             print(String(format: "%5d  %11d  %12d  %5d  %4d  %10d  %6d  %11.3f  %10.3f", s.index, s.decodeFrom,

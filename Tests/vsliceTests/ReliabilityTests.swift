@@ -305,4 +305,24 @@ struct ReliabilityTests {
         #expect(try j.sql("SELECT error FROM task").contains("no such file"))
         #expect(try j.openEvents() == "")
     }
+
+    @Test("the default plan is stored with the task: a resume with another --jobs works on the same segments")
+    func planStoredForResume() throws {
+        let j = try job("plan", seconds: 12)
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let args = ["transcode", j.input, "-o", j.out, "--preset", "ultrafast", "-q"]
+        let killed = try vslice(args + ["--jobs", "2"], environment: j.env.merging(["VSLICE_FAULT": "segment-done:2"]) { $1 })
+        #expect(killed.status == SIGKILL)
+        let planned = try j.sql("SELECT group_concat(frames_planned) FROM (SELECT frames_planned FROM segment ORDER BY ord)")
+        #expect(planned.split(separator: ",").count > 2, "\(planned)")
+        let done = try j.sql("SELECT id FROM segment WHERE status='done'").split(separator: "\n")
+        // With --jobs 1 the default plan would be one segment; the stored plan is used instead.
+        let r = try vslice(args + ["--jobs", "1"], environment: j.env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try j.sql("SELECT group_concat(frames_planned) FROM (SELECT frames_planned FROM segment ORDER BY ord)") == planned)
+        for seg in done {
+            #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id='\(seg)' AND status='done'") == "1")
+        }
+        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+    }
 }
