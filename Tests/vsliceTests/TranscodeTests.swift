@@ -147,7 +147,7 @@ struct TranscodeTests {
         #expect(lengths.count == 1 && abs(lengths[0] - 1.0) < 0.03, "\(lengths)")
     }
 
-    @Test("a 64 s clip with audio: 7 segments at the defaults, oracle checks pass")
+    @Test("a 64 s clip with audio at the defaults: the balanced plan's segments, oracle checks pass")
     func longClip() throws {
         let dir = try Paths.scratch("long")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -157,13 +157,21 @@ struct TranscodeTests {
         let run = try vslice(["transcode", src, "-o", out, "--preset", "ultrafast", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try lastEvent(run.stdout, "task_done")
-        #expect(report["segments"] as? Int == 7)
+        // As many segments as `vslice plan` says for the same options: more than two per job, shrinking.
+        let plan = try jsonObject(try vslice(["plan", src, "--json"]).stdout)
+        let planned = try #require(plan["segments"] as? [[String: Any]]).compactMap { s in
+            (s["last_frame"] as? Int).flatMap { last in (s["first_frame"] as? Int).map { last - $0 + 1 } }
+        }
+        #expect(planned.count > 2 * ProcessInfo.processInfo.activeProcessorCount, "\(planned)")
+        #expect(planned.first! > planned.last!, "\(planned)")
+        #expect(report["segments"] as? Int == planned.count)
+        #expect(report["segment_frames"] as? [Int] == planned)
         let verify = try #require(report["verify"] as? [String: Any])
         #expect(verify["ok"] as? Bool == true)
         #expect(verify["output_frames"] as? Int == 1600)
         let events = try ndjson(run.stdout).compactMap { $0["event"] as? String }
         #expect(events.first == "task_started")
-        #expect(events.filter { $0 == "segment_done" }.count == 7)
+        #expect(events.filter { $0 == "segment_done" }.count == planned.count)
         #expect(try oracleProblems(source: src, output: out).isEmpty)
     }
 }
