@@ -285,7 +285,7 @@ public struct Transcoder: Sendable {
             plan = stored
         } else {
             plan = try step(store, task.id, "plan", detail: { (p: Plan) in (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) } }) {
-                () throws(VSliceError) in Plan(index: index, settings: settings)
+                () throws(VSliceError) in try Plan.make(source: input, index: index, settings: settings, expect: run.identity)
             }
         }
         try store.setFrames(task.id, plan.frameCount)

@@ -32,9 +32,12 @@ public struct Plan: Codable, Sendable {
     public var timeBase: Ratio
     /// Why the input was cut this way (printed by `vslice plan`).
     public var reason: String
+    /// With `--split scene`: the frames (presentation indices) where a scene change was found.
+    public var sceneChanges: [Int] = []
 
-    /// Cuts the video described by `index` into segments according to `settings`.
-    public init(index: VideoIndex, settings: TranscodeSettings) {
+    /// Cuts the video described by `index` into segments according to `settings`; `scenes` are the
+    /// timestamps of scene changes (`--split scene`, see `SceneDetect`).
+    public init(index: VideoIndex, settings: TranscodeSettings, scenes: [Int64] = []) {
         let n = index.pts.count
         let tb = index.timeBase.value
         // First frame's start to last frame's end (a 60 s clip is 60 s, not 60 s minus a frame).
@@ -66,6 +69,19 @@ public struct Plan: Codable, Sendable {
             case .frames:
                 starts = Array(stride(from: 0, to: n, by: max(1, settings.segmentFrames)))
                 reason = "--split frames: exactly \(settings.segmentFrames) frames per segment"
+            case .scene:
+                // Scene changes as frame indices (a timestamp that is no frame's is dropped).
+                let frames = scenes.compactMap { t -> Int? in
+                    var lo = 0, hi = n - 1
+                    while lo <= hi {
+                        let mid = (lo + hi) / 2
+                        if index.pts[mid] == t { return mid }
+                        if index.pts[mid] < t { lo = mid + 1 } else { hi = mid - 1 }
+                    }
+                    return nil
+                }
+                sceneChanges = frames
+                (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, scenes: frames)
             }
         }
         var segs: [SegmentPlan] = []
@@ -83,6 +99,15 @@ public struct Plan: Codable, Sendable {
         segments = segs
     }
 
+    /// The plan for `source`: with `--split scene` its scene changes are found first (a decode of the whole
+    /// video at a small size).
+    public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
+                            expect: FileIdentity? = nil) throws(VSliceError) -> Plan {
+        let scenes = settings.split == .scene
+            ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
+        return Plan(index: index, settings: settings, scenes: scenes)
+    }
+
     /// The shortest segment worth its cost, seconds: every segment costs a fresh encoder (its start-up and
     /// lookahead warm-up) and an IDR frame, which weigh more for the encoders with a long start-up.
     static func minimumSegmentSeconds(encoder: String) -> Double {
@@ -97,7 +122,12 @@ public struct Plan: Codable, Sendable {
     /// largest first and shrink towards the end (each ≈ what is left ÷ 2 × jobs, by frame count, as guided
     /// self-scheduling does), so when one worker finishes early a short segment is left for it instead of a
     /// long one; none is shorter than the encoder's minimum. It splits whenever two such segments fit.
-    static func balancedStarts(index: VideoIndex, duration: Double, settings: TranscodeSettings) -> ([Int], String) {
+    ///
+    /// With `scenes` (frame indices of scene changes, `--split scene`), a cut goes to the scene change nearest
+    /// the mark when one lies within a quarter of the segment's length of it (decoding then starts at the
+    /// keyframe before), else to the nearest keyframe as without.
+    static func balancedStarts(index: VideoIndex, duration: Double, settings: TranscodeSettings,
+                               scenes: [Int] = []) -> ([Int], String) {
         let n = index.pts.count
         let tb = index.timeBase.value
         let minimum = minimumSegmentSeconds(encoder: settings.videoCodec)
@@ -112,9 +142,22 @@ public struct Plan: Codable, Sendable {
         let keys = index.keyframeIndices
         var starts = [0]
         var k = 0   // position in `keys` of the current start
+        var atScenes = 0
+        func fits(_ f: Int, after current: Int) -> Bool {
+            time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9
+        }
         while true {
             let current = starts[starts.count - 1]
             let target = current + max(1, (n - current) / (2 * jobs))
+            let window = max(1, (target - current) / 4)
+            if let scene = scenes.filter({ $0 > current && abs($0 - target) <= window && fits($0, after: current) })
+                .min(by: { abs($0 - target) < abs($1 - target) }) {
+                starts.append(scene)
+                atScenes += 1
+                // Keyframes before the cut are behind us.
+                while k + 1 < keys.count && keys[k + 1] <= scene { k += 1 }
+                continue
+            }
             // The keyframe nearest the target that leaves at least `minimum` seconds on both sides.
             var best: Int? = nil
             var j = k + 1
@@ -134,9 +177,11 @@ public struct Plan: Codable, Sendable {
             return ([0], "one segment: no keyframe leaves \(minimum) s on both sides (cut between keyframes with --split frames)")
         }
         let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? time(starts[i + 1]) : end) - time(starts[i]) }
-        return (starts, String(format: "%d segments for %d jobs, at keyframes, from %.1f s down to %.1f s "
+        let at = scenes.isEmpty && settings.split != .scene ? "at keyframes"
+            : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest at keyframes"
+        return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
                                 + "(each ≈ what is left ÷ 2 × jobs, at least %g s for %@), so the workers finish together",
-                                starts.count, jobs, lengths.first ?? 0, lengths.last ?? 0, minimum, settings.videoCodec))
+                                starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimum, settings.videoCodec))
     }
 
     /// The keyframe to start decoding from so that frame `frame` and every frame after it decode correctly.

@@ -4,7 +4,8 @@ import Foundation
 /// Everything that affects what a transcode produces (and so goes into a task's settings hash), plus how it
 /// runs (`jobs`, `workDir`…), which does not.
 public struct TranscodeSettings: Codable, Sendable, Equatable {
-    public enum SplitMode: String, Codable, Sendable, CaseIterable { case gop, frames }
+    /// gop: at keyframes; frames: at exact frame indices; scene: at a scene change near each balanced mark.
+    public enum SplitMode: String, Codable, Sendable, CaseIterable { case gop, frames, scene }
 
     // Output-affecting.
     public var videoCodec = "libx264"

@@ -18,7 +18,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let settings = try options.settings()
         let probe = try Probe(path: input)
-        let plan = Plan(index: probe.video!, settings: settings)
+        let plan = try Plan.make(source: input, index: probe.video!, settings: settings)
         if json {
             try Terminal.printJSON(plan)
             return

@@ -124,4 +124,21 @@ struct PlanTests {
         #expect(plan.segments.map(\.firstFrame) == [0, 50, 100, 150])
         #expect(plan.segments.map(\.decodeFrom) == [0, 0, 50, 100])
     }
+
+    @Test("--split scene: a cut goes to a scene change near its mark (decoding from the keyframe before), else to a keyframe")
+    func sceneCuts() {
+        var s = TranscodeSettings()
+        s.jobs = 2
+        s.split = .scene
+        let idx = index(frames: 25 * 40, gop: 50)
+        // First mark: 1000 / 4 = 250 frames; a scene change at 262 is within a quarter of it, one at 700 is not
+        // near the second mark (250 + 750/4 = 437).
+        let plan = Plan(index: idx, settings: s, scenes: [262 * 512, 700 * 512, 12345])
+        #expect(plan.sceneChanges == [262, 700])
+        #expect(plan.segments[1].firstFrame == 262)
+        #expect(plan.segments[1].decodeFrom == 250)
+        #expect(plan.segments[2].firstFrame % 50 == 0)
+        #expect(plan.segments.map(\.frameCount).reduce(0, +) == 1000)
+        #expect(plan.reason.contains("scene"))
+    }
 }

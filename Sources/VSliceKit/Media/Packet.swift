@@ -55,6 +55,10 @@ final class Frame {
     var pts: Int64 { get { ptr.pointee.pts } set { ptr.pointee.pts = newValue } }
     /// The decoder's best guess at the presentation time (the frame's `pts`, else guessed).
     var bestEffortTimestamp: Int64 { ptr.pointee.best_effort_timestamp }
+    /// A value of the frame's metadata (set by filters such as scdet), or nil.
+    func metadata(_ key: String) -> String? {
+        av_dict_get(ptr.pointee.metadata, key, nil, 0).map { String(cString: $0.pointee.value) }
+    }
     var sampleCount: Int { Int(ptr.pointee.nb_samples) }
     /// The decoder met damaged data in this frame (and concealed it).
     var isCorrupt: Bool { ptr.pointee.flags & AV_FRAME_FLAG_CORRUPT != 0 || ptr.pointee.decode_error_flags != 0 }
