@@ -168,6 +168,7 @@ public final class JobStore: Sendable {
                 WHERE status IN ('running','interrupted','failed')
                 """)
         }
+        registerWorkerMigrations(&m)
         return m
     }
 
