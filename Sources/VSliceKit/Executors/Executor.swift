@@ -106,3 +106,14 @@ extension ExecutorConfig {
         }
     }
 }
+
+/// Task control that reaches past this process.
+public enum ExecutorControl {
+    /// Stops what a scheduler still runs for the task (`vslice cancel`): scancel of its Slurm arrays.
+    /// Returns true when a scheduler was told.
+    @discardableResult
+    public static func cancelScheduled(_ t: TaskRecord) -> Bool {
+        guard t.storedRequest?.executor.kind == .slurm else { return false }
+        return SlurmEngine.cancel(task: t.id)
+    }
+}

@@ -76,81 +76,34 @@ struct RemoteExecutor: SegmentExecutor {
         var failures: [Int: Int] = [:]
         var lastError: [Int: String] = [:]
         // A deterministic failure recorded before (an earlier coordinator's run) is final.
-        for r in SegmentTraceRecord.all(workDir: work) where pending.contains(r.segment) {
-            failures[r.segment, default: 0] += r.status == "failed" ? 1 : 0
-            if r.status == "failed" { lastError[r.segment] = r.error }
+        let earlier = SegmentTraceRecord.all(workDir: work).filter { pending.contains($0.segment) }
+        for r in earlier where r.status == "failed" {
+            failures[r.segment, default: 0] += 1
+            lastError[r.segment] = r.error
         }
         for i in pending.sorted() {
-            if let last = SegmentTraceRecord.all(workDir: work).last(where: { $0.segment == i }), last.deterministicFailure {
-                throw Self.failure(last, index: i)
-            }
+            if let last = earlier.last(where: { $0.segment == i }), last.deterministicFailure { throw Self.failure(last, index: i) }
         }
 
         var started = Set<Int>()
         func markStarted(_ i: Int) {
             if started.insert(i).inserted { job.onEvent(.segmentStarted(index: i)) }
         }
-
-        // What the scheduler already holds (a re-attach) is left alone; the rest is submitted.
         var outstanding = Set<Int>()
         var missing: [Int: Int] = [:]
-        if engine.canSubmit {
-            guard let live = engine.inFlight(task: taskId) else {
-                throw VSliceError(.processing, "ask \(engine.name)", path: work, reason: "the scheduler does not answer")
-            }
-            for (i, state) in live where pending.contains(i) {
-                outstanding.insert(i)
-                if state == .running { markStarted(i) }
-            }
-            let fresh = pending.subtracting(outstanding).sorted()
-            for i in fresh where attempts[i, default: 0] >= maxAttempts {
-                throw VSliceError(.processing, "encode segment \(i)", path: job.input,
-                                  reason: "\(attempts[i]!) attempts under \(engine.name) failed (--max-attempts \(maxAttempts))"
-                                      + (lastError[i].map { "; last: " + $0 } ?? ""))
-            }
-            if !fresh.isEmpty {
-                try submit(fresh, job: job, submissions: &submissions, attempts: &attempts)
-                outstanding.formUnion(fresh)
-            }
-        } else {
-            outstanding = pending
-        }
-        if job.options.detach { return .detached }
 
-        var unanswered = 0
-        while true {
-            if job.watchdog.cancelled {
-                engine.cancel(task: taskId)
-                throw VSliceError(.interrupted, "transcode", path: job.input, reason: "the task was cancelled")
-            }
-            if Cancellation.stopRequested {
-                throw VSliceError(.interrupted, "transcode", path: job.input,
-                                  reason: "stopped watching; the segments already submitted keep running under \(engine.name) "
-                                      + "(`vslice resume \(taskId.prefix(8))` re-attaches, `vslice cancel \(taskId.prefix(8))` stops them)")
-            }
-            // The scheduler first, then the records: an element that ends in between is then seen done, not lost.
-            let live: [Int: ElementState]?
-            if engine.canSubmit {
-                live = engine.inFlight(task: taskId)
-                if live == nil {
-                    unanswered += 1
-                    if Double(unanswered) * engine.pollInterval > 300 {
-                        throw VSliceError(.processing, "ask \(engine.name)", path: work, reason: "the scheduler has not answered for 5 minutes")
-                    }
-                } else {
-                    unanswered = 0
-                }
-            } else {
-                live = nil
-            }
+        /// Ingests the records that appeared since the last look; done segments leave `pending`, failed ones
+        /// leave `outstanding` (to be submitted again) — or fail the task.
+        func ingest() throws(VSliceError) {
             for r in try job.store.ingestTraceRecords(task: taskId, workDir: work) where pending.contains(r.segment) {
                 let i = r.segment
                 markStarted(i)
                 missing[i] = nil
+                let n = r.framesOut ?? frames[i] ?? 0
                 if r.status == "done" {
-                    job.onEvent(.framesProcessed(segment: i, frames: r.framesOut ?? frames[i] ?? 0))
-                    job.onEvent(.segmentDone(index: i, frames: r.framesOut ?? frames[i] ?? 0))
-                    job.kept(i, r.framesOut ?? frames[i] ?? 0)
+                    job.onEvent(.framesProcessed(segment: i, frames: n))
+                    job.onEvent(.segmentDone(index: i, frames: n))
+                    job.kept(i, n)
                     pending.remove(i)
                     outstanding.remove(i)
                     continue
@@ -169,33 +122,87 @@ struct RemoteExecutor: SegmentExecutor {
                     throw Self.failure(r, index: i, attempts: failures[i]!)
                 }
             }
+        }
+
+        /// Submits what is pending and not outstanding, unless an index has used up its attempts.
+        func submitMissing() throws(VSliceError) {
+            let again = pending.subtracting(outstanding).sorted()
+            guard !again.isEmpty else { return }
+            if let over = again.first(where: { attempts[$0, default: 0] >= maxAttempts }) {
+                engine.cancel(task: taskId)
+                throw VSliceError(.processing, "encode segment \(over)", path: job.input,
+                                  reason: "\(attempts[over]!) attempts under \(engine.name) failed (--max-attempts \(maxAttempts))"
+                                      + (lastError[over].map { "; last: " + $0 } ?? ""))
+            }
+            if !submissions.isEmpty {
+                job.logger.warning("submitting segments again", metadata: ["segments": "\(again)"])
+            }
+            try submit(again, job: job, submissions: &submissions, attempts: &attempts)
+            outstanding.formUnion(again)
+        }
+
+        // What the scheduler already holds (a re-attach) is left alone; the rest is submitted. The scheduler is
+        // asked first, then the records read: an element that ends in between is then seen done, not missing.
+        if engine.canSubmit {
+            guard let live = engine.inFlight(task: taskId) else {
+                throw VSliceError(.processing, "ask \(engine.name)", path: work, reason: "the scheduler does not answer")
+            }
+            for (i, state) in live where pending.contains(i) {
+                outstanding.insert(i)
+                if state == .running { markStarted(i) }
+            }
+            try ingest()
+            if pending.isEmpty { return .finished }
+            try submitMissing()
+        } else {
+            outstanding = pending
+            try ingest()
+            if pending.isEmpty { return .finished }
+        }
+        if job.options.detach { return .detached }
+
+        var unanswered = 0
+        while true {
+            if job.watchdog.cancelled {
+                engine.cancel(task: taskId)
+                throw VSliceError(.interrupted, "transcode", path: job.input, reason: "the task was cancelled")
+            }
+            if Cancellation.stopRequested {
+                throw VSliceError(.interrupted, "transcode", path: job.input,
+                                  reason: "stopped watching; the segments already submitted keep running under \(engine.name) "
+                                      + "(`vslice resume \(taskId.prefix(8))` re-attaches, `vslice cancel \(taskId.prefix(8))` stops them)")
+            }
+            let live: [Int: ElementState]?
+            if engine.canSubmit {
+                live = engine.inFlight(task: taskId)
+                if live == nil {
+                    unanswered += 1
+                    if Double(unanswered) * engine.pollInterval > 300 {
+                        throw VSliceError(.processing, "ask \(engine.name)", path: work, reason: "the scheduler has not answered for 5 minutes")
+                    }
+                } else {
+                    unanswered = 0
+                }
+            } else {
+                live = nil
+            }
+            try ingest()
             if pending.isEmpty { return .finished }
             if let live {
                 for (i, state) in live where state == .running && pending.contains(i) { markStarted(i) }
-                for i in outstanding where live[i] == nil {
+                for i in outstanding {
+                    if live[i] != nil { missing[i] = nil; continue }
                     missing[i, default: 0] += 1
                     guard missing[i]! >= Self.lostAfterPolls else { continue }
                     missing[i] = nil
                     outstanding.remove(i)
-                    if started.remove(i) == nil { job.onEvent(.segmentStarted(index: i)) }
-                    let why = "\(engine.name) no longer holds it and it left no trace record (cancelled, killed or its node failed)"
+                    markStarted(i)
+                    started.remove(i)
+                    let why = "\(engine.name) no longer holds it and it left no trace record (cancelled, killed, or its node failed)"
                     job.onEvent(.segmentFailed(index: i, error: why))
                     lastError[i] = why
-                    job.logger.warning("segment lost", metadata: ["segment": "\(i)"])
                 }
-                for i in outstanding where live[i] != nil { missing[i] = nil }
-                let again = pending.subtracting(outstanding).sorted()
-                if !again.isEmpty {
-                    if let over = again.first(where: { attempts[$0, default: 0] >= maxAttempts }) {
-                        engine.cancel(task: taskId)
-                        throw VSliceError(.processing, "encode segment \(over)", path: job.input,
-                                          reason: "\(attempts[over]!) attempts under \(engine.name) failed (--max-attempts \(maxAttempts))"
-                                              + (lastError[over].map { "; last: " + $0 } ?? ""))
-                    }
-                    job.logger.warning("resubmitting segments", metadata: ["segments": "\(again)"])
-                    try submit(again, job: job, submissions: &submissions, attempts: &attempts)
-                    outstanding.formUnion(again)
-                }
+                try submitMissing()
             }
             Thread.sleep(forTimeInterval: engine.pollInterval)
         }
