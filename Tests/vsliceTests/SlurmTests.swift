@@ -247,6 +247,32 @@ struct SlurmTests {
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL") == "\(n)")
     }
 
+    @Test("a worker's deterministic failure (input changed mid-run: exit 3) fails the task with exit 3, never submitted again")
+    func deterministicFailure() throws {
+        let j = try job("exit3")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let copy = j.dir.appendingPathComponent("in.mp4").path
+        try FileManager.default.copyItem(atPath: Self.clip, toPath: copy)
+        let coordinator = try Background(["transcode", copy, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.args,
+                                         environment: j.environment)
+        let midway = coordinator.waitUntil(timeout: 120) {
+            (try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) == "1"
+        }
+        try #require(midway, "no segment finished under Slurm")
+        let h = try #require(FileHandle(forWritingAtPath: copy))
+        try h.seekToEnd()
+        h.write(Data(repeating: 0, count: 16))
+        try h.close()
+        let r = coordinator.finish(timeout: 120)
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr.contains("input changed"), "\(r.stderr)")
+        #expect(j.slurm.submissions == 1)
+        let deadline = Date().addingTimeInterval(30)
+        while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try j.slurm.queue().isEmpty, "the failed task's array was left running")
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+    }
+
     @Test("--detach submits and returns the task; resume finishes it; cancel scancels a detached task's array")
     func detachResumeCancel() throws {
         let j = try job("detach")

@@ -163,6 +163,45 @@ struct WorkerTests {
         #expect(resumed.status == 5, "\(resumed.stderr)")
     }
 
+    @Test("plan --emit k8s-job: an Indexed Job of vslice segment over the planned task, FailIndex on exit 2 and 3")
+    func kubernetesManifest() throws {
+        let j = try Job("k8s")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let (task, work, n) = try detach(j)
+        let r = try vslice(["plan", Self.source, "--emit", "k8s-job", "--task-dir", work, "--image", "registry.example/vslice:1",
+                            "--pvc", "media", "--mount-path", "/", "--max-attempts", "4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try jsonObject(r.stdout)
+        #expect(job["apiVersion"] as? String == "batch/v1" && job["kind"] as? String == "Job")
+        let meta = try #require(job["metadata"] as? [String: Any])
+        #expect(meta["name"] as? String == "vslice-" + task.prefix(8))
+        let spec = try #require(job["spec"] as? [String: Any])
+        #expect(spec["completionMode"] as? String == "Indexed")
+        #expect(spec["completions"] as? Int == n)
+        #expect(spec["parallelism"] as? Int == 1)
+        #expect(spec["backoffLimitPerIndex"] as? Int == 3)
+        #expect(spec["backoffLimit"] == nil)
+        let rules = try #require((spec["podFailurePolicy"] as? [String: Any])?["rules"] as? [[String: Any]])
+        let failIndex = try #require(rules.first { $0["action"] as? String == "FailIndex" })
+        let codes = try #require(failIndex["onExitCodes"] as? [String: Any])
+        #expect(codes["operator"] as? String == "In" && codes["values"] as? [Int] == [2, 3] && codes["containerName"] as? String == "vslice")
+        let pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
+        #expect(pod["restartPolicy"] as? String == "Never")
+        let containers = try #require(pod["containers"] as? [[String: Any]])
+        #expect(containers.count == 1)
+        #expect(containers[0]["name"] as? String == "vslice" && containers[0]["image"] as? String == "registry.example/vslice:1")
+        #expect(containers[0]["command"] as? [String] == ["vslice", "segment", "--work-dir", work])
+        let mounts = try #require(containers[0]["volumeMounts"] as? [[String: Any]])
+        #expect(mounts.first?["mountPath"] as? String == "/" && mounts.first?["name"] as? String == "work")
+        let volumes = try #require(pod["volumes"] as? [[String: Any]])
+        #expect((volumes.first?["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String == "media")
+
+        // Paths the volume would not hold, a folder that is no task's, and no --task-dir: usage errors.
+        #expect(try vslice(["plan", Self.source, "--emit", "k8s-job", "--task-dir", work, "--pvc", "media", "--mount-path", "/nowhere"]).status == 2)
+        #expect(try vslice(["plan", Self.source, "--emit", "k8s-job", "--task-dir", j.dir.path]).status == 2)
+        #expect(try vslice(["plan", Self.source, "--emit", "k8s-job"]).status == 2)
+    }
+
     @Test("--detach needs a remote executor; a work folder root that cannot be written is refused before any work")
     func refusals() throws {
         let j = try Job("refuse")
