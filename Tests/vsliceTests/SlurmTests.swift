@@ -123,6 +123,8 @@ struct SlurmTests {
         return path
     }()
     static let args = ["--preset", "veryfast", "-q", "--json"]
+    /// 12 segments of 5 s, one element at a time: a run long enough to be interrupted in the middle.
+    static let short = ["--min-split-seconds", "0", "--segment-seconds", "5"]
 
     struct Job {
         var dir: URL
@@ -221,7 +223,7 @@ struct SlurmTests {
     func coordinatorKilled() throws {
         let j = try job("kill9")
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.args,
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.short + Self.args,
                                          environment: j.environment)
         var task = ""
         let midway = coordinator.waitUntil(timeout: 120) {
@@ -229,7 +231,7 @@ struct SlurmTests {
                   let started = try? lastEvent(text, "task_started"),
                   let id = started["task"] as? String else { return false }
             task = id
-            return (try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) == "1"
+            return Int((try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) ?? "") ?? 0 >= 1
         }
         try #require(midway, "no segment finished under Slurm")
         coordinator.signal(SIGKILL)
@@ -253,10 +255,10 @@ struct SlurmTests {
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let copy = j.dir.appendingPathComponent("in.mp4").path
         try FileManager.default.copyItem(atPath: Self.clip, toPath: copy)
-        let coordinator = try Background(["transcode", copy, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.args,
+        let coordinator = try Background(["transcode", copy, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.short + Self.args,
                                          environment: j.environment)
         let midway = coordinator.waitUntil(timeout: 120) {
-            (try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) == "1"
+            Int((try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) ?? "") ?? 0 >= 1
         }
         try #require(midway, "no segment finished under Slurm")
         let h = try #require(FileHandle(forWritingAtPath: copy))
