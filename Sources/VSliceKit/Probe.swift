@@ -79,7 +79,7 @@ public struct ProbeReport: Codable, Sendable {
 }
 
 /// The full per-frame timing of the video stream, used by the planner (not printed).
-public struct VideoIndex: Sendable {
+public struct VideoIndex: Codable, Sendable {
     public var streamIndex: Int
     public var timeBase: Ratio
     /// Presentation timestamps of every frame, sorted (presentation order).

@@ -70,7 +70,14 @@ struct TaskSession {
                 progress.handle(event)
                 writer?.pipeline(event, input: input, output: output)
             }
-            if let writer {
+            if report.detached {
+                if let writer {
+                    writer.emit("task_detached", EventWriter.fields(report))
+                } else if !quiet {
+                    print("task \(report.task): \(report.segments) segments submitted; work folder \(report.workDir ?? "?"); "
+                          + "`vslice resume \(report.task.prefix(8))` finishes it")
+                }
+            } else if let writer {
                 writer.emit("task_done", EventWriter.fields(report))
             } else if !quiet {
                 print(String(format: "%@: %d frames in %d segments, %.2f s", report.output, report.frames, report.segments,

@@ -80,6 +80,7 @@ struct CancelCommand: ParsableCommand {
         guard let t = try store.task(task) else { throw VSliceError(.usage, "cancel", reason: "no task '\(task)'") }
         let running = store.isLeasedByOther(t)
         let changed = try store.cancel(t.id)
+        if changed { ExecutorControl.cancelScheduled(t) }
         var removed = false
         if changed && !running && !t.workDir.isEmpty {
             try GarbageCollector.remove(t, store: store)

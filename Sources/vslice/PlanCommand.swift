@@ -15,7 +15,10 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var manifest: EmitOptions
+
     func run() throws {
+        if try manifest.run(input: input) { return }
         let settings = try options.settings()
         let probe = try Probe(path: input)
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings)

@@ -21,13 +21,18 @@ struct TranscodeCommand: ParsableCommand {
 
     @OptionGroup var runner: RunOptions
 
+    @OptionGroup var cluster: ExecutorOptions
+
     func run() throws {
         let settings = try options.settings()
         runner.prepare()
-        let request = outputOptions.request(input: input, output: output, settings: settings)
+        var request = outputOptions.request(input: input, output: output, settings: settings)
+        request.executor = cluster.config
+        var pipelineOptions = runner.pipelineOptions
+        pipelineOptions.detach = cluster.detach
         let store = try runner.store.open()
         let outcome = runner.session.run(input: input, output: output) { onEvent throws(VSliceError) in
-            try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
+            try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: pipelineOptions)
         }
         if let error = outcome.error { throw error }
     }
