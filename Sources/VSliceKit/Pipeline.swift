@@ -167,6 +167,7 @@ public struct Transcoder: Sendable {
             let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
             format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
             try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
+            try EncoderCheck.check(settings)
             // Bad input is refused (probing checks readability first) before a task or a work folder exists.
             try InputFile.checkReadable(input)
             guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
