@@ -27,7 +27,9 @@ struct ResumeCommand: ParsableCommand {
     func validate() throws {
         if (task == nil) == !all { throw ValidationError("give a task ID or --all") }
         if runner.fresh { throw ValidationError("--fresh does not apply to resume; use `transcode --fresh`") }
-        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let jobs, !TranscodeSettings.Limits.jobs.contains(jobs) {
+            throw ValidationError("--jobs takes \(TranscodeSettings.Limits.jobs.lowerBound) to \(TranscodeSettings.Limits.jobs.upperBound), got \(jobs)")
+        }
     }
 
     func run() throws {

@@ -57,11 +57,22 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Start over instead of resuming an unfinished task for the same input and output.")
     var fresh = false
 
-    @Option(help: "Attempts per segment before the task fails.")
+    @Option(help: "Attempts per segment before the task fails (1–10).")
     var maxAttempts = 3
 
     @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried.")
     var stallTimeout = 300.0
+
+    static let maxStallTimeout = 1_000_000.0
+
+    func validate() throws {
+        if !(1...10).contains(maxAttempts) {
+            throw ValidationError("--max-attempts takes 1 to 10, got \(maxAttempts)")
+        }
+        if !(stallTimeout > 0 && stallTimeout <= Self.maxStallTimeout) {
+            throw ValidationError("--stall-timeout takes seconds above 0, up to 1000000, got \(stallTimeout)")
+        }
+    }
 
     @OptionGroup var store: StoreOptions
 
@@ -77,7 +88,8 @@ struct RunOptions: ParsableArguments {
         Signals.install()
     }
 
-    var logger: Logger { Log.make(verbose: verbose) }
+    /// `-v`: everything; default: warnings (a segment retried…); `-q`: errors only.
+    var logger: Logger { Log.make(verbose: verbose, quiet: quiet) }
     var session: TaskSession { TaskSession(json: json, quiet: quiet) }
 
     var pipelineOptions: Transcoder.RunOptions {
@@ -119,9 +131,9 @@ struct VerifyCommand: ParsableCommand {
 }
 
 enum Log {
-    static func make(verbose: Bool) -> Logger {
+    static func make(verbose: Bool, quiet: Bool = false) -> Logger {
         var logger = Logger(label: "vslice") { label in StreamLogHandler.standardError(label: label) }
-        logger.logLevel = verbose ? .debug : .warning
+        logger.logLevel = verbose ? .debug : quiet ? .error : .warning
         return logger
     }
 }

@@ -82,8 +82,7 @@ public enum EncoderCheck {
         }
         let name = settings.videoCodec
         // The encoder's own words (x264: "invalid preset 'fastest'") say more than FFmpeg's error code.
-        let said = failure.said.map { ": " + $0 } ?? ""
-        let why = failure.error.reason + said
+        let why = failure.said.map { "\($0) (\(failure.error.reason))" } ?? failure.error.reason
         guard let key = culprit?.0, let value = settings.encoderOptions.first(where: { $0.0 == key })?.1 else {
             throw VSliceError(.usage, "check options", reason: "\(name) cannot be opened with these settings: \(why)")
         }
@@ -91,7 +90,7 @@ public enum EncoderCheck {
         if failure.error.kind == .usage && failure.error.reason.contains("not known") {
             throw VSliceError(.usage, "check options", reason: "\(flag): \(name) has no option '\(key)'")
         }
-        throw VSliceError(.usage, "check options", reason: "\(flag): \(name) refused it (\(why))")
+        throw VSliceError(.usage, "check options", reason: "\(flag): \(name) refused it: \(why)")
     }
 
     struct Failure {
