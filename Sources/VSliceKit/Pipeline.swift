@@ -7,6 +7,8 @@ import Synchronization
 public enum PipelineEvent: Sendable {
     /// The task this run works on (new, or an unfinished one resumed).
     case taskStarted(id: String, resumed: Bool)
+    /// How many segments a resumed run found done and intact (sent just before `planned`).
+    case alreadyDone(segments: Int)
     case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
     /// Kept frames a segment attempt has processed since the last report.
     case framesProcessed(segment: Int, frames: Int)
@@ -303,6 +305,7 @@ public struct Transcoder: Sendable {
         }
         let framesDone = plan.segments.filter { done.contains($0.index) }.map(\.frameCount).reduce(0, +)
         logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        onEvent(.alreadyDone(segments: done.count))
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
 
         // audio, beside the video branch

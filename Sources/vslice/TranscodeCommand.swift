@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import VSliceKit
 
 struct TranscodeCommand: ParsableCommand {
@@ -142,6 +143,8 @@ enum Log {
 /// Either way the work folder is kept and the process exits 130.
 enum Signals {
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    /// Segments in the running task's plan (0 before it is planned).
+    static let segmentsInRun = Atomic<Int>(0)
 
     static func install() {
         for sig in [SIGINT, SIGTERM] {
@@ -153,7 +156,11 @@ enum Signals {
                     FileHandle.standardError.write(Data("\nvslice: aborting now\n".utf8))
                 } else {
                     Cancellation.requestStop()
-                    FileHandle.standardError.write(Data("\nvslice: stopping after the running segments (Ctrl-C again to abort)\n".utf8))
+                    let message = segmentsInRun.load(ordering: .relaxed) == 1
+                        ? "stopping after the running segment; this task is one segment (shorter than --min-split-seconds), "
+                            + "so that waits for the whole encode (Ctrl-C again to abort now; the task stays resumable)"
+                        : "stopping after the running segments (Ctrl-C again to abort now; the task stays resumable)"
+                    FileHandle.standardError.write(Data("\nvslice: \(message)\n".utf8))
                 }
             }
             src.resume()
