@@ -11,6 +11,11 @@ struct ResumeCommand: ParsableCommand {
             Done segments whose files are intact are kept; the rest is redone. Refused (exit 5) when the input \
             changed or another live process holds the task. With --all, tasks run one after the other; the exit \
             code is 0 only if every one finished, else 6.
+
+            EXAMPLES:
+              vslice resume 20da0bc1
+              vslice resume 20da0bc1 --jobs 1
+              vslice resume --all -q
             """)
 
     @Argument(help: "A task ID (or its first characters), as `vslice status` lists them.")
@@ -67,7 +72,12 @@ struct CancelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
         abstract: "Cancel a task: it will not be resumed; a process running it stops within seconds (exit 130).",
-        discussion: "The work folder of a task no process runs is removed at once; otherwise `vslice gc` removes it later.")
+        discussion: """
+            The work folder of a task no process runs is removed at once; otherwise `vslice gc` removes it later.
+
+            EXAMPLES:
+              vslice cancel 20da0bc1
+            """)
 
     @Argument(help: "A task ID (or its first characters).")
     var task: String
@@ -115,6 +125,10 @@ struct GCCommand: ParsableCommand {
         discussion: """
             An unfinished task is unresumable when its input is gone or changed. --unfinished also cancels and \
             cleans every other unfinished task. Tasks held by a live process are never touched.
+
+            EXAMPLES:
+              vslice gc --dry-run
+              vslice gc --unfinished
             """)
 
     @Flag(help: "Also cancel and clean unfinished (resumable) tasks.")

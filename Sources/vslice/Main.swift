@@ -12,6 +12,12 @@ struct VSlice: ParsableCommand {
             unsupported; 4 output exists (use --force); 5 resume refused (input or settings changed, task \
             busy); 6 some inputs of a batch (or tasks of resume --all) failed; 130 interrupted or cancelled (an \
             interrupted task stays resumable).
+
+            EXAMPLES:
+              vslice transcode in.mov -o out.mp4 --crf 23
+              vslice batch ~/Videos -o ~/out --recursive
+              vslice status
+              vslice help transcode
             """,
         version: VSliceKit.version,
         subcommands: [TranscodeCommand.self, BatchCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self,

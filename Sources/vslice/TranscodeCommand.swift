@@ -8,7 +8,18 @@ struct TranscodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transcode",
         abstract: "Transcode INPUT to OUTPUT: audio once, video in parallel segments, merged and verified.",
-        discussion: "The container follows OUTPUT's extension: .mp4 (or .m4v), .mov, .mkv.")
+        discussion: """
+            The container follows OUTPUT's extension: .mp4 (or .m4v), .mov, .mkv. Options are checked before any \
+            work (the encoder is opened once with them): a bad one is exit 2. Running the same command again \
+            resumes an unfinished task.
+
+            EXAMPLES:
+              vslice transcode in.mov -o out.mp4
+              vslice transcode in.mp4 -o out.mkv --vcodec libx265 --crf 26 --preset medium
+              vslice transcode in.mp4 -o out.mp4 --vbitrate 2M --abitrate 96k --jobs 4
+              vslice transcode in.mp4 -o out.mp4 --vf scale=1280:-2 --codec-opt tune=film
+              vslice transcode in.mp4 -o out.mp4 --json | jq -c 'select(.event == "progress")'
+            """)
 
     @Argument(help: "The input media file.")
     var input: String
@@ -105,7 +116,12 @@ struct RunOptions: ParsableArguments {
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check OUTPUT against its source: frame count, timestamps, DTS order, A/V durations and offset.")
+        abstract: "Check OUTPUT against its source: frame count, timestamps, DTS order, A/V durations and offset.",
+        discussion: """
+            EXAMPLES:
+              vslice verify out.mp4 --against in.mov
+              vslice verify out.mp4 --against in.mov --json | jq .problems
+            """)
 
     @Argument(help: "The transcoded file.")
     var output: String
