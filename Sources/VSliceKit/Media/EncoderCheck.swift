@@ -72,25 +72,32 @@ public enum EncoderCheck {
         let userKeys = Set(settings.encoderOptions.map(\.0))
         let user = all.filter { userKeys.contains($0.0) }
         let added = all.filter { !userKeys.contains($0.0) }
-        var culprit: (String, String)? = nil
+        var culprit: (key: String, failure: Failure)? = nil
         if attempt(settings, options: added) == nil {
             var kept = added
             for o in user {
-                if attempt(settings, options: kept + [o]) != nil { culprit = o; break }
+                if let f = attempt(settings, options: kept + [o]) { culprit = (o.0, f); break }
                 kept.append(o)
             }
         }
         let name = settings.videoCodec
-        // The encoder's own words (x264: "invalid preset 'fastest'") say more than FFmpeg's error code.
-        let why = failure.said.map { "\($0) (\(failure.error.reason))" } ?? failure.error.reason
-        guard let key = culprit?.0, let value = settings.encoderOptions.first(where: { $0.0 == key })?.1 else {
-            throw VSliceError(.usage, "check options", reason: "\(name) cannot be opened with these settings: \(why)")
+        guard let culprit, let value = settings.encoderOptions.first(where: { $0.0 == culprit.key })?.1 else {
+            throw VSliceError(.usage, "check options", reason: "\(name) cannot be opened with these settings: \(Self.why(failure))")
         }
+        let key = culprit.key
         let flag = key == "crf" ? "--crf \(value)" : key == "preset" ? "--preset \(value)" : "--codec-opt \(key)=\(value)"
-        if failure.error.kind == .usage && failure.error.reason.contains("not known") {
+        if culprit.failure.error.kind == .usage && culprit.failure.error.reason.contains("not known") {
             throw VSliceError(.usage, "check options", reason: "\(flag): \(name) has no option '\(key)'")
         }
-        throw VSliceError(.usage, "check options", reason: "\(flag): \(name) refused it: \(why)")
+        throw VSliceError(.usage, "check options", reason: "\(flag): \(name) refused it: \(Self.why(culprit.failure))")
+    }
+
+    /// The encoder's own words (x264: "invalid preset 'fastest'") when it said any, else FFmpeg's error, which
+    /// for a rejected setting is often "Invalid data found when processing input": not about the input here.
+    static func why(_ f: Failure) -> String {
+        if let said = f.said { return said }
+        if f.error.code == vs_averror_invaliddata() { return "the encoder rejected the settings" }
+        return f.error.reason
     }
 
     struct Failure {
