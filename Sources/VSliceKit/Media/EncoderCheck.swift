@@ -28,7 +28,7 @@ public enum EncoderCatalog {
         let kind = type == AVMEDIA_TYPE_VIDEO ? "video" : "audio"
         if let codec = avcodec_find_encoder_by_name(name) {
             if codec.pointee.type == type { return }
-            throw VSliceError(.usage, "check options", reason: "\(option): '\(name)' is not a \(kind) encoder")
+            throw VSliceError(.usage, "check options", reason: "\(option): '\(name)' is not \(kind == "audio" ? "an" : "a") \(kind) encoder")
         }
         let all = encoderNames(type: type)
         let here = (documented[type] ?? []).filter { all.contains($0) }
