@@ -173,8 +173,8 @@ enum Signals {
                 } else {
                     Cancellation.requestStop()
                     let message = segmentsInRun.load(ordering: .relaxed) == 1
-                        ? "stopping after the running segment; this task is one segment (shorter than --min-split-seconds), "
-                            + "so that waits for the whole encode (Ctrl-C again to abort now; the task stays resumable)"
+                        ? "stopping after the running segment; this task is a single segment, so that waits for the "
+                            + "whole encode (Ctrl-C again to abort now; the task stays resumable)"
                         : "stopping after the running segments (Ctrl-C again to abort now; the task stays resumable)"
                     FileHandle.standardError.write(Data("\nvslice: \(message)\n".utf8))
                 }

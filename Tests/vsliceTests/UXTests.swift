@@ -134,7 +134,8 @@ struct UXTests {
         #expect(try Self.workLeft(dir.path).isEmpty)
         // The other commands' numbers.
         for v in values {
-            for args in [["resume", "--all", "--jobs", v], ["status", "--limit", v], ["plan", src, "--segment-seconds", v]] {
+            for args in [["resume", "--all", "--jobs", v], ["status", "--limit", v], ["plan", src, "--segment-seconds", v],
+                         ["plan", src, "--min-split-seconds", v], ["gc", "--orphans", dir.path, "--min-age", v, "--dry-run"]] {
                 let r = try Self.run(args, home: home)
                 #expect(!r.signaled, "\(args): killed by signal \(r.status)")
                 #expect(r.status == 0 || r.status == 2, "\(args): exit \(r.status) \(r.stderr)")
@@ -231,7 +232,7 @@ struct UXTests {
     static func slowClip(_ path: String) throws {
         try makeClip(path, size: "640x360", seconds: 24)
     }
-    static let slowOneSegment = ["--preset", "slower", "--jobs", "1", "--threads", "1"]
+    static let slowOneSegment = ["--preset", "slower", "--jobs", "1", "--threads", "1", "--min-split-seconds", "100000"]
 
     @Test("NDJSON: progress events inside a one-segment job, at least 3 distinct values, frames/fps/eta, ending at the total")
     func ndjsonProgress() throws {
