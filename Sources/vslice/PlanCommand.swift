@@ -22,6 +22,8 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let settings = try options.settings()
+        // A dry run says what the transcode would refuse, too.
+        try EncoderCheck.check(settings)
         let probe = try Probe(path: input)
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings)
         if json {
