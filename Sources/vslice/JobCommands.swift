@@ -206,6 +206,9 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
 
     struct Detail: Encodable {
+        /// The status as `vslice status` shows it (a dead holder's `running` task is interrupted or stale).
+        var status: String
+        var statusNote: String?
         var task: TaskRecord
         var events: [EventRecord]
         var segments: [SegmentRecord]
@@ -285,10 +288,12 @@ struct StatusCommand: ParsableCommand {
             return
         }
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
-        let detail = Detail(task: t, events: try store.events(task: t.id), segments: try store.segments(task: t.id),
-                            traces: try store.traces(task: t.id))
+        let live = Self.liveStatus(t, store: store)
+        let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
+                            segments: try store.segments(task: t.id), traces: try store.traces(task: t.id))
         if json { try Terminal.printJSON(detail); return }
-        print("task \(t.id) \(t.status)\(t.error.map { ": " + $0 } ?? "")\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
+        print("task \(t.id) \(live.status)\(live.note.map { " (\($0))" } ?? "")\(t.error.map { ": " + $0 } ?? "")"
+              + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
         for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
         for s in detail.segments {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")

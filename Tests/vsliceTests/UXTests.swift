@@ -355,6 +355,11 @@ struct UXTests {
         #expect(row["frames_total"] as? Int == 300)
         #expect(row["percent"] != nil && row["age_seconds"] != nil)
 
+        let one = try Self.run(["status", String(try #require(row["id"] as? String).prefix(8))], home: home)
+        #expect(one.stdout.hasPrefix("task ") && one.stdout.contains("interrupted (its process"), "\(one.stdout)")
+        let oneJSON = try jsonObject(try Self.run(["status", "--json", try #require(row["id"] as? String)], home: home).stdout)
+        #expect(oneJSON["status"] as? String == "interrupted")
+
         // It resumes, and then reads done; --limit shows the newest only.
         let again = try Self.run(["transcode", src, "-o", dir.appendingPathComponent("out.mp4").path,
                                   "--min-split-seconds", "0", "--segment-seconds", "2", "--preset", "slower", "--jobs", "1"], home: home)
