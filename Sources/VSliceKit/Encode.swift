@@ -223,15 +223,6 @@ struct SegmentEncoder {
         c.pointee.thread_count = Int32(settings.threadsPerJob)
         c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         if let b = settings.videoBitrate { c.pointee.bit_rate = b }
-        var options = settings.encoderOptions
-        // Make a forced I frame an IDR (x264/x265), so the cut at a kept frame is clean.
-        if ["libx264", "libx265"].contains(settings.videoCodec) && settings.codecOptions["forced-idr"] == nil {
-            options.append(("forced-idr", "1"))
-        }
-        // x265 and SVT-AV1 print their own banners on stderr, once per segment: errors only.
-        if settings.videoCodec == "libx265" && settings.codecOptions["x265-params"] == nil {
-            options.append(("x265-params", "log-level=error"))
-        }
-        try encoder.open(options: options)
+        try encoder.open(options: settings.videoEncoderOptions)
     }
 }

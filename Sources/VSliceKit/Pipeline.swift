@@ -7,6 +7,8 @@ import Synchronization
 public enum PipelineEvent: Sendable {
     /// The task this run works on (new, or an unfinished one resumed).
     case taskStarted(id: String, resumed: Bool)
+    /// How many segments a resumed run found done and intact (sent just before `planned`).
+    case alreadyDone(segments: Int)
     case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
     /// Kept frames a segment attempt has processed since the last report.
     case framesProcessed(segment: Int, frames: Int)
@@ -178,6 +180,7 @@ public struct Transcoder: Sendable {
             format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
             try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
             try request.executor.check(request: request, detach: options.detach)
+            try EncoderCheck.check(settings)
             // Bad input is refused (probing checks readability first) before a task or a work folder exists.
             try InputFile.checkReadable(input)
             guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
@@ -317,6 +320,7 @@ public struct Transcoder: Sendable {
         }
         let framesDone = plan.segments.filter { done.contains($0.index) }.map(\.frameCount).reduce(0, +)
         logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        onEvent(.alreadyDone(segments: done.count))
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
 
         // audio, beside the video branch

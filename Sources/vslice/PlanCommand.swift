@@ -5,7 +5,12 @@ import VSliceKit
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Print the segments a transcode would make (a dry run: nothing is encoded).")
+        abstract: "Print the segments a transcode would make (a dry run: nothing is encoded).",
+        discussion: """
+            EXAMPLES:
+              vslice plan in.mp4 --segment-seconds 5 --min-split-seconds 0
+              vslice plan in.mp4 --split frames --segment-frames 250 --overlap 0,4 --json
+            """)
 
     @Argument(help: "The input media file.")
     var input: String
@@ -20,6 +25,8 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         if try manifest.run(input: input) { return }
         let settings = try options.settings()
+        // A dry run says what the transcode would refuse, too.
+        try EncoderCheck.check(settings)
         let probe = try Probe(path: input)
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings)
         if json {
