@@ -58,9 +58,21 @@ struct Merger {
 
         let vTB = params.timeBase.av
         let vMuxTB = vOut.pointee.time_base
-        let vShift = base.rescaled(to: vTB)
+        var vShift = base.rescaled(to: vTB)
         let aTB = audioReader?.params.timeBase.av ?? AVRational(num: 1, den: 1)
-        let aShift = base.rescaled(to: aTB)
+        var aShift = base.rescaled(to: aTB)
+        // Matroska cannot store a timestamp below 0, and its muxer's own fix-up shifts by the first packet
+        // it is handed, in whole milliseconds, which can leave a stream that starts earlier clamped at 0 (a
+        // source's audio at −7 ms plus AAC priming). Everything is moved later by the same whole number of
+        // milliseconds instead, so the streams keep their offsets.
+        if format == "matroska" {
+            let lead = try Merger.earliestTime(segment: segments[0], vShift: vShift, audio: audio, aShift: aShift)
+            if lead < 0 {
+                let ms = Int64((-lead * 1000).rounded(.up))
+                vShift -= av_rescale_q(ms, AVRational(num: 1, den: 1000), vTB)
+                aShift -= av_rescale_q(ms, AVRational(num: 1, den: 1000), aTB)
+            }
+        }
 
         var result = MergeResult(videoPackets: 0, audioPackets: 0, dtsRepaired: 0, bytes: 0)
         var segIndex = 0
@@ -131,5 +143,24 @@ struct Merger {
         }
         result.bytes = try out.finish()
         return result
+    }
+
+    /// The earliest time (seconds, after the shift) of the first video packet's DTS and the first audio packet.
+    static func earliestTime(segment: String, vShift: Int64, audio: String?, aShift: Int64) throws(VSliceError) -> Double {
+        let packet = Packet()
+        var earliest = 0.0
+        let v = try PacketFileReader(path: segment)
+        if try v.next(into: packet) {
+            let t = packet.dts != AV_NOPTS ? packet.dts : packet.pts
+            earliest = min(earliest, Double(t - vShift) * v.params.timeBase.value)
+        }
+        if let audio {
+            let a = try PacketFileReader(path: audio)
+            if try a.next(into: packet) {
+                let t = packet.dts != AV_NOPTS ? packet.dts : packet.pts
+                earliest = min(earliest, Double(t - aShift) * a.params.timeBase.value)
+            }
+        }
+        return earliest
     }
 }

@@ -102,11 +102,13 @@ public struct VideoIndex: Sendable {
 
     /// DTS of the packets, in file order, strictly increasing.
     public var dtsStrictlyIncreasing: Bool
-    /// Duration of the last frame shown, ticks (the packet's, else the previous interval).
+    /// Duration of the last frame shown, ticks (as its packet states it, else the median frame interval).
     public var lastFrameDuration: Int64
+    /// The container (as libavformat reads it) gave the last frame's duration, rather than vslice guessing it.
+    public var lastFrameDurationStated: Bool = true
 }
 
-/// Where the audio stream starts and ends on the file's timeline, seconds.
+/// Where the audio stream's sound starts and ends on the file's timeline, seconds.
 public struct AudioSpan: Sendable {
     public var start: Double
     public var end: Double
@@ -228,19 +230,38 @@ public struct Probe: Sendable {
             keyIdx.insert(0, at: 0)
         }
         let tb = av_q2d(st.pointee.time_base)
-        var lastDuration = videoEnd - sorted[sorted.count - 1]
-        if lastDuration <= 0 && sorted.count > 1 { lastDuration = sorted[sorted.count - 1] - sorted[sorted.count - 2] }
+        // Where the last frame's duration comes from (it is the only part of the video's length that the
+        // frame timestamps do not give): the duration libavformat reports for the packets, as far as they
+        // reach past the last frame's start. That is the container's own figure where the demuxer reads one
+        // (Matroska BlockDuration or the track's default duration); FFmpeg 5.1's MP4/MOV demuxer reads no
+        // sample durations and libavformat derives them from the codec's frame rate, or reports none. When
+        // nothing is reported, the typical (median) frame interval is used, not the interval before the
+        // last frame: a screen recording's long-held frames or the gap a stream-copy trim leaves where
+        // B-frames were cut would otherwise stretch the last frame to seconds. The output stores this
+        // duration on its last packet (see SegmentEncoder), so the output ends where the source ends.
+        let stated = videoEnd - sorted[sorted.count - 1]
+        var lastDuration = stated
+        if lastDuration <= 0 { lastDuration = Probe.medianInterval(sorted) }
         let video = VideoIndex(streamIndex: streamIndex, timeBase: Ratio(st.pointee.time_base),
                                pts: sorted, keyframeIndices: keyIdx, openGop: openGop,
                                endTime: Double(sorted[sorted.count - 1] + max(lastDuration, 0)) * tb,
-                               dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0))
+                               dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0),
+                               lastFrameDurationStated: stated > 0)
         var span: AudioSpan? = nil
         if let audio, audioEnd > Int64.min {
             let ast = input.stream(audio)
             let atb = av_q2d(ast.pointee.time_base)
             // The stream's start time accounts for encoder priming that the demuxer trims.
             let start = ast.pointee.start_time != AV_NOPTS ? ast.pointee.start_time : audioFirst
-            let startSeconds = Double(start) * atb
+            var startSeconds = Double(start) * atb
+            let par0 = ast.pointee.codecpar.pointee
+            // Matroska signals a codec delay (Opus pre-skip) that the decoder drops: the stream's start time
+            // is that of the dropped samples, and the sound starts this much later (−7 ms → −0.5 ms for
+            // ffmpeg's Opus). The sound's start is what vslice decodes, keeps in sync and checks.
+            if String(cString: input.ctx.pointee.iformat.pointee.name).hasPrefix("matroska"),
+               par0.initial_padding > 0, par0.sample_rate > 0 {
+                startSeconds += Double(par0.initial_padding) / Double(par0.sample_rate)
+            }
             // Matroska does not signal AAC's encoder delay, so its demuxer trims nothing: the first 1024
             // samples are priming, and the sound starts after them (as in ffmpeg's own MKV output).
             let par = ast.pointee.codecpar.pointee
@@ -252,6 +273,16 @@ public struct Probe: Sendable {
             span = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming)
         }
         return (video, span)
+    }
+
+    /// The median of the intervals between consecutive frame timestamps (sorted), 0 for a single frame.
+    static func medianInterval(_ pts: [Int64]) -> Int64 {
+        guard pts.count > 1 else { return 0 }
+        var d: [Int64] = []
+        d.reserveCapacity(pts.count - 1)
+        for i in 1..<pts.count { d.append(pts[i] - pts[i - 1]) }
+        d.sort()
+        return d[d.count / 2]
     }
 
     /// Variable frame rate: frame intervals differ by more than one tick of the time base.
