@@ -161,8 +161,11 @@ public struct Transcoder: Sendable {
         try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
         // Bad input is refused (probing checks readability first) before a task or a work folder exists.
         let probe = try Probe(path: input)
+        // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
+        var filterTiming: FilterTiming? = nil
         if let vf = settings.videoFilter, let v = probe.video {
             try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
+            filterTiming = try FilterTiming.measure(vf, source: input, index: v)
         }
         let fingerprint = try Fingerprint.of(input)
         if let t = existing {
@@ -194,7 +197,8 @@ public struct Transcoder: Sendable {
         defer { heartbeat.stop() }
         do {
             let report = try execute(task: task, store: store, probe: probe, input: input, out: out, format: format,
-                                     options: options, watchdog: watchdog, published: published, started: started)
+                                     options: options, watchdog: watchdog, published: published, started: started,
+                                     filterTiming: filterTiming)
             try store.finishTask(task.id, status: "done")
             return report
         } catch {
@@ -236,7 +240,7 @@ public struct Transcoder: Sendable {
 
     private func execute(task: TaskRecord, store: JobStore, probe: Probe, input: String, out: String, format: String,
                          options: RunOptions, watchdog: StallWatchdog, published: Bool,
-                         started: Double) throws(VSliceError) -> TranscodeReport {
+                         started: Double, filterTiming: FilterTiming? = nil) throws(VSliceError) -> TranscodeReport {
         let maxAttempts = options.maxAttempts
         let settings = request.settings
         let work = task.workDir
@@ -251,7 +255,10 @@ public struct Transcoder: Sendable {
         guard let index = probe.video else {
             throw VSliceError(.input, "probe", path: input, reason: "no video stream")
         }
-        let plan = try step(store, task.id, "plan") { () throws(VSliceError) in Plan(index: index, settings: settings) }
+        let plan = try step(store, task.id, "plan") { () throws(VSliceError) in
+            filterTiming.map { Plan(index: index, settings: settings, filter: $0, from: Transcoder.filteredStart(probe)) }
+                ?? Plan(index: index, settings: settings)
+        }
         try store.setFrames(task.id, plan.frameCount)
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
         try store.ensureSegments(task: task.id, plan: plan, files: segmentPaths)
@@ -336,7 +343,7 @@ public struct Transcoder: Sendable {
                                        error: error.description)
                     onEvent(.segmentFailed(index: segment.index, error: error.description))
                     // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
-                    guard error.kind == .processing, attempt < maxAttempts, !Cancellation.stopRequested,
+                    guard error.kind == .processing, !error.deterministic, attempt < maxAttempts, !Cancellation.stopRequested,
                           !watchdog.cancelled else { throw error }
                     logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
                     Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
@@ -345,6 +352,11 @@ public struct Transcoder: Sendable {
         }
         let audioError = audioJob?.wait()
         if let e = errors.first ?? audioError { throw e }
+        if settings.videoFilter != nil && kept.withLock({ $0.reduce(0, +) }) == 0 {
+            var e = VSliceError(.processing, "filter", path: input, reason: "the --vf graph gave no frames at all")
+            e.deterministic = true
+            throw e
+        }
         if Cancellation.stopRequested {
             throw VSliceError(.interrupted, "transcode", path: input, reason: "interrupted; resume by running the same command")
         }
@@ -371,7 +383,7 @@ public struct Transcoder: Sendable {
 
         let checked = published ? out : part
         let verify = try step(store, task.id, "verify") { () throws(VSliceError) in
-            try Verifier.verify(output: Probe(path: checked), against: probe)
+            try Verifier.verify(output: Probe(path: checked), against: probe, filtered: filterTiming)
         }
         guard verify.ok else {
             // Kept for inspection inside the work folder, never at the output path.
@@ -429,7 +441,16 @@ public struct Transcoder: Sendable {
         var st = stat()
         guard stat(row.file, &st) == 0, Int64(st.st_size) == row.fileSize else { return false }
         guard let reader = try? PacketFileReader(path: row.file) else { return false }
-        return Int(reader.packetCount) == row.framesPlanned && Int64(reader.checksum) == row.fileChecksum
+        // Frames recorded when it was done (a filter may change the count), else the plan's.
+        return Int(reader.packetCount) == (row.framesDone ?? row.framesPlanned) && Int64(reader.checksum) == row.fileChecksum
+    }
+
+    /// The first time (video time base) a filtered output keeps: the output's timeline starts at the source's
+    /// earliest stream, and what a filter times before that (a rate change rounding down) is dropped.
+    static func filteredStart(_ probe: Probe) -> Int64 {
+        let v = probe.video!
+        let b = timelineBase(probe)
+        return av_rescale_q_rnd(b.ticks, b.timeBase.av, v.timeBase.av, AV_ROUND_UP)
     }
 
     /// The source time that becomes 0 in the output: the earliest start of the streams used.

@@ -99,6 +99,8 @@ public struct VideoIndex: Sendable {
     }
     /// End of the last frame (its pts + duration), seconds.
     public var endTime: Double
+    /// End of the last frame, ticks.
+    public var endPts: Int64 { (pts.last ?? 0) + lastFrameDuration }
 
     /// DTS of the packets, in file order, strictly increasing.
     public var dtsStrictlyIncreasing: Bool

@@ -75,7 +75,7 @@ struct BatchCommand: ParsableCommand {
             }
             outputs[item.output] = item.input
             if FileManager.default.fileExists(atPath: item.output) && !outputOptions.force {
-                if let check = try? Verifier.verify(output: item.output, against: item.input), check.ok {
+                if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter), check.ok {
                     summary.skipped += 1
                     writer?.emit("input_skipped", ["input": item.input, "output": item.output, "reason": "output exists and verifies"])
                     if !runner.quiet && !runner.json { FileHandle.standardError.write(Data("skip \(item.relative): \(item.output) verifies\n".utf8)) }

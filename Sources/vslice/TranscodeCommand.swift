@@ -100,11 +100,14 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "The source it was made from.")
     var against: String
 
+    @Option(name: .customLong("vf"), help: "The filter graph the output was made with (--vf): its frames are checked against the graph's output times on the source.")
+    var videoFilter: String?
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
-        let report = try Verifier.verify(output: output, against: against)
+        let report = try Verifier.verify(output: output, against: against, filter: videoFilter)
         if json {
             try Terminal.printJSON(report)
         } else {

@@ -113,3 +113,81 @@ struct VFRFidelityTests {
         }
     }
 }
+
+@Suite("fidelity: filters that change the frame count equal one ffmpeg pass")
+struct FilterFidelityTests {
+    /// 4 s at 30 fps with a keyframe every 15 frames: 1 s segments, so every filter crosses 3 cuts.
+    static func source(_ dir: URL) throws -> String {
+        let path = dir.appendingPathComponent("src.mp4").path
+        try FidelityMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=4", "-f", "lavfi", "-i", "sine=duration=4",
+                                  "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "15", "-c:a", "aac", path])
+        return path
+    }
+
+    @Test("fps=24, fps=60, minterpolate blend, select every third frame, tpad: frames, timestamps and pictures equal one pass",
+          arguments: ["fps=24", "fps=60", "minterpolate=fps=60:mi_mode=blend", "select='not(mod(n,3))'",
+                      "tpad=start_duration=0.5:stop_duration=1"])
+    func oneFilter(_ vf: String) throws {
+        let dir = try Paths.scratch("vf")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.source(dir)
+        let out = dir.appendingPathComponent("out.mkv").path
+        let run = try vslice(["transcode", src, "-o", out, "--vf", vf, "--min-split-seconds", "0", "--segment-seconds", "1",
+                              "--codec-opt", "qp=0", "--json", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try lastEvent(run.stdout, "task_done")["segments"] as? Int == 4)
+        // No attempt failed: the overlap the filter needs was found by vslice, not given by the user.
+        #expect(!run.stdout.contains("segment_failed"))
+        let ref = dir.appendingPathComponent("ref.mkv").path
+        try FidelityMedia.ffmpeg(["-i", src, "-vf", vf, "-fps_mode", "passthrough", "-an", "-c:v", "libx264", "-qp", "0", ref])
+        let r = try FidelityMedia.videoTimes(ref), o = try FidelityMedia.videoTimes(out)
+        #expect(o.count == r.count, "frames \(o.count), one ffmpeg pass \(r.count)")
+        let err = try #require(FidelityMedia.maxTimeError(r, o))
+        #expect(err <= 0.0011, "largest PTS difference \(err) s")
+        #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(ref))
+        let verify = try vslice(["verify", out, "--against", src, "--vf", vf])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test("a filter whose output depends on the pictures (scene select) and one with memory (tmix) equal one pass too")
+    func contentAndMemory() throws {
+        let dir = try Paths.scratch("vf2")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.source(dir)
+        for vf in ["select='gt(scene,0.005)'", "tmix=frames=5"] {
+            let out = dir.appendingPathComponent("out.mkv").path
+            let run = try vslice(["transcode", src, "-o", out, "--vf", vf, "--min-split-seconds", "0", "--segment-seconds", "1",
+                                  "--codec-opt", "qp=0", "--force", "-q"])
+            #expect(run.status == 0, "\(vf): \(run.stderr)")
+            let ref = dir.appendingPathComponent("ref.mkv").path
+            try FidelityMedia.ffmpeg(["-i", src, "-vf", vf, "-fps_mode", "passthrough", "-an", "-c:v", "libx264", "-qp", "0", ref])
+            #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(ref), "\(vf)")
+        }
+    }
+
+    @Test("filters that cannot be cut by time are refused before any work (exit 2, reason, nothing written)",
+          arguments: ["reverse", "setpts=2*PTS", "loop=loop=2:size=10"])
+    func refused(_ vf: String) throws {
+        let dir = try Paths.scratch("vfno")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.source(dir)
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", src, "-o", out, "--vf", vf, "--min-split-seconds", "0", "-q"])
+        #expect(run.status == 2, "\(run.stderr)")
+        #expect(run.stderr.contains("cannot be cut into segments"), "\(run.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["src.mp4"])
+    }
+
+    @Test("a deterministic failure (the encoder refuses its settings) is not retried")
+    func deterministicNotRetried() throws {
+        let dir = try Paths.scratch("det")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("t10.mkv").path
+        try FidelityMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=2", "-pix_fmt", "yuv420p10le",
+                                  "-c:v", "libx264", "-preset", "ultrafast", src])
+        let run = try vslice(["transcode", src, "-o", dir.appendingPathComponent("o.mp4").path, "--codec-opt", "profile=high",
+                              "--jobs", "1", "--max-attempts", "3", "--json"])
+        #expect(run.status == 1)
+        #expect(run.stdout.components(separatedBy: "segment_failed").count - 1 == 1, "\(run.stdout)")
+    }
+}
