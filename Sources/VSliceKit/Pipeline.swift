@@ -167,6 +167,16 @@ public struct Transcoder: Sendable {
             try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
             filterTiming = try FilterTiming.measure(vf, source: input, index: v)
         }
+        // What the output carries of the other streams, decided before any work; what it cannot is named.
+        let layout = try SourceLayout(path: input)
+        let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
+        if !streamPlan.dropped.isEmpty {
+            logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
+        }
+        if !streamPlan.reencodedInsteadOfCopy.isEmpty {
+            logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
+        }
+        let extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan)
         let fingerprint = try Fingerprint.of(input)
         if let t = existing {
             if t.inputFingerprint != fingerprint {
@@ -198,7 +208,7 @@ public struct Transcoder: Sendable {
         do {
             let report = try execute(task: task, store: store, probe: probe, input: input, out: out, format: format,
                                      options: options, watchdog: watchdog, published: published, started: started,
-                                     filterTiming: filterTiming)
+                                     extras: extras)
             try store.finishTask(task.id, status: "done")
             return report
         } catch {
@@ -240,7 +250,8 @@ public struct Transcoder: Sendable {
 
     private func execute(task: TaskRecord, store: JobStore, probe: Probe, input: String, out: String, format: String,
                          options: RunOptions, watchdog: StallWatchdog, published: Bool,
-                         started: Double, filterTiming: FilterTiming? = nil) throws(VSliceError) -> TranscodeReport {
+                         started: Double, extras: SourceExtras) throws(VSliceError) -> TranscodeReport {
+        let filterTiming = extras.filterTiming
         let maxAttempts = options.maxAttempts
         let settings = request.settings
         let work = task.workDir
@@ -275,23 +286,39 @@ public struct Transcoder: Sendable {
         logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
 
-        // audio, beside the video branch
-        let audioPath = (work as NSString).appendingPathComponent("audio.vseg")
+        // audio (each kept track re-encoded once, or copied) and subtitles, beside the video branch
+        let streamPlan = extras.streams
+        let audioPaths = streamPlan.audio.map { (work as NSString).appendingPathComponent("audio-\($0.ordinal).vseg") }
+        let subtitlePaths = streamPlan.subtitles.map { (work as NSString).appendingPathComponent("subtitle-\($0.ordinal).vseg") }
         var audioJob: WorkerPool.Joinable? = nil
-        if let aIndex = probe.report.audioStream {
-            let audioDone = try store.eventDone(task.id, "audio") != nil && (try? PacketFileReader(path: audioPath)) != nil
+        if !(audioPaths + subtitlePaths).isEmpty {
+            let audioDone = try store.eventDone(task.id, "audio") != nil
+                && (audioPaths + subtitlePaths).allSatisfy { (try? PacketFileReader(path: $0)) != nil }
             if !audioDone {
-                let job = AudioEncoder(source: input, audioStream: aIndex, settings: settings, outputPath: audioPath)
+                let encoders = zip(streamPlan.audio, audioPaths).filter { !$0.0.copy }.map {
+                    AudioEncoder(source: input, audioStream: $0.0.stream, settings: settings, outputPath: $0.1)
+                }
+                let copied = zip(streamPlan.audio, audioPaths).filter { $0.0.copy }
+                let copier = AudioCopier(source: input, streams: copied.map(\.0.stream), outputs: copied.map(\.1))
+                let subtitles = SubtitleExtractor(source: input, tracks: streamPlan.subtitles, outputs: subtitlePaths)
                 let onEvent = self.onEvent
                 let taskId = task.id
                 audioJob = WorkerPool.spawn { () throws(VSliceError) in
                     let trace = try store.beginEvent(taskId, "audio")
                     let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                     do throws(VSliceError) {
-                        let r = try job.run()
+                        var packets = 0
+                        var bytes: Int64 = 0
+                        for job in encoders {
+                            let r = try job.run()
+                            packets += r.packets
+                            bytes += r.bytes
+                        }
+                        packets += try copier.run()
+                        try subtitles.run()
                         try store.endStep(trace: trace, task: taskId, node: "audio",
                                           figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                                         framesOut: r.packets, bytes: r.bytes), error: nil)
+                                                         framesOut: packets, bytes: bytes), error: nil)
                     } catch {
                         try? store.endStep(trace: trace, task: taskId, node: "audio",
                                            figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
@@ -369,8 +396,18 @@ public struct Transcoder: Sendable {
         } else if let muxed = try store.eventDone(task.id, "mux"), muxed.detail == FileOps.size(part).map(String.init) {
             logger.info("merged file from the interrupted run kept", metadata: ["file": "\(part)"])
         } else {
-            let merger = Merger(segments: segmentPaths, audio: probe.report.audioStream == nil ? nil : audioPath, output: part,
-                                format: format, base: Transcoder.timelineBase(probe), displayMatrix: probe.displayMatrix)
+            let layout = extras.layout
+            let tracks = zip(streamPlan.audio.map(\.stream) + streamPlan.subtitles.map(\.stream), audioPaths + subtitlePaths).map {
+                Merger.Track(path: $0.1, tags: layout.streams[$0.0].tags, disposition: layout.streams[$0.0].disposition)
+            }
+            var merger = Merger(segments: segmentPaths, tracks: tracks, output: part, format: format,
+                                base: Transcoder.timelineBase(probe, audioStreams: streamPlan.audio.map(\.stream)),
+                                displayMatrix: probe.displayMatrix)
+            merger.videoTags = layout.streams[index.streamIndex].tags
+            merger.videoDisposition = layout.streams[index.streamIndex].disposition
+            merger.layout = layout
+            merger.attachments = streamPlan.attachments
+            merger.attachedPictures = streamPlan.attachedPictures
             _ = try step(store, task.id, "mux", detail: { (size: Int64) in String(size) }) { () throws(VSliceError) in
                 do throws(VSliceError) { return try merger.run().bytes } catch {
                     // A half-written merge is worth nothing (and may be what filled the disk).
@@ -383,7 +420,9 @@ public struct Transcoder: Sendable {
 
         let checked = published ? out : part
         let verify = try step(store, task.id, "verify") { () throws(VSliceError) in
-            try Verifier.verify(output: Probe(path: checked), against: probe, filtered: filterTiming)
+            try Verifier.verify(output: Probe(path: checked), against: probe, filtered: filterTiming,
+                                audioStreams: streamPlan.audio.map(\.stream),
+                                copiedAudio: Set(streamPlan.audio.indices.filter { streamPlan.audio[$0].copy }))
         }
         guard verify.ok else {
             // Kept for inspection inside the work folder, never at the output path.
@@ -454,15 +493,26 @@ public struct Transcoder: Sendable {
     }
 
     /// The source time that becomes 0 in the output: the earliest start of the streams used.
-    static func timelineBase(_ probe: Probe) -> Timestamp {
+    /// `audioStreams`: the audio streams kept (nil: the best one, as `probe.audio`).
+    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil) -> Timestamp {
         let v = probe.video!
         var base = Timestamp(ticks: v.pts[0], timeBase: v.timeBase)
-        if let a = probe.audio, a.start < Double(v.pts[0]) * v.timeBase.value {
+        let starts = audioStreams.map { kept in probe.audioTracks.filter { kept.contains($0.stream) }.map(\.span.start) }
+            ?? probe.audio.map { [$0.start] } ?? []
+        if let a = starts.min(), a < Double(v.pts[0]) * v.timeBase.value {
             // Expressed in the video time base's precision would round; use microseconds.
-            base = Timestamp(ticks: Int64((a.start * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
+            base = Timestamp(ticks: Int64((a * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
         }
         return base
     }
+}
+
+/// What the run knows of the source beyond its video index: the filter's timing, the container's streams and
+/// metadata, and what the output keeps of them.
+struct SourceExtras: @unchecked Sendable {
+    var filterTiming: FilterTiming?
+    var layout: SourceLayout
+    var streams: StreamPlan
 }
 
 /// Keeps the task's lease fresh while it runs (every 2 s), and notices a `vslice cancel`.

@@ -117,6 +117,8 @@ public struct AudioSpan: Sendable {
     /// Encoder priming that the container does not signal and the demuxer does not trim (AAC in Matroska),
     /// seconds: the sound starts this much after `start`.
     public var unsignalledPriming: Double
+    /// The first packet's time, priming and discarded packets included (what a stream copy preserves).
+    public var firstPacket: Double = 0
     public var duration: Double { end - start }
 }
 
@@ -124,6 +126,8 @@ public struct Probe: Sendable {
     public var report: ProbeReport
     public var video: VideoIndex?
     public var audio: AudioSpan?
+    /// Every audio stream with packets, in stream order: its index and span.
+    public var audioTracks: [(stream: Int, span: AudioSpan)] = []
     /// The video stream's display matrix (rotation), 9 × Int32, if any.
     public var displayMatrix: Data?
 
@@ -162,9 +166,13 @@ public struct Probe: Sendable {
         if let m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size), size == 36 {
             displayMatrix = Data(bytes: m, count: 36)
         }
-        let (index, span) = try Probe.indexStreams(input, video: vIndex, audio: aIndex)
+        let audioIndexes = (0..<input.streamCount).filter {
+            input.stream($0).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_AUDIO
+        }
+        let (index, spans) = try Probe.indexStreams(input, video: vIndex, audio: audioIndexes)
         video = index
-        audio = span
+        audio = aIndex.flatMap { spans[$0] }
+        audioTracks = audioIndexes.compactMap { i in spans[i].map { (i, $0) } }
         let tb = index.timeBase.value
         report.frameCount = index.pts.count
         report.keyframes = index.keyframeIndices.map {
@@ -176,21 +184,26 @@ public struct Probe: Sendable {
 
     /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded), and the
     /// audio stream's packet times.
-    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: Int?) throws(VSliceError) -> (VideoIndex, AudioSpan?) {
+    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: [Int]) throws(VSliceError) -> (VideoIndex, [Int: AudioSpan]) {
         let st = input.stream(streamIndex)
-        input.keepOnly(streamIndex, audio)
+        for i in 0..<input.streamCount where i != streamIndex && !audio.contains(i) {
+            input.stream(i).pointee.discard = AVDISCARD_ALL
+        }
         let pkt = Packet()
         var decodeOrder: [(pts: Int64, key: Bool)] = []
         var videoEnd = Int64.min
         var lastDts = Int64.min
         var dtsIncreasing = true
-        var audioFirst = Int64.max, audioEnd = Int64.min
+        var audioFirst: [Int: Int64] = [:], audioEnd: [Int: Int64] = [:], audioFirstAll: [Int: Int64] = [:]
         while try input.read(into: pkt) {
-            if let audio, pkt.streamIndex == audio, !pkt.isDiscard {
+            if pkt.streamIndex != streamIndex {
+                guard audio.contains(pkt.streamIndex) else { continue }
                 let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
+                if t != AV_NOPTS { audioFirstAll[pkt.streamIndex] = min(audioFirstAll[pkt.streamIndex] ?? .max, t) }
+                guard !pkt.isDiscard else { continue }
                 if t != AV_NOPTS {
-                    audioFirst = min(audioFirst, t)
-                    audioEnd = max(audioEnd, t + pkt.duration)
+                    audioFirst[pkt.streamIndex] = min(audioFirst[pkt.streamIndex] ?? .max, t)
+                    audioEnd[pkt.streamIndex] = max(audioEnd[pkt.streamIndex] ?? .min, t + pkt.duration)
                 }
                 continue
             }
@@ -249,20 +262,30 @@ public struct Probe: Sendable {
                                endTime: Double(sorted[sorted.count - 1] + max(lastDuration, 0)) * tb,
                                dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0),
                                lastFrameDurationStated: stated > 0)
-        var span: AudioSpan? = nil
-        if let audio, audioEnd > Int64.min {
+        var spans: [Int: AudioSpan] = [:]
+        for audio in audio {
+            guard let audioEnd = audioEnd[audio], let audioFirst = audioFirst[audio] else { continue }
             let ast = input.stream(audio)
             let atb = av_q2d(ast.pointee.time_base)
             // The stream's start time accounts for encoder priming that the demuxer trims.
             let start = ast.pointee.start_time != AV_NOPTS ? ast.pointee.start_time : audioFirst
             var startSeconds = Double(start) * atb
             let par0 = ast.pointee.codecpar.pointee
+            let fmtName0 = String(cString: input.ctx.pointee.iformat.pointee.name)
             // Matroska signals a codec delay (Opus pre-skip) that the decoder drops: the stream's start time
             // is that of the dropped samples, and the sound starts this much later (−7 ms → −0.5 ms for
             // ffmpeg's Opus). The sound's start is what vslice decodes, keeps in sync and checks.
             if String(cString: input.ctx.pointee.iformat.pointee.name).hasPrefix("matroska"),
                par0.initial_padding > 0, par0.sample_rate > 0 {
                 startSeconds += Double(par0.initial_padding) / Double(par0.sample_rate)
+            }
+            // MP4/MOV trim AAC's priming by an edit list, but ffmpeg's muxer can only skip the part of it that
+            // lies before the file's start: a track that starts later than the file presents the rest of the
+            // priming before its sound. The sound starts 1024 samples (the AAC encoders' priming) after the
+            // first packet, if that is later than the presentation start.
+            if fmtName0.contains("mp4") || fmtName0.hasPrefix("mov"), par0.codec_id == AV_CODEC_ID_AAC, par0.sample_rate > 0,
+               let firstAll = audioFirstAll[audio] {
+                startSeconds = max(startSeconds, Double(firstAll) * atb + 1024 / Double(par0.sample_rate))
             }
             // Matroska does not signal AAC's encoder delay, so its demuxer trims nothing: the first 1024
             // samples are priming, and the sound starts after them (as in ffmpeg's own MKV output).
@@ -272,9 +295,10 @@ public struct Probe: Sendable {
             if fmtName.hasPrefix("matroska"), par.codec_id == AV_CODEC_ID_AAC, par.initial_padding == 0, par.sample_rate > 0 {
                 priming = 1024 / Double(par.sample_rate)
             }
-            span = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming)
+            spans[audio] = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
+                                     firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb)
         }
-        return (video, span)
+        return (video, spans)
     }
 
     /// The median of the intervals between consecutive frame timestamps (sorted), 0 for a single frame.

@@ -12,8 +12,13 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public var preset: String? = nil
     public var videoBitrate: Int64? = nil
     public var codecOptions: [String: String] = [:]
+    /// An audio encoder, or "copy".
     public var audioCodec = "aac"
     public var audioBitrate: Int64 = 128_000
+    /// Audio tracks kept: "all", "first", "none", or source audio track numbers ("0,2").
+    public var audioTracks = "all"
+    /// A stream the output container cannot carry is an error rather than a warning.
+    public var strictStreams = false
     public var split: SplitMode = .gop
     public var segmentSeconds: Double = 10
     public var segmentFrames: Int = 0
@@ -61,8 +66,30 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
                      "seg_f=\(segmentFrames)", "min_split=\(minSplitSeconds)",
                      "overlap=\(overlapBefore),\(overlapAfter)", "vf=\(videoFilter ?? "-")"]
         for k in codecOptions.keys.sorted() { parts.append("opt.\(k)=\(codecOptions[k]!)") }
+        if audioTracks != "all" { parts.append("audio=\(audioTracks)") }
+        if strictStreams { parts.append("strict_streams") }
         return parts.joined(separator: ";")
     }
+
+    /// The audio tracks (0-based among the source's audio streams) `audioTracks` keeps out of `count`, in
+    /// source order; nil when it names one that does not exist or is malformed.
+    public func selectedAudio(of count: Int) -> [Int]? {
+        switch audioTracks {
+        case "all": return Array(0..<count)
+        case "first": return count > 0 ? [0] : []
+        case "none": return []
+        default:
+            var out: [Int] = []
+            for part in audioTracks.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n >= 0, n < count else { return nil }
+                if !out.contains(n) { out.append(n) }
+            }
+            return out.isEmpty ? nil : out.sorted()
+        }
+    }
+
+    /// Audio is stream-copied (`--acodec copy`).
+    public var copyAudio: Bool { audioCodec == "copy" }
 
     public func validate() throws(VSliceError) {
         func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
@@ -74,7 +101,11 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if overlapBefore < 0 || overlapAfter < 0 { throw usage("--overlap takes non-negative frame counts") }
         if let crf, crf < 0 { throw usage("--crf must not be negative") }
         if audioBitrate <= 0 { throw usage("--abitrate must be positive") }
-        for (name, type, option) in [(videoCodec, AVMEDIA_TYPE_VIDEO, "--vcodec"), (audioCodec, AVMEDIA_TYPE_AUDIO, "--acodec")] {
+        if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
+            throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
+        }
+        for (name, type, option) in [(videoCodec, AVMEDIA_TYPE_VIDEO, "--vcodec"), (audioCodec, AVMEDIA_TYPE_AUDIO, "--acodec")]
+            where !(option == "--acodec" && name == "copy") {
             guard let codec = avcodec_find_encoder_by_name(name) else {
                 throw usage("\(option): this build has no encoder named '\(name)'")
             }

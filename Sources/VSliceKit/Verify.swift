@@ -28,7 +28,12 @@ public enum Verifier {
     /// - Parameter filtered: the `--vf` graph's measured timing, when the output was filtered: its frames are
     ///   then checked against the graph's output times on the source (when those do not depend on the
     ///   pictures), not against the source's frames.
-    public static func verify(output out: Probe, against src: Probe, filtered: FilterTiming? = nil) -> VerifyReport {
+    /// - Parameter audioStreams: the source's audio streams the output keeps, in order (nil: all of them
+    ///   when the output has as many audio tracks, else the best one).
+    /// - Parameter copiedAudio: output audio tracks (by position) that were stream-copied: their priming is
+    ///   the source's, not vslice's encoder's.
+    public static func verify(output out: Probe, against src: Probe, filtered: FilterTiming? = nil,
+                              audioStreams: [Int]? = nil, copiedAudio: Set<Int> = []) -> VerifyReport {
         var problems: [String] = []
         let si = src.video!, oi = out.video!
         let stb = si.timeBase.value, otb = oi.timeBase.value
@@ -39,11 +44,21 @@ public enum Verifier {
         let srcStart = Double(expected?.first ?? si.pts[0]) * stb
         let outStart = Double(oi.pts[0]) * otb
         // Each file's timeline starts at its earliest stream; frames are compared on those timelines.
-        let base = min(srcStart, src.audio?.start ?? srcStart)
+        let srcAudio: [AudioSpan] = if let audioStreams {
+            src.audioTracks.filter { audioStreams.contains($0.stream) }.map(\.span)
+        } else if out.audioTracks.count == src.audioTracks.count {
+            src.audioTracks.map(\.span)
+        } else {
+            src.audio.map { [$0] } ?? []
+        }
+        let outAudio = out.audioTracks.map(\.span)
+        // A copied track is compared by its packets' times, which the copy keeps; an encoded one by its sound.
+        let srcAudioStarts = srcAudio.enumerated().map { copiedAudio.contains($0.offset) ? $0.element.firstPacket : $0.element.start }
+        let base = min(srcStart, srcAudioStarts.min() ?? srcStart)
         // The output's audio was encoded by vslice from the source's decoded samples: priming that its
         // container cannot signal is vslice's own, and is not part of the source's timeline.
-        let outAudioStart = out.audio.map { $0.start + $0.unsignalledPriming }
-        let outBase = min(outStart, outAudioStart ?? outStart)
+        let outAudioStarts = outAudio.enumerated().map { copiedAudio.contains($0.offset) ? $0.element.firstPacket : $0.element.start + $0.element.unsignalledPriming }
+        let outBase = min(outStart, outAudioStarts.min() ?? outStart)
         if let expected, expected.count != oi.pts.count {
             problems.append("frame count \(oi.pts.count), \(filtered == nil ? "source has" : "the filter gives") \(expected.count)")
         }
@@ -58,9 +73,9 @@ public enum Verifier {
             if e > tolerance && firstBad == nil { firstBad = i }
         }
         if let firstBad {
-            problems.append(String(format: "frame %d is at %.6f s, %@ frame at %.6f s (re-based)", firstBad,
-                                   Double(oi.pts[firstBad]) * otb - outBase, filtered == nil ? "source" : "filtered",
-                                   Double(reference[firstBad]) * stb - base))
+            let what = filtered == nil ? "source" : "filtered"
+            problems.append(String(format: "frame %d is at %.6f s, \(what) frame at %.6f s (re-based)", firstBad,
+                                   Double(oi.pts[firstBad]) * otb - outBase, Double(reference[firstBad]) * stb - base))
         }
         if !oi.dtsStrictlyIncreasing { problems.append("video DTS not strictly increasing") }
         let frame = si.pts.count > 1 ? (si.endTime - srcStart) / Double(si.pts.count) : 0.04
@@ -75,21 +90,28 @@ public enum Verifier {
         }
         var report = VerifyReport(ok: true, problems: [], inputFrames: si.pts.count, outputFrames: oi.pts.count,
                                   maxTimestampError: maxErr, inputVideoDuration: inV, outputVideoDuration: outV)
-        switch (src.audio, out.audio) {
-        case (nil, nil): break
-        case (.some, nil): problems.append("output has no audio, source has")
-        case (nil, .some): problems.append("output has audio, source has none")
-        case let (.some(a), .some(b)):
-            report.inputAudioDuration = a.duration
-            report.outputAudioDuration = b.duration - b.unsignalledPriming
-            report.inputAvOffset = a.start - srcStart
-            report.outputAvOffset = outAudioStart! - outStart
-            if abs(a.duration - report.outputAudioDuration!) > frame + 1e-6 {
-                problems.append(String(format: "audio duration %.4f s, source %.4f s", report.outputAudioDuration!, a.duration))
+        if srcAudio.count != outAudio.count {
+            problems.append(outAudio.isEmpty ? "output has no audio, source has"
+                            : srcAudio.isEmpty ? "output has audio, source has none"
+                            : "output has \(outAudio.count) audio tracks, expected \(srcAudio.count)")
+        }
+        for (k, (a, b)) in zip(srcAudio, outAudio).enumerated() {
+            let copied = copiedAudio.contains(k)
+            let inDuration = copied ? a.end - a.firstPacket : a.duration
+            let outDuration = copied ? b.end - b.firstPacket : b.duration - b.unsignalledPriming
+            let inOffset = srcAudioStarts[k] - srcStart, outOffset = outAudioStarts[k] - outStart
+            if k == 0 {
+                report.inputAudioDuration = a.duration
+                report.outputAudioDuration = outDuration
+                report.inputAvOffset = inOffset
+                report.outputAvOffset = outOffset
             }
-            if expected != nil && abs(report.inputAvOffset! - report.outputAvOffset!) > 0.001 + tolerance {
-                problems.append(String(format: "audio starts %.4f s after video, source %.4f s",
-                                       report.outputAvOffset!, report.inputAvOffset!))
+            let which = outAudio.count > 1 ? "audio track \(k)" : "audio"
+            if abs(inDuration - outDuration) > frame + 1e-6 {
+                problems.append(String(format: "\(which) duration %.4f s, source %.4f s", outDuration, inDuration))
+            }
+            if expected != nil && abs(inOffset - outOffset) > 0.001 + tolerance {
+                problems.append(String(format: "\(which) starts %.4f s after video, source %.4f s", outOffset, inOffset))
             }
         }
         report.problems = problems

@@ -191,3 +191,150 @@ struct FilterFidelityTests {
         #expect(run.stdout.components(separatedBy: "segment_failed").count - 1 == 1, "\(run.stdout)")
     }
 }
+
+@Suite("fidelity: every audio track, subtitles, chapters, tags and attachments are kept")
+struct StreamFidelityTests {
+    static let srt = """
+    1
+    00:00:00,500 --> 00:00:01,500
+    Hello
+
+    2
+    00:00:02,000 --> 00:00:03,250
+    World
+
+    """
+    static let metadata = """
+    ;FFMETADATA1
+    title=Test title
+    artist=Test artist
+    comment=Test comment
+
+    [CHAPTER]
+    TIMEBASE=1/1000
+    START=0
+    END=1000
+    title=One
+
+    [CHAPTER]
+    TIMEBASE=1/1000
+    START=1000
+    END=2500
+    title=Two
+
+    [CHAPTER]
+    TIMEBASE=1/1000
+    START=2500
+    END=4000
+    title=Three
+
+    """
+
+    /// 4 s: video, English AAC "English main", French audio "French commentary" (comment disposition),
+    /// English subtitles, three chapters, title/artist/comment tags; MKV adds a font attachment.
+    static func source(_ dir: URL, ext: String) throws -> String {
+        let srt = dir.appendingPathComponent("subs.srt"), meta = dir.appendingPathComponent("meta.txt")
+        try Self.srt.write(to: srt, atomically: true, encoding: .utf8)
+        try Self.metadata.write(to: meta, atomically: true, encoding: .utf8)
+        let path = dir.appendingPathComponent("src.\(ext)").path
+        var args = ["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=4", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+                    "-f", "lavfi", "-i", "sine=frequency=880:duration=4:sample_rate=48000", "-i", srt.path, "-i", meta.path,
+                    "-map", "0", "-map", "1", "-map", "2", "-map", "3", "-map_metadata", "4", "-map_chapters", "4",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a:0", "aac",
+                    "-metadata:s:a:0", "language=eng", "-metadata:s:a:0", "title=English main",
+                    "-metadata:s:a:1", "language=fra", "-metadata:s:a:1", "title=French commentary", "-disposition:a:1", "comment",
+                    "-metadata:s:s:0", "language=eng"]
+        if ext == "mkv" {
+            let font = dir.appendingPathComponent("font.ttf")
+            try Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: font)
+            args += ["-c:a:1", "libopus", "-c:s", "srt", "-attach", font.path, "-metadata:s:t:0", "mimetype=application/x-truetype-font"]
+        } else {
+            args += ["-c:a:1", "aac", "-c:s", "mov_text"]
+        }
+        try FidelityMedia.ffmpeg(args + [path])
+        return path
+    }
+
+    /// Streams (type, codec kind, language, title, default/comment dispositions), chapters and format tags, as ffprobe shows them.
+    static func facts(_ path: String) throws -> (streams: [String], chapters: [String], tags: [String: String]) {
+        let j = try FFprobe.json(["-show_streams", "-show_chapters", "-show_format", path])
+        let streams = (j["streams"] as? [[String: Any]] ?? []).filter { $0["codec_type"] as? String != "data" }.map { s -> String in
+            let tags = s["tags"] as? [String: Any] ?? [:]
+            let d = s["disposition"] as? [String: Any] ?? [:]
+            return "\(s["codec_type"] ?? "")|\(tags["language"] ?? "-")|\(tags["title"] ?? "-")|comment=\(d["comment"] ?? 0)"
+        }
+        let chapters = (j["chapters"] as? [[String: Any]] ?? []).map { c -> String in
+            let t = Double(c["start_time"] as? String ?? "") ?? -1
+            return "\(Int((t * 1000).rounded()))|\((c["tags"] as? [String: Any])?["title"] ?? "-")"
+        }
+        var tags: [String: String] = [:]
+        for (k, v) in ((j["format"] as? [String: Any])?["tags"] as? [String: Any] ?? [:]) where ["title", "artist", "comment"].contains(k.lowercased()) {
+            tags[k.lowercased()] = "\(v)"
+        }
+        return (streams, chapters, tags)
+    }
+
+    @Test("MKV (2 audio, SRT, chapters, tags, font) and MP4 (2 audio, mov_text, chapters): same streams, chapters and tags as ffmpeg -map 0",
+          arguments: ["mkv", "mp4"])
+    func sameAsFFmpeg(_ ext: String) throws {
+        let dir = try Paths.scratch("streams-\(ext)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.source(dir, ext: ext)
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", src, "-o", out, "--min-split-seconds", "0", "--segment-seconds", "1", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ref = dir.appendingPathComponent("ref.\(ext)").path
+        try FidelityMedia.ffmpeg(["-i", src, "-map", "0", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+                                  "-c:s", ext == "mkv" ? "copy" : "mov_text", ref])
+        let mine = try Self.facts(out), theirs = try Self.facts(ref)
+        #expect(mine.streams == theirs.streams)
+        #expect(mine.chapters == theirs.chapters)
+        #expect(mine.chapters == ["0|One", "1000|Two", "2500|Three"])
+        #expect(mine.tags == theirs.tags)
+        #expect(mine.tags["title"] == "Test title")
+        // Matroska: the first audio track is the default one (ffmpeg's marks no track default either way).
+        if ext == "mkv" {
+            let a = try FFprobe.json(["-select_streams", "a", "-show_streams", out])["streams"] as? [[String: Any]] ?? []
+            #expect(a.map { ($0["disposition"] as? [String: Any])?["default"] as? Int } == [1, 0])
+            let t = try FFprobe.json(["-select_streams", "t", "-show_streams", out])["streams"] as? [[String: Any]] ?? []
+            #expect(t.count == 1 && (t.first?["tags"] as? [String: Any])?["filename"] as? String == "font.ttf")
+        }
+        // Every audio track keeps its timing (vslice's own verify, judged against ffprobe above).
+        let verify = try vslice(["verify", out, "--against", src])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test("--audio first|none|1, --acodec copy, and an attachment MP4 cannot hold named in one warning line")
+    func selectionAndCopy() throws {
+        let dir = try Paths.scratch("streams-sel")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.source(dir, ext: "mkv")
+        for (sel, want) in [("first", ["eng"]), ("none", []), ("1", ["fra"])] {
+            let out = dir.appendingPathComponent("sel-\(sel).mkv").path
+            let run = try vslice(["transcode", src, "-o", out, "--audio", sel, "-q"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let a = try FFprobe.json(["-select_streams", "a", "-show_streams", out])["streams"] as? [[String: Any]] ?? []
+            #expect(a.map { ($0["tags"] as? [String: Any])?["language"] as? String ?? "-" } == want, "--audio \(sel)")
+        }
+        #expect(try vslice(["transcode", src, "-o", dir.appendingPathComponent("bad.mkv").path, "--audio", "5", "-q"]).status == 2)
+        for ext in ["mkv", "mp4"] {
+            let out = dir.appendingPathComponent("copy.\(ext)").path
+            let run = try vslice(["transcode", src, "-o", out, "--acodec", "copy", "--min-split-seconds", "0", "--segment-seconds", "1"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let codecs = (try FFprobe.json(["-select_streams", "a", "-show_streams", out])["streams"] as? [[String: Any]] ?? []).map { $0["codec_name"] as? String }
+            #expect(codecs == ["aac", "opus"])
+            // Packets copied: the same audio packet times as the source's (re-based on the first video frame, 1 ms).
+            for (k, _) in codecs.enumerated() {
+                let s = try FFprobe.csv(src, "a:\(k)", "pts").compactMap { $0.first.flatMap { Double($0) } }
+                let o = try FFprobe.csv(out, "a:\(k)", "pts").compactMap { $0.first.flatMap { Double($0) } }
+                #expect(s.count == o.count, "track \(k): \(o.count) packets, source \(s.count)")
+            }
+            if ext == "mp4" {
+                let warnings = run.stderr.split(separator: "\n").filter { $0.contains("not carried") }
+                #expect(warnings.count == 1 && warnings[0].contains("font.ttf"), "\(run.stderr)")
+                let strict = try vslice(["transcode", src, "-o", dir.appendingPathComponent("strict.mp4").path, "--strict-streams", "-q"])
+                #expect(strict.status == 2 && strict.stderr.contains("font.ttf"), "\(strict.stderr)")
+            }
+        }
+    }
+}
