@@ -422,7 +422,8 @@ public struct Transcoder: Sendable {
         let verify = try step(store, task.id, "verify") { () throws(VSliceError) in
             try Verifier.verify(output: Probe(path: checked), against: probe, filtered: filterTiming,
                                 audioStreams: streamPlan.audio.map(\.stream),
-                                copiedAudio: Set(streamPlan.audio.indices.filter { streamPlan.audio[$0].copy }))
+                                copiedAudio: Set(streamPlan.audio.indices.filter { streamPlan.audio[$0].copy }),
+                                subtitleStreams: streamPlan.subtitles.map(\.stream))
         }
         guard verify.ok else {
             // Kept for inspection inside the work folder, never at the output path.

@@ -122,10 +122,19 @@ public struct AudioSpan: Sendable {
     public var duration: Double { end - start }
 }
 
+/// A subtitle stream's events (with text): how many, and when the first is shown (seconds).
+public struct SubtitleSpan: Sendable {
+    public var stream: Int
+    public var first: Double?
+    public var events: Int
+}
+
 public struct Probe: Sendable {
     public var report: ProbeReport
     public var video: VideoIndex?
     public var audio: AudioSpan?
+    /// Every subtitle stream, in stream order.
+    public var subtitleTracks: [SubtitleSpan] = []
     /// Every audio stream with packets, in stream order: its index and span.
     public var audioTracks: [(stream: Int, span: AudioSpan)] = []
     /// The video stream's display matrix (rotation), 9 × Int32, if any.
@@ -169,7 +178,8 @@ public struct Probe: Sendable {
         let audioIndexes = (0..<input.streamCount).filter {
             input.stream($0).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_AUDIO
         }
-        let (index, spans) = try Probe.indexStreams(input, video: vIndex, audio: audioIndexes)
+        let (index, spans, subs) = try Probe.indexStreams(input, video: vIndex, audio: audioIndexes)
+        subtitleTracks = subs
         video = index
         audio = aIndex.flatMap { spans[$0] }
         audioTracks = audioIndexes.compactMap { i in spans[i].map { (i, $0) } }
@@ -184,11 +194,14 @@ public struct Probe: Sendable {
 
     /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded), and the
     /// audio stream's packet times.
-    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: [Int]) throws(VSliceError) -> (VideoIndex, [Int: AudioSpan]) {
+    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: [Int]) throws(VSliceError)
+        -> (VideoIndex, [Int: AudioSpan], [SubtitleSpan]) {
         let st = input.stream(streamIndex)
-        for i in 0..<input.streamCount where i != streamIndex && !audio.contains(i) {
+        let subtitles = (0..<input.streamCount).filter { input.stream($0).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_SUBTITLE }
+        for i in 0..<input.streamCount where i != streamIndex && !audio.contains(i) && !subtitles.contains(i) {
             input.stream(i).pointee.discard = AVDISCARD_ALL
         }
+        var subtitleEvents: [Int: (first: Int64, count: Int)] = [:]
         let pkt = Packet()
         var decodeOrder: [(pts: Int64, key: Bool)] = []
         var videoEnd = Int64.min
@@ -196,6 +209,15 @@ public struct Probe: Sendable {
         var dtsIncreasing = true
         var audioFirst: [Int: Int64] = [:], audioEnd: [Int: Int64] = [:], audioFirstAll: [Int: Int64] = [:]
         while try input.read(into: pkt) {
+            if subtitles.contains(pkt.streamIndex) {
+                // Events with text (MP4's mov_text fills the gaps between them with empty samples).
+                let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
+                if t != AV_NOPTS && pkt.size > 2 {
+                    let e = subtitleEvents[pkt.streamIndex] ?? (.max, 0)
+                    subtitleEvents[pkt.streamIndex] = (min(e.first, t), e.count + 1)
+                }
+                continue
+            }
             if pkt.streamIndex != streamIndex {
                 guard audio.contains(pkt.streamIndex) else { continue }
                 let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
@@ -298,7 +320,11 @@ public struct Probe: Sendable {
             spans[audio] = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
                                      firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb)
         }
-        return (video, spans)
+        let subs = subtitles.map { i in
+            SubtitleSpan(stream: i, first: subtitleEvents[i].map { Double($0.first) * av_q2d(input.stream(i).pointee.time_base) },
+                         events: subtitleEvents[i]?.count ?? 0)
+        }
+        return (video, spans, subs)
     }
 
     /// The median of the intervals between consecutive frame timestamps (sorted), 0 for a single frame.

@@ -33,7 +33,8 @@ public enum Verifier {
     /// - Parameter copiedAudio: output audio tracks (by position) that were stream-copied: their priming is
     ///   the source's, not vslice's encoder's.
     public static func verify(output out: Probe, against src: Probe, filtered: FilterTiming? = nil,
-                              audioStreams: [Int]? = nil, copiedAudio: Set<Int> = []) -> VerifyReport {
+                              audioStreams: [Int]? = nil, copiedAudio: Set<Int> = [],
+                              subtitleStreams: [Int]? = nil) -> VerifyReport {
         var problems: [String] = []
         let si = src.video!, oi = out.video!
         let stb = si.timeBase.value, otb = oi.timeBase.value
@@ -112,6 +113,20 @@ public enum Verifier {
             }
             if expected != nil && abs(inOffset - outOffset) > 0.001 + tolerance {
                 problems.append(String(format: "\(which) starts %.4f s after video, source %.4f s", outOffset, inOffset))
+            }
+        }
+        // Subtitles: the same events, the first shown at the same time (re-based), within a millisecond.
+        let srcSubs = subtitleStreams.map { kept in src.subtitleTracks.filter { kept.contains($0.stream) } }
+            ?? (out.subtitleTracks.count == src.subtitleTracks.count ? src.subtitleTracks : nil)
+        if let srcSubs {
+            if srcSubs.count != out.subtitleTracks.count {
+                problems.append("output has \(out.subtitleTracks.count) subtitle tracks, expected \(srcSubs.count)")
+            }
+            for (k, (a, b)) in zip(srcSubs, out.subtitleTracks).enumerated() {
+                if a.events != b.events { problems.append("subtitle track \(k): \(b.events) events, source \(a.events)") }
+                if let fa = a.first, let fb = b.first, abs((fa - base) - (fb - outBase)) > 0.001 + tolerance {
+                    problems.append(String(format: "subtitle track \(k) starts at %.4f s, source %.4f s (re-based)", fb - outBase, fa - base))
+                }
             }
         }
         report.problems = problems
