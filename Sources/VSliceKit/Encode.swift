@@ -24,6 +24,8 @@ struct SegmentEncoder {
     var progress: @Sendable (Int) -> Void = { _ in }
     /// Its stop switch and I/O deadline; progress is reported to it for the stall watchdog.
     var watch = WorkWatch()
+    /// The source's HDR10 static metadata, handed to encoders that write it (x265, SVT-AV1).
+    var hdr: HDRMetadata? = nil
 
     func run() throws(VSliceError) -> SegmentResult {
         let videoStream = index.streamIndex
@@ -300,10 +302,20 @@ struct SegmentEncoder {
         if ["libx264", "libx265"].contains(settings.videoCodec) && settings.codecOptions["forced-idr"] == nil {
             options.append(("forced-idr", "1"))
         }
-        // x265 and SVT-AV1 print their own banners on stderr, once per segment: errors only.
-        if settings.videoCodec == "libx265" && settings.codecOptions["x265-params"] == nil {
-            options.append(("x265-params", "log-level=error"))
+        // x265 and SVT-AV1 print their own banners on stderr, once per segment: errors only. Both get the
+        // source's HDR10 metadata, added to the user's own parameters.
+        func addParams(_ key: String, _ items: [String]) {
+            guard !items.isEmpty else { return }
+            if let i = options.firstIndex(where: { $0.0 == key }) {
+                options[i].1 += (options[i].1.isEmpty ? "" : ":") + items.joined(separator: ":")
+            } else {
+                options.append((key, items.joined(separator: ":")))
+            }
         }
+        if settings.videoCodec == "libx265" {
+            addParams("x265-params", (settings.codecOptions["x265-params"] == nil ? ["log-level=error"] : []) + (hdr?.x265Params ?? []))
+        }
+        if settings.videoCodec == "libsvtav1" { addParams("svtav1-params", hdr?.svtParams ?? []) }
         if settings.videoCodec == "libsvtav1" { setenv("SVT_LOG", "1", 0) }
         try encoder.open(options: options)
     }

@@ -44,6 +44,10 @@ struct Merger {
     var layout: SourceLayout? = nil
     var attachments: [Int] = []
     var attachedPictures: [Int] = []
+    /// HDR10 static metadata for the video stream's side data.
+    var hdr: HDRMetadata? = nil
+    /// The video's frame rate when constant: Matroska writes it as the track's default duration.
+    var frameRate: Ratio? = nil
 
     init(segments: [String], tracks: [Track] = [], output: String, format: String, base: Timestamp,
          displayMatrix: Data?) {
@@ -70,6 +74,13 @@ struct Merger {
             displayMatrix.copyBytes(to: side, count: 36)
         }
         OutputFile.setTags(SourceLayout.carried(videoTags), on: vOut)
+        hdr?.apply(to: vOut)
+        if let frameRate { vOut.pointee.avg_frame_rate = frameRate.av }
+        // HEVC in MP4/MOV as `hvc1` (parameter sets in the sample entry only), which Apple's players require.
+        if (format == "mp4" || format == "mov") && params.codecID == AV_CODEC_ID_HEVC.rawValue {
+            vOut.pointee.codecpar.pointee.codec_tag = UInt32(UInt8(ascii: "h")) | UInt32(UInt8(ascii: "v")) << 8
+                | UInt32(UInt8(ascii: "c")) << 16 | UInt32(UInt8(ascii: "1")) << 24
+        }
         vOut.pointee.disposition = (videoDisposition & ~AV_DISPOSITION_ATTACHED_PIC) | AV_DISPOSITION_DEFAULT
         let outs = try readers.map { (r) throws(VSliceError) in try out.addStream(r.params) }
         // Dispositions as in the source; a type none of whose tracks is marked default gets its first one

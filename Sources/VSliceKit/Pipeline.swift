@@ -176,7 +176,8 @@ public struct Transcoder: Sendable {
         if !streamPlan.reencodedInsteadOfCopy.isEmpty {
             logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
         }
-        let extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan)
+        let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
+        let extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
         let fingerprint = try Fingerprint.of(input)
         if let t = existing {
             if t.inputFingerprint != fingerprint {
@@ -347,9 +348,10 @@ public struct Transcoder: Sendable {
                 let trace = try store.beginEvent(taskId, "encode", segment: segId)
                 let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                 let watch = WorkWatch()
-                let encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
+                var encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
                                              outputPath: segmentPaths[segment.index],
                                              progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) }, watch: watch)
+                encoder.hdr = extras.hdr
                 do throws(VSliceError) {
                     let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
                     Fault.hit("segment-commit")
@@ -408,6 +410,8 @@ public struct Transcoder: Sendable {
             merger.layout = layout
             merger.attachments = streamPlan.attachments
             merger.attachedPictures = streamPlan.attachedPictures
+            merger.hdr = extras.hdr
+            merger.frameRate = Transcoder.constantRate(probe, filter: filterTiming)
             _ = try step(store, task.id, "mux", detail: { (size: Int64) in String(size) }) { () throws(VSliceError) in
                 do throws(VSliceError) { return try merger.run().bytes } catch {
                     // A half-written merge is worth nothing (and may be what filled the disk).
@@ -493,6 +497,15 @@ public struct Transcoder: Sendable {
         return av_rescale_q_rnd(b.ticks, b.timeBase.av, v.timeBase.av, AV_ROUND_UP)
     }
 
+    /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
+    /// CFR, the filter's when it states one; nil for VFR.
+    static func constantRate(_ probe: Probe, filter: FilterTiming?) -> Ratio? {
+        if let filter { return filter.rate }
+        guard probe.report.variableFrameRate == false, let v = probe.video,
+              let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
+        return r
+    }
+
     /// The source time that becomes 0 in the output: the earliest start of the streams used.
     /// `audioStreams`: the audio streams kept (nil: the best one, as `probe.audio`).
     static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil) -> Timestamp {
@@ -514,6 +527,7 @@ struct SourceExtras: @unchecked Sendable {
     var filterTiming: FilterTiming?
     var layout: SourceLayout
     var streams: StreamPlan
+    var hdr: HDRMetadata?
 }
 
 /// Keeps the task's lease fresh while it runs (every 2 s), and notices a `vslice cancel`.

@@ -338,3 +338,43 @@ struct StreamFidelityTests {
         }
     }
 }
+
+@Suite("fidelity: HDR10 metadata, colour, hvc1, Matroska default duration")
+struct HDRFidelityTests {
+    /// The first frame's mastering display and content light level side data, as ffprobe prints them.
+    static func frameHDR(_ path: String) throws -> [String] {
+        let r = try Proc.run("ffprobe", ["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames", path])
+        let keys = ["red_", "green_", "blue_", "white_point", "min_luminance", "max_luminance", "max_content", "max_average"]
+        return r.stdout.split(separator: "\n").map(String.init).filter { line in keys.contains { line.hasPrefix($0) } }
+    }
+
+    @Test("HDR10 through libx265 into MP4 and MKV: mastering display and light level as the source's, colour tags kept, hvc1 in MP4",
+          arguments: ["mp4", "mkv"])
+    func hdr10(_ ext: String) throws {
+        let dir = try Paths.scratch("hdr")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("src.mkv").path
+        try FidelityMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2", "-pix_fmt", "yuv420p10le",
+                                  "-c:v", "libx265", "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+                                  "-x265-params", "log-level=error:hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400",
+                                  src])
+        let want = try Self.frameHDR(src)
+        #expect(want.contains("max_content=1000") && want.contains("red_x=34000/50000"), "\(want)")
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", src, "-o", out, "--vcodec", "libx265", "--min-split-seconds", "0", "--segment-seconds", "1", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try Self.frameHDR(out) == want)
+        let v = try #require(try FFprobe.stream(out, "v"))
+        #expect(v["color_primaries"] as? String == "bt2020")
+        #expect(v["color_transfer"] as? String == "smpte2084")
+        #expect(v["color_space"] as? String == "bt2020nc")
+        #expect(v["chroma_location"] as? String == (try FFprobe.stream(src, "v"))?["chroma_location"] as? String)
+        if ext == "mp4" {
+            #expect(v["codec_tag_string"] as? String == "hvc1")
+        } else {
+            // A CFR source: the track's default duration (25 fps), so every packet reads 40 ms.
+            let durations = Set(try FFprobe.csv(out, "v:0", "duration").compactMap { $0.first })
+            #expect(durations == ["40"], "\(durations)")
+        }
+    }
+}

@@ -24,6 +24,8 @@ public struct FilterTiming: Codable, Sendable, Equatable {
     /// Subtracted from the source's timestamps before they enter the graph (and added back after): the
     /// file's start time, as ffmpeg does, so that a rate change lays its grid where one ffmpeg pass does.
     public var offset: Int64 = 0
+    /// The graph's output frame rate, when it states one.
+    public var rate: Ratio? = nil
 
     /// Filters whose output at a time depends on frames far from it: refused with this reason.
     static let refused: [String: String] = [
@@ -106,7 +108,7 @@ public struct FilterTiming: Codable, Sendable, Equatable {
         var predicted: [Int64]? = try runner.run(pts: pts, end: indexEnd, from: 0).outputs.map { $0.pts + offset }
         if try runner.run(pts: pts, end: indexEnd, from: 0, flat: true).outputs.map({ $0.pts + offset }) != predicted { predicted = nil }
         return FilterTiming(lookahead: lookahead, memory: memory, countsFrames: counts, outputPts: predicted,
-                            frameInterval: interval, offset: offset)
+                            frameInterval: interval, offset: offset, rate: interval == nil ? nil : Ratio(rate))
     }
 
     /// Runs a graph over synthetic frames.
