@@ -33,8 +33,6 @@ static inline int vs_averror_exit(void) { return AVERROR_EXIT; }
 static inline int vs_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
 // AV_NOPTS_VALUE is a cast expression on UINT64_C, which the importer does not evaluate.
 static inline int64_t vs_nopts_value(void) { return AV_NOPTS_VALUE; }
-// AV_TIME_BASE_Q is a compound literal (AVRational){1, AV_TIME_BASE}.
-static inline AVRational vs_time_base_q(void) { return AV_TIME_BASE_Q; }
 // av_err2str is a macro around a compound-literal buffer; this fills a caller's buffer instead.
 static inline const char *vs_err2str(int err, char *buf, size_t size) {
     av_strerror(err, buf, size);

@@ -17,9 +17,11 @@ struct AudioEncoder {
     var audioStream: Int
     var settings: TranscodeSettings
     var outputPath: String
+    /// The input's identity when the task started: a replaced or modified input is refused (exit 3).
+    var expect: FileIdentity? = nil
 
     func run() throws(VSliceError) -> AudioResult {
-        let input = try InputFile(path: source)
+        let input = try InputFile(path: source, expect: expect)
         input.keepOnly(audioStream)
         let st = input.stream(audioStream)
         let decoder = try Decoder(stream: st, path: source, threads: 1)

@@ -26,10 +26,12 @@ struct SegmentEncoder {
     var watch = WorkWatch()
     /// The source's HDR10 static metadata, handed to encoders that write it (x265, SVT-AV1).
     var hdr: HDRMetadata? = nil
+    /// The input's identity when the task started: a replaced or modified input is refused (exit 3).
+    var expect: FileIdentity? = nil
 
     func run() throws(VSliceError) -> SegmentResult {
         let videoStream = index.streamIndex
-        let input = try InputFile(path: source, watch: watch)
+        let input = try InputFile(path: source, watch: watch, expect: expect)
         input.keepOnly(videoStream)
         let st = input.stream(videoStream)
         let streamTB = st.pointee.time_base
@@ -116,6 +118,9 @@ struct SegmentEncoder {
                 case .again: break
                 }
                 while try encoder.receive(encoded) == .ok {
+                    // Checked per packet: while the encoder is flushed (its lookahead can hold most of a short
+                    // segment's work) an abort must not wait for the flush; the encoder is dropped instead.
+                    try watch.check("encode segment \(segment.index)", path: source)
                     if cut != nil {
                         // Its duration: until the graph's next output frame (known once that has come out).
                         let copy = Packet()
@@ -316,7 +321,6 @@ struct SegmentEncoder {
             addParams("x265-params", (settings.codecOptions["x265-params"] == nil ? ["log-level=error"] : []) + (hdr?.x265Params ?? []))
         }
         if settings.videoCodec == "libsvtav1" { addParams("svtav1-params", hdr?.svtParams ?? []) }
-        if settings.videoCodec == "libsvtav1" { setenv("SVT_LOG", "1", 0) }
         try encoder.open(options: options)
     }
 }

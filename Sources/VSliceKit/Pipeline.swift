@@ -93,8 +93,20 @@ public struct Transcoder: Sendable {
         if fm.fileExists(atPath: input), canonical(input) == canonical(output) {
             throw VSliceError(.usage, "check output", path: output, reason: "output is the input file")
         }
-        if fm.fileExists(atPath: output) && !force {
-            throw VSliceError(.outputExists, "check output", path: output, reason: "output exists (use --force to replace it)")
+        // What is at the output path itself, not what a symlink there points to: a dangling link exists too.
+        var st = stat()
+        if lstat(output, &st) == 0 {
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                throw VSliceError(.usage, "check output", path: output, reason: "the output path is a folder; name a file in it")
+            case S_IFREG, S_IFLNK:
+                if !force {
+                    let what = (st.st_mode & S_IFMT) == S_IFLNK ? "a symlink exists at the output path" : "output exists"
+                    throw VSliceError(.outputExists, "check output", path: output, reason: "\(what) (use --force to replace it)")
+                }
+            default:
+                throw VSliceError(.usage, "check output", path: output, reason: "the output path is not a regular file (a pipe, socket or device)")
+            }
         }
         return format
     }
@@ -138,82 +150,78 @@ public struct Transcoder: Sendable {
         }
         let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
 
-        var existing: TaskRecord?
+        // Everything that can be known up front is checked before a task or a work folder exists.
+        let known: TaskRecord?
         if let id = options.taskId {
             guard let t = try store.task(id) else { throw VSliceError(.usage, "resume", reason: "no task '\(id)'") }
-            guard JobStore.resumableStatuses.contains(t.status) else {
-                throw VSliceError(.usage, "resume task \(t.id.prefix(8))", path: t.output, reason: "the task is \(t.status); nothing to resume")
-            }
-            existing = t
+            known = t
         } else {
-            existing = try store.unfinishedTask(input: input, output: out)
+            known = try store.unfinishedTask(input: input, output: out)
         }
-        if let t = existing, options.fresh {
-            try store.acquireLease(t.id)
-            try store.cancel(t.id)
-            try? FileManager.default.removeItem(atPath: t.workDir)
-            existing = nil
-        }
-        // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
-        let published = existing.flatMap { try? store.publishedAlready($0) } ?? false
-        let format = try Transcoder.checkPaths(input: request.input, output: request.output,
-                                               force: request.force || published)
-        try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
-        // Bad input is refused (probing checks readability first) before a task or a work folder exists.
-        let probe = try Probe(path: input)
-        // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
-        var filterTiming: FilterTiming? = nil
-        if let vf = settings.videoFilter, let v = probe.video {
-            try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
-            filterTiming = try FilterTiming.measure(vf, source: input, index: v)
-        }
-        // What the output carries of the other streams, decided before any work; what it cannot is named.
-        let layout = try SourceLayout(path: input)
-        let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
-        if !streamPlan.dropped.isEmpty {
-            logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
-        }
-        if !streamPlan.reencodedInsteadOfCopy.isEmpty {
-            logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
-        }
-        let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
-        let extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
-        let fingerprint = try Fingerprint.of(input)
-        if let t = existing {
-            if t.inputFingerprint != fingerprint {
-                throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: input,
-                                  reason: "the input changed since the task started (use --fresh to start over)")
+        let claim: JobStore.Claim
+        let probe: Probe
+        let identity: FileIdentity
+        let format: String
+        let extras: SourceExtras
+        do throws(VSliceError) {
+            // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
+            let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
+            format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
+            try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
+            // Bad input is refused (probing checks readability first) before a task or a work folder exists.
+            try InputFile.checkReadable(input)
+            guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
+            identity = id
+            probe = try Probe(path: input, expect: identity)
+            // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
+            var filterTiming: FilterTiming? = nil
+            if let vf = settings.videoFilter, let v = probe.video {
+                try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
+                filterTiming = try FilterTiming.measure(vf, source: input, index: v)
             }
-            if t.settingsJson != settings.outputSignature {
-                throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: out,
-                                  reason: "settings differ from the unfinished task's [\(t.settingsJson)] (use the same options, or --fresh)")
+            // What the output carries of the other streams, decided before any work; what it cannot is named.
+            let layout = try SourceLayout(path: input)
+            let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
+            if !streamPlan.dropped.isEmpty {
+                logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
             }
+            if !streamPlan.reencodedInsteadOfCopy.isEmpty {
+                logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
+            }
+            let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
+            extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
+            let fingerprint = try Fingerprint.of(input)
+            guard FileIdentity.of(input) == identity else { throw FileIdentity.changed(input) }
+            claim = try store.claim(.init(input: input, output: out, fingerprint: fingerprint, request: request,
+                                          taskId: options.taskId == nil ? nil : known?.id, fresh: options.fresh))
+        } catch {
+            // A task left `running` by a process that died, and refused now: say so in the ledger.
+            if let t = known, t.status == "running" { store.markAbandoned(t.id, error: error.description) }
+            throw error
         }
-        let task: TaskRecord
-        if let t = existing {
-            task = t
-            logger.info("resuming task", metadata: ["task": "\(t.id)"])
-        } else {
-            let name = (out as NSString).lastPathComponent
-            let root = request.workRoot.map(Transcoder.absolute) ?? (out as NSString).deletingLastPathComponent
-            let id = UUID().uuidString.lowercased()
-            task = try store.createTask(id: id, input: input, output: out, fingerprint: fingerprint, request: request,
-                                        workDir: (root as NSString).appendingPathComponent(".\(name).vslice-\(id.prefix(8))"))
+        for old in claim.discarded where !old.workDir.isEmpty {
+            logger.info("discarding unfinished task", metadata: ["task": "\(old.id)"])
+            try? GarbageCollector.remove(old, store: store)
         }
-        try store.acquireLease(task.id)
-        onEvent(.taskStarted(id: task.id, resumed: existing != nil))
+        let task = claim.task
+        let published = claim.resumed && ((try? store.publishedAlready(task)) ?? false)
+        if claim.resumed { logger.info("resuming task", metadata: ["task": "\(task.id)"]) }
+        onEvent(.taskStarted(id: task.id, resumed: claim.resumed))
         let watchdog = StallWatchdog(timeout: options.stallTimeout)
         defer { watchdog.stop() }
-        let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll() })
+        let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll("the task was cancelled") },
+                                  onLost: { watchdog.cancelAll("another process took the task over") })
         defer { heartbeat.stop() }
+        let context = RunContext(task: task, store: store, probe: probe, identity: identity, input: input, out: out,
+                                 format: format, options: options, watchdog: watchdog, published: published, started: started)
         do {
-            let report = try execute(task: task, store: store, probe: probe, input: input, out: out, format: format,
-                                     options: options, watchdog: watchdog, published: published, started: started,
-                                     extras: extras)
+            let report = try execute(context, extras: extras)
             try store.finishTask(task.id, status: "done")
             return report
         } catch {
-            let cancelled = (try? store.task(task.id))?.status == "cancelled"
+            // A holder that lost its lease touches nothing: the task and its files are another process's now.
+            if heartbeat.lost || !store.holdsLease(task.id) { throw JobStore.leaseLost(task.id) }
+            let cancelled = (try? store.status(of: task.id)) == "cancelled"
             let status = cancelled ? "cancelled"
                 : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
             var error = error
@@ -221,13 +229,14 @@ public struct Transcoder: Sendable {
                                              || error.reason.contains(String(cString: strerror(ENOSPC)))) {
                 error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"
             }
-            try? store.finishTask(task.id, status: status, error: error.description)
             // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
-            if !cancelled && (error.kind == .input || error.kind == .usage) && !request.keepTemp {
+            let discard = cancelled || error.kind == .input || error.kind == .usage
+            try? store.finishTask(task.id, status: status, error: error.description, discardWork: discard)
+            if discard && !request.keepTemp {
                 try? FileManager.default.removeItem(atPath: task.workDir)
+                try? FileManager.default.removeItem(atPath: Transcoder.partPath(task: task))
             }
             if cancelled {
-                if !request.keepTemp { try? FileManager.default.removeItem(atPath: task.workDir) }
                 throw VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
             }
             throw error
@@ -249,11 +258,28 @@ public struct Transcoder: Sendable {
         return try Transcoder(request: request, logger: logger, onEvent: onEvent).run(store: store, options: options)
     }
 
-    private func execute(task: TaskRecord, store: JobStore, probe: Probe, input: String, out: String, format: String,
-                         options: RunOptions, watchdog: StallWatchdog, published: Bool,
-                         started: Double, extras: SourceExtras) throws(VSliceError) -> TranscodeReport {
+    /// What one run of a task works with.
+    private struct RunContext {
+        var task: TaskRecord
+        var store: JobStore
+        var probe: Probe
+        /// The input file's identity when the run began; every open of the input checks it.
+        var identity: FileIdentity
+        var input: String
+        var out: String
+        var format: String
+        var options: RunOptions
+        var watchdog: StallWatchdog
+        /// The output is already this task's own published file (a crash came after the rename).
+        var published: Bool
+        var started: Double
+    }
+
+    private func execute(_ run: RunContext, extras: SourceExtras) throws(VSliceError) -> TranscodeReport {
         let filterTiming = extras.filterTiming
-        let maxAttempts = options.maxAttempts
+        let (task, store, probe, input, out, format, watchdog) = (run.task, run.store, run.probe, run.input, run.out, run.format, run.watchdog)
+        let published = run.published
+        let maxAttempts = run.options.maxAttempts
         let settings = request.settings
         let work = task.workDir
         do {
@@ -267,9 +293,17 @@ public struct Transcoder: Sendable {
         guard let index = probe.video else {
             throw VSliceError(.input, "probe", path: input, reason: "no video stream")
         }
-        let plan = try step(store, task.id, "plan") { () throws(VSliceError) in
-            filterTiming.map { Plan(index: index, settings: settings, filter: $0, from: Transcoder.filteredStart(probe)) }
-                ?? Plan(index: index, settings: settings)
+        // The plan is made once and stored with the task: a resume (maybe with another --jobs, which shapes the
+        // default plan) works on the same segments.
+        let plan: Plan
+        if let json = try store.eventDone(task.id, "plan")?.detail,
+           let stored = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)), stored.frameCount == index.pts.count {
+            plan = stored
+        } else {
+            plan = try step(store, task.id, "plan", detail: { (p: Plan) in (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) } }) {
+                () throws(VSliceError) in try Plan.make(source: input, index: index, settings: settings, expect: run.identity,
+                                                         filter: filterTiming, from: Transcoder.filteredStart(probe))
+            }
         }
         try store.setFrames(task.id, plan.frameCount)
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
@@ -280,47 +314,58 @@ public struct Transcoder: Sendable {
         for row in try store.segments(task: task.id) where row.status == "done" {
             if Transcoder.segmentFileIsIntact(row) { done.insert(row.ord) } else {
                 logger.warning("segment file missing or damaged; redoing it", metadata: ["segment": "\(row.ord)"])
-                try store.resetSegment(row.id)
+                try store.resetSegment(task.id, row.id)
             }
         }
         let framesDone = plan.segments.filter { done.contains($0.index) }.map(\.frameCount).reduce(0, +)
         logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
 
-        // audio (each kept track re-encoded once, or copied) and subtitles, beside the video branch
+        // audio (each kept track re-encoded once, or copied) and subtitles, beside the video branch; their
+        // packet files are written into a folder of their own, renamed into place by the commit that records them
         let streamPlan = extras.streams
-        let audioPaths = streamPlan.audio.map { (work as NSString).appendingPathComponent("audio-\($0.ordinal).vseg") }
-        let subtitlePaths = streamPlan.subtitles.map { (work as NSString).appendingPathComponent("subtitle-\($0.ordinal).vseg") }
+        let tracksDir = (work as NSString).appendingPathComponent("tracks")
+        let audioNames = streamPlan.audio.map { "audio-\($0.ordinal).vseg" }
+        let subtitleNames = streamPlan.subtitles.map { "subtitle-\($0.ordinal).vseg" }
+        let trackPaths = (audioNames + subtitleNames).map { (tracksDir as NSString).appendingPathComponent($0) }
         var audioJob: WorkerPool.Joinable? = nil
-        if !(audioPaths + subtitlePaths).isEmpty {
+        if !trackPaths.isEmpty {
             let audioDone = try store.eventDone(task.id, "audio") != nil
-                && (audioPaths + subtitlePaths).allSatisfy { (try? PacketFileReader(path: $0)) != nil }
+                && trackPaths.allSatisfy { (try? PacketFileReader(path: $0)) != nil }
             if !audioDone {
-                let encoders = zip(streamPlan.audio, audioPaths).filter { !$0.0.copy }.map {
-                    AudioEncoder(source: input, audioStream: $0.0.stream, settings: settings, outputPath: $0.1)
-                }
-                let copied = zip(streamPlan.audio, audioPaths).filter { $0.0.copy }
-                let copier = AudioCopier(source: input, streams: copied.map(\.0.stream), outputs: copied.map(\.1))
-                let subtitles = SubtitleExtractor(source: input, tracks: streamPlan.subtitles, outputs: subtitlePaths)
+                try? FileManager.default.removeItem(atPath: tracksDir)
                 let onEvent = self.onEvent
                 let taskId = task.id
+                let identity = run.identity
                 audioJob = WorkerPool.spawn { () throws(VSliceError) in
                     let trace = try store.beginEvent(taskId, "audio")
+                    let tmp = tracksDir + ".\(trace.prefix(8)).tmp"
+                    func inTmp(_ name: String) -> String { (tmp as NSString).appendingPathComponent(name) }
                     let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                     do throws(VSliceError) {
+                        do {
+                            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+                        } catch {
+                            throw VSliceError(.processing, "create folder", path: tmp, reason: error.localizedDescription)
+                        }
                         var packets = 0
                         var bytes: Int64 = 0
-                        for job in encoders {
-                            let r = try job.run()
+                        var copied: [(stream: Int, path: String)] = []
+                        for (track, name) in zip(streamPlan.audio, audioNames) {
+                            if track.copy { copied.append((track.stream, inTmp(name))); continue }
+                            let r = try AudioEncoder(source: input, audioStream: track.stream, settings: settings,
+                                                     outputPath: inTmp(name), expect: identity).run()
                             packets += r.packets
                             bytes += r.bytes
                         }
-                        packets += try copier.run()
-                        try subtitles.run()
+                        packets += try AudioCopier(source: input, streams: copied.map(\.stream), outputs: copied.map(\.path)).run()
+                        try SubtitleExtractor(source: input, tracks: streamPlan.subtitles, outputs: subtitleNames.map(inTmp)).run()
                         try store.endStep(trace: trace, task: taskId, node: "audio",
                                           figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                                         framesOut: packets, bytes: bytes), error: nil)
+                                                         framesOut: packets, bytes: bytes), error: nil,
+                                          seal: .init(from: tmp, to: tracksDir))
                     } catch {
+                        try? FileManager.default.removeItem(atPath: tmp)
                         try? store.endStep(trace: trace, task: taskId, node: "audio",
                                            figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
                                            error: error.description)
@@ -348,9 +393,12 @@ public struct Transcoder: Sendable {
                 let trace = try store.beginEvent(taskId, "encode", segment: segId)
                 let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                 let watch = WorkWatch()
+                // Written under a name of its own, renamed into place by the commit that records it.
+                let tmp = segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
                 var encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
-                                             outputPath: segmentPaths[segment.index],
-                                             progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) }, watch: watch)
+                                             outputPath: tmp,
+                                             progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
+                                             watch: watch, expect: run.identity)
                 encoder.hdr = extras.hdr
                 do throws(VSliceError) {
                     let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
@@ -360,12 +408,15 @@ public struct Transcoder: Sendable {
                                                      checksum: Int64(result.checksum)),
                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
                                                      framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
-                                      error: nil)
+                                      error: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
                     kept.withLock { $0[segment.index] = result.framesKept }
                     onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
                     Fault.hit("segment-done")
                     return
                 } catch {
+                    try? FileManager.default.removeItem(atPath: tmp)
+                    // A holder that lost the task writes nothing more.
+                    if error.kind == .resumeRefused { throw error }
                     try? store.endStep(trace: trace, task: taskId, node: "encode",
                                        segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
                                        figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
@@ -380,7 +431,7 @@ public struct Transcoder: Sendable {
             }
         }
         let audioError = audioJob?.wait()
-        if let e = errors.first ?? audioError { throw e }
+        if let e = errors.first(where: { $0.kind == .resumeRefused }) ?? errors.first ?? audioError { throw e }
         if settings.videoFilter != nil && kept.withLock({ $0.reduce(0, +) }) == 0 {
             var e = VSliceError(.processing, "filter", path: input, reason: "the --vf graph gave no frames at all")
             e.deterministic = true
@@ -389,17 +440,26 @@ public struct Transcoder: Sendable {
         if Cancellation.stopRequested {
             throw VSliceError(.interrupted, "transcode", path: input, reason: "interrupted; resume by running the same command")
         }
+        try store.markEventDone(task.id, "encode")
 
         // concat + mux, in one streaming pass, into a part file beside the output (same filesystem, so the
-        // publish is a rename); a finished part file is kept for a resume. Then verify, then publish.
+        // publish is a rename); a finished part file is kept for a resume, recorded with its size and
+        // checksum, and used only while it still has them. Then verify, then publish.
         let part = Transcoder.partPath(task: task)
         if published {
             logger.info("output already published by the interrupted run; verifying it")
-        } else if let muxed = try store.eventDone(task.id, "mux"), muxed.detail == FileOps.size(part).map(String.init) {
+        } else if let muxed = try store.eventDone(task.id, "mux"), let recorded = muxed.detail,
+                  FileOps.size(part) != nil, recorded == FileOps.signature(part) {
             logger.info("merged file from the interrupted run kept", metadata: ["file": "\(part)"])
         } else {
+            // Every segment is checked against what its commit recorded before it is merged.
+            for row in try store.segments(task: task.id) where !Transcoder.segmentFileIsIntact(row) {
+                try? store.resetSegment(task.id, row.id)
+                throw VSliceError(.processing, "merge", path: row.file,
+                                  reason: "segment \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
+            }
             let layout = extras.layout
-            let tracks = zip(streamPlan.audio.map(\.stream) + streamPlan.subtitles.map(\.stream), audioPaths + subtitlePaths).map {
+            let tracks = zip(streamPlan.audio.map(\.stream) + streamPlan.subtitles.map(\.stream), trackPaths).map {
                 Merger.Track(path: $0.1, tags: layout.streams[$0.0].tags, disposition: layout.streams[$0.0].disposition)
             }
             var merger = Merger(segments: segmentPaths, tracks: tracks, output: part, format: format,
@@ -412,10 +472,18 @@ public struct Transcoder: Sendable {
             merger.attachedPictures = streamPlan.attachedPictures
             merger.hdr = extras.hdr
             merger.frameRate = Transcoder.constantRate(probe, filter: filterTiming)
-            _ = try step(store, task.id, "mux", detail: { (size: Int64) in String(size) }) { () throws(VSliceError) in
-                do throws(VSliceError) { return try merger.run().bytes } catch {
+            _ = try step(store, task.id, "mux", detail: { (signature: String) in signature }) { () throws(VSliceError) in
+                // The merge writes a file of its own: a previous holder still writing the old one cannot touch it.
+                try? FileManager.default.removeItem(atPath: part)
+                do throws(VSliceError) {
+                    _ = try merger.run()
+                    guard let signature = FileOps.signature(part) else {
+                        throw VSliceError(.processing, "read back", path: part, reason: "the merged file cannot be read")
+                    }
+                    return signature
+                } catch {
                     // A half-written merge is worth nothing (and may be what filled the disk).
-                    try? FileManager.default.removeItem(atPath: part)
+                    if store.holdsLease(task.id) { try? FileManager.default.removeItem(atPath: part) }
                     throw error
                 }
             }
@@ -441,10 +509,13 @@ public struct Transcoder: Sendable {
         }
         if !published {
             Fault.hit("publish")
+            // The file published is the file merged: checked against the checksum recorded by the merge.
+            guard let recorded = try store.eventDone(task.id, "mux")?.detail, recorded == FileOps.signature(part) else {
+                throw VSliceError(.processing, "publish", path: part,
+                                  reason: "the merged file changed after it was written (checksum differs); not published — run the same command to merge again")
+            }
             try step(store, task.id, "publish") { () throws(VSliceError) in
-                // Recorded before the rename: a crash right after it can still tell the output is ours.
-                try store.recordPublishing(task.id, identity: FileOps.identity(part) ?? "")
-                try FileOps.publish(part, to: out, replace: request.force)
+                try store.publish(task.id, part: part, to: out, replace: request.force)
                 Fault.hit("published")
             }
         } else {
@@ -453,15 +524,12 @@ public struct Transcoder: Sendable {
         onEvent(.published(path: out))
         if !request.keepTemp { try? FileManager.default.removeItem(atPath: work) }
         return TranscodeReport(task: task.id, input: request.input, output: request.output, segments: plan.segments.count,
-                               frames: plan.frameCount, wallSeconds: monotonicSeconds() - started,
+                               frames: plan.frameCount, wallSeconds: monotonicSeconds() - run.started,
                                segmentFrames: kept.withLock { $0 }, verify: verify)
     }
 
     /// The merged file before it is published: beside the output, named after the task.
-    static func partPath(task: TaskRecord) -> String {
-        let dir = (task.output as NSString).deletingLastPathComponent
-        return (dir as NSString).appendingPathComponent(".\((task.output as NSString).lastPathComponent).vslice-\(task.id.prefix(8)).part")
-    }
+    static func partPath(task: TaskRecord) -> String { TaskPaths.partFile(output: task.output, taskId: task.id) }
 
     /// Runs one DAG node under a trace.
     private func step<T>(_ store: JobStore, _ task: String, _ node: String, detail: (T) -> String? = { _ in nil },
@@ -530,20 +598,25 @@ struct SourceExtras: @unchecked Sendable {
     var hdr: HDRMetadata?
 }
 
-/// Keeps the task's lease fresh while it runs (every 2 s), and notices a `vslice cancel`.
+/// Keeps the task's lease fresh while it runs (every 2 s); notices a `vslice cancel`, and a lease another
+/// process took over (this one was stopped past the stale limit), which must stop this run at once.
 final class Heartbeat: Sendable {
     private let ticker: PeriodicThread
+    private let lostFlag = AtomicFlag()
 
-    init(store: JobStore, task: String, onCancelled: @escaping @Sendable () -> Void) {
-        let noticed = Atomic<Bool>(false)
+    init(store: JobStore, task: String, onCancelled: @escaping @Sendable () -> Void, onLost: @escaping @Sendable () -> Void) {
+        let noticed = AtomicFlag(), lost = lostFlag
         ticker = PeriodicThread(every: 2) {
-            store.heartbeat(task)
-            if !noticed.load(ordering: .relaxed), (try? store.status(of: task)) == "cancelled" {
-                noticed.store(true, ordering: .relaxed)
-                onCancelled()
+            switch store.heartbeat(task) {
+            case .held: break
+            case .cancelled: if noticed.set() { onCancelled() }
+            case .lost: if lost.set() { onLost() }
             }
         }
     }
+
+    /// Whether the lease was found taken over.
+    var lost: Bool { lostFlag.isSet }
 
     func stop() { ticker.stop() }
 }
@@ -552,6 +625,7 @@ final class Heartbeat: Sendable {
 final class StallWatchdog: Sendable {
     private let running = Mutex<[ObjectIdentifier: WorkWatch]>([:])
     private let cancelledFlag = Atomic<Bool>(false)
+    private let reason = Mutex<String?>(nil)
     private let ticker = Mutex<PeriodicThread?>(nil)
 
     init(timeout: Double) {
@@ -567,16 +641,17 @@ final class StallWatchdog: Sendable {
 
     var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
 
-    /// The task was cancelled: abandon every running attempt, and any started later.
-    func cancelAll() {
+    /// The task was cancelled (or taken over): abandon every running attempt, and any started later.
+    func cancelAll(_ why: String) {
+        reason.withLock { $0 = $0 ?? why }
         cancelledFlag.store(true, ordering: .relaxed)
-        running.withLock { for w in $0.values { w.abandon("the task was cancelled") } }
+        running.withLock { for w in $0.values { w.abandon(why) } }
     }
 
     func watching<T>(_ watch: WorkWatch, _ body: () throws(VSliceError) -> T) throws(VSliceError) -> T {
         watch.madeProgress()
         running.withLock { $0[ObjectIdentifier(watch)] = watch }
-        if cancelled { watch.abandon("the task was cancelled") }
+        if cancelled { watch.abandon(reason.withLock { $0 } ?? "the task was cancelled") }
         defer { _ = running.withLock { $0.removeValue(forKey: ObjectIdentifier(watch)) } }
         return try body()
     }

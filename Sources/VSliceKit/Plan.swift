@@ -54,15 +54,20 @@ public struct Plan: Codable, Sendable {
     public var segments: [SegmentPlan]
     public var frameCount: Int
     public var timeBase: Ratio
+    /// Why the input was cut this way (printed by `vslice plan`).
+    public var reason: String
+    /// With `--split scene`: the frames (presentation indices) where a scene change was found.
+    public var sceneChanges: [Int] = []
 
     /// Cuts the video for a filtered transcode: segments as without a filter, overlap buffers raised to what
     /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).
     /// `from`: the first time the output keeps (nil: all the graph gives).
-    public init(index: VideoIndex, settings: TranscodeSettings, filter timing: FilterTiming, from start: Int64? = nil) {
+    public init(index: VideoIndex, settings: TranscodeSettings, filter timing: FilterTiming, from start: Int64? = nil,
+                scenes: [Int64] = []) {
         var s = settings
         s.overlapBefore = max(s.overlapBefore, timing.memory)
         s.overlapAfter = max(s.overlapAfter, timing.lookahead > 0 ? timing.lookahead + 1 : 0)
-        self.init(index: index, settings: s)
+        self.init(index: index, settings: s, scenes: scenes)
         for i in segments.indices {
             let from: Int64? = i == 0 ? start : segments[i].startPts
             let until: Int64? = i + 1 < segments.count ? segments[i + 1].startPts : nil
@@ -76,8 +81,9 @@ public struct Plan: Codable, Sendable {
         }
     }
 
-    /// Cuts the video described by `index` into segments according to `settings`.
-    public init(index: VideoIndex, settings: TranscodeSettings) {
+    /// Cuts the video described by `index` into segments according to `settings`; `scenes` are the
+    /// timestamps of scene changes (`--split scene`, see `SceneDetect`).
+    public init(index: VideoIndex, settings: TranscodeSettings, scenes: [Int64] = []) {
         let n = index.pts.count
         let tb = index.timeBase.value
         // First frame's start to last frame's end (a 60 s clip is 60 s, not 60 s minus a frame).
@@ -85,27 +91,50 @@ public struct Plan: Codable, Sendable {
         frameCount = n
         timeBase = index.timeBase
         var starts: [Int] = [0]
-        if duration >= settings.minSplitSeconds && n > 1 {
+        if let minimum = settings.minSplitSeconds, duration < minimum {
+            reason = String(format: "one segment: %.1f s is shorter than --min-split-seconds %g", duration, minimum)
+        } else if n < 2 {
+            reason = "one segment: a single frame"
+        } else {
             switch settings.split {
             case .gop:
-                let t0 = index.pts[0]
-                var mark = 1
-                for k in index.keyframeIndices where k > 0 {
-                    let t = Double(index.pts[k] - t0) * tb
-                    if t >= Double(mark) * settings.segmentSeconds - 1e-9 {
-                        starts.append(k)
-                        mark = Int((t / settings.segmentSeconds + 1e-9).rounded(.down)) + 1
+                if let seconds = settings.segmentSeconds {
+                    let t0 = index.pts[0]
+                    var mark = 1
+                    for k in index.keyframeIndices where k > 0 {
+                        let t = Double(index.pts[k] - t0) * tb
+                        if t >= Double(mark) * seconds - 1e-9 {
+                            starts.append(k)
+                            mark = Int((t / seconds + 1e-9).rounded(.down)) + 1
+                        }
                     }
+                    reason = String(format: "--segment-seconds %g: a cut at the first keyframe at or after every mark", seconds)
+                } else {
+                    (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings)
                 }
             case .frames:
-                starts = Array(stride(from: 0, to: n, by: settings.segmentFrames))
+                starts = Array(stride(from: 0, to: n, by: max(1, settings.segmentFrames)))
+                reason = "--split frames: exactly \(settings.segmentFrames) frames per segment"
+            case .scene:
+                // Scene changes as frame indices (a timestamp that is no frame's is dropped).
+                let frames = scenes.compactMap { t -> Int? in
+                    var lo = 0, hi = n - 1
+                    while lo <= hi {
+                        let mid = (lo + hi) / 2
+                        if index.pts[mid] == t { return mid }
+                        if index.pts[mid] < t { lo = mid + 1 } else { hi = mid - 1 }
+                    }
+                    return nil
+                }
+                sceneChanges = frames
+                (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, scenes: frames)
             }
         }
         var segs: [SegmentPlan] = []
         for (i, first) in starts.enumerated() {
             let last = i + 1 < starts.count ? starts[i + 1] - 1 : n - 1
             let bufferStart = max(0, first - settings.overlapBefore)
-            let bufferEnd = min(n - 1, last + settings.overlapAfter)
+            let bufferEnd = min(n - 1, last + min(settings.overlapAfter, n))
             let decodeFrom = Plan.decodeStart(for: bufferStart, index: index)
             segs.append(SegmentPlan(
                 index: i, bufferStart: bufferStart, firstFrame: first, lastFrame: last, bufferEnd: bufferEnd,
@@ -114,6 +143,93 @@ public struct Plan: Codable, Sendable {
                 decodeFromPts: index.pts[decodeFrom]))
         }
         segments = segs
+    }
+
+    /// The plan for `source`: with `--split scene` its scene changes are found first (a decode of the whole
+    /// video at a small size).
+    /// With `filter` (the `--vf` graph's measured timing), segments are cut by time, output kept from `from`.
+    public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
+                            expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil) throws(VSliceError) -> Plan {
+        let scenes = settings.split == .scene
+            ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
+        if let filter { return Plan(index: index, settings: settings, filter: filter, from: from, scenes: scenes) }
+        return Plan(index: index, settings: settings, scenes: scenes)
+    }
+
+    /// The shortest segment worth its cost, seconds: every segment costs a fresh encoder (its start-up and
+    /// lookahead warm-up) and an IDR frame, which weigh more for the encoders with a long start-up.
+    static func minimumSegmentSeconds(encoder: String) -> Double {
+        switch encoder {
+        case "libsvtav1": 4
+        case "libx265", "libvpx-vp9", "libaom-av1": 2
+        default: 1
+        }
+    }
+
+    /// The default plan: cuts at keyframes chosen so the work fills every worker to the end. Segments are
+    /// largest first and shrink towards the end (each ≈ what is left ÷ 2 × jobs, by frame count, as guided
+    /// self-scheduling does), so when one worker finishes early a short segment is left for it instead of a
+    /// long one; none is shorter than the encoder's minimum. It splits whenever two such segments fit.
+    ///
+    /// With `scenes` (frame indices of scene changes, `--split scene`), a cut goes to the scene change nearest
+    /// the mark when one lies within a quarter of the segment's length of it (decoding then starts at the
+    /// keyframe before), else to the nearest keyframe as without.
+    static func balancedStarts(index: VideoIndex, duration: Double, settings: TranscodeSettings,
+                               scenes: [Int] = []) -> ([Int], String) {
+        let n = index.pts.count
+        let tb = index.timeBase.value
+        let minimum = minimumSegmentSeconds(encoder: settings.videoCodec)
+        let jobs = max(1, settings.jobs)
+        guard jobs > 1 else { return ([0], "one segment: one job (--jobs 1), so its encoder gets every core") }
+        guard duration >= 2 * minimum else {
+            return ([0], String(format: "one segment: %.1f s is shorter than two %g s segments (the shortest worth an encoder start for %@)",
+                                duration, minimum, settings.videoCodec))
+        }
+        let end = Double(index.pts[n - 1] + index.duration(ofFrameAt: index.pts[n - 1])) * tb
+        func time(_ frame: Int) -> Double { Double(index.pts[frame]) * tb }
+        let keys = index.keyframeIndices
+        var starts = [0]
+        var k = 0   // position in `keys` of the current start
+        var atScenes = 0
+        func fits(_ f: Int, after current: Int) -> Bool {
+            time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9
+        }
+        while true {
+            let current = starts[starts.count - 1]
+            let target = current + max(1, (n - current) / (2 * jobs))
+            let window = max(1, (target - current) / 4)
+            if let scene = scenes.filter({ $0 > current && abs($0 - target) <= window && fits($0, after: current) })
+                .min(by: { abs($0 - target) < abs($1 - target) }) {
+                starts.append(scene)
+                atScenes += 1
+                // Keyframes before the cut are behind us.
+                while k + 1 < keys.count && keys[k + 1] <= scene { k += 1 }
+                continue
+            }
+            // The keyframe nearest the target that leaves at least `minimum` seconds on both sides.
+            var best: Int? = nil
+            var j = k + 1
+            while j < keys.count {
+                let f = keys[j]
+                if time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9 {
+                    if let b = best, abs(f - target) >= abs(keys[b] - target) { break }
+                    best = j
+                } else if time(f) - time(current) >= minimum { break }
+                j += 1
+            }
+            guard let chosen = best else { break }
+            starts.append(keys[chosen])
+            k = chosen
+        }
+        guard starts.count > 1 else {
+            return ([0], "one segment: no keyframe leaves \(minimum) s on both sides (cut between keyframes with --split frames)")
+        }
+        let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? time(starts[i + 1]) : end) - time(starts[i]) }
+        let at = scenes.isEmpty && settings.split != .scene ? "at keyframes"
+            : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest at keyframes"
+        return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
+                                + "(each ≈ what is left ÷ 2 × jobs, at least %g s for %@), so the workers finish together",
+                                starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimum, settings.videoCodec))
     }
 
     /// The keyframe to start decoding from so that frame `frame` and every frame after it decode correctly.

@@ -141,8 +141,9 @@ public struct Probe: Sendable {
     public var displayMatrix: Data?
 
     /// Opens and indexes `path`: stream properties, and every video packet's timing.
-    public init(path: String) throws(VSliceError) {
-        let input = try InputFile(path: path)
+    /// With `expect`, only the file with that identity is read (see `InputFile`).
+    public init(path: String, expect: FileIdentity? = nil) throws(VSliceError) {
+        let input = try InputFile(path: path, expect: expect)
         let fmt = input.ctx.pointee
         let vIndex = input.bestStream(AVMEDIA_TYPE_VIDEO)
         let aIndex = input.bestStream(AVMEDIA_TYPE_AUDIO)

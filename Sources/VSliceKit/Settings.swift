@@ -4,7 +4,8 @@ import Foundation
 /// Everything that affects what a transcode produces (and so goes into a task's settings hash), plus how it
 /// runs (`jobs`, `workDir`…), which does not.
 public struct TranscodeSettings: Codable, Sendable, Equatable {
-    public enum SplitMode: String, Codable, Sendable, CaseIterable { case gop, frames }
+    /// gop: at keyframes; frames: at exact frame indices; scene: at a scene change near each balanced mark.
+    public enum SplitMode: String, Codable, Sendable, CaseIterable { case gop, frames, scene }
 
     // Output-affecting.
     public var videoCodec = "libx264"
@@ -20,9 +21,11 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// A stream the output container cannot carry is an error rather than a warning.
     public var strictStreams = false
     public var split: SplitMode = .gop
-    public var segmentSeconds: Double = 10
+    /// GOP mode: cut at the first keyframe at or after every N seconds; nil: the balanced plan (see `Plan`).
+    public var segmentSeconds: Double? = nil
     public var segmentFrames: Int = 0
-    public var minSplitSeconds: Double = 60
+    /// Inputs shorter than this run as one segment; nil: split whenever it pays (see `Plan`).
+    public var minSplitSeconds: Double? = nil
     public var overlapBefore: Int = 0
     public var overlapAfter: Int = 0
     public var videoFilter: String? = nil
@@ -62,8 +65,8 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public var outputSignature: String {
         var parts = ["vcodec=\(videoCodec)", "crf=\(crf.map { String($0) } ?? "-")", "preset=\(preset ?? "-")",
                      "vbitrate=\(videoBitrate.map { String($0) } ?? "-")", "acodec=\(audioCodec)",
-                     "abitrate=\(audioBitrate)", "split=\(split.rawValue)", "seg_s=\(segmentSeconds)",
-                     "seg_f=\(segmentFrames)", "min_split=\(minSplitSeconds)",
+                     "abitrate=\(audioBitrate)", "split=\(split.rawValue)", "seg_s=\(segmentSeconds.map { String($0) } ?? "auto")",
+                     "seg_f=\(segmentFrames)", "min_split=\(minSplitSeconds.map { String($0) } ?? "auto")",
                      "overlap=\(overlapBefore),\(overlapAfter)", "vf=\(videoFilter ?? "-")"]
         for k in codecOptions.keys.sorted() { parts.append("opt.\(k)=\(codecOptions[k]!)") }
         if audioTracks != "all" { parts.append("audio=\(audioTracks)") }
@@ -95,9 +98,9 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
         if jobs < 1 { throw usage("--jobs must be at least 1") }
         if let threads, threads < 1 { throw usage("--threads must be at least 1") }
-        if split == .gop && !(segmentSeconds > 0) { throw usage("--segment-seconds must be positive") }
+        if let segmentSeconds, !(segmentSeconds > 0 && segmentSeconds.isFinite) { throw usage("--segment-seconds must be a positive number of seconds") }
         if split == .frames && segmentFrames < 1 { throw usage("--split frames needs --segment-frames N (N ≥ 1)") }
-        if minSplitSeconds < 0 { throw usage("--min-split-seconds must not be negative") }
+        if let minSplitSeconds, !(minSplitSeconds >= 0 && minSplitSeconds.isFinite) { throw usage("--min-split-seconds must be a number of seconds ≥ 0") }
         if overlapBefore < 0 || overlapAfter < 0 { throw usage("--overlap takes non-negative frame counts") }
         if let crf, crf < 0 { throw usage("--crf must not be negative") }
         if audioBitrate <= 0 { throw usage("--abitrate must be positive") }

@@ -19,10 +19,19 @@ public struct VerifyReport: Codable, Sendable {
 }
 
 public enum Verifier {
-    public static func verify(output: String, against input: String, filter: String? = nil) throws(VSliceError) -> VerifyReport {
+    /// With `decode`, every video and audio packet of the output is also decoded: damaged media data that
+    /// leaves the timestamps intact is found too. With `filter` (the `--vf` it was made with), its frames are
+    /// checked against the graph's output times on the source.
+    public static func verify(output: String, against input: String, filter: String? = nil,
+                              decode: Bool = false) throws(VSliceError) -> VerifyReport {
         let src = try Probe(path: input)
         let timing = try filter.map { (vf) throws(VSliceError) in try FilterTiming.measure(vf, source: input, index: src.video!) }
-        return try verify(output: Probe(path: output), against: src, filtered: timing)
+        var report = verify(output: try Probe(path: output), against: src, filtered: timing)
+        if decode {
+            report.problems += try DecodeCheck.problems(path: output)
+            report.ok = report.problems.isEmpty
+        }
+        return report
     }
 
     /// - Parameter filtered: the `--vf` graph's measured timing, when the output was filtered: its frames are

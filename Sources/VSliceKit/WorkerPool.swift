@@ -82,6 +82,14 @@ final class PeriodicThread: Sendable {
     }
 }
 
+/// A flag that is set once and read from any thread.
+final class AtomicFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    /// Sets the flag; true if this call set it (it was not set before).
+    func set() -> Bool { !value.exchange(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
 /// CPU time of the calling thread, seconds.
 func threadCPUSeconds() -> Double {
     var ts = timespec()

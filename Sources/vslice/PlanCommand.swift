@@ -18,13 +18,14 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let settings = try options.settings()
         let probe = try Probe(path: input)
-        let plan = Plan(index: probe.video!, settings: settings)
+        let plan = try Plan.make(source: input, index: probe.video!, settings: settings)
         if json {
             try Terminal.printJSON(plan)
             return
         }
         let tb = plan.timeBase.value
         print("\(input): \(plan.frameCount) frames, \(plan.segments.count) segments (time base \(plan.timeBase))")
+        print("  why: \(plan.reason)")
         print("  seg  decode-from  buffer-start  first  last  buffer-end  frames      start s       end s")
         for s in plan.segments {
             print(String(format: "%5d  %11d  %12d  %5d  %4d  %10d  %6d  %11.3f  %10.3f", s.index, s.decodeFrom,

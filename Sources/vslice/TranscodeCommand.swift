@@ -106,8 +106,11 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(help: "Skip decoding the output (check timestamps and durations only).")
+    var noDecode = false
+
     func run() throws {
-        let report = try Verifier.verify(output: output, against: against, filter: videoFilter)
+        let report = try Verifier.verify(output: output, against: against, filter: videoFilter, decode: !noDecode)
         if json {
             try Terminal.printJSON(report)
         } else {

@@ -34,14 +34,14 @@ struct TranscodeOptions: ParsableArguments {
     @Option(help: "How to cut the video: gop (at keyframes, by duration) or frames (exact frame indices).")
     var split: TranscodeSettings.SplitMode = .gop
 
-    @Option(help: "GOP mode: cut at the first keyframe at or after every N seconds.")
-    var segmentSeconds: Double = 10
+    @Option(help: "GOP mode: cut at the first keyframe at or after every N seconds (default: a balanced plan that fills every job to the end; `vslice plan` shows it).")
+    var segmentSeconds: Double?
 
     @Option(help: "Frame mode: N frames per segment.")
     var segmentFrames: Int = 0
 
-    @Option(help: "Inputs shorter than this many seconds run as one segment.")
-    var minSplitSeconds: Double = 60
+    @Option(help: "Inputs shorter than this many seconds run as one segment (default: split whenever two segments of the encoder's minimum length fit).")
+    var minSplitSeconds: Double?
 
     @Option(help: "Overlap buffers in frames, BEFORE[,AFTER]: processed, then dropped.")
     var overlap: String = "0"

@@ -26,10 +26,58 @@ struct PlanTests {
 
     @Test("an input exactly --min-split-seconds long is split (its length counts the last frame)")
     func thresholdCountsLastFrame() {
-        let exact = Plan(index: index(frames: 25 * 60, gop: 50), settings: TranscodeSettings())
+        var s = TranscodeSettings()
+        s.minSplitSeconds = 60
+        s.segmentSeconds = 10
+        let exact = Plan(index: index(frames: 25 * 60, gop: 50), settings: s)
         #expect(exact.segments.count == 6)
-        let shorter = Plan(index: index(frames: 25 * 60 - 1, gop: 50), settings: TranscodeSettings())
+        let shorter = Plan(index: index(frames: 25 * 60 - 1, gop: 50), settings: s)
         #expect(shorter.segments.count == 1)
+    }
+
+    /// The time `jobs` workers need for the plan's segments, dispatched longest first (as the encode stage
+    /// does), with a segment's cost its frame count; and the perfect split's time.
+    func makespan(_ plan: Plan, jobs: Int) -> (Double, Double) {
+        var workers = [Double](repeating: 0, count: jobs)
+        for f in plan.segments.map(\.frameCount).sorted(by: >) {
+            let i = workers.indices.min { workers[$0] < workers[$1] }!
+            workers[i] += Double(f)
+        }
+        return (workers.max()!, Double(plan.frameCount) / Double(jobs))
+    }
+
+    @Test("the default plan fills the workers: shrinking segments at keyframes, ≥ 97 % of a perfect split",
+          arguments: [(120, 25, 2), (40, 25, 2), (40, 50, 2), (600, 50, 4), (30, 50, 2), (8, 25, 2), (3600, 60, 2)])
+    func balanced(_ seconds: Int, _ gop: Int, _ jobs: Int) {
+        var s = TranscodeSettings()
+        s.jobs = jobs
+        let plan = Plan(index: index(frames: 25 * seconds, gop: gop), settings: s)
+        let frames = plan.segments.map(\.frameCount)
+        #expect(frames.reduce(0, +) == 25 * seconds)
+        #expect(plan.segments.count > 1, "\(plan.reason)")
+        #expect(plan.segments.allSatisfy { $0.firstFrame % gop == 0 })
+        #expect(frames.allSatisfy { $0 >= 25 }, "a segment under the 1 s minimum: \(frames)")
+        let (span, perfect) = makespan(plan, jobs: jobs)
+        // Cuts are at keyframes: the best any plan can do is whole GOPs per worker.
+        let gops = (25 * seconds + gop - 1) / gop
+        let bound = max(perfect, Double((gops + jobs - 1) / jobs * gop))
+        #expect(bound / span >= 0.97, "\(frames): \(bound / span)")
+        #expect(!plan.reason.isEmpty)
+    }
+
+    @Test("the default plan keeps one segment where a split cannot pay: one job, too short, no keyframe to cut at")
+    func unsplit() {
+        var s = TranscodeSettings()
+        s.jobs = 1
+        #expect(Plan(index: index(frames: 25 * 60, gop: 25), settings: s).segments.count == 1)
+        s.jobs = 2
+        #expect(Plan(index: index(frames: 45, gop: 5), settings: s).segments.count == 1)
+        let noKeys = Plan(index: index(frames: 25 * 60, gop: 25 * 60), settings: s)
+        #expect(noKeys.segments.count == 1)
+        #expect(noKeys.reason.contains("keyframe"))
+        s.videoCodec = "libsvtav1"
+        #expect(Plan(index: index(frames: 25 * 7, gop: 25), settings: s).segments.count == 1)
+        #expect(Plan(index: index(frames: 25 * 60, gop: 25), settings: s).segments.allSatisfy { $0.frameCount >= 100 })
     }
 
     @Test("with fewer segments than jobs, each segment gets the idle jobs' threads")
@@ -44,7 +92,9 @@ struct PlanTests {
 
     @Test("inputs shorter than --min-split-seconds make one segment")
     func shortInput() {
-        let plan = Plan(index: index(frames: 25 * 30, gop: 50), settings: TranscodeSettings())
+        var s = TranscodeSettings()
+        s.minSplitSeconds = 60
+        let plan = Plan(index: index(frames: 25 * 30, gop: 50), settings: s)
         #expect(plan.segments.count == 1)
         #expect(plan.segments[0].frameCount == 750)
     }
@@ -73,5 +123,22 @@ struct PlanTests {
         let plan = Plan(index: index(frames: 200, gop: 50, openGop: true), settings: s)
         #expect(plan.segments.map(\.firstFrame) == [0, 50, 100, 150])
         #expect(plan.segments.map(\.decodeFrom) == [0, 0, 50, 100])
+    }
+
+    @Test("--split scene: a cut goes to a scene change near its mark (decoding from the keyframe before), else to a keyframe")
+    func sceneCuts() {
+        var s = TranscodeSettings()
+        s.jobs = 2
+        s.split = .scene
+        let idx = index(frames: 25 * 40, gop: 50)
+        // First mark: 1000 / 4 = 250 frames; a scene change at 262 is within a quarter of it, one at 700 is not
+        // near the second mark (250 + 750/4 = 437).
+        let plan = Plan(index: idx, settings: s, scenes: [262 * 512, 700 * 512, 12345])
+        #expect(plan.sceneChanges == [262, 700])
+        #expect(plan.segments[1].firstFrame == 262)
+        #expect(plan.segments[1].decodeFrom == 250)
+        #expect(plan.segments[2].firstFrame % 50 == 0)
+        #expect(plan.segments.map(\.frameCount).reduce(0, +) == 1000)
+        #expect(plan.reason.contains("scene"))
     }
 }

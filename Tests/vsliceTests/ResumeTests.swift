@@ -52,6 +52,9 @@ struct ResumeTests {
         }
         #expect(try j.sql("SELECT count(*) FROM task") == "1")
         #expect(try j.sql("SELECT status FROM task") == "done")
+        // Every event of a finished task ended done (the encode event used to stay `running`).
+        #expect(try j.sql("SELECT node || ':' || status FROM event WHERE status != 'done'") == "")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE status = 'running'") == "0")
         #expect(try j.sql("PRAGMA integrity_check") == "ok")
     }
 

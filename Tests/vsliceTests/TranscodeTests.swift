@@ -147,7 +147,7 @@ struct TranscodeTests {
         #expect(lengths.count == 1 && abs(lengths[0] - 1.0) < 0.03, "\(lengths)")
     }
 
-    @Test("a 64 s clip with audio: 7 segments at the defaults, oracle checks pass")
+    @Test("a 64 s clip with audio at the defaults: the balanced plan's segments, oracle checks pass")
     func longClip() throws {
         let dir = try Paths.scratch("long")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -157,13 +157,43 @@ struct TranscodeTests {
         let run = try vslice(["transcode", src, "-o", out, "--preset", "ultrafast", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try lastEvent(run.stdout, "task_done")
-        #expect(report["segments"] as? Int == 7)
+        // As many segments as `vslice plan` says for the same options: more than two per job, shrinking.
+        let plan = try jsonObject(try vslice(["plan", src, "--json"]).stdout)
+        let planned = try #require(plan["segments"] as? [[String: Any]]).compactMap { s in
+            (s["last_frame"] as? Int).flatMap { last in (s["first_frame"] as? Int).map { last - $0 + 1 } }
+        }
+        #expect(planned.count > 2 * ProcessInfo.processInfo.activeProcessorCount, "\(planned)")
+        #expect(planned.first! > planned.last!, "\(planned)")
+        #expect(report["segments"] as? Int == planned.count)
+        #expect(report["segment_frames"] as? [Int] == planned)
         let verify = try #require(report["verify"] as? [String: Any])
         #expect(verify["ok"] as? Bool == true)
         #expect(verify["output_frames"] as? Int == 1600)
         let events = try ndjson(run.stdout).compactMap { $0["event"] as? String }
         #expect(events.first == "task_started")
-        #expect(events.filter { $0 == "segment_done" }.count == 7)
+        #expect(events.filter { $0 == "segment_done" }.count == planned.count)
+        #expect(try oracleProblems(source: src, output: out).isEmpty)
+    }
+
+    @Test("--split scene: scdet finds the hard cuts of a generated clip; the output passes the oracle")
+    func sceneSplit() throws {
+        let dir = try Paths.scratch("scene")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("scenes.mp4").path
+        // Three pictures: testsrc2 for 5.4 s, mandelbrot for 4.8 s, bars for 6 s (cuts at frames 135 and 255),
+        // keyframes every 2 s, none at the cuts.
+        let make = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=5.4",
+                                           "-f", "lavfi", "-i", "mandelbrot=size=320x240:rate=25", "-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=6",
+                                           "-filter_complex", "[1]trim=duration=4.8,setpts=PTS-STARTPTS[m];[0][m][2]concat=n=3:v=1:a=0,format=yuv420p",
+                                           "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", src])
+        try #require(make.status == 0, "\(make.stderr)")
+        let plan = try jsonObject(try vslice(["plan", src, "--split", "scene", "--json"]).stdout)
+        #expect(plan["scene_changes"] as? [Int] == [135, 255], "\(plan["scene_changes"] ?? "none")")
+        let starts = try #require(plan["segments"] as? [[String: Any]]).compactMap { $0["first_frame"] as? Int }
+        #expect(starts.contains(255), "\(starts)")
+        let out = dir.appendingPathComponent("out.mp4").path
+        let r = try vslice(["transcode", src, "-o", out, "--split", "scene", "--preset", "ultrafast", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
         #expect(try oracleProblems(source: src, output: out).isEmpty)
     }
 }

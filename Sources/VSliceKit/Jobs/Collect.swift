@@ -40,6 +40,43 @@ public enum GarbageCollector {
         return items
     }
 
+    /// Work folders and part files directly in `dir` that are named like a task's (`.NAME.vslice-ID8`,
+    /// `.NAME.vslice-ID8.part`) but belong to no task of this ledger (its database was deleted or replaced), and
+    /// whose newest file is older than `minAge` seconds (a live process of another ledger keeps writing its own).
+    public static func orphans(in dir: String, store: JobStore, minAge: Double, dryRun: Bool) throws(VSliceError) -> [Item] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: dir) else {
+            throw VSliceError(.usage, "gc", path: dir, reason: "cannot list the folder")
+        }
+        let known = Set(try store.tasks().map { String($0.id.prefix(8)) })
+        let pattern = /^\..*\.vslice-([0-9a-f]{8})(\.part)?$/
+        var items: [Item] = []
+        for name in names.sorted() {
+            guard let m = name.wholeMatch(of: pattern), !known.contains(String(m.1)) else { continue }
+            let path = (dir as NSString).appendingPathComponent(name)
+            let age = Date().timeIntervalSince1970 - newestModification(path)
+            guard age >= minAge else { continue }
+            let bytes = diskUsage(path)
+            if !dryRun { try? fm.removeItem(atPath: path) }
+            items.append(Item(task: String(m.1), status: "unknown", reason: String(format: "no task in this job store; untouched for %.0f s", age),
+                              removed: [path], bytes: bytes))
+        }
+        return items
+    }
+
+    /// The latest modification time of a file, or of a folder and everything in it (Unix seconds).
+    static func newestModification(_ path: String) -> Double {
+        func mtime(_ p: String) -> Double {
+            var st = stat()
+            return lstat(p, &st) == 0 ? Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9 : 0
+        }
+        var newest = mtime(path)
+        for child in (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? [] {
+            newest = max(newest, mtime((path as NSString).appendingPathComponent(child)))
+        }
+        return newest
+    }
+
     /// The files a task keeps on disk while unfinished: its work folder and its merged part file.
     static func files(of t: TaskRecord) -> [String] {
         [t.workDir, Transcoder.partPath(task: t)].filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }

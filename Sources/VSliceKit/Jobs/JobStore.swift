@@ -1,12 +1,15 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The job store: tasks, their DAG events, the encode event's segments, and one trace per attempt of a
-/// step, in SQLite (WAL, `synchronous=FULL`, writes in IMMEDIATE transactions). IDs follow DESIGN.md §2:
+/// step, in SQLite (WAL, `synchronous=FULL`, writes in IMMEDIATE transactions). IDs follow the design notes (shared/DESIGN.md, "IDs"):
 /// task = UUID, event = `task_node`, segment = `event_order`, trace = UUID.
 public final class JobStore: Sendable {
     public let path: String
     let db: DatabaseQueue
+    /// The lease tokens of the tasks this process holds (task ID → token).
+    let leases = Mutex<[String: String]>([:])
 
     /// `$VSLICE_HOME/vslice.db`, else `$XDG_DATA_HOME/vslice/vslice.db`, else `~/.local/share/vslice/vslice.db`.
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -19,34 +22,60 @@ public final class JobStore: Sendable {
         self.path = path
         // Processes that open a new database at the same moment can meet a lock that SQLite's busy handler
         // does not wait on (switching to WAL, the first migration): try again briefly.
+        // Only a lock is worth waiting for; a damaged, unreadable or read-only database is reported at once.
         var attempt = 0
         while true {
             do {
                 db = try Self.open(path)
                 return
-            } catch {
+            } catch let error as DatabaseError where [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode) && attempt < 40 {
                 attempt += 1
-                if attempt >= 40 { throw error }
                 Thread.sleep(forTimeInterval: 0.05 * Double(min(attempt, 10)))
+            } catch {
+                throw Self.describe(error, operation: "open job store", path: path)
             }
         }
     }
 
-    private static func open(_ path: String) throws(VSliceError) -> DatabaseQueue {
-        do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
-            var config = Configuration()
-            config.journalMode = .wal
-            config.busyMode = .timeout(10)
-            config.prepareDatabase { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
-            let db = try DatabaseQueue(path: path, configuration: config)
-            try Self.migrator.migrate(db)
-            return db
-        } catch {
-            throw VSliceError(.processing, "open job store", path: path, reason: "\(error)")
+    private static func open(_ path: String) throws -> DatabaseQueue {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let db = try DatabaseQueue(path: path, configuration: config)
+        try Self.migrator.migrate(db)
+        return db
+    }
+
+    /// One line in vslice's terms for a database failure: SQLite's message without the SQL, and what to do.
+    static func describe(_ error: any Error, operation: String, path: String) -> VSliceError {
+        if let e = error as? VSliceError { return e }
+        guard let e = error as? DatabaseError else {
+            return VSliceError(.processing, operation, path: path, reason: "\(error)".replacingOccurrences(of: "\n", with: " "))
+        }
+        let message = (e.message ?? "\(e.resultCode)").replacingOccurrences(of: "\n", with: " ")
+        // SQLite says "disk I/O error" when a full disk stops it from creating its WAL or shared-memory file.
+        var fs = statvfs()
+        let diskFull = statvfs((path as NSString).deletingLastPathComponent, &fs) == 0 && fs.f_bavail == 0
+        switch e.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR where diskFull:
+            return VSliceError(.processing, operation, path: path,
+                               reason: "\(message) — the disk holding the job store is full; free space, then run the same command to resume")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return VSliceError(.processing, operation, path: path,
+                               reason: "\(message) — the job store is damaged; move it away (or use --db PATH) to start a new one")
+        case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+            return VSliceError(.processing, operation, path: path,
+                               reason: "\(message) — the job store cannot be written here (check the file and its folder, or use --db PATH)")
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return VSliceError(.processing, operation, path: path,
+                               reason: "\(message) — another process keeps the job store locked")
+        default:
+            return VSliceError(.processing, operation, path: path, reason: message)
         }
     }
 
@@ -122,6 +151,23 @@ public final class JobStore: Sendable {
             // can rebuild it; settings_json keeps the signature that decides whether a resume is allowed.
             try db.execute(sql: "ALTER TABLE task ADD COLUMN request_json TEXT")
         }
+        m.registerMigration("v3") { db in
+            // A lease token per holder: every write of a holder names it (see JobStore.writeAsHolder).
+            try db.execute(sql: "ALTER TABLE task ADD COLUMN lease_token TEXT")
+            // At most one unfinished task per input → output: older duplicates (made by processes that
+            // started together before this rule) are cancelled.
+            try db.execute(sql: """
+                UPDATE task SET status = 'cancelled', error = 'duplicate of a newer unfinished task'
+                WHERE status IN ('running','interrupted','failed') AND EXISTS (
+                    SELECT 1 FROM task newer WHERE newer.input = task.input AND newer.output = task.output
+                    AND newer.status IN ('running','interrupted','failed')
+                    AND (newer.created_at > task.created_at OR (newer.created_at = task.created_at AND newer.id > task.id)))
+                """)
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX task_unfinished_paths ON task(input, output)
+                WHERE status IN ('running','interrupted','failed')
+                """)
+        }
         return m
     }
 
@@ -136,21 +182,15 @@ public final class JobStore: Sendable {
                 }
                 return result!
             }
-        } catch let e as VSliceError {
-            throw e
         } catch {
-            throw VSliceError(.processing, "write job store", path: path, reason: "\(error)")
+            throw Self.describe(error, operation: "write job store", path: path)
         }
     }
 
     func read<T>(_ body: (Database) throws -> T) throws(VSliceError) -> T {
         do { return try db.read(body) } catch {
-            throw VSliceError(.processing, "read job store", path: path, reason: "\(error)")
+            throw Self.describe(error, operation: "read job store", path: path)
         }
-    }
-
-    public func integrityCheck() throws(VSliceError) -> String {
-        try read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
     }
 }
 

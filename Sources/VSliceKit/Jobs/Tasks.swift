@@ -17,6 +17,9 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     public var leasePid: Int?
     public var leaseHost: String?
     public var leaseHeartbeat: Double?
+    /// A new random token each time a process takes the lease: every write of a holder names it, so a holder
+    /// whose lease was taken over (stopped past the stale limit) can no longer write anything.
+    public var leaseToken: String?
     public var createdAt: Double
     public var updatedAt: Double
     public var requestJson: String?
@@ -107,34 +110,46 @@ public enum Fingerprint {
     }
 }
 
-/// FNV-1a 64 of a string, hex: identifies a settings signature.
-func stableHash(_ s: String) -> String {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return String(h, radix: 16)
-}
-
 extension JobStore {
-    public static let leaseStaleSeconds = 15.0
+    /// A holder's heartbeat older than this lets another process take the task over.
+    /// `VSLICE_LEASE_STALE_SECONDS` shortens it for tests.
+    public static let leaseStaleSeconds: Double = {
+        if let v = ProcessInfo.processInfo.environment["VSLICE_LEASE_STALE_SECONDS"], let s = Double(v), s > 0 { return s }
+        return 15
+    }()
     /// Statuses from which a task resumes.
     public static let resumableStatuses: Set<String> = ["running", "interrupted", "failed"]
 
+    /// The task with this ID, or the one task whose ID starts with it. An ambiguous prefix is refused.
     public func task(_ id: String) throws(VSliceError) -> TaskRecord? {
-        try read { db in try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ? OR id LIKE ?", arguments: [id, id + "%"]) }
+        let found = try read { db in
+            if let exact = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) { return [exact] }
+            guard !id.isEmpty else { return [TaskRecord]() }
+            return try TaskRecord.fetchAll(db, sql: "SELECT * FROM task WHERE substr(id, 1, ?) = ? ORDER BY created_at LIMIT 11",
+                                           arguments: [id.count, id.lowercased()])
+        }
+        if found.count > 1 {
+            let list = found.prefix(10).map { "\($0.id.prefix(8)) (\($0.status), \(($0.output as NSString).lastPathComponent))" }
+            throw VSliceError(.usage, "find task", reason: "'\(id)' matches \(found.count > 10 ? "more than 10" : String(found.count)) tasks: "
+                                + list.joined(separator: ", ") + "; give more characters")
+        }
+        return found.first
     }
 
     public func tasks() throws(VSliceError) -> [TaskRecord] {
         try read { db in try TaskRecord.fetchAll(db, sql: "SELECT * FROM task ORDER BY created_at") }
     }
 
-    /// The newest unfinished task for this input → output pair.
+    /// The unfinished task for this input → output pair (at most one exists).
     public func unfinishedTask(input: String, output: String) throws(VSliceError) -> TaskRecord? {
-        try read { db in
-            try TaskRecord.fetchOne(db, sql: """
-                SELECT * FROM task WHERE input = ? AND output = ? AND status IN ('running','interrupted','failed')
-                ORDER BY created_at DESC LIMIT 1
-                """, arguments: [input, output])
-        }
+        try read { db in try Self.unfinished(db, input: input, output: output) }
+    }
+
+    private static func unfinished(_ db: Database, input: String, output: String) throws -> TaskRecord? {
+        try TaskRecord.fetchOne(db, sql: """
+            SELECT * FROM task WHERE input = ? AND output = ? AND status IN ('running','interrupted','failed')
+            ORDER BY created_at DESC LIMIT 1
+            """, arguments: [input, output])
     }
 
     public func events(task: String) throws(VSliceError) -> [EventRecord] {
@@ -147,62 +162,208 @@ extension JobStore {
 
     public func traces(task: String) throws(VSliceError) -> [TraceRecord] {
         try read { db in
-            try TraceRecord.fetchAll(db, sql: "SELECT * FROM trace WHERE event_id LIKE ? ORDER BY started_at", arguments: [task + "_%"])
+            try TraceRecord.fetchAll(db, sql: "SELECT * FROM trace WHERE substr(event_id, 1, ?) = ? ORDER BY started_at",
+                                     arguments: [task.count + 1, task + "_"])
         }
     }
 
-    func createTask(id: String, input: String, output: String, fingerprint: String, request: TranscodeRequest,
-                    workDir: String) throws(VSliceError) -> TaskRecord {
-        let t = now()
-        let settings = request.settings
-        let stored = StoredRequest(settings: settings, force: request.force, keepTemp: request.keepTemp, workRoot: request.workRoot)
-        let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
-        try write { db in
-            try db.execute(sql: """
-                INSERT INTO task (id, input, output, input_fingerprint, settings_hash, settings_json, request_json, work_dir,
-                                  status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)
-                """, arguments: [id, input, output, fingerprint, stableHash(settings.outputSignature),
-                                 settings.outputSignature, json, workDir, t, t])
-        }
-        return try task(id)!
+    // MARK: claiming a task
+
+    /// What `claim` found and did.
+    struct Claim {
+        var task: TaskRecord
+        /// An unfinished task was taken up again (else a new one was created).
+        var resumed: Bool
+        /// Unfinished tasks cancelled on the way (`--fresh`, or a changed request with no finished work):
+        /// their work folders are to be removed.
+        var discarded: [TaskRecord]
     }
 
-    /// Takes the task's lease. Refused (exit 5) while another live process holds it with a fresh heartbeat.
-    func acquireLease(_ id: String) throws(VSliceError) {
-        let pid = Int(getpid())
-        try write { db in
-            guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) else {
-                throw VSliceError(.usage, "resume", reason: "no task \(id)")
+    /// What a run asks of `claim`.
+    struct ClaimRequest {
+        var input: String
+        var output: String
+        var fingerprint: String
+        var request: TranscodeRequest
+        /// Resume exactly this task (`vslice resume`); else the unfinished task for input → output, if any.
+        var taskId: String?
+        var fresh: Bool
+    }
+
+    /// Finds the unfinished task for the request and takes its lease, or creates a new task holding the lease,
+    /// in ONE `BEGIN IMMEDIATE` transaction: of processes started together for the same input and output,
+    /// exactly one gets the task and the others are refused (exit 5), before any work.
+    /// A resume with a changed input or other settings is refused when the task has finished work (its
+    /// amount is said), and quietly replaced when it has none.
+    func claim(_ r: ClaimRequest) throws(VSliceError) -> Claim {
+        let token = UUID().uuidString.lowercased()
+        let signature = r.request.settings.outputSignature
+        let claim: Claim = try write { db in
+            var discarded: [TaskRecord] = []
+            var existing: TaskRecord?
+            if let id = r.taskId {
+                guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) else {
+                    throw VSliceError(.usage, "resume", reason: "no task '\(id)'")
+                }
+                guard JobStore.resumableStatuses.contains(t.status) else {
+                    throw VSliceError(.usage, "resume task \(t.id.prefix(8))", path: t.output, reason: "the task is \(t.status); nothing to resume")
+                }
+                existing = t
+            } else {
+                existing = try Self.unfinished(db, input: r.input, output: r.output)
             }
-            if isLeasedByOther(t) {
-                throw VSliceError(.resumeRefused, "take task \(id.prefix(8))", path: t.output,
+            if let t = existing, isLeasedByOther(t) {
+                throw VSliceError(.resumeRefused, "take task \(t.id.prefix(8))", path: t.output,
                                   reason: "another vslice process (pid \(t.leasePid ?? 0) on \(t.leaseHost ?? "?")) is running it")
             }
-            try db.execute(sql: "UPDATE task SET lease_pid = ?, lease_host = ?, lease_heartbeat = ?, status = 'running', updated_at = ? WHERE id = ?",
-                           arguments: [pid, Host.name, now(), now(), id])
-            // Whatever the previous holder had running died with it.
-            try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND event_id LIKE ?",
-                           arguments: [now(), id + "_%"])
-            try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND event_id = ?",
-                           arguments: [id + "_encode"])
+            if let t = existing {
+                let changed = t.inputFingerprint != r.fingerprint ? "the input changed since the task started"
+                    : t.settingsJson != signature ? "settings differ from the unfinished task's [\(t.settingsJson)]" : nil
+                if r.fresh {
+                    discarded.append(t)
+                } else if let changed {
+                    let work = try Self.finishedWork(db, task: t.id)
+                    if r.taskId != nil || work.segments > 0 || work.merged {
+                        let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segments already encoded"
+                        throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: changed.hasPrefix("the input") ? r.input : r.output,
+                                          reason: "\(changed); the task has \(what) (run the same command as before to finish it, or add --fresh to discard that work and start over)")
+                    }
+                    discarded.append(t)   // nothing finished: nothing is lost by starting over
+                }
+                if !discarded.isEmpty {
+                    try db.execute(sql: """
+                        UPDATE task SET status = 'cancelled', error = 'replaced by a new task', lease_pid = NULL, lease_heartbeat = NULL,
+                                        lease_token = NULL, updated_at = ? WHERE id = ?
+                        """, arguments: [now(), t.id])
+                    try Self.closeOpenRows(db, task: t.id, status: "cancelled")
+                    existing = nil
+                }
+            }
+            if let t = existing {
+                try db.execute(sql: """
+                    UPDATE task SET lease_pid = ?, lease_host = ?, lease_heartbeat = ?, lease_token = ?, status = 'running',
+                                    error = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [Int(getpid()), Host.name, now(), token, now(), t.id])
+                // Whatever the previous holder had running died with it (or lost its lease and stops).
+                try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
+                               arguments: [now(), t.id.count + 1, t.id + "_"])
+                try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND event_id = ?",
+                               arguments: [t.id + "_encode"])
+                let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [t.id])!
+                return Claim(task: task, resumed: true, discarded: discarded)
+            }
+            let id = UUID().uuidString.lowercased()
+            let t = now()
+            let req = r.request
+            let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot)
+            let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
+            let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+            try db.execute(sql: """
+                INSERT INTO task (id, input, output, input_fingerprint, settings_hash, settings_json, request_json, work_dir,
+                                  status, lease_pid, lease_host, lease_heartbeat, lease_token, created_at, updated_at)
+                VALUES (?, ?, ?, ?, '', ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, r.input, r.output, r.fingerprint, signature, json, workDir,
+                                 Int(getpid()), Host.name, t, token, t, t])
+            let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id])!
+            return Claim(task: task, resumed: false, discarded: discarded)
+        }
+        leases.withLock { $0[claim.task.id] = token }
+        return claim
+    }
+
+    private static func finishedWork(_ db: Database, task: String) throws -> (segments: Int, total: Int, merged: Bool) {
+        let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = 'done'", arguments: [task + "_encode"]) ?? 0
+        let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [task + "_encode"]) ?? 0
+        let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = 'done'", arguments: [task + "_mux"]) ?? 0
+        return (done, total, merged > 0)
+    }
+
+    /// Ends whatever a task left open: events and segments still `running`, traces still `running`.
+    private static func closeOpenRows(_ db: Database, task: String, status: String) throws {
+        let t = now()
+        try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status IN ('running', 'pending')",
+                       arguments: [status, t, task])
+        try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE event_id = ? AND status = 'running'",
+                       arguments: [t, task + "_encode"])
+        try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
+                       arguments: [t, task.count + 1, task + "_"])
+    }
+
+    // MARK: the lease
+
+    /// A write made as the holder of `task`'s lease, in one IMMEDIATE transaction that first checks the lease is
+    /// still this process's. A holder that lost it (another process took the task over while this one was
+    /// stopped) writes nothing: it gets a `.resumeRefused` error and must stop without touching the task.
+    func writeAsHolder<T>(_ task: String, _ body: (Database) throws -> T) throws(VSliceError) -> T {
+        guard let token = leases.withLock({ $0[task] }) else { throw Self.leaseLost(task) }
+        return try write { db in
+            let current = try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task])
+            guard current == token else { throw Self.leaseLost(task) }
+            return try body(db)
         }
     }
 
-    func heartbeat(_ id: String) {
+    static func leaseLost(_ task: String) -> VSliceError {
+        VSliceError(.resumeRefused, "hold task \(task.prefix(8))",
+                    reason: "another vslice process took the task over (this one stopped answering for longer than \(Int(leaseStaleSeconds)) s); this process stops without writing")
+    }
+
+    /// Whether this process still holds the task's lease (a read; writes check it themselves).
+    func holdsLease(_ task: String) -> Bool {
+        guard let token = leases.withLock({ $0[task] }) else { return false }
+        return (try? read { db in try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task]) }) == token
+    }
+
+    enum HeartbeatResult { case held, cancelled, lost }
+
+    /// Refreshes the lease. `.lost` once another process took the task over; `.cancelled` after `vslice cancel`.
+    func heartbeat(_ id: String) -> HeartbeatResult {
+        guard let token = leases.withLock({ $0[id] }) else { return .lost }
+        let status: String?? = try? write { db in
+            try db.execute(sql: "UPDATE task SET lease_heartbeat = ? WHERE id = ? AND lease_token = ?", arguments: [now(), id, token])
+            guard db.changesCount > 0 else { return String?.none }
+            return try String.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id])
+        }
+        switch status {
+        case .none: return .held            // the database is busy or unwritable: not a verdict
+        case .some(.none): return .lost
+        case .some(.some(let s)): return s == "cancelled" ? .cancelled : .held
+        }
+    }
+
+    /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its
+    /// work folder is being removed: bad input, bad options, cancelled) no segment counts as done any more.
+    func finishTask(_ id: String, status: String, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
+        try writeAsHolder(id) { db in
+            if discardWork {
+                try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE event_id = ? AND status = 'done'",
+                               arguments: [now(), id + "_encode"])
+                try db.execute(sql: "UPDATE event SET status = 'failed', updated_at = ? WHERE task_id = ? AND status = 'done'",
+                               arguments: [now(), id])
+            }
+            try db.execute(sql: """
+                UPDATE task SET status = ?, error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
+                WHERE id = ?
+                """, arguments: [status, error, now(), id])
+            try Self.closeOpenRows(db, task: id, status: status == "done" ? "done" : status == "cancelled" ? "cancelled" : "failed")
+        }
+        leases.withLock { $0[id] = nil }
+    }
+
+    /// A task left `running` by a holder that is gone, refused before it could be taken up again: recorded as
+    /// failed (with why), so `status` does not show it running.
+    func markAbandoned(_ id: String, error: String) {
         _ = try? write { db in
-            try db.execute(sql: "UPDATE task SET lease_heartbeat = ? WHERE id = ? AND lease_pid = ?", arguments: [now(), id, Int(getpid())])
-        }
-    }
-
-    func finishTask(_ id: String, status: String, error: String? = nil) throws(VSliceError) {
-        try write { db in
-            try db.execute(sql: "UPDATE task SET status = ?, error = ?, lease_pid = NULL, lease_heartbeat = NULL, updated_at = ? WHERE id = ?",
-                           arguments: [status, error, now(), id])
+            guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]),
+                  t.status == "running", !isLeasedByOther(t) else { return }
+            try db.execute(sql: "UPDATE task SET status = 'failed', error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ? WHERE id = ?",
+                           arguments: [error, now(), id])
+            try Self.closeOpenRows(db, task: id, status: "failed")
         }
     }
 
     func setFrames(_ id: String, _ n: Int) throws(VSliceError) {
-        try write { db in try db.execute(sql: "UPDATE task SET frames_total = ? WHERE id = ?", arguments: [n, id]) }
+        try writeAsHolder(id) { db in try db.execute(sql: "UPDATE task SET frames_total = ? WHERE id = ?", arguments: [n, id]) }
     }
 
     /// Marks a task cancelled (a running process notices at its next heartbeat and stops). Returns false when
@@ -219,7 +380,8 @@ extension JobStore {
     /// Whether a live process other than this one holds the task's lease: a heartbeat fresher than
     /// `leaseStaleSeconds`, from a pid that still exists (only checkable on this host).
     public func isLeasedByOther(_ t: TaskRecord) -> Bool {
-        guard let holder = t.leasePid, let hb = t.leaseHeartbeat, holder != Int(getpid()) else { return false }
+        guard let holder = t.leasePid, let hb = t.leaseHeartbeat else { return false }
+        if let token = t.leaseToken, leases.withLock({ $0[t.id] }) == token { return false }
         let alive = t.leaseHost != Host.name || kill(pid_t(holder), 0) == 0 || errno == EPERM
         return now() - hb < JobStore.leaseStaleSeconds && alive
     }
@@ -235,10 +397,13 @@ extension JobStore {
 
     // MARK: publish
 
-    /// Records the identity (device, inode, size) of the file about to be renamed onto the output.
-    func recordPublishing(_ task: String, identity: String) throws(VSliceError) {
-        try write { db in
-            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [identity, task + "_publish"])
+    /// Publishes the merged part file as the holder: records its identity (device, inode, size, mtime) and
+    /// renames it onto the output inside one transaction that checks the lease, so a holder that lost the task
+    /// can never publish, and a crash right after the rename can still tell the output is ours.
+    func publish(_ task: String, part: String, to output: String, replace: Bool) throws(VSliceError) {
+        try writeAsHolder(task) { db in
+            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", task + "_publish"])
+            try FileOps.publish(part, to: output, replace: replace)
         }
     }
 
@@ -252,7 +417,7 @@ extension JobStore {
     }
 
     func markEventDone(_ task: String, _ node: String) throws(VSliceError) {
-        try write { db in
+        try writeAsHolder(task) { db in
             try db.execute(sql: "UPDATE event SET status = 'done', updated_at = ? WHERE id = ?", arguments: [now(), task + "_" + node])
         }
     }
@@ -267,7 +432,7 @@ extension JobStore {
     func beginEvent(_ task: String, _ node: String, segment: String? = nil) throws(VSliceError) -> String {
         let eventId = task + "_" + node
         let traceId = UUID().uuidString.lowercased()
-        try write { db in
+        try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
                 INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'running', 0, ?, ?)
@@ -292,12 +457,23 @@ extension JobStore {
         var bytes: Int64? = nil
     }
 
-    /// Closes a trace and, in the same transaction, marks the node (or segment) done or failed.
+    /// A file finished under a temporary name, moved to its final name by the commit that records it.
+    struct Seal {
+        var from: String
+        var to: String
+    }
+
+    /// Closes a trace and, in the same transaction, marks the node (or segment) done or failed. With `seal`,
+    /// the step's file is renamed into place inside that transaction (after the lease check): a holder that
+    /// lost the task never replaces a file the new holder recorded.
     func endStep(trace: String, task: String, node: String, segment: SegmentDone? = nil, figures: TraceFigures,
-                 error: String?, detail: String? = nil) throws(VSliceError) {
+                 error: String?, detail: String? = nil, seal: Seal? = nil) throws(VSliceError) {
         let status = error == nil ? "done" : "failed"
-        try write { db in
+        try writeAsHolder(task) { db in
             let t = now()
+            if let seal, rename(seal.from, seal.to) != 0 {
+                throw VSliceError(.processing, "seal", path: seal.to, reason: String(cString: strerror(errno)))
+            }
             try db.execute(sql: """
                 UPDATE trace SET status = ?, ended_at = ?, wall_seconds = ?, cpu_seconds = ?, frames_in = ?, frames_out = ?,
                                  bytes = ?, error = ? WHERE id = ?
@@ -311,6 +487,7 @@ extension JobStore {
                                arguments: [status, error, detail, t, task + "_" + node])
             }
         }
+        if let seal { FileOps.fsyncDirectory((seal.to as NSString).deletingLastPathComponent) }
     }
 
     struct SegmentDone {
@@ -323,7 +500,7 @@ extension JobStore {
     /// Creates the encode event's segment rows for a plan (once).
     func ensureSegments(task: String, plan: Plan, files: [String]) throws(VSliceError) {
         let eventId = task + "_encode"
-        try write { db in
+        try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
                 INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, 'encode', 'running', 0, ?, ?)
@@ -338,7 +515,7 @@ extension JobStore {
         }
     }
 
-    func resetSegment(_ id: String) throws(VSliceError) {
-        try write { db in try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE id = ?", arguments: [now(), id]) }
+    func resetSegment(_ task: String, _ id: String) throws(VSliceError) {
+        try writeAsHolder(task) { db in try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE id = ?", arguments: [now(), id]) }
     }
 }

@@ -29,7 +29,6 @@ class CodecContext {
         avcodec_free_context(&p)
     }
 
-    var codecName: String { String(cString: ctx.pointee.codec.pointee.name) }
 }
 
 /// A decoder for one input stream.

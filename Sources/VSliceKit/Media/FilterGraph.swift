@@ -21,7 +21,7 @@ final class VideoFilterGraph {
     ///   - description: the user's filter graph (`--vf`), or nil for none.
     ///   - outputFormats: pixel formats the encoder accepts (`format` filter at the end), empty for any.
     convenience init(description: String?, decoder: UnsafeMutablePointer<AVCodecContext>, timeBase: AVRational,
-                     frameRate: AVRational, outputFormats: [AVPixelFormat], path: String) throws(VSliceError) {
+                     frameRate: AVRational = AVRational(num: 0, den: 1), outputFormats: [AVPixelFormat], path: String) throws(VSliceError) {
         let d = decoder.pointee
         try self.init(description: description, width: d.width, height: d.height, pixelFormat: d.pix_fmt,
                       sampleAspect: d.sample_aspect_ratio, timeBase: timeBase, frameRate: frameRate,

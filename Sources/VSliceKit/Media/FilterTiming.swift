@@ -42,7 +42,7 @@ public struct FilterTiming: Codable, Sendable, Equatable {
         let fmt = AVPixelFormat(rawValue: par.format)
         let tb = st.pointee.time_base
         let start = input.ctx.pointee.start_time
-        let offset = start == AV_NOPTS ? 0 : av_rescale_q(start, vs_time_base_q(), tb)
+        let offset = start == AV_NOPTS ? 0 : av_rescale_q(start, AVRational(num: 1, den: 1_000_000), tb)
         func usage(_ why: String) -> VSliceError {
             VSliceError(.usage, "check --vf '\(description)'", reason: "cannot be cut into segments: " + why)
         }

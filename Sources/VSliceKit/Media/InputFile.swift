@@ -18,10 +18,21 @@ final class InputFile {
     /// Its interrupt callback's state: abandon switch and I/O deadline (kept alive as long as `ctx`).
     let watch: WorkWatch
 
-    init(path: String, watch: WorkWatch = WorkWatch()) throws(VSliceError) {
+    /// With `expect`, the file is opened only if it is still that file (same device, inode, size, mtime), and
+    /// FFmpeg reads the very file descriptor that was checked (through /proc/self/fd), so a file swapped in
+    /// under the same name between the check and the open is never read.
+    init(path: String, watch: WorkWatch = WorkWatch(), expect: FileIdentity? = nil) throws(VSliceError) {
         self.path = path
         self.watch = watch
         try InputFile.checkReadable(path)
+        var checkedFd: Int32 = -1
+        defer { if checkedFd >= 0 { close(checkedFd) } }
+        if let expect {
+            checkedFd = open(path, O_RDONLY | O_CLOEXEC)
+            guard checkedFd >= 0, FileIdentity.of(fd: checkedFd) == expect else { throw FileIdentity.changed(path) }
+            // Without /proc the path is opened, just after the check.
+            if !FileManager.default.fileExists(atPath: "/proc/self/fd/\(checkedFd)") { close(checkedFd); checkedFd = -1 }
+        }
         guard let allocated = avformat_alloc_context() else {
             throw VSliceError(.processing, "open input", path: path, reason: "out of memory")
         }
@@ -33,7 +44,7 @@ final class InputFile {
         av_dict_set(&opts, "analyzeduration", String(InputLimits.analyzeDurationMicroseconds), 0)
         defer { av_dict_free(&opts) }
         var maybe: UnsafeMutablePointer<AVFormatContext>? = allocated
-        let url = "file:" + URL(fileURLWithPath: path).standardizedFileURL.path
+        let url = "file:" + (checkedFd >= 0 ? "/proc/self/fd/\(checkedFd)" : URL(fileURLWithPath: path).standardizedFileURL.path)
         let ret = watch.io { avformat_open_input(&maybe, url, nil, &opts) }
         // On failure avformat_open_input frees the context and nulls the pointer.
         guard ret >= 0, let opened = maybe else {

@@ -20,8 +20,9 @@ final class OutputFile {
         av_dict_set(&opts, "protocol_whitelist", "file", 0)
         defer { av_dict_free(&opts) }
         let ret = avio_open2(&ctx.pointee.pb, url, AVIO_FLAG_WRITE, &ctx.pointee.interrupt_callback, &opts)
+        // Every stored property is set: a throw from here runs deinit, which frees the context (freeing it
+        // here as well was a double free).
         if ret < 0 {
-            avformat_free_context(ctx)
             throw VSliceError(.processing, "open output", path: path, reason: ffErrorString(ret), code: ret)
         }
     }
@@ -139,6 +140,27 @@ enum FileOps {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return "\(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+    }
+
+    /// "size:adler32" of a file's whole content, or nil when it cannot be read: tells a merged file from one
+    /// damaged after it was written.
+    static func signature(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var sum: UInt32 = 1
+        var size: Int64 = 0
+        let chunk = 1 << 20
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer, chunk)
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            sum = av_adler32_update(sum, buffer, n)
+            size += Int64(n)
+        }
+        return "\(size):\(String(sum, radix: 16))"
     }
 
     static func fsyncDirectory(_ dir: String) {

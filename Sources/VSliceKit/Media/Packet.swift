@@ -16,6 +16,16 @@ final class Packet {
 
     func unref() { av_packet_unref(ptr) }
 
+    /// Drops the packet's data and gives it a new, zero-padded payload of `size` bytes, filled by `fill`.
+    func setPayload(size: Int, path: String, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(VSliceError) {
+        av_packet_unref(ptr)
+        try ffCheck(av_new_packet(ptr, Int32(size)), "allocate packet", path: path)
+        if size > 0 { fill(UnsafeMutableRawBufferPointer(start: ptr.pointee.data, count: size)) }
+    }
+
+    /// The packet's flags (AV_PKT_FLAG_*), as stored in a packet file.
+    var flags: Int32 { get { ptr.pointee.flags } set { ptr.pointee.flags = newValue } }
+
     var streamIndex: Int { Int(ptr.pointee.stream_index) }
     var pts: Int64 { get { ptr.pointee.pts } set { ptr.pointee.pts = newValue } }
     var dts: Int64 { get { ptr.pointee.dts } set { ptr.pointee.dts = newValue } }
@@ -45,6 +55,10 @@ final class Frame {
     var pts: Int64 { get { ptr.pointee.pts } set { ptr.pointee.pts = newValue } }
     /// The decoder's best guess at the presentation time (the frame's `pts`, else guessed).
     var bestEffortTimestamp: Int64 { ptr.pointee.best_effort_timestamp }
+    /// A value of the frame's metadata (set by filters such as scdet), or nil.
+    func metadata(_ key: String) -> String? {
+        av_dict_get(ptr.pointee.metadata, key, nil, 0).map { String(cString: $0.pointee.value) }
+    }
     var sampleCount: Int { Int(ptr.pointee.nb_samples) }
     /// The decoder met damaged data in this frame (and concealed it).
     var isCorrupt: Bool { ptr.pointee.flags & AV_FRAME_FLAG_CORRUPT != 0 || ptr.pointee.decode_error_flags != 0 }

@@ -165,17 +165,13 @@ final class PacketFileReader {
         guard start + Int(size) <= data.count else {
             throw VSliceError(.processing, "read segment", path: path, reason: "packet runs past the end")
         }
-        packet.unref()
-        try ffCheck(av_new_packet(packet.ptr, Int32(size)), "allocate packet", path: path)
-        if size > 0 {
-            data.withUnsafeBytes { raw in
-                packet.ptr.pointee.data.update(from: raw.bindMemory(to: UInt8.self).baseAddress! + start, count: Int(size))
-            }
+        try packet.setPayload(size: Int(size), path: path) { dst in
+            data.withUnsafeBytes { raw in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[start..<(start + Int(size))])) }
         }
         packet.pts = Int64(bitPattern: pts)
         packet.dts = Int64(bitPattern: dts)
         packet.duration = Int64(bitPattern: dur)
-        packet.ptr.pointee.flags = Int32(bitPattern: flags)
+        packet.flags = Int32(bitPattern: flags)
         offset = start + Int(size)
         return true
     }

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import VSliceKit
+
+/// The ledger's task lifecycle in one process: two `JobStore` instances stand for two processes (each holds its
+/// own lease tokens), so takeovers and lost leases are tested without starting anything.
+@Suite("ledger: claim, lease, takeover, prefixes")
+struct LedgerTests {
+    let dir: String
+    var db: String { dir + "/ledger.db" }
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-ledger-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    func request(crf: Double? = nil) -> JobStore.ClaimRequest {
+        var settings = TranscodeSettings()
+        settings.crf = crf
+        return .init(input: "/in.mp4", output: dir + "/out.mp4", fingerprint: "1:2:3",
+                     request: TranscodeRequest(input: "/in.mp4", output: dir + "/out.mp4", settings: settings),
+                     taskId: nil, fresh: false)
+    }
+
+    @Test("a second claim while the first holder is live is refused; the same claim after it finished resumes nothing")
+    func claimIsExclusive() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try JobStore(path: db), b = try JobStore(path: db)
+        let first = try a.claim(request())
+        #expect(!first.resumed)
+        #expect(throws: VSliceError.self) { try b.claim(request()) }
+        #expect(try a.tasks().count == 1)
+        try a.finishTask(first.task.id, status: "done")
+        let next = try b.claim(request())
+        #expect(!next.resumed && next.task.id != first.task.id)
+    }
+
+    @Test("a stale holder is taken over; its writes are then refused, and its running trace abandoned")
+    func takeoverAndLostLease() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try JobStore(path: db), b = try JobStore(path: db)
+        let task = try a.claim(request()).task
+        let trace = try a.beginEvent(task.id, "probe")
+        // a stops answering: its heartbeat is older than the stale limit.
+        try a.write { db in try db.execute(sql: "UPDATE task SET lease_heartbeat = 0 WHERE id = ?", arguments: [task.id]) }
+        let taken = try b.claim(request())
+        #expect(taken.resumed && taken.task.id == task.id)
+        #expect(try b.traces(task: task.id).first { $0.id == trace }?.status == "abandoned")
+        #expect(a.heartbeat(task.id) == .lost)
+        #expect(!a.holdsLease(task.id))
+        do {
+            try a.endStep(trace: trace, task: task.id, node: "probe", figures: .init(wall: 0, cpu: 0), error: nil)
+            Issue.record("a holder that lost its lease wrote")
+        } catch {
+            #expect(error.kind == .resumeRefused)
+        }
+        do {
+            try a.finishTask(task.id, status: "failed", error: "x")
+            Issue.record("a holder that lost its lease ended the task")
+        } catch {
+            #expect(error.kind == .resumeRefused)
+        }
+        #expect(try b.status(of: task.id) == "running")
+        #expect(b.heartbeat(task.id) == .held)
+        try b.finishTask(task.id, status: "done")
+        #expect(try b.events(task: task.id).allSatisfy { $0.status == "done" })
+    }
+
+    @Test("changed settings: replaced quietly without finished work, refused (saying how much) with it")
+    func changedSettings() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try JobStore(path: db)
+        let first = try a.claim(request()).task
+        try a.finishTask(first.id, status: "failed", error: "encoder option")
+        let replaced = try a.claim(request(crf: 30))
+        #expect(!replaced.resumed && replaced.discarded.map(\.id) == [first.id])
+        #expect(try a.status(of: first.id) == "cancelled")
+
+        let plan = Plan(index: VideoIndex(streamIndex: 0, timeBase: Ratio(num: 1, den: 25), pts: Array(0..<50),
+                                          keyframeIndices: [0, 25], openGop: false, endTime: 2,
+                                          dtsStrictlyIncreasing: true, lastFrameDuration: 1),
+                        settings: { var s = TranscodeSettings(); s.minSplitSeconds = 0; s.segmentSeconds = 1; return s }())
+        let task = replaced.task
+        try a.ensureSegments(task: task.id, plan: plan, files: ["/a", "/b"])
+        let trace = try a.beginEvent(task.id, "encode", segment: task.id + "_encode_0")
+        try a.endStep(trace: trace, task: task.id, node: "encode", segment: .init(id: task.id + "_encode_0", frames: 25, size: 1, checksum: 1),
+                      figures: .init(wall: 0, cpu: 0), error: nil)
+        try a.finishTask(task.id, status: "interrupted")
+        do {
+            _ = try a.claim(request(crf: 20))
+            Issue.record("work was discarded without --fresh")
+        } catch {
+            #expect(error.kind == .resumeRefused)
+            #expect(error.reason.contains("1 of 2 segments"))
+        }
+        var fresh = request(crf: 20)
+        fresh.fresh = true
+        #expect(try a.claim(fresh).discarded.map(\.id) == [task.id])
+    }
+
+    @Test("an ID prefix names one task or is refused, listing the matches")
+    func prefixes() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try JobStore(path: db)
+        var ids: [String] = []
+        for i in 0..<17 {
+            var r = request()
+            r.output = dir + "/out\(i).mp4"
+            let t = try a.claim(r).task
+            ids.append(t.id)
+        }
+        let first = try #require(Dictionary(grouping: ids, by: { $0.prefix(1) }).first { $0.value.count > 1 })
+        #expect(throws: VSliceError.self) { try a.task(String(first.key)) }
+        #expect(try a.task(ids[3])?.id == ids[3])
+        #expect(try a.task(String(ids[3].prefix(12)))?.id == ids[3])
+        #expect(try a.task("zz") == nil)
+        #expect(try a.task("%") == nil)
+    }
+
+    @Test("a damaged job store is one error line saying what to do, without waiting")
+    func damagedStore() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: db))
+        let t0 = Date()
+        do {
+            _ = try JobStore(path: db)
+            Issue.record("opened a damaged store")
+        } catch {
+            #expect(!error.description.contains("\n"))
+            #expect(error.reason.contains("damaged"))
+        }
+        #expect(Date().timeIntervalSince(t0) < 2)
+    }
+}
