@@ -128,7 +128,9 @@ struct SegmentEncoder {
                         waiting.append(copy)
                         try release(final: false)
                     } else if encoded.pts >= segment.startPts && encoded.pts <= segment.endPts {
-                        // Encoders with delay leave durations unset; the muxer needs at least the last one.
+                        // Encoders with delay leave durations unset; the muxer needs at least the last one: the
+                        // interval to the next source frame, for the source's last frame its stated duration or
+                        // the median interval (see Probe.indexStreams, where it is read, and why).
                         encoded.duration = index.duration(ofFrameAt: encoded.pts)
                         try keep(encoded)
                     }

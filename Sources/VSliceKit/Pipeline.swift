@@ -559,7 +559,7 @@ public struct Transcoder: Sendable {
 
     /// The first time (video time base) a filtered output keeps: the output's timeline starts at the source's
     /// earliest stream, and what a filter times before that (a rate change rounding down) is dropped.
-    static func filteredStart(_ probe: Probe) -> Int64 {
+    public static func filteredStart(_ probe: Probe) -> Int64 {
         let v = probe.video!
         let b = timelineBase(probe)
         return av_rescale_q_rnd(b.ticks, b.timeBase.av, v.timeBase.av, AV_ROUND_UP)
