@@ -358,8 +358,10 @@ public struct Transcoder: Sendable {
                             packets += r.packets
                             bytes += r.bytes
                         }
-                        packets += try AudioCopier(source: input, streams: copied.map(\.stream), outputs: copied.map(\.path)).run()
-                        try SubtitleExtractor(source: input, tracks: streamPlan.subtitles, outputs: subtitleNames.map(inTmp)).run()
+                        packets += try AudioCopier(source: input, streams: copied.map(\.stream), outputs: copied.map(\.path),
+                                                   expect: identity).run()
+                        try SubtitleExtractor(source: input, tracks: streamPlan.subtitles, outputs: subtitleNames.map(inTmp),
+                                              expect: identity).run()
                         try store.endStep(trace: trace, task: taskId, node: "audio",
                                           figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
                                                          framesOut: packets, bytes: bytes), error: nil,

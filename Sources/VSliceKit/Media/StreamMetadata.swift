@@ -185,10 +185,12 @@ struct SubtitleExtractor {
     var tracks: [StreamPlan.Subtitle]
     /// Packet file per track, same order.
     var outputs: [String]
+    /// The input's identity when the task started: a replaced or modified input is refused.
+    var expect: FileIdentity? = nil
 
     func run() throws(VSliceError) {
         guard !tracks.isEmpty else { return }
-        let input = try InputFile(path: source)
+        let input = try InputFile(path: source, expect: expect)
         for i in 0..<input.streamCount where !tracks.contains(where: { $0.stream == i }) {
             input.stream(i).pointee.discard = AVDISCARD_ALL
         }
@@ -282,10 +284,12 @@ struct AudioCopier {
     var source: String
     var streams: [Int]
     var outputs: [String]
+    /// The input's identity when the task started: a replaced or modified input is refused.
+    var expect: FileIdentity? = nil
 
     func run() throws(VSliceError) -> Int {
         guard !streams.isEmpty else { return 0 }
-        let input = try InputFile(path: source)
+        let input = try InputFile(path: source, expect: expect)
         for i in 0..<input.streamCount where !streams.contains(i) { input.stream(i).pointee.discard = AVDISCARD_ALL }
         var writers: [Int: PacketFileWriter] = [:]
         for (k, s) in streams.enumerated() {
