@@ -24,6 +24,8 @@ struct SegmentEncoder {
     var progress: @Sendable (Int) -> Void = { _ in }
     /// Its stop switch and I/O deadline; progress is reported to it for the stall watchdog.
     var watch = WorkWatch()
+    /// The source's HDR10 static metadata, handed to encoders that write it (x265, SVT-AV1).
+    var hdr: HDRMetadata? = nil
     /// The input's identity when the task started: a replaced or modified input is refused (exit 3).
     var expect: FileIdentity? = nil
 
@@ -47,6 +49,7 @@ struct SegmentEncoder {
         var graph: VideoFilterGraph? = nil
         if settings.videoFilter != nil || needsConversion {
             graph = try VideoFilterGraph(description: settings.videoFilter, decoder: decoder.ctx, timeBase: streamTB,
+                                         frameRate: av_guess_frame_rate(input.ctx, st, nil),
                                          outputFormats: needsConversion ? supported : [], path: source)
         }
         try configure(encoder, decoder: decoder, graph: graph, stream: st)
@@ -55,19 +58,58 @@ struct SegmentEncoder {
         var state = State()
         let readPacket = Packet(), decoded = Frame(), filtered = Frame(), encoded = Packet()
         let graphTB = graph?.timeBase ?? streamTB
+        // A filtered segment is cut by time: only the graph's output frames in its interval are encoded.
+        let cut = graph != nil && settings.videoFilter != nil ? segment.cut : nil
+        let offset = cut?.graphOffset ?? 0
+        /// Time-cut mode: every output frame time of the graph (kept or not, ascending), and packets waiting
+        /// for the next frame's time, which is their duration's end.
+        var outputTimes: [Int64] = []
+        var waiting: [Packet] = []
+
+        func keep(_ packet: Packet) throws(VSliceError) {
+            try writer.write(packet)
+            state.kept += 1
+            if state.kept == 5 {
+                Fault.hit("segment-encode")
+                Fault.stall("segment-stall", watch)
+            }
+        }
+        /// Writes the waiting packets whose next frame time is known (all of them at the end).
+        func release(final: Bool) throws(VSliceError) {
+            while let p = waiting.first {
+                var lo = 0, hi = outputTimes.count
+                while lo < hi { let mid = (lo + hi) / 2; if outputTimes[mid] <= p.pts { lo = mid + 1 } else { hi = mid } }
+                if lo == outputTimes.count && !final { return }
+                p.duration = lo < outputTimes.count ? outputTimes[lo] - p.pts : cut!.lastFrameDuration
+                try keep(p)
+                waiting.removeFirst()
+            }
+        }
 
         func encode(_ frame: Frame?) throws(VSliceError) {
             if let frame {
                 if graphTB.num != streamTB.num || graphTB.den != streamTB.den {
                     frame.pts = av_rescale_q(frame.pts, graphTB, streamTB)
                 }
+                frame.pts += offset
                 let ts = frame.pts
-                // A clean cut: an IDR at the first kept frame and at the first trailing buffer frame, so that
-                // no kept packet references a dropped one.
-                let forceKey = ts == segment.startPts || (ts > segment.endPts && !state.sentTrailingKey)
-                if ts > segment.endPts { state.sentTrailingKey = true }
-                frame.ptr.pointee.pict_type = forceKey ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
-                state.processed += 1
+                if let cut {
+                    if let last = outputTimes.last, ts <= last {
+                        throw VSliceError(.processing, "filter segment \(segment.index)", path: source,
+                                          reason: "the filter graph put out timestamps out of order (\(ts) after \(last))")
+                    }
+                    outputTimes.append(ts)
+                    if let f = cut.keepFromPts, ts < f { return }
+                    if let u = cut.keepUntilPts, ts >= u { return }
+                    frame.ptr.pointee.pict_type = AV_PICTURE_TYPE_NONE
+                } else {
+                    // A clean cut: an IDR at the first kept frame and at the first trailing buffer frame, so that
+                    // no kept packet references a dropped one.
+                    let forceKey = ts == segment.startPts || (ts > segment.endPts && !state.sentTrailingKey)
+                    if ts > segment.endPts { state.sentTrailingKey = true }
+                    frame.ptr.pointee.pict_type = forceKey ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
+                    state.processed += 1
+                }
             }
             var sent = false
             while !sent {
@@ -79,17 +121,39 @@ struct SegmentEncoder {
                     // Checked per packet: while the encoder is flushed (its lookahead can hold most of a short
                     // segment's work) an abort must not wait for the flush; the encoder is dropped instead.
                     try watch.check("encode segment \(segment.index)", path: source)
-                    if encoded.pts >= segment.startPts && encoded.pts <= segment.endPts {
-                        // Encoders with delay leave durations unset; the muxer needs at least the last one.
+                    if cut != nil {
+                        // Its duration: until the graph's next output frame (known once that has come out).
+                        let copy = Packet()
+                        try ffCheck(av_packet_ref(copy.ptr, encoded.ptr), "copy packet", path: outputPath)
+                        waiting.append(copy)
+                        try release(final: false)
+                    } else if encoded.pts >= segment.startPts && encoded.pts <= segment.endPts {
+                        // Encoders with delay leave durations unset; the muxer needs at least the last one: the
+                        // interval to the next source frame, for the source's last frame its stated duration or
+                        // the median interval (see Probe.indexStreams, where it is read, and why).
                         encoded.duration = index.duration(ofFrameAt: encoded.pts)
-                        try writer.write(encoded)
-                        state.kept += 1
-                        if state.kept == 5 {
-                            Fault.hit("segment-encode")
-                            Fault.stall("segment-stall", watch)
-                        }
+                        try keep(encoded)
                     }
                 }
+            }
+        }
+
+        var primed = false
+        /// A graph that counts frames first gets one blank frame per source frame before the segment's first,
+        /// timed just before it, so its count at each real frame is the source's frame number.
+        func prime(like frame: Frame) throws(VSliceError) {
+            primed = true
+            guard let cut, cut.primeFrames > 0, let graph else { return }
+            let blank = Frame()
+            blank.ptr.pointee.width = frame.ptr.pointee.width
+            blank.ptr.pointee.height = frame.ptr.pointee.height
+            blank.ptr.pointee.format = frame.ptr.pointee.format
+            blank.ptr.pointee.sample_aspect_ratio = frame.ptr.pointee.sample_aspect_ratio
+            try ffCheck(av_frame_get_buffer(blank.ptr, 0), "allocate frame", path: source)
+            for k in 0..<cut.primeFrames {
+                blank.pts = frame.pts - offset - Int64(cut.primeFrames - k)
+                try graph.push(blank)
+                while try graph.pull(filtered) == .ok { try encode(filtered) }
             }
         }
 
@@ -108,7 +172,12 @@ struct SegmentEncoder {
             frame.pts = ts
             if ts >= segment.startPts && ts <= segment.endPts { progress(1) }
             if let graph {
+                if !primed { try prime(like: frame) }
+                if cut != nil { state.processed += 1 }
+                frame.pts = ts - offset
                 try graph.push(frame)
+                frame.pts = ts
+                state.lastPushed = ts
                 while try graph.pull(filtered) == .ok { try encode(filtered) }
             } else {
                 try encode(frame)
@@ -145,12 +214,22 @@ struct SegmentEncoder {
             try drainDecoder()
         }
         if let graph {
-            try graph.push(nil)
+            // The last frame pushed lasts until the next source frame (the source's end after its last).
+            if let last = state.lastPushed { try graph.close(at: last + index.duration(ofFrameAt: last) - offset) } else { try graph.push(nil) }
             while try graph.pull(filtered) == .ok { try encode(filtered) }
         }
         try encode(nil)
+        if cut != nil { try release(final: true) }
 
-        guard state.processed == segment.processedCount, state.kept == segment.frameCount else {
+        if let cut {
+            if let expected = cut.expectedFrames, state.kept != expected {
+                try? FileManager.default.removeItem(atPath: outputPath)
+                var e = VSliceError(.processing, "encode segment \(segment.index)", path: source,
+                                    reason: "the filter gave \(state.kept) frames in the segment's interval, its measured timing \(expected)")
+                e.deterministic = true
+                throw e
+            }
+        } else if state.processed != segment.processedCount || state.kept != segment.frameCount {
             try? FileManager.default.removeItem(atPath: outputPath)
             throw VSliceError(.processing, "encode segment \(segment.index)", path: source,
                               reason: "expected \(segment.frameCount) frames (\(segment.processedCount) with buffers), "
@@ -165,6 +244,7 @@ struct SegmentEncoder {
         var decoded = 0, processed = 0, kept = 0
         var done = false
         var sentTrailingKey = false
+        var lastPushed: Int64? = nil
     }
 
     /// Seeks so that the next packet decoded is a keyframe at or before `target`, and returns that packet.
@@ -214,6 +294,7 @@ struct SegmentEncoder {
         c.pointee.time_base = stream.pointee.time_base
         let avg = stream.pointee.avg_frame_rate
         c.pointee.framerate = avg.num > 0 && avg.den > 0 ? avg : stream.pointee.r_frame_rate
+        if let rate = graph?.frameRate, rate.num > 0, rate.den > 0, settings.videoFilter != nil { c.pointee.framerate = rate }
         c.pointee.color_range = d.color_range
         c.pointee.color_primaries = d.color_primaries
         c.pointee.color_trc = d.color_trc
@@ -223,6 +304,19 @@ struct SegmentEncoder {
         c.pointee.thread_count = Int32(settings.threadsPerJob)
         c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         if let b = settings.videoBitrate { c.pointee.bit_rate = b }
-        try encoder.open(options: settings.videoEncoderOptions)
+        // Every option the encoder check opened it with, plus the source's HDR10 metadata for x265 and SVT-AV1,
+        // added to the user's own parameters.
+        var options = settings.videoEncoderOptions
+        func addParams(_ key: String, _ items: [String]) {
+            guard !items.isEmpty else { return }
+            if let i = options.firstIndex(where: { $0.0 == key }) {
+                options[i].1 += (options[i].1.isEmpty ? "" : ":") + items.joined(separator: ":")
+            } else {
+                options.append((key, items.joined(separator: ":")))
+            }
+        }
+        if settings.videoCodec == "libx265" { addParams("x265-params", hdr?.x265Params ?? []) }
+        if settings.videoCodec == "libsvtav1" { addParams("svtav1-params", hdr?.svtParams ?? []) }
+        try encoder.open(options: options)
     }
 }

@@ -24,6 +24,9 @@ public struct VSliceError: Error, CustomStringConvertible, Sendable {
     public var reason: String
     /// FFmpeg's error code, when the failure came from FFmpeg.
     public var code: Int32?
+    /// The same work would fail the same way again (a filter or encoder that rejects its input, a filtered
+    /// segment with the wrong frame count): not worth a retry.
+    public var deterministic = false
 
     public init(_ kind: Kind, _ operation: String, path: String? = nil, reason: String, code: Int32? = nil) {
         self.kind = kind
@@ -53,6 +56,17 @@ extension VSliceError.Kind {
         case .resumeRefused: 5
         case .interrupted: 130
         }
+    }
+}
+
+extension VSliceError {
+    /// This error, marked deterministic unless its FFmpeg code is one that may pass (out of memory, disk
+    /// full, I/O error, interrupted): a filter or encoder that rejects its input rejects it every time.
+    func deterministicUnlessTransient() -> VSliceError {
+        var e = self
+        let transient = [ENOMEM, ENOSPC, EDQUOT, EIO, EINTR, EAGAIN].map { vs_averror($0) } + [vs_averror_exit()]
+        if kind == .processing, let code, !transient.contains(code) { e.deterministic = true }
+        return e
     }
 }
 

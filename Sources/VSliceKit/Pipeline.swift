@@ -174,6 +174,7 @@ public struct Transcoder: Sendable {
         let probe: Probe
         let identity: FileIdentity
         let format: String
+        let extras: SourceExtras
         do throws(VSliceError) {
             // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
             let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
@@ -186,9 +187,23 @@ public struct Transcoder: Sendable {
             guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
             identity = id
             probe = try Probe(path: input, expect: identity)
+            // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
+            var filterTiming: FilterTiming? = nil
             if let vf = settings.videoFilter, let v = probe.video {
                 try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
+                filterTiming = try FilterTiming.measure(vf, source: input, index: v)
             }
+            // What the output carries of the other streams, decided before any work; what it cannot is named.
+            let layout = try SourceLayout(path: input)
+            let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
+            if !streamPlan.dropped.isEmpty {
+                logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
+            }
+            if !streamPlan.reencodedInsteadOfCopy.isEmpty {
+                logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
+            }
+            let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
+            extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
             let fingerprint = try Fingerprint.of(input)
             guard FileIdentity.of(input) == identity else { throw FileIdentity.changed(input) }
             claim = try store.claim(.init(input: input, output: out, fingerprint: fingerprint, request: request,
@@ -214,7 +229,7 @@ public struct Transcoder: Sendable {
         let context = RunContext(task: task, store: store, probe: probe, identity: identity, input: input, out: out,
                                  format: format, options: options, watchdog: watchdog, published: published, started: started)
         do {
-            let report = try execute(context)
+            let report = try execute(context, extras: extras)
             // Detached: the segments run under the scheduler; the task stays running, with no process holding it.
             if report.detached { try store.releaseDetached(task.id) } else { try store.finishTask(task.id, status: "done") }
             return report
@@ -275,7 +290,8 @@ public struct Transcoder: Sendable {
         var started: Double
     }
 
-    private func execute(_ run: RunContext) throws(VSliceError) -> TranscodeReport {
+    private func execute(_ run: RunContext, extras: SourceExtras) throws(VSliceError) -> TranscodeReport {
+        let filterTiming = extras.filterTiming
         let (task, store, probe, input, out, format, watchdog) = (run.task, run.store, run.probe, run.input, run.out, run.format, run.watchdog)
         let published = run.published
         let settings = request.settings
@@ -299,15 +315,18 @@ public struct Transcoder: Sendable {
             plan = stored
         } else {
             plan = try step(store, task.id, "plan", detail: { (p: Plan) in (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) } }) {
-                () throws(VSliceError) in try Plan.make(source: input, index: index, settings: settings, expect: run.identity)
+                () throws(VSliceError) in try Plan.make(source: input, index: index, settings: settings, expect: run.identity,
+                                                         filter: filterTiming, from: Transcoder.filteredStart(probe))
             }
         }
         try store.setFrames(task.id, plan.frameCount)
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
         try store.ensureSegments(task: task.id, plan: plan, files: segmentPaths)
         // What `vslice segment` workers need, for any executor; and what workers have reported since the last run.
-        try WorkOrder(task: task.id, input: input, fingerprint: task.inputFingerprint, settings: settings, plan: plan,
-                      index: index, stallTimeout: run.options.stallTimeout).write(workDir: work)
+        var order = WorkOrder(task: task.id, input: input, fingerprint: task.inputFingerprint, settings: settings, plan: plan,
+                              index: index, stallTimeout: run.options.stallTimeout)
+        order.hdr = extras.hdr
+        try order.write(workDir: work)
         try store.ingestTraceRecords(task: task.id, workDir: work)
 
         // Which segments are really done: recorded done, and the file is there, sealed, of the recorded size.
@@ -323,25 +342,51 @@ public struct Transcoder: Sendable {
         onEvent(.alreadyDone(segments: done.count))
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
 
-        // audio, beside the video branch
-        let audioPath = (work as NSString).appendingPathComponent("audio.vseg")
+        // audio (each kept track re-encoded once, or copied) and subtitles, beside the video branch; their
+        // packet files are written into a folder of their own, renamed into place by the commit that records them
+        let streamPlan = extras.streams
+        let tracksDir = (work as NSString).appendingPathComponent("tracks")
+        let audioNames = streamPlan.audio.map { "audio-\($0.ordinal).vseg" }
+        let subtitleNames = streamPlan.subtitles.map { "subtitle-\($0.ordinal).vseg" }
+        let trackPaths = (audioNames + subtitleNames).map { (tracksDir as NSString).appendingPathComponent($0) }
         var audioJob: WorkerPool.Joinable? = nil
-        if let aIndex = probe.report.audioStream {
-            let audioDone = try store.eventDone(task.id, "audio") != nil && (try? PacketFileReader(path: audioPath)) != nil
+        if !trackPaths.isEmpty {
+            let audioDone = try store.eventDone(task.id, "audio") != nil
+                && trackPaths.allSatisfy { (try? PacketFileReader(path: $0)) != nil }
             if !audioDone {
+                try? FileManager.default.removeItem(atPath: tracksDir)
                 let onEvent = self.onEvent
                 let taskId = task.id
+                let identity = run.identity
                 audioJob = WorkerPool.spawn { () throws(VSliceError) in
                     let trace = try store.beginEvent(taskId, "audio")
-                    let tmp = audioPath + ".\(trace.prefix(8)).tmp"
-                    let job = AudioEncoder(source: input, audioStream: aIndex, settings: settings, outputPath: tmp, expect: run.identity)
+                    let tmp = tracksDir + ".\(trace.prefix(8)).tmp"
+                    func inTmp(_ name: String) -> String { (tmp as NSString).appendingPathComponent(name) }
                     let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                     do throws(VSliceError) {
-                        let r = try job.run()
+                        do {
+                            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+                        } catch {
+                            throw VSliceError(.processing, "create folder", path: tmp, reason: error.localizedDescription)
+                        }
+                        var packets = 0
+                        var bytes: Int64 = 0
+                        var copied: [(stream: Int, path: String)] = []
+                        for (track, name) in zip(streamPlan.audio, audioNames) {
+                            if track.copy { copied.append((track.stream, inTmp(name))); continue }
+                            let r = try AudioEncoder(source: input, audioStream: track.stream, settings: settings,
+                                                     outputPath: inTmp(name), expect: identity).run()
+                            packets += r.packets
+                            bytes += r.bytes
+                        }
+                        packets += try AudioCopier(source: input, streams: copied.map(\.stream), outputs: copied.map(\.path),
+                                                   expect: identity).run()
+                        try SubtitleExtractor(source: input, tracks: streamPlan.subtitles, outputs: subtitleNames.map(inTmp),
+                                              expect: identity).run()
                         try store.endStep(trace: trace, task: taskId, node: "audio",
                                           figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                                         framesOut: r.packets, bytes: r.bytes), error: nil,
-                                          seal: .init(from: tmp, to: audioPath))
+                                                         framesOut: packets, bytes: bytes), error: nil,
+                                          seal: .init(from: tmp, to: tracksDir))
                     } catch {
                         try? FileManager.default.removeItem(atPath: tmp)
                         try? store.endStep(trace: trace, task: taskId, node: "audio",
@@ -362,12 +407,17 @@ public struct Transcoder: Sendable {
         for s in plan.segments where done.contains(s.index) { kept.withLock { $0[s.index] = s.frameCount } }
         let job = EncodeJob(task: task, store: store, input: input, identity: run.identity, index: index, plan: plan,
                             segmentPaths: segmentPaths, todo: todo, settings: settings, options: run.options, watchdog: watchdog,
-                            onEvent: onEvent, logger: logger, kept: { i, n in kept.withLock { $0[i] = n } })
+                            onEvent: onEvent, logger: logger, kept: { i, n in kept.withLock { $0[i] = n } }, hdr: extras.hdr)
         let encoded: Result<EncodeOutcome, VSliceError>
         do throws(VSliceError) { encoded = .success(try request.executor.make().encode(job)) } catch { encoded = .failure(error) }
         let audioError = audioJob?.wait()
         let outcome = try encoded.get()
         if let audioError { throw audioError }
+        if settings.videoFilter != nil && kept.withLock({ $0.reduce(0, +) }) == 0 {
+            var e = VSliceError(.processing, "filter", path: input, reason: "the --vf graph gave no frames at all")
+            e.deterministic = true
+            throw e
+        }
         if case .detached = outcome {
             return TranscodeReport(task: task.id, input: request.input, output: request.output, segments: plan.segments.count,
                                    frames: plan.frameCount, wallSeconds: monotonicSeconds() - run.started,
@@ -394,8 +444,20 @@ public struct Transcoder: Sendable {
                 throw VSliceError(.processing, "merge", path: row.file,
                                   reason: "segment \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
             }
-            let merger = Merger(segments: segmentPaths, audio: probe.report.audioStream == nil ? nil : audioPath, output: part,
-                                format: format, base: Transcoder.timelineBase(probe), displayMatrix: probe.displayMatrix)
+            let layout = extras.layout
+            let tracks = zip(streamPlan.audio.map(\.stream) + streamPlan.subtitles.map(\.stream), trackPaths).map {
+                Merger.Track(path: $0.1, tags: layout.streams[$0.0].tags, disposition: layout.streams[$0.0].disposition)
+            }
+            var merger = Merger(segments: segmentPaths, tracks: tracks, output: part, format: format,
+                                base: Transcoder.timelineBase(probe, audioStreams: streamPlan.audio.map(\.stream)),
+                                displayMatrix: probe.displayMatrix)
+            merger.videoTags = layout.streams[index.streamIndex].tags
+            merger.videoDisposition = layout.streams[index.streamIndex].disposition
+            merger.layout = layout
+            merger.attachments = streamPlan.attachments
+            merger.attachedPictures = streamPlan.attachedPictures
+            merger.hdr = extras.hdr
+            merger.frameRate = Transcoder.constantRate(probe, filter: filterTiming)
             _ = try step(store, task.id, "mux", detail: { (signature: String) in signature }) { () throws(VSliceError) in
                 // The merge writes a file of its own: a previous holder still writing the old one cannot touch it.
                 try? FileManager.default.removeItem(atPath: part)
@@ -416,7 +478,10 @@ public struct Transcoder: Sendable {
 
         let checked = published ? out : part
         let verify = try step(store, task.id, "verify") { () throws(VSliceError) in
-            try Verifier.verify(output: Probe(path: checked), against: probe)
+            try Verifier.verify(output: Probe(path: checked), against: probe, filtered: filterTiming,
+                                audioStreams: streamPlan.audio.map(\.stream),
+                                copiedAudio: Set(streamPlan.audio.indices.filter { streamPlan.audio[$0].copy }),
+                                subtitleStreams: streamPlan.subtitles.map(\.stream))
         }
         guard verify.ok else {
             // Kept for inspection inside the work folder, never at the output path.
@@ -474,19 +539,49 @@ public struct Transcoder: Sendable {
         var st = stat()
         guard stat(row.file, &st) == 0, Int64(st.st_size) == row.fileSize else { return false }
         guard let reader = try? PacketFileReader(path: row.file) else { return false }
-        return Int(reader.packetCount) == row.framesPlanned && Int64(reader.checksum) == row.fileChecksum
+        // Frames recorded when it was done (a filter may change the count), else the plan's.
+        return Int(reader.packetCount) == (row.framesDone ?? row.framesPlanned) && Int64(reader.checksum) == row.fileChecksum
+    }
+
+    /// The first time (video time base) a filtered output keeps: the output's timeline starts at the source's
+    /// earliest stream, and what a filter times before that (a rate change rounding down) is dropped.
+    public static func filteredStart(_ probe: Probe) -> Int64 {
+        let v = probe.video!
+        let b = timelineBase(probe)
+        return av_rescale_q_rnd(b.ticks, b.timeBase.av, v.timeBase.av, AV_ROUND_UP)
+    }
+
+    /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
+    /// CFR, the filter's when it states one; nil for VFR.
+    static func constantRate(_ probe: Probe, filter: FilterTiming?) -> Ratio? {
+        if let filter { return filter.rate }
+        guard probe.report.variableFrameRate == false, let v = probe.video,
+              let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
+        return r
     }
 
     /// The source time that becomes 0 in the output: the earliest start of the streams used.
-    static func timelineBase(_ probe: Probe) -> Timestamp {
+    /// `audioStreams`: the audio streams kept (nil: the best one, as `probe.audio`).
+    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil) -> Timestamp {
         let v = probe.video!
         var base = Timestamp(ticks: v.pts[0], timeBase: v.timeBase)
-        if let a = probe.audio, a.start < Double(v.pts[0]) * v.timeBase.value {
+        let starts = audioStreams.map { kept in probe.audioTracks.filter { kept.contains($0.stream) }.map(\.span.start) }
+            ?? probe.audio.map { [$0.start] } ?? []
+        if let a = starts.min(), a < Double(v.pts[0]) * v.timeBase.value {
             // Expressed in the video time base's precision would round; use microseconds.
-            base = Timestamp(ticks: Int64((a.start * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
+            base = Timestamp(ticks: Int64((a * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
         }
         return base
     }
+}
+
+/// What the run knows of the source beyond its video index: the filter's timing, the container's streams and
+/// metadata, and what the output keeps of them.
+struct SourceExtras: @unchecked Sendable {
+    var filterTiming: FilterTiming?
+    var layout: SourceLayout
+    var streams: StreamPlan
+    var hdr: HDRMetadata?
 }
 
 /// Keeps the task's lease fresh while it runs (every 2 s); notices a `vslice cancel`, and a lease another

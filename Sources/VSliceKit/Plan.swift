@@ -22,8 +22,32 @@ public struct SegmentPlan: Codable, Sendable, Equatable {
     public var bufferEndPts: Int64
     public var decodeFromPts: Int64
 
+    /// Set when a `--vf` graph runs: the segment is cut by time, not by frames.
+    public var cut: TimeCut? = nil
+
+    /// Source frames the segment covers (its share of the progress).
     public var frameCount: Int { lastFrame - firstFrame + 1 }
     public var processedCount: Int { bufferEnd - bufferStart + 1 }
+    /// Frames its file holds: the source frames, or with a filter the graph's output frames in its interval
+    /// (nil when that depends on the pictures and is known only once encoded).
+    public var outputFrames: Int? { cut == nil ? frameCount : cut!.expectedFrames }
+}
+
+/// How a filtered segment is cut: it keeps the graph's output frames timed in [keepFrom, keepUntil) (source
+/// time base; nil is unbounded: the first segment keeps what the graph puts before the source's first frame,
+/// the last what it puts after the last).
+public struct TimeCut: Codable, Sendable, Equatable {
+    public var keepFromPts: Int64?
+    public var keepUntilPts: Int64?
+    /// Output frames in that interval, from the graph's measured timing; nil when it depends on the pictures.
+    public var expectedFrames: Int?
+    /// Blank frames fed to the graph before the first real one (a graph that counts frames).
+    public var primeFrames: Int
+    /// Duration of the last output frame when nothing follows it: the graph's output frame interval, else
+    /// the source's last frame's duration.
+    public var lastFrameDuration: Int64
+    /// Subtracted from source timestamps on the way into the graph, added back on the way out.
+    public var graphOffset: Int64 = 0
 }
 
 public struct Plan: Codable, Sendable {
@@ -34,6 +58,28 @@ public struct Plan: Codable, Sendable {
     public var reason: String
     /// With `--split scene`: the frames (presentation indices) where a scene change was found.
     public var sceneChanges: [Int] = []
+
+    /// Cuts the video for a filtered transcode: segments as without a filter, overlap buffers raised to what
+    /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).
+    /// `from`: the first time the output keeps (nil: all the graph gives).
+    public init(index: VideoIndex, settings: TranscodeSettings, filter timing: FilterTiming, from start: Int64? = nil,
+                scenes: [Int64] = []) {
+        var s = settings
+        s.overlapBefore = max(s.overlapBefore, timing.memory)
+        s.overlapAfter = max(s.overlapAfter, timing.lookahead > 0 ? timing.lookahead + 1 : 0)
+        self.init(index: index, settings: s, scenes: scenes)
+        for i in segments.indices {
+            let from: Int64? = i == 0 ? start : segments[i].startPts
+            let until: Int64? = i + 1 < segments.count ? segments[i + 1].startPts : nil
+            let expected = timing.outputPts.map { all in
+                all.filter { t in (from.map { t >= $0 } ?? true) && (until.map { t < $0 } ?? true) }.count
+            }
+            segments[i].cut = TimeCut(keepFromPts: from, keepUntilPts: until, expectedFrames: expected,
+                                      primeFrames: timing.countsFrames ? segments[i].bufferStart : 0,
+                                      lastFrameDuration: timing.frameInterval ?? index.lastFrameDuration,
+                                      graphOffset: timing.offset)
+        }
+    }
 
     /// Cuts the video described by `index` into segments according to `settings`; `scenes` are the
     /// timestamps of scene changes (`--split scene`, see `SceneDetect`).
@@ -101,10 +147,12 @@ public struct Plan: Codable, Sendable {
 
     /// The plan for `source`: with `--split scene` its scene changes are found first (a decode of the whole
     /// video at a small size).
+    /// With `filter` (the `--vf` graph's measured timing), segments are cut by time, output kept from `from`.
     public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
-                            expect: FileIdentity? = nil) throws(VSliceError) -> Plan {
+                            expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil) throws(VSliceError) -> Plan {
         let scenes = settings.split == .scene
             ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
+        if let filter { return Plan(index: index, settings: settings, filter: filter, from: from, scenes: scenes) }
         return Plan(index: index, settings: settings, scenes: scenes)
     }
 

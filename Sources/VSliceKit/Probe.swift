@@ -125,27 +125,44 @@ public struct VideoIndex: Codable, Sendable {
     }
     /// End of the last frame (its pts + duration), seconds.
     public var endTime: Double
+    /// End of the last frame, ticks.
+    public var endPts: Int64 { (pts.last ?? 0) + lastFrameDuration }
 
     /// DTS of the packets, in file order, strictly increasing.
     public var dtsStrictlyIncreasing: Bool
-    /// Duration of the last frame shown, ticks (the packet's, else the previous interval).
+    /// Duration of the last frame shown, ticks (as its packet states it, else the median frame interval).
     public var lastFrameDuration: Int64
+    /// The container (as libavformat reads it) gave the last frame's duration, rather than vslice guessing it.
+    public var lastFrameDurationStated: Bool = true
 }
 
-/// Where the audio stream starts and ends on the file's timeline, seconds.
+/// Where the audio stream's sound starts and ends on the file's timeline, seconds.
 public struct AudioSpan: Sendable {
     public var start: Double
     public var end: Double
     /// Encoder priming that the container does not signal and the demuxer does not trim (AAC in Matroska),
     /// seconds: the sound starts this much after `start`.
     public var unsignalledPriming: Double
+    /// The first packet's time, priming and discarded packets included (what a stream copy preserves).
+    public var firstPacket: Double = 0
     public var duration: Double { end - start }
+}
+
+/// A subtitle stream's events (with text): how many, and when the first is shown (seconds).
+public struct SubtitleSpan: Sendable {
+    public var stream: Int
+    public var first: Double?
+    public var events: Int
 }
 
 public struct Probe: Sendable {
     public var report: ProbeReport
     public var video: VideoIndex?
     public var audio: AudioSpan?
+    /// Every subtitle stream, in stream order.
+    public var subtitleTracks: [SubtitleSpan] = []
+    /// Every audio stream with packets, in stream order: its index and span.
+    public var audioTracks: [(stream: Int, span: AudioSpan)] = []
     /// The video stream's display matrix (rotation), 9 × Int32, if any.
     public var displayMatrix: Data?
 
@@ -186,9 +203,14 @@ public struct Probe: Sendable {
         if let m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size), size == 36 {
             displayMatrix = Data(bytes: m, count: 36)
         }
-        let (index, span) = try Probe.indexStreams(input, video: vIndex, audio: aIndex)
+        let audioIndexes = (0..<input.streamCount).filter {
+            input.stream($0).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_AUDIO
+        }
+        let (index, spans, subs) = try Probe.indexStreams(input, video: vIndex, audio: audioIndexes)
+        subtitleTracks = subs
         video = index
-        audio = span
+        audio = aIndex.flatMap { spans[$0] }
+        audioTracks = audioIndexes.compactMap { i in spans[i].map { (i, $0) } }
         let tb = index.timeBase.value
         report.frameCount = index.pts.count
         report.keyframes = index.keyframeIndices.map {
@@ -200,21 +222,38 @@ public struct Probe: Sendable {
 
     /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded), and the
     /// audio stream's packet times.
-    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: Int?) throws(VSliceError) -> (VideoIndex, AudioSpan?) {
+    static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: [Int]) throws(VSliceError)
+        -> (VideoIndex, [Int: AudioSpan], [SubtitleSpan]) {
         let st = input.stream(streamIndex)
-        input.keepOnly(streamIndex, audio)
+        let subtitles = (0..<input.streamCount).filter { input.stream($0).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_SUBTITLE }
+        for i in 0..<input.streamCount where i != streamIndex && !audio.contains(i) && !subtitles.contains(i) {
+            input.stream(i).pointee.discard = AVDISCARD_ALL
+        }
+        var subtitleEvents: [Int: (first: Int64, count: Int)] = [:]
         let pkt = Packet()
         var decodeOrder: [(pts: Int64, key: Bool)] = []
         var videoEnd = Int64.min
         var lastDts = Int64.min
         var dtsIncreasing = true
-        var audioFirst = Int64.max, audioEnd = Int64.min
+        var audioFirst: [Int: Int64] = [:], audioEnd: [Int: Int64] = [:], audioFirstAll: [Int: Int64] = [:]
         while try input.read(into: pkt) {
-            if let audio, pkt.streamIndex == audio, !pkt.isDiscard {
+            if subtitles.contains(pkt.streamIndex) {
+                // Events with text (MP4's mov_text fills the gaps between them with empty samples).
                 let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
+                if t != AV_NOPTS && pkt.size > 2 {
+                    let e = subtitleEvents[pkt.streamIndex] ?? (.max, 0)
+                    subtitleEvents[pkt.streamIndex] = (min(e.first, t), e.count + 1)
+                }
+                continue
+            }
+            if pkt.streamIndex != streamIndex {
+                guard audio.contains(pkt.streamIndex) else { continue }
+                let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
+                if t != AV_NOPTS { audioFirstAll[pkt.streamIndex] = min(audioFirstAll[pkt.streamIndex] ?? .max, t) }
+                guard !pkt.isDiscard else { continue }
                 if t != AV_NOPTS {
-                    audioFirst = min(audioFirst, t)
-                    audioEnd = max(audioEnd, t + pkt.duration)
+                    audioFirst[pkt.streamIndex] = min(audioFirst[pkt.streamIndex] ?? .max, t)
+                    audioEnd[pkt.streamIndex] = max(audioEnd[pkt.streamIndex] ?? .min, t + pkt.duration)
                 }
                 continue
             }
@@ -256,19 +295,48 @@ public struct Probe: Sendable {
             keyIdx.insert(0, at: 0)
         }
         let tb = av_q2d(st.pointee.time_base)
-        var lastDuration = videoEnd - sorted[sorted.count - 1]
-        if lastDuration <= 0 && sorted.count > 1 { lastDuration = sorted[sorted.count - 1] - sorted[sorted.count - 2] }
+        // Where the last frame's duration comes from (it is the only part of the video's length that the
+        // frame timestamps do not give): the duration libavformat reports for the packets, as far as they
+        // reach past the last frame's start. That is the container's own figure where the demuxer reads one
+        // (Matroska BlockDuration or the track's default duration); FFmpeg 5.1's MP4/MOV demuxer reads no
+        // sample durations and libavformat derives them from the codec's frame rate, or reports none. When
+        // nothing is reported, the typical (median) frame interval is used, not the interval before the
+        // last frame: a screen recording's long-held frames or the gap a stream-copy trim leaves where
+        // B-frames were cut would otherwise stretch the last frame to seconds. The output stores this
+        // duration on its last packet (see SegmentEncoder), so the output ends where the source ends.
+        let stated = videoEnd - sorted[sorted.count - 1]
+        var lastDuration = stated
+        if lastDuration <= 0 { lastDuration = Probe.medianInterval(sorted) }
         let video = VideoIndex(streamIndex: streamIndex, timeBase: Ratio(st.pointee.time_base),
                                pts: sorted, keyframeIndices: keyIdx, openGop: openGop,
                                endTime: Double(sorted[sorted.count - 1] + max(lastDuration, 0)) * tb,
-                               dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0))
-        var span: AudioSpan? = nil
-        if let audio, audioEnd > Int64.min {
+                               dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0),
+                               lastFrameDurationStated: stated > 0)
+        var spans: [Int: AudioSpan] = [:]
+        for audio in audio {
+            guard let audioEnd = audioEnd[audio], let audioFirst = audioFirst[audio] else { continue }
             let ast = input.stream(audio)
             let atb = av_q2d(ast.pointee.time_base)
             // The stream's start time accounts for encoder priming that the demuxer trims.
             let start = ast.pointee.start_time != AV_NOPTS ? ast.pointee.start_time : audioFirst
-            let startSeconds = Double(start) * atb
+            var startSeconds = Double(start) * atb
+            let par0 = ast.pointee.codecpar.pointee
+            let fmtName0 = String(cString: input.ctx.pointee.iformat.pointee.name)
+            // Matroska signals a codec delay (Opus pre-skip) that the decoder drops: the stream's start time
+            // is that of the dropped samples, and the sound starts this much later (−7 ms → −0.5 ms for
+            // ffmpeg's Opus). The sound's start is what vslice decodes, keeps in sync and checks.
+            if String(cString: input.ctx.pointee.iformat.pointee.name).hasPrefix("matroska"),
+               par0.initial_padding > 0, par0.sample_rate > 0 {
+                startSeconds += Double(par0.initial_padding) / Double(par0.sample_rate)
+            }
+            // MP4/MOV trim AAC's priming by an edit list, but ffmpeg's muxer can only skip the part of it that
+            // lies before the file's start: a track that starts later than the file presents the rest of the
+            // priming before its sound. The sound starts 1024 samples (the AAC encoders' priming) after the
+            // first packet, if that is later than the presentation start.
+            if fmtName0.contains("mp4") || fmtName0.hasPrefix("mov"), par0.codec_id == AV_CODEC_ID_AAC, par0.sample_rate > 0,
+               let firstAll = audioFirstAll[audio] {
+                startSeconds = max(startSeconds, Double(firstAll) * atb + 1024 / Double(par0.sample_rate))
+            }
             // Matroska does not signal AAC's encoder delay, so its demuxer trims nothing: the first 1024
             // samples are priming, and the sound starts after them (as in ffmpeg's own MKV output).
             let par = ast.pointee.codecpar.pointee
@@ -277,9 +345,24 @@ public struct Probe: Sendable {
             if fmtName.hasPrefix("matroska"), par.codec_id == AV_CODEC_ID_AAC, par.initial_padding == 0, par.sample_rate > 0 {
                 priming = 1024 / Double(par.sample_rate)
             }
-            span = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming)
+            spans[audio] = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
+                                     firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb)
         }
-        return (video, span)
+        let subs = subtitles.map { i in
+            SubtitleSpan(stream: i, first: subtitleEvents[i].map { Double($0.first) * av_q2d(input.stream(i).pointee.time_base) },
+                         events: subtitleEvents[i]?.count ?? 0)
+        }
+        return (video, spans, subs)
+    }
+
+    /// The median of the intervals between consecutive frame timestamps (sorted), 0 for a single frame.
+    static func medianInterval(_ pts: [Int64]) -> Int64 {
+        guard pts.count > 1 else { return 0 }
+        var d: [Int64] = []
+        d.reserveCapacity(pts.count - 1)
+        for i in 1..<pts.count { d.append(pts[i] - pts[i - 1]) }
+        d.sort()
+        return d[d.count / 2]
     }
 
     /// Variable frame rate: frame intervals differ by more than one tick of the time base.

@@ -13,8 +13,13 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public var preset: String? = nil
     public var videoBitrate: Int64? = nil
     public var codecOptions: [String: String] = [:]
+    /// An audio encoder, or "copy".
     public var audioCodec = "aac"
     public var audioBitrate: Int64 = 128_000
+    /// Audio tracks kept: "all", "first", "none", or source audio track numbers ("0,2").
+    public var audioTracks = "all"
+    /// A stream the output container cannot carry is an error rather than a warning.
+    public var strictStreams = false
     public var split: SplitMode = .gop
     /// GOP mode: cut at the first keyframe at or after every N seconds; nil: the balanced plan (see `Plan`).
     public var segmentSeconds: Double? = nil
@@ -82,8 +87,30 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
                      "seg_f=\(segmentFrames)", "min_split=\(minSplitSeconds.map { String($0) } ?? "auto")",
                      "overlap=\(overlapBefore),\(overlapAfter)", "vf=\(videoFilter ?? "-")"]
         for k in codecOptions.keys.sorted() { parts.append("opt.\(k)=\(codecOptions[k]!)") }
+        if audioTracks != "all" { parts.append("audio=\(audioTracks)") }
+        if strictStreams { parts.append("strict_streams") }
         return parts.joined(separator: ";")
     }
+
+    /// The audio tracks (0-based among the source's audio streams) `audioTracks` keeps out of `count`, in
+    /// source order; nil when it names one that does not exist or is malformed.
+    public func selectedAudio(of count: Int) -> [Int]? {
+        switch audioTracks {
+        case "all": return Array(0..<count)
+        case "first": return count > 0 ? [0] : []
+        case "none": return []
+        default:
+            var out: [Int] = []
+            for part in audioTracks.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n >= 0, n < count else { return nil }
+                if !out.contains(n) { out.append(n) }
+            }
+            return out.isEmpty ? nil : out.sorted()
+        }
+    }
+
+    /// Audio is stream-copied (`--acodec copy`).
+    public var copyAudio: Bool { audioCodec == "copy" }
 
     /// The CRF range of the encoders vslice documents (others are checked by opening them).
     public static let crfRanges: [String: ClosedRange<Double>] = [
@@ -136,7 +163,10 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if !Limits.audioBitrate.contains(audioBitrate) {
             throw usage("--abitrate takes 1k to 10M (bits per second), got \(audioBitrate)")
         }
+        if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
+            throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
+        }
         try EncoderCatalog.check(videoCodec, type: AVMEDIA_TYPE_VIDEO, option: "--vcodec")
-        try EncoderCatalog.check(audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec")
+        if !copyAudio { try EncoderCatalog.check(audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec") }
     }
 }

@@ -102,7 +102,7 @@ struct BatchCommand: ParsableCommand {
                     writer?.emit("input_redone", ["input": item.input, "output": item.output, "reason": reason])
                     if !runner.quiet && !runner.json { FileHandle.standardError.write(Data("redo \(item.relative): \(item.output) was \(reason)\n".utf8)) }
                     force = true
-                } else if let check = try? Verifier.verify(output: item.output, against: item.input), check.ok {
+                } else if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter), check.ok {
                     summary.skipped += 1
                     summary.skippedInputs[item.relative] = "output exists and verifies"
                     writer?.emit("input_skipped", ["input": item.input, "output": item.output, "reason": "output exists and verifies"])

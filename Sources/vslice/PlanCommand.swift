@@ -28,7 +28,10 @@ struct PlanCommand: ParsableCommand {
         // A dry run says what the transcode would refuse, too.
         try EncoderCheck.check(settings)
         let probe = try Probe(path: input)
-        let plan = try Plan.make(source: input, index: probe.video!, settings: settings)
+        // With --vf, the graph's measured timing sizes the overlaps and cuts the segments by time.
+        let timing = try settings.videoFilter.map { try FilterTiming.measure($0, source: input, index: probe.video!) }
+        let plan = try Plan.make(source: input, index: probe.video!, settings: settings, filter: timing,
+                                 from: timing == nil ? nil : Transcoder.filteredStart(probe))
         if json {
             try Terminal.printJSON(plan)
             return
@@ -36,6 +39,10 @@ struct PlanCommand: ParsableCommand {
         let tb = plan.timeBase.value
         print("\(input): \(plan.frameCount) frames, \(plan.segments.count) segments (time base \(plan.timeBase))")
         print("  why: \(plan.reason)")
+        if let timing {
+            print("  filter: lookahead \(timing.lookahead), memory \(timing.memory) frames\(timing.countsFrames ? ", counts frames" : ""); "
+                  + (timing.outputPts.map { "\($0.count) output frames" } ?? "output frames depend on the pictures"))
+        }
         print("  seg  decode-from  buffer-start  first  last  buffer-end  frames      start s       end s")
         for s in plan.segments {
             print(String(format: "%5d  %11d  %12d  %5d  %4d  %10d  %6d  %11.3f  %10.3f", s.index, s.decodeFrom,

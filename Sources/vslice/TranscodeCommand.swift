@@ -134,6 +134,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "The source it was made from.")
     var against: String
 
+    @Option(name: .customLong("vf"), help: "The filter graph the output was made with (--vf): its frames are checked against the graph's output times on the source.")
+    var videoFilter: String?
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -141,7 +144,7 @@ struct VerifyCommand: ParsableCommand {
     var noDecode = false
 
     func run() throws {
-        let report = try Verifier.verify(output: output, against: against, decode: !noDecode)
+        let report = try Verifier.verify(output: output, against: against, filter: videoFilter, decode: !noDecode)
         if json {
             try Terminal.printJSON(report)
         } else {

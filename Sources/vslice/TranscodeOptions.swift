@@ -20,8 +20,14 @@ struct TranscodeOptions: ParsableArguments {
     @Option(name: .customLong("codec-opt"), help: "Encoder option key=value, passed through (repeatable).")
     var codecOptions: [String] = []
 
-    @Option(name: .customLong("acodec"), help: "Audio encoder.")
+    @Option(name: .customLong("acodec"), help: "Audio encoder, or copy (stream copy where the container takes the codec).")
     var audioCodec = "aac"
+
+    @Option(name: .customLong("audio"), help: "Audio tracks kept: all, first, none, or source audio track numbers (0,2).")
+    var audioTracks = "all"
+
+    @Flag(name: .customLong("strict-streams"), help: "A stream the output cannot carry is an error (exit 2), not a warning.")
+    var strictStreams = false
 
     @Option(name: .customLong("abitrate"), help: "Audio bit rate: 128k, or a number (below 1000: kb/s, so 128 is 128k).")
     var audioBitrate = "128k"
@@ -70,6 +76,8 @@ struct TranscodeOptions: ParsableArguments {
             s.codecOptions[String(opt[..<eq])] = String(opt[opt.index(after: eq)...])
         }
         s.audioCodec = audioCodec
+        s.audioTracks = audioTracks
+        s.strictStreams = strictStreams
         s.audioBitrate = try Self.parseBitrate(audioBitrate, option: "--abitrate", range: TranscodeSettings.Limits.audioBitrate)
         s.split = split
         s.segmentSeconds = segmentSeconds

@@ -19,7 +19,7 @@ struct FrameModeTests {
         #expect(mine == theirs)
     }
 
-    @Test("tmix with a 4-frame forward overlap equals a single-pass tmix; without overlap it does not")
+    @Test("tmix equals a single-pass tmix with a 4-frame forward overlap, and without one: vslice measures the filter's memory")
     func temporalFilterNeedsOverlap() throws {
         let dir = try Paths.scratch("tmix")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -31,14 +31,12 @@ struct FrameModeTests {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try FFmpegOracle.frameMD5s(withOverlap) == single)
 
+        // Segments start at frames 37, 74, 111, 148; without the 4 frames of memory before each, the 4 frames
+        // from each boundary on would see fewer inputs. vslice sizes the buffer itself.
         let without = dir.appendingPathComponent("plain.mkv").path
         run = try vslice(["transcode", Self.source, "-o", without, "--vf", "tmix=frames=5", "--overlap", "0"] + Self.frameArgs)
         #expect(run.status == 0, "\(run.stderr)")
-        let plain = try FFmpegOracle.frameMD5s(without)
-        #expect(plain.count == 180)
-        // Segments start at frames 37, 74, 111, 148: the 4 frames from each boundary on see fewer inputs.
-        let differing = zip(plain, single).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
-        #expect(differing == [37, 38, 39, 40, 74, 75, 76, 77, 111, 112, 113, 114, 148, 149, 150, 151])
+        #expect(try FFmpegOracle.frameMD5s(without) == single)
     }
 
     @Test("backward and two-sided overlaps drop every buffer frame", arguments: ["0,3", "2,2"])

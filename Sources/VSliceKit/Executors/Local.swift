@@ -19,10 +19,11 @@ struct LocalExecutor: SegmentExecutor {
                 let watch = WorkWatch()
                 // Written under a name of its own, renamed into place by the commit that records it.
                 let tmp = segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
-                let encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
+                var encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
                                              outputPath: tmp,
                                              progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
                                              watch: watch, expect: identity)
+                encoder.hdr = job.hdr
                 do throws(VSliceError) {
                     let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
                     Fault.hit("segment-commit")
@@ -46,7 +47,7 @@ struct LocalExecutor: SegmentExecutor {
                                        error: error.description)
                     onEvent(.segmentFailed(index: segment.index, error: error.description))
                     // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
-                    guard error.kind == .processing, attempt < maxAttempts, !Cancellation.stopRequested,
+                    guard error.kind == .processing, !error.deterministic, attempt < maxAttempts, !Cancellation.stopRequested,
                           !watchdog.cancelled else { throw error }
                     logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
                     Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))

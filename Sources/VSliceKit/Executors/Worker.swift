@@ -67,8 +67,9 @@ public enum SegmentWorker {
             var settings = order.settings
             settings.threads = settings.threads ?? threads(environment: environment)
             let watch = WorkWatch()
-            let encoder = SegmentEncoder(source: order.input, index: order.index, segment: segment, settings: settings,
+            var encoder = SegmentEncoder(source: order.input, index: order.index, segment: segment, settings: settings,
                                          outputPath: partPath, progress: progress, watch: watch, expect: identity)
+            encoder.hdr = order.hdr
             let watchdog = StallWatchdog(timeout: order.stallTimeout)
             defer { watchdog.stop() }
             let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }

@@ -83,7 +83,9 @@ final class Encoder: CodecContext {
         var dict: OpaquePointer? = nil
         for (k, v) in options { av_dict_set(&dict, k, v, 0) }
         defer { av_dict_free(&dict) }
-        try ffCheck(avcodec_open2(ctx, ctx.pointee.codec, &dict), "open \(role)", path: path)
+        do { try ffCheck(avcodec_open2(ctx, ctx.pointee.codec, &dict), "open \(role)", path: path) } catch {
+            throw error.deterministicUnlessTransient()
+        }
         if let leftover = av_dict_get(dict, "", nil, AV_DICT_IGNORE_SUFFIX) {
             let key = String(cString: leftover.pointee.key)
             throw VSliceError(.usage, "open \(role)", path: nil, reason: "option '\(key)' is not known to this encoder")
@@ -95,7 +97,7 @@ final class Encoder: CodecContext {
         let ret = avcodec_send_frame(ctx, frame?.ptr)
         if ret == AVERROR_EAGAIN_ { return .again }
         if ret == AVERROR_EOF_ { return .endOfStream }
-        try ffCheck(ret, "encode with \(role)", path: path)
+        do { try ffCheck(ret, "encode with \(role)", path: path) } catch { throw error.deterministicUnlessTransient() }
         return .ok
     }
 
@@ -104,7 +106,7 @@ final class Encoder: CodecContext {
         let ret = avcodec_receive_packet(ctx, packet.ptr)
         if ret == AVERROR_EAGAIN_ { return .again }
         if ret == AVERROR_EOF_ { return .endOfStream }
-        try ffCheck(ret, "encode with \(role)", path: path)
+        do { try ffCheck(ret, "encode with \(role)", path: path) } catch { throw error.deterministicUnlessTransient() }
         return .ok
     }
 }

@@ -9,7 +9,7 @@ final class VideoFilterGraph {
         let st = input.stream(videoStream)
         let decoder = try Decoder(stream: st, path: source, threads: 1)
         _ = try VideoFilterGraph(description: description, decoder: decoder.ctx, timeBase: st.pointee.time_base,
-                                 outputFormats: [], path: source)
+                                 frameRate: av_guess_frame_rate(input.ctx, st, nil), outputFormats: [], path: source)
     }
 
     private var graph: UnsafeMutablePointer<AVFilterGraph>?
@@ -20,17 +20,27 @@ final class VideoFilterGraph {
     /// - Parameters:
     ///   - description: the user's filter graph (`--vf`), or nil for none.
     ///   - outputFormats: pixel formats the encoder accepts (`format` filter at the end), empty for any.
-    init(description: String?, decoder: UnsafeMutablePointer<AVCodecContext>, timeBase: AVRational,
-         outputFormats: [AVPixelFormat], path: String) throws(VSliceError) {
+    convenience init(description: String?, decoder: UnsafeMutablePointer<AVCodecContext>, timeBase: AVRational,
+                     frameRate: AVRational = AVRational(num: 0, den: 1), outputFormats: [AVPixelFormat], path: String) throws(VSliceError) {
+        let d = decoder.pointee
+        try self.init(description: description, width: d.width, height: d.height, pixelFormat: d.pix_fmt,
+                      sampleAspect: d.sample_aspect_ratio, timeBase: timeBase, frameRate: frameRate,
+                      outputFormats: outputFormats, path: path)
+    }
+
+    /// `frameRate`: the source's nominal rate (as ffmpeg guesses it), which filters that pad or fill by
+    /// duration (`tpad`) work in; 0/1 when unknown.
+    init(description: String?, width: Int32, height: Int32, pixelFormat: AVPixelFormat, sampleAspect: AVRational,
+         timeBase: AVRational, frameRate: AVRational, outputFormats: [AVPixelFormat], path: String) throws(VSliceError) {
         self.path = path
         guard let g = avfilter_graph_alloc() else {
             throw VSliceError(.processing, "allocate filter graph", path: path, reason: "out of memory")
         }
         graph = g
         g.pointee.nb_threads = 1
-        let d = decoder.pointee
-        let sar = d.sample_aspect_ratio.num > 0 ? d.sample_aspect_ratio : AVRational(num: 0, den: 1)
-        let args = "video_size=\(d.width)x\(d.height):pix_fmt=\(d.pix_fmt.rawValue):time_base=\(timeBase.num)/\(timeBase.den):pixel_aspect=\(sar.num)/\(sar.den)"
+        let sar = sampleAspect.num > 0 ? sampleAspect : AVRational(num: 0, den: 1)
+        let args = "video_size=\(width)x\(height):pix_fmt=\(pixelFormat.rawValue):time_base=\(timeBase.num)/\(timeBase.den):pixel_aspect=\(sar.num)/\(sar.den)"
+            + (frameRate.num > 0 && frameRate.den > 0 ? ":frame_rate=\(frameRate.num)/\(frameRate.den)" : "")
         var src: UnsafeMutablePointer<AVFilterContext>? = nil
         var snk: UnsafeMutablePointer<AVFilterContext>? = nil
         do {
@@ -86,11 +96,31 @@ final class VideoFilterGraph {
     var pixelFormat: AVPixelFormat { AVPixelFormat(rawValue: av_buffersink_get_format(sink)) }
     var timeBase: AVRational { av_buffersink_get_time_base(sink) }
     var sampleAspect: AVRational { av_buffersink_get_sample_aspect_ratio(sink) }
+    /// The graph's output frame rate, if it states one (`fps=24` does; 0/1 when unknown).
+    var frameRate: AVRational { av_buffersink_get_frame_rate(sink) }
+
+    /// Names of the filters in the graph (`fps`, `select`, …), including the ones vslice adds.
+    var filterNames: [String] {
+        guard let g = graph else { return [] }
+        var names: [String] = []
+        for i in 0..<Int(g.pointee.nb_filters) {
+            if let f = g.pointee.filters[i], let name = f.pointee.filter?.pointee.name { names.append(String(cString: name)) }
+        }
+        return names
+    }
 
     /// Pushes a frame (nil: end of stream). The frame is left intact (its data is referenced).
     func push(_ frame: Frame?) throws(VSliceError) {
         let ret = av_buffersrc_add_frame_flags(source, frame?.ptr, Int32(AV_BUFFERSRC_FLAG_KEEP_REF))
-        try ffCheck(ret, "filter", path: path)
+        do { try ffCheck(ret, "filter", path: path) } catch { throw error.deterministicUnlessTransient() }
+    }
+
+    /// Ends the input at `pts` (the graph's input time base): where the last frame pushed stops being shown,
+    /// as ffmpeg's own end of stream does, so a rate change fills the last frame's whole duration.
+    func close(at pts: Int64) throws(VSliceError) {
+        do { try ffCheck(av_buffersrc_close(source, pts, UInt32(AV_BUFFERSRC_FLAG_PUSH)), "filter", path: path) } catch {
+            throw error.deterministicUnlessTransient()
+        }
     }
 
     /// Pulls a filtered frame.
@@ -99,7 +129,7 @@ final class VideoFilterGraph {
         let ret = av_buffersink_get_frame(sink, frame.ptr)
         if ret == AVERROR_EAGAIN_ { return .again }
         if ret == AVERROR_EOF_ { return .endOfStream }
-        try ffCheck(ret, "filter", path: path)
+        do { try ffCheck(ret, "filter", path: path) } catch { throw error.deterministicUnlessTransient() }
         return .ok
     }
 }

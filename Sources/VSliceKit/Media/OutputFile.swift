@@ -41,6 +41,56 @@ final class OutputFile {
         return st
     }
 
+    /// Sets the file's global tags.
+    func setTags(_ tags: Tags) {
+        for t in tags { av_dict_set(&ctx.pointee.metadata, t.key, t.value, 0) }
+    }
+
+    /// Sets a stream's tags.
+    static func setTags(_ tags: Tags, on st: UnsafeMutablePointer<AVStream>) {
+        for t in tags { av_dict_set(&st.pointee.metadata, t.key, t.value, 0) }
+    }
+
+    /// Adds chapters, moved earlier by `shift` seconds (the output's timeline starts there).
+    func addChapters(_ chapters: [SourceLayout.Chapter], shift: Double) throws(VSliceError) {
+        guard !chapters.isEmpty else { return }
+        let list = av_calloc(chapters.count, MemoryLayout<UnsafeMutablePointer<AVChapter>?>.size)?
+            .assumingMemoryBound(to: UnsafeMutablePointer<AVChapter>?.self)
+        guard let list else { throw VSliceError(.processing, "add chapters", path: path, reason: "out of memory") }
+        ctx.pointee.chapters = list
+        for (i, c) in chapters.enumerated() {
+            guard let ch = av_mallocz(MemoryLayout<AVChapter>.size)?.assumingMemoryBound(to: AVChapter.self) else {
+                throw VSliceError(.processing, "add chapters", path: path, reason: "out of memory")
+            }
+            let d = Int64((shift / av_q2d(c.timeBase)).rounded())
+            ch.pointee.id = c.id
+            ch.pointee.time_base = c.timeBase
+            ch.pointee.start = max(0, c.start - d)
+            ch.pointee.end = max(ch.pointee.start, c.end - d)
+            for t in c.tags { av_dict_set(&ch.pointee.metadata, t.key, t.value, 0) }
+            list[i] = ch
+            ctx.pointee.nb_chapters = UInt32(i + 1)
+        }
+    }
+
+    /// Adds an attachment stream (a font) with its file and tags (`filename`, `mimetype`).
+    func addAttachment(_ s: SourceLayout.Stream) throws(VSliceError) {
+        guard let st = avformat_new_stream(ctx, nil), let data = s.data else {
+            throw VSliceError(.processing, "add attachment", path: path, reason: "out of memory")
+        }
+        st.pointee.codecpar.pointee.codec_type = AVMEDIA_TYPE_ATTACHMENT
+        st.pointee.codecpar.pointee.codec_id = s.codec
+        guard let buf = av_mallocz(data.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
+            throw VSliceError(.processing, "add attachment", path: path, reason: "out of memory")
+        }
+        data.copyBytes(to: buf.assumingMemoryBound(to: UInt8.self), count: data.count)
+        st.pointee.codecpar.pointee.extradata = buf.assumingMemoryBound(to: UInt8.self)
+        st.pointee.codecpar.pointee.extradata_size = Int32(data.count)
+        OutputFile.setTags(s.tags, on: st)
+    }
+
+    var streamCount: Int { Int(ctx.pointee.nb_streams) }
+
     func writeHeader(options: [(String, String)]) throws(VSliceError) {
         var dict: OpaquePointer? = nil
         for (k, v) in options { av_dict_set(&dict, k, v, 0) }

@@ -38,6 +38,11 @@ public struct StreamParams: Codable, Sendable, Equatable {
         var p: UnsafeMutablePointer<AVCodecParameters>? = par
         defer { avcodec_parameters_free(&p) }
         try ffCheck(avcodec_parameters_from_context(par, encoder), "copy encoder parameters")
+        self.init(codecpar: par, timeBase: encoder.pointee.time_base)
+    }
+
+    /// The parameters of a stream as it is (for stream copy), its packets in `timeBase`.
+    init(codecpar par: UnsafeMutablePointer<AVCodecParameters>, timeBase tb: AVRational) {
         let c = par.pointee
         mediaType = c.codec_type.rawValue
         codecID = c.codec_id.rawValue
@@ -63,7 +68,7 @@ public struct StreamParams: Codable, Sendable, Equatable {
         frameSize = c.frame_size
         initialPadding = c.initial_padding
         trailingPadding = c.trailing_padding
-        timeBase = Ratio(encoder.pointee.time_base)
+        timeBase = Ratio(tb)
     }
 
     /// Writes these parameters into a muxer stream's `codecpar`.

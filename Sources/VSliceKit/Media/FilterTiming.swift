@@ -1,0 +1,233 @@
+import CFFmpeg
+import Foundation
+
+/// How a `--vf` graph moves frames in time, measured before any work by running the graph on small synthetic
+/// frames (64×64, each its own noise) that carry the source's timestamps. Segments of a filtered
+/// transcode are cut by time: each keeps the graph's output frames whose timestamps fall in its own
+/// [start, next start). For that to equal one pass, a segment's graph must see enough frames before its start
+/// (`memory`) and after its end (`lookahead`), and a graph that counts frames must count from the source's
+/// first frame (`countsFrames`). All three are found by running the graph once over the first frames and
+/// again from a frame in their middle, and comparing the outputs after that frame.
+public struct FilterTiming: Codable, Sendable, Equatable {
+    /// Input frames past a time that the graph reads before it emits its output for that time.
+    public var lookahead: Int
+    /// Frames before a segment's first frame that its graph must see for its output to equal one pass.
+    public var memory: Int
+    /// The graph counts its input frames (`n` in `select`, `fade` by frame): each segment's graph is first
+    /// fed one blank frame per source frame before its first, all timed before it (their output is dropped).
+    public var countsFrames: Bool
+    /// The output timestamps (source time base) of one pass over the whole source, when they do not depend
+    /// on the pictures (`fps`, `select` by frame number do not; `select` by scene change does): nil then.
+    public var outputPts: [Int64]?
+    /// Interval between output frames (source time base) when the graph states an output rate.
+    public var frameInterval: Int64?
+    /// Subtracted from the source's timestamps before they enter the graph (and added back after): the
+    /// file's start time, as ffmpeg does, so that a rate change lays its grid where one ffmpeg pass does.
+    public var offset: Int64 = 0
+    /// The graph's output frame rate, when it states one.
+    public var rate: Ratio? = nil
+
+    /// Filters whose output at a time depends on frames far from it: refused with this reason.
+    static let refused: [String: String] = [
+        "reverse": "it plays the frames backwards (it needs the whole video at once)",
+        "loop": "it repeats frames (its output times depend on the whole video)",
+        "shuffleframes": "it reorders frames",
+    ]
+
+    /// Measures `description` on the source's video stream (whose timestamps are `index.pts`).
+    public static func measure(_ description: String, source: String, index: VideoIndex) throws(VSliceError) -> FilterTiming {
+        let input = try InputFile(path: source)
+        let st = input.stream(index.streamIndex)
+        let par = st.pointee.codecpar.pointee
+        let fmt = AVPixelFormat(rawValue: par.format)
+        let tb = st.pointee.time_base
+        let start = input.ctx.pointee.start_time
+        let offset = start == AV_NOPTS ? 0 : av_rescale_q(start, AVRational(num: 1, den: 1_000_000), tb)
+        func usage(_ why: String) -> VSliceError {
+            VSliceError(.usage, "check --vf '\(description)'", reason: "cannot be cut into segments: " + why)
+        }
+        let srcRate = av_guess_frame_rate(input.ctx, st, nil)
+        let full = try VideoFilterGraph(description: description, width: par.width, height: par.height, pixelFormat: fmt,
+                                        sampleAspect: par.sample_aspect_ratio, timeBase: tb, frameRate: srcRate,
+                                        outputFormats: [], path: source)
+        for name in full.filterNames {
+            if let why = refused[name] { throw usage("'\(name)': \(why)") }
+        }
+        let rate = full.frameRate
+        let interval: Int64? = rate.num > 0 && rate.den > 0 ? av_rescale_q(1, AVRational(num: rate.den, den: rate.num), tb) : nil
+
+        let pts = index.pts.map { $0 - offset }
+        let indexEnd = index.endPts - offset
+        // Small frames where the graph accepts them (a filter with absolute sizes may not), else real ones.
+        var runner = Runner(description: description, width: 64, height: 64, format: fmt, sar: par.sample_aspect_ratio,
+                            timeBase: tb, rate: srcRate, path: source)
+        if (try? runner.run(pts: Array(pts.prefix(2)), end: pts.count > 2 ? pts[2] : indexEnd, from: 0)) == nil {
+            runner = Runner(description: description, width: par.width, height: par.height, format: fmt,
+                            sar: par.sample_aspect_ratio, timeBase: tb, rate: srcRate, path: source)
+        }
+        let sample = Array(pts.prefix(300))
+        let sampleEnd = pts.count > sample.count ? pts[sample.count] : indexEnd
+        let whole = try runner.run(pts: sample, end: sampleEnd, from: 0)
+        let lookahead = whole.lookahead
+
+        // Output times must keep their distance to the input that produced them (a fixed delay, as tpad's, is
+        // fine); a graph that moves frames progressively (setpts=2*PTS) puts them in other segments' intervals.
+        let typical = Probe.medianInterval(index.pts)
+        if whole.drift > 16 * max(typical, 1) {
+            let drift = Double(whole.drift) * av_q2d(tb)
+            throw usage(String(format: "it moves frames in time (by up to %.2f s more for some frames than for others)", drift))
+        }
+
+        var memory = 0, counts = false
+        // Two neighbouring cut points: a graph that counts frames (every third frame) cannot match at both
+        // by chance.
+        let j = sample.count / 2
+        let windowEnd = sample.count - 1 - lookahead - 2
+        if j >= 1 && windowEnd > j + 1 {
+            func window(_ r: Runner.Result, from k: Int) -> [Runner.Output] {
+                r.outputs.filter { $0.pts >= sample[k] && $0.pts < sample[windowEnd] }
+            }
+            var found: (Int, Bool)? = nil
+            search: for prime in [false, true] {
+                for b in [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32] where j - b >= 0 {
+                    var same = true
+                    for k in [j, j + 1] where same {
+                        let cut = try runner.run(pts: sample, end: sampleEnd, from: k - b, prime: prime)
+                        same = window(cut, from: k) == window(whole, from: k)
+                    }
+                    if same { found = (b, prime); break search }
+                }
+            }
+            guard let found else {
+                throw usage("its output after a cut differs from one pass even with 32 frames before the cut and the frame count restored (it depends on frames far away)")
+            }
+            (memory, counts) = found
+        }
+
+        // The whole source's output times, unless they depend on the pictures.
+        var predicted: [Int64]? = try runner.run(pts: pts, end: indexEnd, from: 0).outputs.map { $0.pts + offset }
+        if try runner.run(pts: pts, end: indexEnd, from: 0, flat: true).outputs.map({ $0.pts + offset }) != predicted { predicted = nil }
+        return FilterTiming(lookahead: lookahead, memory: memory, countsFrames: counts, outputPts: predicted,
+                            frameInterval: interval, offset: offset, rate: interval == nil ? nil : Ratio(rate))
+    }
+
+    /// Runs a graph over synthetic frames.
+    struct Runner {
+        var description: String
+        var width: Int32, height: Int32
+        var format: AVPixelFormat
+        var sar: AVRational
+        var timeBase: AVRational
+        var rate: AVRational
+        var path: String
+
+        struct Output: Equatable {
+            var pts: Int64
+            var sum: UInt32
+        }
+        struct Result {
+            var outputs: [Output] = []
+            var lookahead = 0
+            /// For input frames that reappear unchanged: their first output time minus their own time.
+            var moved: [Int: Int64] = [:]
+            /// How much more the graph moves some frames than others (10th to 90th percentile), ticks.
+            var drift: Int64 {
+                let m = moved.values.sorted()
+                guard m.count >= 10 else { return 0 }
+                return m[m.count * 9 / 10] - m[m.count / 10]
+            }
+        }
+
+        /// Feeds frames `from..<pts.count` (frame i a flat grey that depends on i, or all the same grey when
+        /// `flat`), after `from` blank frames timed before them when `prime`; outputs in the source time base.
+        func run(pts: [Int64], end: Int64, from: Int, prime: Bool = false, flat: Bool = false) throws(VSliceError) -> Result {
+            let graph = try VideoFilterGraph(description: description, width: width, height: height, pixelFormat: format,
+                                             sampleAspect: sar, timeBase: timeBase, frameRate: rate, outputFormats: [], path: path)
+            let gtb = graph.timeBase
+            let frame = Frame(), out = Frame()
+            var result = Result()
+            /// A frame of noise seeded by `seed` (each input its own picture, which no mix of others equals),
+            /// or flat grey when `seed` is nil.
+            func fill(_ seed: Int?, pts: Int64) throws(VSliceError) {
+                frame.unref()
+                frame.ptr.pointee.width = width
+                frame.ptr.pointee.height = height
+                frame.ptr.pointee.format = format.rawValue
+                frame.ptr.pointee.sample_aspect_ratio = sar
+                try ffCheck(av_frame_get_buffer(frame.ptr, 0), "allocate frame", path: path)
+                withUnsafeMutablePointer(to: &frame.ptr.pointee.buf) { bufs in
+                    bufs.withMemoryRebound(to: UnsafeMutablePointer<AVBufferRef>?.self, capacity: 8) { b in
+                        var x = UInt32(truncatingIfNeeded: (seed ?? 0) &* 2654435761 &+ 12345)
+                        for p in 0..<8 {
+                            guard let buf = b[p] else { continue }
+                            guard seed != nil else { memset(buf.pointee.data, 128, buf.pointee.size); continue }
+                            for k in 0..<buf.pointee.size {
+                                x = x &* 1664525 &+ 1013904223
+                                buf.pointee.data[k] = UInt8(truncatingIfNeeded: x >> 24)
+                            }
+                        }
+                    }
+                }
+                frame.pts = pts
+            }
+            var pushed = -1
+            var inputWithSum: [UInt32: Int] = [:]
+            func drain(eof: Bool) throws(VSliceError) {
+                while try graph.pull(out) == .ok {
+                    let t = av_rescale_q(out.pts, gtb, timeBase)
+                    let sum = Runner.checksum(out)
+                    result.outputs.append(Output(pts: t, sum: sum))
+                    if !eof && pushed >= from {
+                        var ahead = 0
+                        var k = pushed
+                        while k >= from && pts[k] > t { ahead += 1; k -= 1 }
+                        result.lookahead = max(result.lookahead, ahead)
+                    }
+                    // The first output showing an input frame unchanged: how far the graph moved that frame.
+                    if let i = inputWithSum[sum], result.moved[i] == nil { result.moved[i] = t - pts[i] }
+                }
+            }
+            if prime && from > 0 {
+                for k in 0..<from {
+                    try fill(nil, pts: pts[from] - Int64(from - k))
+                    try graph.push(frame)
+                    try drain(eof: false)
+                }
+            }
+            for i in from..<pts.count {
+                try fill(flat ? nil : i, pts: pts[i])
+                inputWithSum[Runner.checksum(frame)] = i
+                try graph.push(frame)
+                pushed = i
+                try drain(eof: false)
+            }
+            try graph.close(at: end)
+            try drain(eof: true)
+            return result
+        }
+
+        /// Adler-32 of the visible picture (padding excluded).
+        static func checksum(_ f: Frame) -> UInt32 {
+            let p = f.ptr.pointee
+            let fmt = AVPixelFormat(rawValue: p.format)
+            guard let desc = av_pix_fmt_desc_get(fmt) else { return 0 }
+            var sum: UInt32 = 1
+            withUnsafePointer(to: p.data) { dataTuple in
+                dataTuple.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { data in
+                    withUnsafePointer(to: p.linesize) { lsTuple in
+                        lsTuple.withMemoryRebound(to: Int32.self, capacity: 8) { ls in
+                            for plane in 0..<4 {
+                                guard let base = data[plane] else { continue }
+                                let bytes = Int(av_image_get_linesize(fmt, p.width, Int32(plane)))
+                                guard bytes > 0 else { continue }
+                                let h = plane == 1 || plane == 2 ? -((-Int(p.height)) >> Int(desc.pointee.log2_chroma_h)) : Int(p.height)
+                                for row in 0..<h { sum = av_adler32_update(sum, base + row * Int(ls[plane]), bytes) }
+                            }
+                        }
+                    }
+                }
+            }
+            return sum
+        }
+    }
+}
