@@ -285,10 +285,14 @@ struct SlurmTests {
         let task = try #require(detached["task"] as? String)
         #expect(!FileManager.default.fileExists(atPath: j.out))
         #expect(try j.sql("SELECT status FROM task") == "running")
-        let resumed = try vslice(["resume", task, "-q"], environment: j.environment)
+        let resumed = try vslice(["resume", task], environment: j.environment)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
         #expect(j.slurm.submissions == 1)
+        // The progress of segments run by workers: kept frames only, never past 100 %, ending at exactly 100 %.
+        let percents = resumed.stderr.matches(of: /([0-9.]+)% ([0-9]+)\/([0-9]+) frames/).map { (Double($0.1)!, Int($0.2)!, Int($0.3)!) }
+        #expect(!percents.isEmpty && percents.allSatisfy { $0.0 <= 100 && $0.1 <= $0.2 }, "\(resumed.stderr)")
+        #expect(percents.last.map { $0.0 == 100 && $0.1 == $0.2 } == true, "\(resumed.stderr)")
 
         // A detached task whose elements hang, cancelled: its array leaves the queue.
         let out2 = j.dir.appendingPathComponent("out2.mp4").path

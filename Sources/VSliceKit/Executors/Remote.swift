@@ -91,6 +91,14 @@ struct RemoteExecutor: SegmentExecutor {
         }
         var outstanding = Set<Int>()
         var missing: [Int: Int] = [:]
+        // Frames reported for each running attempt (from its progress file), and attempts that have ended.
+        var reported: [Int: Int] = [:]
+        var ended = Set<String>()
+        func attemptEnded(_ i: Int, trace: String?) {
+            reported[i] = nil
+            if let trace { ended.insert(trace) }
+            if let p = WorkFolder.progress(workDir: work, segment: i) { ended.insert(p.trace) }
+        }
 
         /// Ingests the records that appeared since the last look; done segments leave `pending`, failed ones
         /// leave `outstanding` (to be submitted again) — or fail the task.
@@ -100,8 +108,10 @@ struct RemoteExecutor: SegmentExecutor {
                 markStarted(i)
                 missing[i] = nil
                 let n = r.framesOut ?? frames[i] ?? 0
+                let shown = r.trace == WorkFolder.progress(workDir: work, segment: i)?.trace ? reported[i] ?? 0 : 0
+                attemptEnded(i, trace: r.trace)
                 if r.status == "done" {
-                    job.onEvent(.framesProcessed(segment: i, frames: n))
+                    if n > shown { job.onEvent(.framesProcessed(segment: i, frames: n - shown)) }
                     job.onEvent(.segmentDone(index: i, frames: n))
                     job.kept(i, n)
                     pending.remove(i)
@@ -188,6 +198,13 @@ struct RemoteExecutor: SegmentExecutor {
             }
             try ingest()
             if pending.isEmpty { return .finished }
+            for i in outstanding.sorted() {
+                guard let p = WorkFolder.progress(workDir: work, segment: i), !ended.contains(p.trace),
+                      p.frames > reported[i] ?? 0 else { continue }
+                markStarted(i)
+                job.onEvent(.framesProcessed(segment: i, frames: p.frames - (reported[i] ?? 0)))
+                reported[i] = p.frames
+            }
             if let live {
                 for (i, state) in live where state == .running && pending.contains(i) { markStarted(i) }
                 for i in outstanding {
@@ -201,6 +218,7 @@ struct RemoteExecutor: SegmentExecutor {
                     let why = "\(engine.name) no longer holds it and it left no trace record (cancelled, killed, or its node failed)"
                     job.onEvent(.segmentFailed(index: i, error: why))
                     lastError[i] = why
+                    attemptEnded(i, trace: nil)
                 }
                 try submitMissing()
             }

@@ -72,14 +72,27 @@ public struct WorkOrder: Codable, Sendable {
 public enum WorkFolder {
     public static func segmentFileName(_ index: Int) -> String { String(format: "seg-%05d.vseg", index) }
 
+    /// `seg-NNNNN.progress`: "TRACE FRAMES", the running attempt's frames so far (for the progress bar only).
+    static func progressFileName(_ index: Int) -> String { String(format: "seg-%05d.progress", index) }
+
+    /// The running attempt and its frames so far, as its worker last reported them.
+    static func progress(workDir: String, segment: Int) -> (trace: String, frames: Int)? {
+        guard let data = FileManager.default.contents(atPath: (workDir as NSString).appendingPathComponent(progressFileName(segment))),
+              let text = String(data: data, encoding: .utf8) else { return nil }
+        let f = text.split(whereSeparator: \.isWhitespace)
+        guard f.count == 2, let n = Int(f[1]) else { return nil }
+        return (String(f[0]), n)
+    }
+
     /// `seg-NNNNN.trace-UUID.json`: one per worker attempt.
     static func traceRecordName(segment: Int, trace: String) -> String {
         String(format: "seg-%05d.trace-", segment) + trace + ".json"
     }
 
     /// Writes `data` to `path` so that readers see the old file, or none, or the whole new one: a temporary
-    /// file in the same folder, fsynced, renamed over `path`, and the folder fsynced.
-    static func writeAtomically(_ data: Data, to path: String) throws(VSliceError) {
+    /// file in the same folder, fsynced, renamed over `path`, and the folder fsynced (without `durable`, a file
+    /// worth nothing after a crash: no fsync).
+    static func writeAtomically(_ data: Data, to path: String, durable: Bool = true) throws(VSliceError) {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = (dir as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).\(UUID().uuidString.prefix(8)).tmp")
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -99,13 +112,13 @@ public enum WorkFolder {
                 offset += n
             }
         }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        if failure == nil && durable && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
         close(fd)
         if failure == nil && rename(tmp, path) != 0 { failure = String(cString: strerror(errno)) }
         if let failure {
             unlink(tmp)
             throw VSliceError(.processing, "write", path: path, reason: failure)
         }
-        FileOps.fsyncDirectory(dir)
+        if durable { FileOps.fsyncDirectory(dir) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// `vslice segment`: runs exactly one segment of a planned task in this process, from the task's work folder
 /// alone (its `task.json`), and reports the attempt as a trace record file beside the segment. It never opens
@@ -66,9 +67,21 @@ public enum SegmentWorker {
             guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
             var settings = order.settings
             settings.threads = settings.threads ?? threads(environment: environment)
+            // Frames done so far, for the coordinator's progress bar (seg-NNNNN.progress, every second).
+            let framesDone = Atomic<Int>(0)
+            let progressFile = (workDir as NSString).appendingPathComponent(WorkFolder.progressFileName(index))
+            let reporter = PeriodicThread(every: 1) {
+                let n = framesDone.load(ordering: .relaxed)
+                if n > 0 { try? WorkFolder.writeAtomically(Data("\(trace) \(n)\n".utf8), to: progressFile, durable: false) }
+            }
+            defer { reporter.stop() }
+            let counted: @Sendable (Int) -> Void = { n in
+                framesDone.add(n, ordering: .relaxed)
+                progress(n)
+            }
             let watch = WorkWatch()
             var encoder = SegmentEncoder(source: order.input, index: order.index, segment: segment, settings: settings,
-                                         outputPath: partPath, progress: progress, watch: watch, expect: identity)
+                                         outputPath: partPath, progress: counted, watch: watch, expect: identity)
             encoder.hdr = order.hdr
             let watchdog = StallWatchdog(timeout: order.stallTimeout)
             defer { watchdog.stop() }
