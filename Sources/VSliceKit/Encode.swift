@@ -304,13 +304,8 @@ struct SegmentEncoder {
         c.pointee.thread_count = Int32(settings.threadsPerJob)
         c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         if let b = settings.videoBitrate { c.pointee.bit_rate = b }
-        var options = settings.encoderOptions
-        // Make a forced I frame an IDR (x264/x265), so the cut at a kept frame is clean.
-        if ["libx264", "libx265"].contains(settings.videoCodec) && settings.codecOptions["forced-idr"] == nil {
-            options.append(("forced-idr", "1"))
-        }
-        // x265 and SVT-AV1 print their own banners on stderr, once per segment: errors only. Both get the
-        // source's HDR10 metadata, added to the user's own parameters.
+        var options = settings.videoEncoderOptions
+        // The source's HDR10 metadata goes to the encoders that write it, added to their own parameters.
         func addParams(_ key: String, _ items: [String]) {
             guard !items.isEmpty else { return }
             if let i = options.firstIndex(where: { $0.0 == key }) {
@@ -319,9 +314,7 @@ struct SegmentEncoder {
                 options.append((key, items.joined(separator: ":")))
             }
         }
-        if settings.videoCodec == "libx265" {
-            addParams("x265-params", (settings.codecOptions["x265-params"] == nil ? ["log-level=error"] : []) + (hdr?.x265Params ?? []))
-        }
+        if settings.videoCodec == "libx265" { addParams("x265-params", hdr?.x265Params ?? []) }
         if settings.videoCodec == "libsvtav1" { addParams("svtav1-params", hdr?.svtParams ?? []) }
         try encoder.open(options: options)
     }

@@ -7,6 +7,8 @@ import Synchronization
 public enum PipelineEvent: Sendable {
     /// The task this run works on (new, or an unfinished one resumed).
     case taskStarted(id: String, resumed: Bool)
+    /// How many segments a resumed run found done and intact (sent just before `planned`).
+    case alreadyDone(segments: Int)
     case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
     /// Kept frames a segment attempt has processed since the last report.
     case framesProcessed(segment: Int, frames: Int)
@@ -27,15 +29,18 @@ public struct TranscodeRequest: Sendable {
     public var keepTemp: Bool
     /// Folder under which the per-task work folder is made; default: beside the output.
     public var workRoot: String?
+    /// Where the segments run (`--executor`).
+    public var executor: ExecutorConfig
 
     public init(input: String, output: String, settings: TranscodeSettings, force: Bool = false,
-                keepTemp: Bool = false, workRoot: String? = nil) {
+                keepTemp: Bool = false, workRoot: String? = nil, executor: ExecutorConfig = .local) {
         self.input = input
         self.output = output
         self.settings = settings
         self.force = force
         self.keepTemp = keepTemp
         self.workRoot = workRoot
+        self.executor = executor
     }
 }
 
@@ -48,7 +53,12 @@ public struct TranscodeReport: Codable, Sendable {
     public var wallSeconds: Double
     /// Frames each segment kept, in segment order (as the plan said).
     public var segmentFrames: [Int]
-    public var verify: VerifyReport
+    /// Absent when the run detached before the merge.
+    public var verify: VerifyReport?
+    /// The run handed its segments to a scheduler and returned (`--detach`); `vslice resume TASK` finishes it.
+    public var detached: Bool = false
+    /// The task's work folder (what `vslice segment --work-dir` takes).
+    public var workDir: String? = nil
 }
 
 /// Output containers by file extension.
@@ -136,6 +146,8 @@ public struct Transcoder: Sendable {
         public var stallTimeout = 300.0
         /// Resume exactly this task (`vslice resume`), instead of looking it up by input and output.
         public var taskId: String? = nil
+        /// With a remote executor: return once the segments are submitted (the task stays running).
+        public var detach = false
         public init() {}
     }
 
@@ -168,6 +180,8 @@ public struct Transcoder: Sendable {
             let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
             format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
             try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
+            try request.executor.check(request: request, detach: options.detach)
+            try EncoderCheck.check(settings)
             // Bad input is refused (probing checks readability first) before a task or a work folder exists.
             try InputFile.checkReadable(input)
             guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
@@ -216,7 +230,8 @@ public struct Transcoder: Sendable {
                                  format: format, options: options, watchdog: watchdog, published: published, started: started)
         do {
             let report = try execute(context, extras: extras)
-            try store.finishTask(task.id, status: "done")
+            // Detached: the segments run under the scheduler; the task stays running, with no process holding it.
+            if report.detached { try store.releaseDetached(task.id) } else { try store.finishTask(task.id, status: "done") }
             return report
         } catch {
             // A holder that lost its lease touches nothing: the task and its files are another process's now.
@@ -279,7 +294,6 @@ public struct Transcoder: Sendable {
         let filterTiming = extras.filterTiming
         let (task, store, probe, input, out, format, watchdog) = (run.task, run.store, run.probe, run.input, run.out, run.format, run.watchdog)
         let published = run.published
-        let maxAttempts = run.options.maxAttempts
         let settings = request.settings
         let work = task.workDir
         do {
@@ -301,13 +315,20 @@ public struct Transcoder: Sendable {
             plan = stored
         } else {
             plan = try step(store, task.id, "plan", detail: { (p: Plan) in (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) } }) {
-                () throws(VSliceError) in try Plan.make(source: input, index: index, settings: settings, expect: run.identity,
-                                                         filter: filterTiming, from: Transcoder.filteredStart(probe))
+                () throws(VSliceError) in
+                var p = try Plan.make(source: input, index: index, settings: settings, expect: run.identity,
+                                      filter: filterTiming, from: Transcoder.filteredStart(probe))
+                p.hdr = extras.hdr
+                return p
             }
         }
         try store.setFrames(task.id, plan.frameCount)
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
         try store.ensureSegments(task: task.id, plan: plan, files: segmentPaths)
+        // What `vslice segment` workers need, for any executor; and what workers have reported since the last run.
+        try WorkOrder(task: task.id, input: input, fingerprint: task.inputFingerprint, settings: settings, plan: plan,
+                      index: index, stallTimeout: run.options.stallTimeout).write(workDir: work)
+        try store.ingestTraceRecords(task: task.id, workDir: work)
 
         // Which segments are really done: recorded done, and the file is there, sealed, of the recorded size.
         var done = Set<Int>()
@@ -319,6 +340,7 @@ public struct Transcoder: Sendable {
         }
         let framesDone = plan.segments.filter { done.contains($0.index) }.map(\.frameCount).reduce(0, +)
         logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        onEvent(.alreadyDone(segments: done.count))
         onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
 
         // audio (each kept track re-encoded once, or copied) and subtitles, beside the video branch; their
@@ -381,63 +403,26 @@ public struct Transcoder: Sendable {
         // encode: what is not done, longest segments first, so the last one to finish is short
         let onEvent = self.onEvent
         let logger = self.logger
-        let taskId = task.id
         let todo = plan.segments.filter { !done.contains($0.index) }.sorted { $0.processedCount > $1.processedCount }
         let kept = Mutex([Int](repeating: 0, count: plan.segments.count))
         for s in plan.segments where done.contains(s.index) { kept.withLock { $0[s.index] = s.frameCount } }
-        let encodeSettings = settings.forRun(segments: todo.count)
-        let errors = WorkerPool.run(todo, jobs: settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
-            let segId = "\(taskId)_encode_\(segment.index)"
-            var attempt = 0
-            while true {
-                attempt += 1
-                onEvent(.segmentStarted(index: segment.index))
-                let trace = try store.beginEvent(taskId, "encode", segment: segId)
-                let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
-                let watch = WorkWatch()
-                // Written under a name of its own, renamed into place by the commit that records it.
-                let tmp = segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
-                var encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
-                                             outputPath: tmp,
-                                             progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
-                                             watch: watch, expect: run.identity)
-                encoder.hdr = extras.hdr
-                do throws(VSliceError) {
-                    let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
-                    Fault.hit("segment-commit")
-                    try store.endStep(trace: trace, task: taskId, node: "encode",
-                                      segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
-                                                     checksum: Int64(result.checksum)),
-                                      figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                                     framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
-                                      error: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
-                    kept.withLock { $0[segment.index] = result.framesKept }
-                    onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
-                    Fault.hit("segment-done")
-                    return
-                } catch {
-                    try? FileManager.default.removeItem(atPath: tmp)
-                    // A holder that lost the task writes nothing more.
-                    if error.kind == .resumeRefused { throw error }
-                    try? store.endStep(trace: trace, task: taskId, node: "encode",
-                                       segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
-                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
-                                       error: error.description)
-                    onEvent(.segmentFailed(index: segment.index, error: error.description))
-                    // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
-                    guard error.kind == .processing, !error.deterministic, attempt < maxAttempts, !Cancellation.stopRequested,
-                          !watchdog.cancelled else { throw error }
-                    logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
-                    Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
-                }
-            }
-        }
+        let job = EncodeJob(task: task, store: store, input: input, identity: run.identity, index: index, plan: plan,
+                            segmentPaths: segmentPaths, todo: todo, settings: settings, options: run.options, watchdog: watchdog,
+                            onEvent: onEvent, logger: logger, kept: { i, n in kept.withLock { $0[i] = n } })
+        let encoded: Result<EncodeOutcome, VSliceError>
+        do throws(VSliceError) { encoded = .success(try request.executor.make().encode(job)) } catch { encoded = .failure(error) }
         let audioError = audioJob?.wait()
-        if let e = errors.first(where: { $0.kind == .resumeRefused }) ?? errors.first ?? audioError { throw e }
-        if settings.videoFilter != nil && kept.withLock({ $0.reduce(0, +) }) == 0 {
+        let outcome = try encoded.get()
+        if let audioError { throw audioError }
+        if case .finished = outcome, settings.videoFilter != nil, kept.withLock({ $0.reduce(0, +) }) == 0 {
             var e = VSliceError(.processing, "filter", path: input, reason: "the --vf graph gave no frames at all")
             e.deterministic = true
             throw e
+        }
+        if case .detached = outcome {
+            return TranscodeReport(task: task.id, input: request.input, output: request.output, segments: plan.segments.count,
+                                   frames: plan.frameCount, wallSeconds: monotonicSeconds() - run.started,
+                                   segmentFrames: kept.withLock { $0 }, verify: nil, detached: true, workDir: work)
         }
         if Cancellation.stopRequested {
             throw VSliceError(.interrupted, "transcode", path: input, reason: "interrupted; resume by running the same command")
@@ -527,7 +512,7 @@ public struct Transcoder: Sendable {
         if !request.keepTemp { try? FileManager.default.removeItem(atPath: work) }
         return TranscodeReport(task: task.id, input: request.input, output: request.output, segments: plan.segments.count,
                                frames: plan.frameCount, wallSeconds: monotonicSeconds() - run.started,
-                               segmentFrames: kept.withLock { $0 }, verify: verify)
+                               segmentFrames: kept.withLock { $0 }, verify: verify, workDir: work)
     }
 
     /// The merged file before it is published: beside the output, named after the task.

@@ -57,6 +57,22 @@ public struct StreamInfo: Codable, Sendable {
     public var sampleFormat: String?
     public var channelLayout: String?
     public var channels: Int?
+    /// The stream's `language` tag (also in `tags`).
+    public var language: String?
+    /// Every disposition flag FFmpeg knows, 0 or 1 (as ffprobe prints them).
+    public var disposition: [String: Int]?
+    /// The stream's metadata tags.
+    public var tags: [String: String]?
+
+    /// ffprobe's key names where ffprobe has the value; the Swift names stay as they are.
+    enum CodingKeys: String, CodingKey {
+        case index, profile, width, height, rotation, channels, language, disposition, tags
+        case type = "codec_type", codec = "codec_name", timeBase = "time_base", startTime = "start_time"
+        case duration, bitRate = "bit_rate", pixelFormat = "pix_fmt", avgFrameRate = "avg_frame_rate"
+        case realFrameRate = "r_frame_rate", colorPrimaries = "color_primaries", colorTransfer = "color_transfer"
+        case colorSpace = "color_space", colorRange = "color_range", sampleRate = "sample_rate"
+        case sampleFormat = "sample_fmt", channelLayout = "channel_layout"
+    }
 }
 
 /// What `vslice probe` reports. Keys are documented in README ("probe --json").
@@ -76,10 +92,20 @@ public struct ProbeReport: Codable, Sendable {
     public var variableFrameRate: Bool?
     /// True when some keyframe has leading frames (decoded after it, shown before it): open GOPs.
     public var openGop: Bool?
+    /// The container's metadata tags.
+    public var tags: [String: String]?
+
+    /// ffprobe's key names where ffprobe has the value (`filename`, `format_name`…).
+    enum CodingKeys: String, CodingKey {
+        case path = "filename", format = "format_name", formatLongName = "format_long_name", duration
+        case startTime = "start_time", bitRate = "bit_rate", streams, videoStream = "video_stream"
+        case audioStream = "audio_stream", frameCount = "frame_count", keyframes
+        case variableFrameRate = "variable_frame_rate", openGop = "open_gop", tags
+    }
 }
 
 /// The full per-frame timing of the video stream, used by the planner (not printed).
-public struct VideoIndex: Sendable {
+public struct VideoIndex: Codable, Sendable {
     public var streamIndex: Int
     public var timeBase: Ratio
     /// Presentation timestamps of every frame, sorted (presentation order).
@@ -159,6 +185,7 @@ public struct Probe: Sendable {
             startTime: fmt.start_time == AV_NOPTS ? nil : Double(fmt.start_time) / Double(AV_TIME_BASE),
             bitRate: fmt.bit_rate > 0 ? fmt.bit_rate : nil,
             streams: streams, videoStream: vIndex, audioStream: aIndex)
+        report.tags = Probe.tags(fmt.metadata)
         guard let vIndex else {
             throw VSliceError(.input, "probe", path: path, reason: "no video stream")
         }
@@ -372,10 +399,19 @@ public struct Probe: Sendable {
             info.pixelFormat = av_get_pix_fmt_name(AVPixelFormat(rawValue: par.format)).map { String(cString: $0) }
             info.avgFrameRate = Ratio(st.pointee.avg_frame_rate)
             info.realFrameRate = Ratio(st.pointee.r_frame_rate)
-            info.colorPrimaries = av_color_primaries_name(par.color_primaries).map { String(cString: $0) }
-            info.colorTransfer = av_color_transfer_name(par.color_trc).map { String(cString: $0) }
-            info.colorSpace = av_color_space_name(par.color_space).map { String(cString: $0) }
-            info.colorRange = av_color_range_name(par.color_range).map { String(cString: $0) }
+            // Unspecified colour properties are left out (as ffprobe's JSON does), not "unknown".
+            if par.color_primaries != AVCOL_PRI_UNSPECIFIED {
+                info.colorPrimaries = av_color_primaries_name(par.color_primaries).map { String(cString: $0) }
+            }
+            if par.color_trc != AVCOL_TRC_UNSPECIFIED {
+                info.colorTransfer = av_color_transfer_name(par.color_trc).map { String(cString: $0) }
+            }
+            if par.color_space != AVCOL_SPC_UNSPECIFIED {
+                info.colorSpace = av_color_space_name(par.color_space).map { String(cString: $0) }
+            }
+            if par.color_range != AVCOL_RANGE_UNSPECIFIED {
+                info.colorRange = av_color_range_name(par.color_range).map { String(cString: $0) }
+            }
             var size: Int = 0
             if let m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 {
                 let deg = m.withMemoryRebound(to: Int32.self, capacity: 9) { av_display_rotation_get($0) }
@@ -392,6 +428,25 @@ public struct Probe: Sendable {
                 info.channelLayout = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             }
         }
+        info.tags = tags(st.pointee.metadata)
+        info.language = info.tags?["language"]
+        var flags: [String: Int] = [:]
+        for bit in 0..<31 {
+            let flag = Int32(1) << Int32(bit)
+            if let name = av_disposition_to_string(flag) { flags[String(cString: name)] = st.pointee.disposition & flag != 0 ? 1 : 0 }
+        }
+        info.disposition = flags
         return info
+    }
+
+    /// A metadata dictionary's entries (nil when it has none).
+    static func tags(_ dict: OpaquePointer?) -> [String: String]? {
+        var out: [String: String] = [:]
+        var entry: UnsafeMutablePointer<AVDictionaryEntry>? = nil
+        while let e = av_dict_get(dict, "", entry, AV_DICT_IGNORE_SUFFIX) {
+            out[String(cString: e.pointee.key)] = String(cString: e.pointee.value)
+            entry = e
+        }
+        return out.isEmpty ? nil : out
     }
 }

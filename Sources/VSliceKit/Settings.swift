@@ -61,6 +61,24 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         return opts
     }
 
+    /// Every private option a segment's video encoder is opened with: `encoderOptions` plus what vslice adds
+    /// (a forced I frame is an IDR for x264/x265, so a cut at a kept frame is clean; x265's banner silenced).
+    /// The encoder check before any work opens the encoder with exactly these.
+    var videoEncoderOptions: [(String, String)] {
+        var options = encoderOptions
+        if ["libx264", "libx265"].contains(videoCodec) && codecOptions["forced-idr"] == nil {
+            options.append(("forced-idr", "1"))
+        }
+        if videoCodec == "libx265" {
+            if let given = codecOptions["x265-params"] {
+                if !given.contains("log-level") { options = options.map { $0.0 == "x265-params" ? ($0.0, given + ":log-level=error") : $0 } }
+            } else {
+                options.append(("x265-params", "log-level=error"))
+            }
+        }
+        return options
+    }
+
     /// A canonical description of the output-affecting settings (its hash identifies them).
     public var outputSignature: String {
         var parts = ["vcodec=\(videoCodec)", "crf=\(crf.map { String($0) } ?? "-")", "preset=\(preset ?? "-")",
@@ -94,25 +112,61 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// Audio is stream-copied (`--acodec copy`).
     public var copyAudio: Bool { audioCodec == "copy" }
 
+    /// The CRF range of the encoders vslice documents (others are checked by opening them).
+    public static let crfRanges: [String: ClosedRange<Double>] = [
+        "libx264": 0...51, "libx265": 0...51, "libsvtav1": 0...63, "libvpx-vp9": 0...63,
+    ]
+
+    /// The ranges of the numeric settings. Bounded so that no value can overflow the planner's or the
+    /// encoder's arithmetic; far beyond any useful value.
+    public enum Limits {
+        public static let jobs = 1...256
+        public static let threads = 1...64
+        public static let segmentSeconds = 0.01...1_000_000.0
+        public static let segmentFrames = 1...1_000_000_000
+        public static let minSplitSeconds = 0.0...1_000_000_000.0
+        public static let overlap = 0...1_000_000
+        public static let videoBitrate: ClosedRange<Int64> = 1_000...10_000_000_000
+        public static let audioBitrate: ClosedRange<Int64> = 1_000...10_000_000
+    }
+
     public func validate() throws(VSliceError) {
         func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
-        if jobs < 1 { throw usage("--jobs must be at least 1") }
-        if let threads, threads < 1 { throw usage("--threads must be at least 1") }
-        if let segmentSeconds, !(segmentSeconds > 0 && segmentSeconds.isFinite) { throw usage("--segment-seconds must be a positive number of seconds") }
-        if split == .frames && segmentFrames < 1 { throw usage("--split frames needs --segment-frames N (N ≥ 1)") }
-        if let minSplitSeconds, !(minSplitSeconds >= 0 && minSplitSeconds.isFinite) { throw usage("--min-split-seconds must be a number of seconds ≥ 0") }
-        if overlapBefore < 0 || overlapAfter < 0 { throw usage("--overlap takes non-negative frame counts") }
-        if let crf, crf < 0 { throw usage("--crf must not be negative") }
-        if audioBitrate <= 0 { throw usage("--abitrate must be positive") }
+        func show(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d) }
+        if !Limits.jobs.contains(jobs) { throw usage("--jobs takes \(Limits.jobs.lowerBound) to \(Limits.jobs.upperBound), got \(jobs)") }
+        if let threads, !Limits.threads.contains(threads) {
+            throw usage("--threads takes \(Limits.threads.lowerBound) to \(Limits.threads.upperBound), got \(threads)")
+        }
+        if let segmentSeconds, !Limits.segmentSeconds.contains(segmentSeconds) {
+            throw usage("--segment-seconds takes \(show(Limits.segmentSeconds.lowerBound)) to \(show(Limits.segmentSeconds.upperBound)), got \(show(segmentSeconds))")
+        }
+        if split == .frames && segmentFrames == 0 { throw usage("--split frames needs --segment-frames N (N ≥ 1)") }
+        if segmentFrames != 0 && !Limits.segmentFrames.contains(segmentFrames) {
+            throw usage("--segment-frames takes \(Limits.segmentFrames.lowerBound) to \(Limits.segmentFrames.upperBound), got \(segmentFrames)")
+        }
+        if let minSplitSeconds, !Limits.minSplitSeconds.contains(minSplitSeconds) {
+            throw usage("--min-split-seconds takes \(show(Limits.minSplitSeconds.lowerBound)) to \(show(Limits.minSplitSeconds.upperBound)), got \(show(minSplitSeconds))")
+        }
+        if !Limits.overlap.contains(overlapBefore) || !Limits.overlap.contains(overlapAfter) {
+            throw usage("--overlap takes frame counts from \(Limits.overlap.lowerBound) to \(Limits.overlap.upperBound), got \(overlapBefore),\(overlapAfter)")
+        }
+        if let crf {
+            if videoBitrate != nil { throw usage("--crf and --vbitrate both set the video rate; give one of them") }
+            let range = Self.crfRanges[videoCodec] ?? 0...1000
+            if !range.contains(crf) {
+                throw usage("--crf for \(videoCodec) takes \(show(range.lowerBound)) to \(show(range.upperBound)), got \(show(crf))")
+            }
+        }
+        if let b = videoBitrate, !Limits.videoBitrate.contains(b) {
+            throw usage("--vbitrate takes 1k to 10G (bits per second), got \(b)")
+        }
+        if !Limits.audioBitrate.contains(audioBitrate) {
+            throw usage("--abitrate takes 1k to 10M (bits per second), got \(audioBitrate)")
+        }
         if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
         }
-        for (name, type, option) in [(videoCodec, AVMEDIA_TYPE_VIDEO, "--vcodec"), (audioCodec, AVMEDIA_TYPE_AUDIO, "--acodec")]
-            where !(option == "--acodec" && name == "copy") {
-            guard let codec = avcodec_find_encoder_by_name(name) else {
-                throw usage("\(option): this build has no encoder named '\(name)'")
-            }
-            if codec.pointee.type != type { throw usage("\(option): '\(name)' is not a \(type == AVMEDIA_TYPE_VIDEO ? "video" : "audio") encoder") }
-        }
+        try EncoderCatalog.check(videoCodec, type: AVMEDIA_TYPE_VIDEO, option: "--vcodec")
+        if !copyAudio { try EncoderCatalog.check(audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec") }
     }
 }

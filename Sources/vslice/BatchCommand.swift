@@ -8,9 +8,17 @@ struct BatchCommand: ParsableCommand {
         abstract: "Transcode every matching file of a folder into OUTDIR, mirroring its layout.",
         discussion: """
             One task per input, run one after the other, each with --jobs segments at once (so --jobs bounds the \
-            encoders of the whole batch). An input whose output exists and verifies against it is skipped, so a \
-            batch can be re-run; an unfinished task resumes; a failing input is reported and the batch goes on. \
-            Exit 0 when every input is done or skipped, 6 when some failed, 130 when interrupted.
+            encoders of the whole batch). Files that are not videos (text, pictures, audio only — found by \
+            probing files not named like videos) are skipped quietly and listed in the summary. An input whose \
+            output exists and verifies against it is skipped, so a batch can be re-run — unless the job store \
+            says that output was made with other settings: then it is made again, saying so. An unfinished task \
+            resumes; a failing input is reported and the batch goes on. Exit 0 when every input is done or \
+            skipped, 6 when some failed, 130 when interrupted.
+
+            EXAMPLES:
+              vslice batch ~/Videos -o ~/out --recursive --crf 23 --preset medium
+              vslice batch . -o ../small --pattern '*.mov' --container mkv --vcodec libx265
+              vslice batch in -o out --json | jq -c 'select(.event == "batch_done")'
             """)
 
     @Argument(help: "The folder of inputs.")
@@ -41,13 +49,18 @@ struct BatchCommand: ParsableCommand {
     }
 
     struct Summary: Encodable {
-        var inputs = 0, done = 0, skipped = 0, failed = 0
+        var inputs = 0, done = 0, skipped = 0, failed = 0, redone = 0
         var seconds = 0.0
+        /// Failed inputs (relative path) → error.
         var failures: [String: String] = [:]
+        /// Skipped inputs (relative path) → why.
+        var skippedInputs: [String: String] = [:]
     }
 
     func run() throws {
         let settings = try options.settings()
+        // Bad encoder options fail every input the same way: refuse them once, before anything.
+        try EncoderCheck.check(settings)
         runner.prepare()
         do {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
@@ -74,9 +87,24 @@ struct BatchCommand: ParsableCommand {
                 continue
             }
             outputs[item.output] = item.input
-            if FileManager.default.fileExists(atPath: item.output) && !outputOptions.force {
-                if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter), check.ok {
+            if let why = MediaSniff.whyNotVideo(item.input) {
+                summary.skipped += 1
+                summary.skippedInputs[item.relative] = why
+                writer?.emit("input_skipped", ["input": item.input, "output": item.output, "reason": why])
+                continue
+            }
+            var force = outputOptions.force
+            if FileManager.default.fileExists(atPath: item.output) && !force {
+                if let previous = Self.madeWithOtherSettings(item.output, settings: settings, store: store) {
+                    // Verifying would pass (same frames, other quality): the ledger knows better. Made again.
+                    let reason = "made with other settings (\(previous))"
+                    summary.redone += 1
+                    writer?.emit("input_redone", ["input": item.input, "output": item.output, "reason": reason])
+                    if !runner.quiet && !runner.json { FileHandle.standardError.write(Data("redo \(item.relative): \(item.output) was \(reason)\n".utf8)) }
+                    force = true
+                } else if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter), check.ok {
                     summary.skipped += 1
+                    summary.skippedInputs[item.relative] = "output exists and verifies"
                     writer?.emit("input_skipped", ["input": item.input, "output": item.output, "reason": "output exists and verifies"])
                     if !runner.quiet && !runner.json { FileHandle.standardError.write(Data("skip \(item.relative): \(item.output) verifies\n".utf8)) }
                     continue
@@ -89,7 +117,8 @@ struct BatchCommand: ParsableCommand {
                 fail(VSliceError(.usage, "batch", path: item.output, reason: "cannot create its folder"))
                 continue
             }
-            let request = outputOptions.request(input: item.input, output: item.output, settings: settings)
+            var request = outputOptions.request(input: item.input, output: item.output, settings: settings)
+            request.force = force
             let outcome = runner.session.run(input: item.input, output: item.output) { onEvent throws(VSliceError) in
                 try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
             }
@@ -104,11 +133,38 @@ struct BatchCommand: ParsableCommand {
         if let writer {
             writer.emit("batch_done", EventWriter.fields(summary))
         } else if !runner.quiet {
-            FileHandle.standardError.write(Data(String(format: "batch: %d inputs: %d done, %d skipped, %d failed in %.1f s\n",
-                                                       summary.inputs, summary.done, summary.skipped, summary.failed,
-                                                       summary.seconds).utf8))
+            var text = String(format: "batch: %d inputs: %d done, %d skipped, %d failed in %.1f s\n",
+                              summary.inputs, summary.done, summary.skipped, summary.failed, summary.seconds)
+            let notVideo = summary.skippedInputs.filter { $0.value != "output exists and verifies" }.keys.sorted()
+            if !notVideo.isEmpty { text += "  skipped, not videos: " + notVideo.joined(separator: ", ") + "\n" }
+            if !summary.failures.isEmpty { text += "  failed: " + summary.failures.keys.sorted().joined(separator: ", ") + "\n" }
+            FileHandle.standardError.write(Data(text.utf8))
         }
         if Cancellation.stopRequested { throw VSliceError(.interrupted, "batch", path: dir, reason: "interrupted; run the same command again to go on") }
-        if summary.failed > 0 { throw BatchFailure(message: "\(summary.failed) of \(summary.inputs) inputs failed") }
+        if summary.failed > 0 {
+            throw BatchFailure(message: "\(summary.failed) of \(summary.inputs) inputs failed: "
+                               + summary.failures.keys.sorted().joined(separator: ", "))
+        }
+    }
+
+    /// When the job store's newest finished task for `output` was made with settings other than these: how
+    /// they differ ("crf=30 → crf=20"); nil when they are the same or the store does not know the output.
+    static func madeWithOtherSettings(_ output: String, settings: TranscodeSettings, store: JobStore) -> String? {
+        let path = URL(fileURLWithPath: output).standardizedFileURL.path
+        guard let tasks = try? store.tasks(),
+              let last = tasks.filter({ $0.output == path && $0.status == "done" }).max(by: { $0.updatedAt < $1.updatedAt })
+        else { return nil }
+        let now = settings.outputSignature
+        guard last.settingsJson != now else { return nil }
+        let before = last.settingsJson.split(separator: ";").map(String.init)
+        let after = now.split(separator: ";").map(String.init)
+        let key = { (s: String) in s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s }
+        var changes: [String] = []
+        for a in after where !before.contains(a) {
+            let old = before.first { key($0) == key(a) }
+            changes.append((old.map { $0 + " → " } ?? "") + a)
+        }
+        for b in before where !after.contains(where: { key($0) == key(b) }) { changes.append(b + " → -") }
+        return changes.joined(separator: ", ")
     }
 }

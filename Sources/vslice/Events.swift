@@ -3,11 +3,19 @@ import Synchronization
 import VSliceKit
 
 /// `--json` for the commands that run tasks: one JSON object per line (NDJSON) on stdout, each with
-/// `event` and `time` (Unix seconds). Events: task_started, planned, segment_started, segment_done,
-/// segment_failed, audio_done, merged, published, task_done (the report, with `verify`), task_failed
-/// (`exit_code`, `error`); `batch` adds input_skipped and batch_done.
+/// `event` and `time` (Unix seconds). Events: task_started, planned, segment_started, progress (about once
+/// a second while frames are processed), segment_done, segment_failed, audio_done, merged, published,
+/// task_done (the report, with `verify`), task_failed (`exit_code`, `error`); `batch` adds input_skipped,
+/// input_redone and batch_done.
 final class EventWriter: Sendable {
     private let lock = Mutex(())
+    private struct Progress {
+        var model = ProgressModel()
+        var lastEmit = 0.0
+    }
+    private let progress = Mutex(Progress())
+    /// Seconds between `progress` events.
+    static let progressInterval = 1.0
 
     func emit(_ event: String, _ fields: [String: Any] = [:]) {
         var object = fields
@@ -31,12 +39,29 @@ final class EventWriter: Sendable {
 
     func pipeline(_ event: PipelineEvent, input: String, output: String) {
         let where_: [String: Any] = ["input": input, "output": output]
+        let now = Date().timeIntervalSince1970
+        let due: [String: Any]? = progress.withLock { p in
+            p.model.apply(event, now: now)
+            if case .planned = event { p.lastEmit = now }
+            guard case .framesProcessed = event, now - p.lastEmit >= Self.progressInterval else { return nil }
+            p.lastEmit = now
+            let m = p.model
+            var fields: [String: Any] = ["frames_done": m.done, "frames_total": m.total,
+                                         "percent": (m.fraction * 1000).rounded() / 10,
+                                         "segments_done": m.segmentsDone, "segments": m.segments, "running": m.running]
+            if let fps = m.fps(now: now) { fields["fps"] = (fps * 10).rounded() / 10 }
+            if let eta = m.eta(now: now) { fields["eta_seconds"] = (eta * 10).rounded() / 10 }
+            return fields
+        }
+        if let due { emit("progress", where_.merging(due) { a, _ in a }) }
         switch event {
         case let .taskStarted(id, resumed):
             emit("task_started", where_.merging(["task": id, "resumed": resumed]) { a, _ in a })
         case let .planned(total, segments, already):
-            emit("planned", where_.merging(["frames": total, "segments": segments, "frames_done": already]) { a, _ in a })
-        case .framesProcessed: break
+            let done = progress.withLock { $0.model.segmentsAlreadyDone }
+            emit("planned", where_.merging(["frames": total, "segments": segments, "frames_done": already,
+                                            "segments_done": done]) { a, _ in a })
+        case .framesProcessed, .alreadyDone: break
         case let .segmentStarted(index): emit("segment_started", where_.merging(["segment": index]) { a, _ in a })
         case let .segmentDone(index, frames):
             emit("segment_done", where_.merging(["segment": index, "frames": frames]) { a, _ in a })
@@ -65,20 +90,46 @@ struct TaskSession {
              _ body: (@escaping @Sendable (PipelineEvent) -> Void) throws(VSliceError) -> TranscodeReport) -> Outcome {
         let progress = ProgressPrinter(label: (input as NSString).lastPathComponent, enabled: !quiet && !json)
         let writer = json ? EventWriter() : nil
+        let run = RunInfo()
+        let talk = !quiet && !json
         do throws(VSliceError) {
             let report = try body { event in
+                switch event {
+                case let .taskStarted(id, resumed): run.started(id: id, resumed: resumed)
+                case let .alreadyDone(n): run.alreadyDone(n)
+                case let .planned(_, segments, _):
+                    Signals.segmentsInRun.store(segments, ordering: .relaxed)
+                    if talk, let (id, done) = run.resumed {
+                        progress.note("resuming task \(id.prefix(8)): \(done) of \(segments) segment\(segments == 1 ? "" : "s") already done")
+                    }
+                default: break
+                }
                 progress.handle(event)
                 writer?.pipeline(event, input: input, output: output)
             }
-            if let writer {
+            if report.detached {
+                if let writer {
+                    writer.emit("task_detached", EventWriter.fields(report))
+                } else if !quiet {
+                    print("task \(report.task): \(report.segments) segments submitted; work folder \(report.workDir ?? "?"); "
+                          + "`vslice resume \(report.task.prefix(8))` finishes it")
+                }
+            } else if let writer {
                 writer.emit("task_done", EventWriter.fields(report))
             } else if !quiet {
-                print(String(format: "%@: %d frames in %d segments, %.2f s", report.output, report.frames, report.segments,
-                             report.wallSeconds))
+                print(String(format: "%@: %d frames in %d segment%@, %.2f s", report.output, report.frames, report.segments,
+                             report.segments == 1 ? "" : "s", report.wallSeconds))
             }
             return Outcome(report: report)
         } catch {
             progress.finishLine()
+            var error = error
+            // Either Ctrl-C: say how to go on (a cancelled task does not go on).
+            if error.kind == .interrupted, !error.reason.contains("cancel"), let id = run.id {
+                error = VSliceError(.interrupted, "transcode", path: input,
+                                    reason: "interrupted; the task \(id.prefix(8)) is kept: run the same command again "
+                                        + "(or vslice resume \(id.prefix(8))) to go on")
+            }
             if let writer {
                 writer.emit("task_failed", ["input": input, "output": output, "exit_code": Int(error.exitCode),
                                             "error": error.description])
@@ -86,4 +137,20 @@ struct TaskSession {
             return Outcome(error: error)
         }
     }
+}
+
+/// What the event handler learns about the run (from the worker threads).
+final class RunInfo: Sendable {
+    private struct State {
+        var id: String?
+        var resumed = false
+        var done = 0
+    }
+    private let state = Mutex(State())
+
+    func started(id: String, resumed: Bool) { state.withLock { $0.id = id; $0.resumed = resumed } }
+    func alreadyDone(_ n: Int) { state.withLock { $0.done = n } }
+    var id: String? { state.withLock { $0.id } }
+    /// The task ID and its segments already done, if this run resumed a task.
+    var resumed: (String, Int)? { state.withLock { s in s.resumed ? s.id.map { ($0, s.done) } : nil } }
 }

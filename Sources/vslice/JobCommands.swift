@@ -11,6 +11,11 @@ struct ResumeCommand: ParsableCommand {
             Done segments whose files are intact are kept; the rest is redone. Refused (exit 5) when the input \
             changed or another live process holds the task. With --all, tasks run one after the other; the exit \
             code is 0 only if every one finished, else 6.
+
+            EXAMPLES:
+              vslice resume 20da0bc1
+              vslice resume 20da0bc1 --jobs 1
+              vslice resume --all -q
             """)
 
     @Argument(help: "A task ID (or its first characters), as `vslice status` lists them.")
@@ -27,7 +32,9 @@ struct ResumeCommand: ParsableCommand {
     func validate() throws {
         if (task == nil) == !all { throw ValidationError("give a task ID or --all") }
         if runner.fresh { throw ValidationError("--fresh does not apply to resume; use `transcode --fresh`") }
-        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let jobs, !TranscodeSettings.Limits.jobs.contains(jobs) {
+            throw ValidationError("--jobs takes \(TranscodeSettings.Limits.jobs.lowerBound) to \(TranscodeSettings.Limits.jobs.upperBound), got \(jobs)")
+        }
     }
 
     func run() throws {
@@ -65,7 +72,12 @@ struct CancelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
         abstract: "Cancel a task: it will not be resumed; a process running it stops within seconds (exit 130).",
-        discussion: "The work folder of a task no process runs is removed at once; otherwise `vslice gc` removes it later.")
+        discussion: """
+            The work folder of a task no process runs is removed at once; otherwise `vslice gc` removes it later.
+
+            EXAMPLES:
+              vslice cancel 20da0bc1
+            """)
 
     @Argument(help: "A task ID (or its first characters).")
     var task: String
@@ -80,6 +92,7 @@ struct CancelCommand: ParsableCommand {
         guard let t = try store.task(task) else { throw VSliceError(.usage, "cancel", reason: "no task '\(task)'") }
         let running = store.isLeasedByOther(t)
         let changed = try store.cancel(t.id)
+        if changed { ExecutorControl.cancelScheduled(t) }
         var removed = false
         if changed && !running && !t.workDir.isEmpty {
             try GarbageCollector.remove(t, store: store)
@@ -113,6 +126,10 @@ struct GCCommand: ParsableCommand {
         discussion: """
             An unfinished task is unresumable when its input is gone or changed. --unfinished also cancels and \
             cleans every other unfinished task. Tasks held by a live process are never touched.
+
+            EXAMPLES:
+              vslice gc --dry-run
+              vslice gc --unfinished
             """)
 
     @Flag(help: "Also cancel and clean unfinished (resumable) tasks.")
@@ -164,43 +181,120 @@ struct BatchFailure: Error, CustomStringConvertible {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "List tasks with their progress, or one task's events, segments and traces.")
+        abstract: "List tasks with their progress, or one task's events, segments and traces.",
+        discussion: """
+            Columns: TASK (ID prefix, usable with resume/cancel/status), STATUS, DONE (frames of finished \
+            segments), SEGMENTS done/planned, UPDATED (last change or heartbeat), INPUT → OUTPUT. A task \
+            recorded as running whose process is gone is shown as interrupted; one whose process has sent no \
+            heartbeat for 15 s (stopped, or on another host) as stale. Both resume.
+
+            EXAMPLES:
+              vslice status                 the 20 newest tasks, newest first
+              vslice status --limit 0       all of them
+              vslice status 20da0bc1        one task: events, segments, traces
+              vslice status --json | jq '.[] | select(.status == "running") | .percent'
+            """)
 
     @Argument(help: "A task ID (or its first characters).")
     var task: String?
 
-    @Flag(help: "Print JSON.")
+    @Option(help: "Show the N newest tasks (0: all).")
+    var limit = 20
+
+    @Flag(help: "Print JSON (the task's fields plus status, recorded_status, frames_done, percent, segments_done, segments, age_seconds).")
     var json = false
 
     @OptionGroup var store: StoreOptions
 
     struct Detail: Encodable {
+        /// The status as `vslice status` shows it (a dead holder's `running` task is interrupted or stale).
+        var status: String
+        var statusNote: String?
         var task: TaskRecord
         var events: [EventRecord]
         var segments: [SegmentRecord]
         var traces: [TraceRecord]
     }
 
+    func validate() throws {
+        if limit < 0 { throw ValidationError("--limit takes 0 (all) or more, got \(limit)") }
+    }
+
+    /// What a task's status is now: a `running` task whose process is gone is interrupted; one whose holder
+    /// sends no heartbeat (stopped, or another host's) is stale.
+    static func liveStatus(_ t: TaskRecord, store: JobStore) -> (status: String, note: String?) {
+        guard t.status == "running" else { return (t.status, nil) }
+        if store.isLeasedByOther(t) { return ("running", nil) }
+        guard let pid = t.leasePid else { return ("interrupted", "no process holds it") }
+        if t.leaseHost == Host.name && kill(pid_t(pid), 0) != 0 && errno == ESRCH {
+            return ("interrupted", "its process \(pid) is gone")
+        }
+        let quiet = t.leaseHeartbeat.map { Int(Date().timeIntervalSince1970 - $0) } ?? 0
+        return ("stale", "no heartbeat from process \(pid) on \(t.leaseHost ?? "?") for \(quiet) s")
+    }
+
+    static func age(_ seconds: Double) -> String {
+        let s = max(0, Int(seconds))
+        return s < 60 ? "\(s)s ago" : s < 3600 ? "\(s / 60)m ago" : s < 86400 ? "\(s / 3600)h ago" : "\(s / 86400)d ago"
+    }
+
     func run() throws {
         let store = try store.open()
         guard let id = task else {
-            let tasks = try store.tasks()
-            if json { try Terminal.printJSON(tasks); return }
+            let all = try store.tasks().sorted { $0.createdAt > $1.createdAt }
+            let tasks = limit == 0 ? all : Array(all.prefix(limit))
+            let now = Date().timeIntervalSince1970
+            var rows: [[String: Any]] = []
+            var lines: [[String]] = []
             for t in tasks {
                 let segs = try store.segments(task: t.id)
                 let done = segs.filter { $0.status == "done" }
                 let frames = done.map { $0.framesDone ?? 0 }.reduce(0, +)
-                let percent = t.framesTotal > 0 ? String(format: "%5.1f%%", 100 * Double(frames) / Double(t.framesTotal)) : "    -"
-                print("\(t.id.prefix(8))  \(t.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(percent) "
-                      + "\(done.count)/\(segs.count) segments  \(t.input) → \(t.output)")
+                let live = Self.liveStatus(t, store: store)
+                let updated = max(t.updatedAt, t.leaseHeartbeat ?? 0)
+                var row = EventWriter.fields(t)
+                row["status"] = live.status
+                row["recorded_status"] = t.status
+                if let note = live.note { row["status_note"] = note }
+                row["frames_done"] = frames
+                row["percent"] = t.framesTotal > 0 ? (1000 * Double(frames) / Double(t.framesTotal)).rounded() / 10 : nil
+                row["segments_done"] = done.count
+                row["segments"] = segs.count
+                row["age_seconds"] = (now - updated).rounded()
+                rows.append(row)
+                let percent = t.framesTotal > 0 ? String(format: "%.1f%%", 100 * Double(frames) / Double(t.framesTotal)) : "-"
+                lines.append([String(t.id.prefix(8)), live.status, percent, "\(done.count)/\(segs.count)", Self.age(now - updated),
+                              "\(t.input) → \(t.output)" + (live.note.map { "  (\($0))" } ?? "")])
             }
+            if json {
+                let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+                return
+            }
+            if tasks.isEmpty { print("no tasks in \(store.path)"); return }
+            let header = ["TASK", "STATUS", "DONE", "SEGMENTS", "UPDATED", "INPUT → OUTPUT"]
+            let table = [header] + lines
+            let widths = (0..<header.count - 1).map { c in table.map { $0[c].count }.max() ?? 0 }
+            for l in table {
+                var text = ""
+                for c in 0..<widths.count {
+                    let cell = l[c]
+                    // Numbers right-aligned, words left-aligned.
+                    let pad = String(repeating: " ", count: widths[c] - cell.count)
+                    text += (c == 2 || c == 3 ? pad + cell : cell + pad) + "  "
+                }
+                print(text + l[header.count - 1])
+            }
+            if all.count > tasks.count { print("(\(all.count - tasks.count) older task(s) not shown; --limit 0 shows all)") }
             return
         }
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
-        let detail = Detail(task: t, events: try store.events(task: t.id), segments: try store.segments(task: t.id),
-                            traces: try store.traces(task: t.id))
+        let live = Self.liveStatus(t, store: store)
+        let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
+                            segments: try store.segments(task: t.id), traces: try store.traces(task: t.id))
         if json { try Terminal.printJSON(detail); return }
-        print("task \(t.id) \(t.status)\(t.error.map { ": " + $0 } ?? "")\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
+        print("task \(t.id) \(live.status)\(live.note.map { " (\($0))" } ?? "")\(t.error.map { ": " + $0 } ?? "")"
+              + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
         for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
         for s in detail.segments {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")

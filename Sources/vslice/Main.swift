@@ -12,16 +12,24 @@ struct VSlice: ParsableCommand {
             unsupported; 4 output exists (use --force); 5 resume refused (input or settings changed, task \
             busy); 6 some inputs of a batch (or tasks of resume --all) failed; 130 interrupted or cancelled (an \
             interrupted task stays resumable).
+
+            EXAMPLES:
+              vslice transcode in.mov -o out.mp4 --crf 23
+              vslice batch ~/Videos -o ~/out --recursive
+              vslice status
+              vslice help transcode
             """,
         version: VSliceKit.version,
         subcommands: [TranscodeCommand.self, BatchCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self,
-                      StatusCommand.self, ResumeCommand.self, CancelCommand.self, GCCommand.self])
+                      StatusCommand.self, ResumeCommand.self, CancelCommand.self, GCCommand.self, SegmentCommand.self])
 
     /// Like ArgumentParser's `main()`, but with vslice's documented exit codes.
     static func main() {
         FFmpegLog.set(ProcessInfo.processInfo.environment["VSLICE_FFMPEG_LOG"] == "1" ? .warning : .quiet)
         do {
-            var command = try parseAsRoot()
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            if let spec = Arguments.spec(VSlice.self) { arguments = try Arguments.normalize(arguments, root: spec) }
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch let error as VSliceError {
             Terminal.printError(error.description)
@@ -40,7 +48,11 @@ struct VSlice: ParsableCommand {
                 Terminal.printError(message.isEmpty ? "interrupted" : message)
                 Foundation.exit(130)
             }
-            Terminal.printError(message)
+            // One line, like every other error: ArgumentParser's first line, and where the help is.
+            let first = VSlice.message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? message
+            let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
+            let help = command.map { "vslice help \($0)" } ?? "vslice --help"
+            Terminal.printError("usage: \(first) (see '\(help)')")
             // ArgumentParser's own usage failures become vslice's usage code.
             Foundation.exit(code == .validationFailure || code.rawValue == 64 ? VSliceError.Kind.usage.exitCode : code.rawValue)
         }

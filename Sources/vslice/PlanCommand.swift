@@ -5,7 +5,12 @@ import VSliceKit
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Print the segments a transcode would make (a dry run: nothing is encoded).")
+        abstract: "Print the segments a transcode would make (a dry run: nothing is encoded).",
+        discussion: """
+            EXAMPLES:
+              vslice plan in.mp4 --segment-seconds 5 --min-split-seconds 0
+              vslice plan in.mp4 --split frames --segment-frames 250 --overlap 0,4 --json
+            """)
 
     @Argument(help: "The input media file.")
     var input: String
@@ -15,8 +20,13 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var manifest: EmitOptions
+
     func run() throws {
+        if try manifest.run(input: input) { return }
         let settings = try options.settings()
+        // A dry run says what the transcode would refuse, too.
+        try EncoderCheck.check(settings)
         let probe = try Probe(path: input)
         // With --vf, the graph's measured timing sizes the overlaps and cuts the segments by time.
         let timing = try settings.videoFilter.map { try FilterTiming.measure($0, source: input, index: probe.video!) }

@@ -5,12 +5,17 @@ import VSliceKit
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe",
-        abstract: "Describe a media file: streams, exact frame count, keyframes, frame-rate mode.")
+        abstract: "Describe a media file: streams, exact frame count, keyframes, frame-rate mode.",
+        discussion: """
+            EXAMPLES:
+              vslice probe in.mp4
+              vslice probe --json in.mp4 | jq '.streams[] | {codec_type, codec_name, tags}'
+            """)
 
     @Argument(help: "The media file to probe.")
     var input: String
 
-    @Flag(help: "Print JSON (keys documented in README).")
+    @Flag(help: "Print JSON: ffprobe's key names (codec_name, pix_fmt, r_frame_rate, format_name…), plus frame_count, keyframes, variable_frame_rate, open_gop.")
     var json = false
 
     func run() throws {
@@ -42,6 +47,8 @@ enum ProbeText {
                 line += ", \(s.sampleRate ?? 0) Hz \(s.sampleFormat ?? "?") \(s.channelLayout ?? "?") (\(s.channels ?? 0) ch)"
             }
             line += ", time base \(s.timeBase), start \(secs(s.startTime))"
+            if let l = s.language { line += ", language \(l)" }
+            if s.disposition?["default"] == 1 { line += ", default" }
             lines.append(line)
         }
         if let n = r.frameCount {

@@ -2,74 +2,87 @@ import Foundation
 import Synchronization
 import VSliceKit
 
-/// Progress on stderr: a bar redrawn in place on a TTY, a plain line every few seconds otherwise.
+/// Progress on stderr: a bar redrawn in place on a TTY, fitted to the terminal's width (and refitted when
+/// the window is resized), a plain line every few seconds otherwise.
 /// Frames count kept frames only, so the bar ends at exactly 100 %; a failed attempt's frames are taken back.
 final class ProgressPrinter: Sendable {
     private struct State {
-        var total = 0
-        var done = 0
-        var segments = 0
-        var segmentsDone = 0
-        var running = 0
-        var startTime = 0.0
-        var startFrames = 0
+        var model = ProgressModel()
         var lastDraw = 0.0
-        /// Frames counted for each running attempt, to take back if it fails.
-        var attempt: [Int: Int] = [:]
+        var width = 80
+        /// The bar line is on screen (not yet ended with a newline).
+        var open = false
+        var finished = false
     }
     private let state = Mutex(State())
     private let tty: Bool
     private let label: String
     private let enabled: Bool
+    nonisolated(unsafe) private var resize: DispatchSourceSignal?
 
     init(label: String, enabled: Bool) {
         self.label = label
         self.enabled = enabled
         tty = isatty(STDERR_FILENO) == 1
+        guard enabled, tty else { return }
+        state.withLock { $0.width = Self.columns() }
+        signal(SIGWINCH, SIG_IGN)
+        let src = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
+        src.setEventHandler { [weak self] in self?.resized() }
+        src.resume()
+        resize = src
     }
+
+    deinit { resize?.cancel() }
+
+    /// The terminal's width in columns (stderr's, else $COLUMNS, else 80).
+    static func columns() -> Int {
+        var ws = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0 { return Int(ws.ws_col) }
+        if let c = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), c > 0 { return c }
+        return 80
+    }
+
+    private func resized() {
+        let line: String? = state.withLock { s in
+            s.width = Self.columns()
+            guard s.open, !s.finished else { return nil }
+            return "\r\u{1B}[2K" + ProgressText.bar(ProgressText.Figures(name: label, model: s.model, now: Self.now()), width: s.width)
+        }
+        if let line { FileHandle.standardError.write(Data(line.utf8)) }
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
 
     func handle(_ event: PipelineEvent) {
         guard enabled else { return }
-        let now = Date().timeIntervalSince1970
+        let now = Self.now()
         let line: String? = state.withLock { s in
+            s.model.apply(event, now: now)
             var force = false
             switch event {
-            case .taskStarted: return nil
-            case let .planned(total, segments, already):
-                s.total = total; s.segments = segments; s.done = already; s.startFrames = already
-                s.segmentsDone = 0; s.startTime = now; force = true
-            case let .framesProcessed(segment, n):
-                s.done += n
-                s.attempt[segment, default: 0] += n
-            case let .segmentStarted(index):
-                s.running += 1
-                s.attempt[index] = 0
-            case let .segmentDone(index, _):
-                s.running -= 1; s.segmentsDone += 1; force = true
-                s.attempt[index] = nil
-            case let .segmentFailed(index, _):
-                s.running -= 1
-                s.done -= s.attempt.removeValue(forKey: index) ?? 0
-            case .audioDone, .merged, .published: force = true
+            case .taskStarted, .alreadyDone: return nil
+            case .planned, .segmentDone, .audioDone, .merged, .published: force = true
+            case .framesProcessed, .segmentStarted, .segmentFailed: break
             }
             let interval = tty ? 0.2 : 5
             guard force || now - s.lastDraw >= interval else { return nil }
             s.lastDraw = now
-            let elapsed = max(now - s.startTime, 1e-3)
-            let fps = Double(s.done - s.startFrames) / elapsed
-            let frac = s.total > 0 ? min(1, Double(s.done) / Double(s.total)) : 0
-            let eta = fps > 0 ? Double(s.total - s.done) / fps : 0
-            var text = String(format: "%@ %5.1f%% %d/%d frames, %.1f fps, ETA %@, segments %d/%d (%d running)",
-                              label, frac * 100, s.done, s.total, fps, Self.duration(eta), s.segmentsDone, s.segments, s.running)
-            if case .merged = event { text = "\(label) merged" }
-            if case let .published(path) = event { text = "\(label) wrote \(path)" }
-            if tty {
-                let width = 24
-                let filled = Int(frac * Double(width))
-                let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-                return "\r\u{1B}[2K[\(bar)] " + text + (event.isFinal ? "\n" : "")
+            let figures = ProgressText.Figures(name: label, model: s.model, now: now)
+            var text: String
+            switch event {
+            case .merged: text = "\(label) merged"
+            case let .published(path): text = "\(label) wrote \(path)"
+            default: text = tty ? ProgressText.bar(figures, width: s.width) : ProgressText.plain(figures)
             }
-            return text + "\n"
+            guard tty else { return text + "\n" }
+            if case .published = event {
+                s.finished = true
+                s.open = false
+                return "\r\u{1B}[2K" + ProgressText.shorten(text, to: s.width - 1) + "\n"
+            }
+            s.open = true
+            return "\r\u{1B}[2K" + ProgressText.shorten(text, to: s.width - 1)
         }
         if let line { FileHandle.standardError.write(Data(line.utf8)) }
     }
@@ -77,15 +90,19 @@ final class ProgressPrinter: Sendable {
     /// Ends an unfinished bar line (after a failure) so the error starts on its own line.
     func finishLine() {
         guard enabled, tty else { return }
-        FileHandle.standardError.write(Data("\n".utf8))
+        let open = state.withLock { s in
+            defer { s.open = false; s.finished = true }
+            return s.open
+        }
+        if open { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 
-    static func duration(_ s: Double) -> String {
-        let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    /// Writes a line of its own above the bar (which the next redraw puts back).
+    func note(_ text: String) {
+        let open = enabled && tty && state.withLock { s in
+            defer { s.open = false }
+            return s.open
+        }
+        FileHandle.standardError.write(Data(((open ? "\r\u{1B}[2K" : "") + text + "\n").utf8))
     }
-}
-
-extension PipelineEvent {
-    var isFinal: Bool { if case .published = self { true } else { false } }
 }

@@ -1,13 +1,25 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import VSliceKit
 
 struct TranscodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transcode",
         abstract: "Transcode INPUT to OUTPUT: audio once, video in parallel segments, merged and verified.",
-        discussion: "The container follows OUTPUT's extension: .mp4 (or .m4v), .mov, .mkv.")
+        discussion: """
+            The container follows OUTPUT's extension: .mp4 (or .m4v), .mov, .mkv. Options are checked before any \
+            work (the encoder is opened once with them): a bad one is exit 2. Running the same command again \
+            resumes an unfinished task.
+
+            EXAMPLES:
+              vslice transcode in.mov -o out.mp4
+              vslice transcode in.mp4 -o out.mkv --vcodec libx265 --crf 26 --preset medium
+              vslice transcode in.mp4 -o out.mp4 --vbitrate 2M --abitrate 96k --jobs 4
+              vslice transcode in.mp4 -o out.mp4 --vf scale=1280:-2 --codec-opt tune=film
+              vslice transcode in.mp4 -o out.mp4 --json | jq -c 'select(.event == "progress")'
+            """)
 
     @Argument(help: "The input media file.")
     var input: String
@@ -21,13 +33,18 @@ struct TranscodeCommand: ParsableCommand {
 
     @OptionGroup var runner: RunOptions
 
+    @OptionGroup var cluster: ExecutorOptions
+
     func run() throws {
         let settings = try options.settings()
         runner.prepare()
-        let request = outputOptions.request(input: input, output: output, settings: settings)
+        var request = outputOptions.request(input: input, output: output, settings: settings)
+        request.executor = cluster.config
+        var pipelineOptions = runner.pipelineOptions
+        pipelineOptions.detach = cluster.detach
         let store = try runner.store.open()
         let outcome = runner.session.run(input: input, output: output) { onEvent throws(VSliceError) in
-            try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
+            try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: pipelineOptions)
         }
         if let error = outcome.error { throw error }
     }
@@ -57,11 +74,22 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Start over instead of resuming an unfinished task for the same input and output.")
     var fresh = false
 
-    @Option(help: "Attempts per segment before the task fails.")
+    @Option(help: "Attempts per segment before the task fails (1–10).")
     var maxAttempts = 3
 
     @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried.")
     var stallTimeout = 300.0
+
+    static let maxStallTimeout = 1_000_000.0
+
+    func validate() throws {
+        if !(1...10).contains(maxAttempts) {
+            throw ValidationError("--max-attempts takes 1 to 10, got \(maxAttempts)")
+        }
+        if !(stallTimeout > 0 && stallTimeout <= Self.maxStallTimeout) {
+            throw ValidationError("--stall-timeout takes seconds above 0, up to 1000000, got \(stallTimeout)")
+        }
+    }
 
     @OptionGroup var store: StoreOptions
 
@@ -77,7 +105,8 @@ struct RunOptions: ParsableArguments {
         Signals.install()
     }
 
-    var logger: Logger { Log.make(verbose: verbose) }
+    /// `-v`: everything; default: warnings (a segment retried…); `-q`: errors only.
+    var logger: Logger { Log.make(verbose: verbose, quiet: quiet) }
     var session: TaskSession { TaskSession(json: json, quiet: quiet) }
 
     var pipelineOptions: Transcoder.RunOptions {
@@ -92,7 +121,12 @@ struct RunOptions: ParsableArguments {
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check OUTPUT against its source: frame count, timestamps, DTS order, A/V durations and offset.")
+        abstract: "Check OUTPUT against its source: frame count, timestamps, DTS order, A/V durations and offset.",
+        discussion: """
+            EXAMPLES:
+              vslice verify out.mp4 --against in.mov
+              vslice verify out.mp4 --against in.mov --json | jq .problems
+            """)
 
     @Argument(help: "The transcoded file.")
     var output: String
@@ -122,9 +156,9 @@ struct VerifyCommand: ParsableCommand {
 }
 
 enum Log {
-    static func make(verbose: Bool) -> Logger {
+    static func make(verbose: Bool, quiet: Bool = false) -> Logger {
         var logger = Logger(label: "vslice") { label in StreamLogHandler.standardError(label: label) }
-        logger.logLevel = verbose ? .debug : .warning
+        logger.logLevel = verbose ? .debug : quiet ? .error : .warning
         return logger
     }
 }
@@ -133,6 +167,8 @@ enum Log {
 /// Either way the work folder is kept and the process exits 130.
 enum Signals {
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    /// Segments in the running task's plan (0 before it is planned).
+    static let segmentsInRun = Atomic<Int>(0)
 
     static func install() {
         for sig in [SIGINT, SIGTERM] {
@@ -144,7 +180,11 @@ enum Signals {
                     FileHandle.standardError.write(Data("\nvslice: aborting now\n".utf8))
                 } else {
                     Cancellation.requestStop()
-                    FileHandle.standardError.write(Data("\nvslice: stopping after the running segments (Ctrl-C again to abort)\n".utf8))
+                    let message = segmentsInRun.load(ordering: .relaxed) == 1
+                        ? "stopping after the running segment; this task is a single segment, so that waits for the "
+                            + "whole encode (Ctrl-C again to abort now; the task stays resumable)"
+                        : "stopping after the running segments (Ctrl-C again to abort now; the task stays resumable)"
+                    FileHandle.standardError.write(Data("\nvslice: \(message)\n".utf8))
                 }
             }
             src.resume()

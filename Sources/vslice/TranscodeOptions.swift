@@ -7,13 +7,14 @@ struct TranscodeOptions: ParsableArguments {
     @Option(name: .customLong("vcodec"), help: "Video encoder: libx264, libx265, libsvtav1, libvpx-vp9.")
     var videoCodec = "libx264"
 
-    @Option(help: "Constant rate factor for the video encoder (encoder default if omitted).")
+    @Option(help: ArgumentHelp("Constant rate factor (encoder default if omitted): x264/x265 0–51, SVT-AV1 and VP9 0–63.",
+                               discussion: "Not together with --vbitrate."))
     var crf: Double?
 
-    @Option(help: "Encoder preset (e.g. fast, medium for x264).")
+    @Option(help: "Encoder preset (e.g. veryfast, medium, slow for x264/x265; 0–13 for SVT-AV1).")
     var preset: String?
 
-    @Option(name: .customLong("vbitrate"), help: "Video bit rate, e.g. 2M (instead of CRF).")
+    @Option(name: .customLong("vbitrate"), help: "Video bit rate instead of CRF: 2M, 800k, or a number (below 1000: kb/s).")
     var videoBitrate: String?
 
     @Option(name: .customLong("codec-opt"), help: "Encoder option key=value, passed through (repeatable).")
@@ -28,7 +29,7 @@ struct TranscodeOptions: ParsableArguments {
     @Flag(name: .customLong("strict-streams"), help: "A stream the output cannot carry is an error (exit 2), not a warning.")
     var strictStreams = false
 
-    @Option(name: .customLong("abitrate"), help: "Audio bit rate.")
+    @Option(name: .customLong("abitrate"), help: "Audio bit rate: 128k, or a number (below 1000: kb/s, so 128 is 128k).")
     var audioBitrate = "128k"
 
     @Option(help: "How to cut the video: gop (at keyframes, by duration) or frames (exact frame indices).")
@@ -37,8 +38,8 @@ struct TranscodeOptions: ParsableArguments {
     @Option(help: "GOP mode: cut at the first keyframe at or after every N seconds (default: a balanced plan that fills every job to the end; `vslice plan` shows it).")
     var segmentSeconds: Double?
 
-    @Option(help: "Frame mode: N frames per segment.")
-    var segmentFrames: Int = 0
+    @Option(help: "Frame mode (--split frames, where it is required): N frames per segment.")
+    var segmentFrames: Int?
 
     @Option(help: "Inputs shorter than this many seconds run as one segment (default: split whenever two segments of the encoder's minimum length fit).")
     var minSplitSeconds: Double?
@@ -46,11 +47,18 @@ struct TranscodeOptions: ParsableArguments {
     @Option(help: "Overlap buffers in frames, BEFORE[,AFTER]: processed, then dropped.")
     var overlap: String = "0"
 
-    @Option(name: .customLong("vf"), help: "A libavfilter graph applied to every segment.")
+    @Option(name: .customLong("vf"), help: ArgumentHelp(
+        "A libavfilter graph applied to every segment (e.g. scale=1280:-2, hqdn3d).",
+        discussion: """
+            Rules: one output frame per input frame (a filter that adds or drops frames — fps, select, trim — \
+            makes every segment fail); the graph is checked on the input before any work; a temporal filter \
+            (tmix, hqdn3d…) equals a single pass only with a forward overlap as long as its memory \
+            (--overlap 0,N).
+            """))
     var videoFilter: String?
 
     @Option(help: "Segments encoded at once (default: the number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    var jobs: Int?
 
     @Option(help: "Encoder threads per segment (default: cores ÷ jobs).")
     var threads: Int?
@@ -60,7 +68,7 @@ struct TranscodeOptions: ParsableArguments {
         s.videoCodec = videoCodec
         s.crf = crf
         s.preset = preset
-        s.videoBitrate = try videoBitrate.map { try Self.parseBitrate($0, option: "--vbitrate") }
+        s.videoBitrate = try videoBitrate.map { try Self.parseBitrate($0, option: "--vbitrate", range: TranscodeSettings.Limits.videoBitrate) }
         for opt in codecOptions {
             guard let eq = opt.firstIndex(of: "="), eq != opt.startIndex else {
                 throw VSliceError(.usage, "check options", reason: "--codec-opt takes key=value, got '\(opt)'")
@@ -70,10 +78,11 @@ struct TranscodeOptions: ParsableArguments {
         s.audioCodec = audioCodec
         s.audioTracks = audioTracks
         s.strictStreams = strictStreams
-        s.audioBitrate = try Self.parseBitrate(audioBitrate, option: "--abitrate")
+        s.audioBitrate = try Self.parseBitrate(audioBitrate, option: "--abitrate", range: TranscodeSettings.Limits.audioBitrate)
         s.split = split
         s.segmentSeconds = segmentSeconds
-        s.segmentFrames = segmentFrames
+        s.segmentFrames = segmentFrames ?? 0
+        if segmentFrames == 0 { throw VSliceError(.usage, "check options", reason: "--segment-frames takes 1 or more, got 0") }
         s.minSplitSeconds = minSplitSeconds
         let parts = overlap.split(separator: ",", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), let before = Int(parts[0]), parts.count == 1 || Int(parts[1]) != nil else {
@@ -82,18 +91,38 @@ struct TranscodeOptions: ParsableArguments {
         s.overlapBefore = before
         s.overlapAfter = parts.count == 2 ? Int(parts[1])! : 0
         s.videoFilter = videoFilter
-        s.jobs = jobs
+        s.jobs = jobs ?? s.jobs
         s.threads = threads
         try s.validate()
         return s
     }
 
-    static func parseBitrate(_ text: String, option: String) throws -> Int64 {
-        let t = text.lowercased()
-        let mult: Double = t.hasSuffix("k") ? 1e3 : t.hasSuffix("m") ? 1e6 : 1
-        let number = mult == 1 ? t : String(t.dropLast())
-        guard let v = Double(number), v > 0 else { throw VSliceError(.usage, "check options", reason: "\(option) takes a bit rate like 128k or 2M, got '\(text)'") }
-        return Int64(v * mult)
+    /// A bit rate: `128k`, `2M`, `1.5M`, `2G`, or a bare number of bits per second; a bare number below 1000
+    /// is kb/s (`--abitrate 128` is 128k, as HandBrake reads it).
+    static func parseBitrate(_ text: String, option: String, range: ClosedRange<Int64>) throws -> Int64 {
+        func refuse() -> VSliceError {
+            VSliceError(.usage, "check options",
+                        reason: "\(option) takes \(Self.rate(range.lowerBound)) to \(Self.rate(range.upperBound)) bits per second, "
+                            + "like 128k or 2M (a bare number below 1000 is kb/s), got '\(text)'")
+        }
+        var number = Substring(text.trimmingCharacters(in: .whitespaces).lowercased())
+        var mult: Double? = nil
+        switch number.last {
+        case "k": mult = 1e3
+        case "m": mult = 1e6
+        case "g": mult = 1e9
+        default: break
+        }
+        if mult != nil { number = number.dropLast() }
+        guard let v = Double(number), v.isFinite, v > 0 else { throw refuse() }
+        let bps = v * (mult ?? (v < 1000 ? 1e3 : 1))
+        guard bps >= Double(range.lowerBound), bps <= Double(range.upperBound) else { throw refuse() }
+        return Int64(bps.rounded())
+    }
+
+    static func rate(_ bps: Int64) -> String {
+        bps % 1_000_000_000 == 0 ? "\(bps / 1_000_000_000)G" : bps % 1_000_000 == 0 ? "\(bps / 1_000_000)M"
+            : bps % 1000 == 0 ? "\(bps / 1000)k" : "\(bps)"
     }
 }
 

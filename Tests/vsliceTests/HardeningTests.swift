@@ -166,17 +166,21 @@ struct HardeningTests {
         try BadMedia.corruptMiddle(Paths.fixture("h264_aac.mp4"), src + "/sub/corrupt.mp4")
         try BadMedia.unknownCodec(Paths.fixture("h264_aac.mp4"), src + "/unknown.mp4")
         try Data("notes".utf8).write(to: URL(fileURLWithPath: src + "/.hidden.mp4"))
-        let bads = badFixtures.count + 2
+        // The audio-only .m4a is not a video: skipped (listed), not failed. Every other bad one is named like a video.
+        let bads = badFixtures.count + 2 - 1
 
         let args = ["batch", src, "-o", out, "--recursive", "--json"] + quickArgs.filter { $0 != "-q" }
         let first = try vslice(args, environment: ["VSLICE_HOME": home])
         #expect(first.status == 6, "\(first.stderr)")
         let events = try ndjson(first.stdout)
         let summary = try lastEvent(first.stdout, "batch_done")
-        #expect(summary["inputs"] as? Int == good.count + bads)
+        #expect(summary["inputs"] as? Int == good.count + bads + 1)
         #expect(summary["done"] as? Int == good.count)
         #expect(summary["failed"] as? Int == bads)
-        #expect(summary["skipped"] as? Int == 0)
+        #expect(summary["skipped"] as? Int == 1)
+        #expect((summary["skipped_inputs"] as? [String: String])?["bad_audio_only.m4a"] == "no video stream")
+        #expect((summary["failures"] as? [String: String])?.keys.sorted()
+                == (badFixtures.filter { !$0.hasSuffix(".m4a") } + ["sub/corrupt.mp4", "unknown.mp4"]).sorted())
         let failed = events.filter { $0["event"] as? String == "task_failed" }
         #expect(failed.count == bads)
         #expect(failed.allSatisfy { $0["exit_code"] as? Int == 3 }, "\(failed)")
@@ -194,9 +198,9 @@ struct HardeningTests {
         let second = try vslice(args, environment: ["VSLICE_HOME": home])
         #expect(second.status == 6)
         let again = try lastEvent(second.stdout, "batch_done")
-        #expect(again["skipped"] as? Int == good.count)
+        #expect(again["skipped"] as? Int == good.count + 1)
         #expect(again["done"] as? Int == 0)
-        #expect(try ndjson(second.stdout).filter { $0["event"] as? String == "input_skipped" }.count == good.count)
+        #expect(try ndjson(second.stdout).filter { $0["event"] as? String == "input_skipped" }.count == good.count + 1)
 
         // Only the good ones, by pattern: exit 0.
         let mp4 = try vslice(["batch", src, "-o", out, "--pattern", "[ab].m*", "-q"] + quickArgs, environment: ["VSLICE_HOME": home])

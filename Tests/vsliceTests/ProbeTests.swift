@@ -15,7 +15,9 @@ struct ProbeTests {
         let myDuration = try #require(mine["duration"] as? Double)
         let theirDuration = try #require(Double(format["duration"] as? String ?? ""))
         #expect(abs(myDuration - theirDuration) <= 0.001)
-        #expect(mine["format"] as? String == format["format_name"] as? String)
+        #expect(mine["format_name"] as? String == format["format_name"] as? String)
+        #expect(mine["filename"] as? String == format["filename"] as? String)
+        #expect(mine["tags"] as? [String: String] == format["tags"] as? [String: String])
 
         // Exact frame count: ffprobe's packet count of the video stream.
         let v = try #require(try FFprobe.stream(path, "v"))
@@ -37,25 +39,30 @@ struct ProbeTests {
         let ours = try #require(mine["streams"] as? [[String: Any]])
         #expect(ours.count == theirs.count)
         for (o, t) in zip(ours, theirs) {
-            #expect(o["codec"] as? String == t["codec_name"] as? String)
-            #expect(o["type"] as? String == t["codec_type"] as? String)
+            #expect(o["codec_name"] as? String == t["codec_name"] as? String)
+            #expect(o["codec_type"] as? String == t["codec_type"] as? String)
+            #expect(o["disposition"] as? [String: Int] == t["disposition"] as? [String: Int])
+            #expect(o["tags"] as? [String: String] == t["tags"] as? [String: String])
+            #expect(o["language"] as? String == (t["tags"] as? [String: String])?["language"])
             #expect(o["time_base"] as? String == t["time_base"] as? String)
             if let p = t["profile"] as? String { #expect(o["profile"] as? String == p) }
             if t["codec_type"] as? String == "video" {
                 #expect(o["width"] as? Int == t["width"] as? Int)
                 #expect(o["height"] as? Int == t["height"] as? Int)
-                #expect(o["pixel_format"] as? String == t["pix_fmt"] as? String)
+                #expect(o["pix_fmt"] as? String == t["pix_fmt"] as? String)
                 #expect(o["avg_frame_rate"] as? String == t["avg_frame_rate"] as? String)
-                #expect(o["real_frame_rate"] as? String == t["r_frame_rate"] as? String)
+                #expect(o["r_frame_rate"] as? String == t["r_frame_rate"] as? String)
                 for (mineKey, theirKey) in [("color_primaries", "color_primaries"), ("color_transfer", "color_transfer"),
                                             ("color_space", "color_space"), ("color_range", "color_range")] {
-                    if let c = t[theirKey] as? String { #expect(o[mineKey] as? String == c, "\(mineKey)") }
+                    // Both leave an unspecified value out (never "unknown").
+                    #expect(o[mineKey] as? String == t[theirKey] as? String, "\(mineKey)")
+                    #expect(o[mineKey] as? String != "unknown")
                 }
             } else if t["codec_type"] as? String == "audio" {
                 #expect(o["sample_rate"] as? Int == Int(t["sample_rate"] as? String ?? ""))
                 #expect(o["channels"] as? Int == t["channels"] as? Int)
                 #expect(o["channel_layout"] as? String == t["channel_layout"] as? String)
-                #expect(o["sample_format"] as? String == t["sample_fmt"] as? String)
+                #expect(o["sample_fmt"] as? String == t["sample_fmt"] as? String)
             }
             if let st = Double(t["start_time"] as? String ?? "") {
                 #expect(abs((o["start_time"] as? Double ?? -1) - st) <= 0.001)

@@ -30,7 +30,10 @@ public enum GarbageCollector {
             if t.workDir.isEmpty && removed.isEmpty { continue }
             let bytes = removed.map(diskUsage).reduce(0, +)
             if !dryRun {
-                if JobStore.resumableStatuses.contains(t.status) { try store.cancel(t.id) }
+                if JobStore.resumableStatuses.contains(t.status) {
+                    try store.cancel(t.id)
+                    ExecutorControl.cancelScheduled(t)
+                }
                 try remove(t, store: store)
             }
             if !removed.isEmpty {

@@ -47,7 +47,13 @@ public final class JobStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         let db = try DatabaseQueue(path: path, configuration: config)
-        try Self.migrator.migrate(db)
+        do { try Self.migrator.migrate(db) } catch {
+            // GRDB reads which migrations are applied before running each in its own transaction: a process
+            // opening a new store at the same moment as another may try one the other has just applied. The
+            // store is then complete, and that is all this process needs.
+            if (try? db.read { try Self.migrator.hasCompletedMigrations($0) }) == true { return db }
+            throw error
+        }
         return db
     }
 
@@ -168,6 +174,7 @@ public final class JobStore: Sendable {
                 WHERE status IN ('running','interrupted','failed')
                 """)
         }
+        registerWorkerMigrations(&m)
         return m
     }
 

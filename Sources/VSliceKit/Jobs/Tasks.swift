@@ -31,7 +31,7 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
         guard let data = requestJson?.data(using: .utf8) else { return nil }
         guard let stored = try? JSONDecoder().decode(StoredRequest.self, from: data) else { return nil }
         return TranscodeRequest(input: input, output: output, settings: stored.settings, force: stored.force,
-                                keepTemp: stored.keepTemp, workRoot: stored.workRoot)
+                                keepTemp: stored.keepTemp, workRoot: stored.workRoot, executor: stored.executor ?? .local)
     }
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
@@ -77,6 +77,12 @@ public struct TraceRecord: Codable, FetchableRecord, Sendable {
     public var error: String?
     public var pid: Int
     public var host: String
+    /// Set for attempts a `vslice segment` worker reported: the scheduler (slurm, kubernetes), its job and
+    /// array index, and the worker's exit code.
+    public var engine: String?
+    public var engineJob: String?
+    public var engineIndex: Int?
+    public var exitCode: Int?
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
@@ -86,6 +92,8 @@ struct StoredRequest: Codable {
     var force: Bool
     var keepTemp: Bool
     var workRoot: String?
+    /// Where the segments run (absent in tasks stored before executors existed: local).
+    var executor: ExecutorConfig?
 }
 
 /// What identifies the input's content, cheaply: size, mtime, Adler-32 of the first and last MiB.
@@ -255,7 +263,8 @@ extension JobStore {
             let id = UUID().uuidString.lowercased()
             let t = now()
             let req = r.request
-            let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot)
+            let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
+                                       executor: req.executor)
             let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
             let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
             try db.execute(sql: """

@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Where a task's segments run (`--executor`); stored with the task, so a resume runs them the same way.
+public struct ExecutorConfig: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// Threads in the vslice process (the default).
+        case local
+        /// One Slurm job array; element i runs `vslice segment --index i`.
+        case slurm
+        /// Someone else runs `vslice segment` for every index (e.g. a Kubernetes Indexed Job); the coordinator
+        /// waits for their trace records.
+        case external
+    }
+
+    public var kind: Kind
+    /// Extra `sbatch` arguments (`--slurm-arg`, repeatable), e.g. `--partition=render`.
+    public var slurmArgs: [String]
+
+    public init(kind: Kind = .local, slurmArgs: [String] = []) {
+        self.kind = kind
+        self.slurmArgs = slurmArgs
+    }
+
+    public static let local = ExecutorConfig()
+
+    /// Segments run in other processes, which find the task through its work folder.
+    public var isRemote: Bool { kind != .local }
+
+    /// Checks, before any work, what this executor needs: a work folder root the workers can write to.
+    func check(request: TranscodeRequest, detach: Bool) throws(VSliceError) {
+        if detach && !isRemote {
+            throw VSliceError(.usage, "check options", reason: "--detach needs --executor slurm or external (a local run ends with its process)")
+        }
+        guard isRemote else { return }
+        if kind != .slurm && !slurmArgs.isEmpty {
+            throw VSliceError(.usage, "check options", reason: "--slurm-arg needs --executor slurm")
+        }
+        let root = request.workRoot.map(Transcoder.absolute)
+            ?? (Transcoder.absolute(request.output) as NSString).deletingLastPathComponent
+        try WorkFolder.checkWritable(root)
+        if kind == .slurm { try SlurmEngine.checkInstalled() }
+    }
+}
+
+extension WorkFolder {
+    /// Refuses a folder this process cannot create files in (workers write their segments there).
+    static func checkWritable(_ dir: String) throws(VSliceError) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw VSliceError(.usage, "check work folder", path: dir, reason: "the work folder root does not exist or is not a folder")
+        }
+        let probe = (dir as NSString).appendingPathComponent(".vslice-write-check-\(getpid())-\(UUID().uuidString.prefix(8))")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw VSliceError(.usage, "check work folder", path: dir,
+                              reason: "not writable (\(String(cString: strerror(errno)))): the workers write their segments there")
+        }
+        close(fd)
+        unlink(probe)
+    }
+}
+
+/// Everything the encode stage of one run knows: the task, its plan, the segments still to do.
+struct EncodeJob: Sendable {
+    var task: TaskRecord
+    var store: JobStore
+    var input: String
+    /// The input file's identity when the run began; every open of the input checks it.
+    var identity: FileIdentity
+    var index: VideoIndex
+    var plan: Plan
+    var segmentPaths: [String]
+    /// Segments not done yet, longest first.
+    var todo: [SegmentPlan]
+    var settings: TranscodeSettings
+    var options: Transcoder.RunOptions
+    var watchdog: StallWatchdog
+    var onEvent: @Sendable (PipelineEvent) -> Void
+    var logger: Logger
+    /// Records the frames a segment kept (for the report).
+    var kept: @Sendable (_ segment: Int, _ frames: Int) -> Void
+
+    var workDir: String { task.workDir }
+}
+
+enum EncodeOutcome: Sendable {
+    /// Every segment is done.
+    case finished
+    /// The segments were handed to the scheduler and this process stops here (`--detach`).
+    case detached
+}
+
+/// Runs the encode stage's segments somewhere.
+protocol SegmentExecutor: Sendable {
+    func encode(_ job: EncodeJob) throws(VSliceError) -> EncodeOutcome
+}
+
+extension ExecutorConfig {
+    func make() -> SegmentExecutor {
+        switch kind {
+        case .local: LocalExecutor()
+        case .external: RemoteExecutor(engine: ExternalEngine())
+        case .slurm: RemoteExecutor(engine: SlurmEngine(extraArgs: slurmArgs))
+        }
+    }
+}
+
+/// Task control that reaches past this process.
+public enum ExecutorControl {
+    /// Stops what a scheduler still runs for the task (`vslice cancel`): scancel of its Slurm arrays.
+    /// Returns true when a scheduler was told.
+    @discardableResult
+    public static func cancelScheduled(_ t: TaskRecord) -> Bool {
+        guard t.storedRequest?.executor.kind == .slurm else { return false }
+        return SlurmEngine.cancel(task: t.id)
+    }
+}

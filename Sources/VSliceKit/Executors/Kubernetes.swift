@@ -1,0 +1,78 @@
+import Foundation
+
+/// `vslice plan IN --emit k8s-job --task-dir DIR`: a Kubernetes Indexed Job whose pod i runs
+/// `vslice segment --work-dir DIR` (index from JOB_COMPLETION_INDEX) for a task planned with
+/// `transcode --executor external --detach`. Written as JSON (which `kubectl apply -f` takes as is).
+public enum KubernetesJob {
+    public struct Options: Sendable {
+        public var image: String
+        /// A PersistentVolumeClaim holding the input and the work folder, mounted at `mountPath`.
+        public var pvc: String?
+        /// Where the volume is mounted in the pod; the task's paths must lie under it (default: the task
+        /// folder's top-level folder, so the pod sees the same absolute paths as the coordinator).
+        public var mountPath: String?
+        /// Pod attempts per index (`--max-attempts`): backoffLimitPerIndex = this − 1.
+        public var maxAttempts: Int
+        public init(image: String, pvc: String? = nil, mountPath: String? = nil, maxAttempts: Int = 3) {
+            self.image = image
+            self.pvc = pvc
+            self.mountPath = mountPath
+            self.maxAttempts = maxAttempts
+        }
+    }
+
+    /// The manifest for the task planned in `taskDir`, whose input must be `input`.
+    public static func manifest(input: String, taskDir: String, options: Options) throws(VSliceError) -> Data {
+        let dir = Transcoder.absolute(taskDir)
+        let order = try WorkOrder.read(workDir: dir)
+        guard order.input == Transcoder.absolute(input) else {
+            throw VSliceError(.usage, "emit k8s-job", path: input, reason: "the task in \(dir) transcodes \(order.input), not this input")
+        }
+        guard options.maxAttempts >= 1 else { throw VSliceError(.usage, "emit k8s-job", reason: "--max-attempts must be at least 1") }
+        let top = "/" + (dir.split(separator: "/").first.map(String.init) ?? "")
+        let mount = Transcoder.absolute(options.mountPath ?? top)
+        if options.pvc != nil {
+            for path in [dir, order.input] where !(path + "/").hasPrefix(mount == "/" ? "/" : mount + "/") {
+                throw VSliceError(.usage, "emit k8s-job", path: path,
+                                  reason: "not under the volume's mount path \(mount): pods would not see it (--mount-path)")
+            }
+        }
+        let n = order.plan.segments.count
+        let name = "vslice-" + order.task.prefix(8)
+        let labels: [String: Any] = ["app.kubernetes.io/name": "vslice", "vslice.task": order.task]
+        var container: [String: Any] = [
+            "name": "vslice",
+            "image": options.image,
+            "command": ["vslice", "segment", "--work-dir", dir],
+        ]
+        var podSpec: [String: Any] = ["restartPolicy": "Never", "containers": [container]]
+        if let pvc = options.pvc {
+            container["volumeMounts"] = [["name": "work", "mountPath": mount]]
+            podSpec["containers"] = [container]
+            podSpec["volumes"] = [["name": "work", "persistentVolumeClaim": ["claimName": pvc]]]
+        }
+        let job: [String: Any] = [
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": ["name": name, "labels": labels],
+            "spec": [
+                "completionMode": "Indexed",
+                "completions": n,
+                "parallelism": max(1, min(order.settings.jobs, n)),
+                // Each index is retried on its own; a deterministic failure (exit 2 or 3) is not retried.
+                "backoffLimitPerIndex": options.maxAttempts - 1,
+                "podFailurePolicy": ["rules": [
+                    ["action": "FailIndex",
+                     "onExitCodes": ["containerName": "vslice", "operator": "In", "values": [2, 3]]],
+                    ["action": "Ignore", "onPodConditions": [["type": "DisruptionTarget"]]],
+                ]],
+                "template": ["metadata": ["labels": labels], "spec": podSpec],
+            ] as [String: Any],
+        ]
+        do {
+            return try JSONSerialization.data(withJSONObject: job, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        } catch {
+            throw VSliceError(.processing, "emit k8s-job", reason: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// The default executor: segments encoded on threads in this process, `--jobs` at a time, each attempt
+/// traced in the ledger directly; a failed attempt is retried here with backoff.
+struct LocalExecutor: SegmentExecutor {
+    func encode(_ job: EncodeJob) throws(VSliceError) -> EncodeOutcome {
+        let store = job.store, taskId = job.task.id, onEvent = job.onEvent, logger = job.logger
+        let watchdog = job.watchdog, maxAttempts = job.options.maxAttempts, identity = job.identity
+        let input = job.input, index = job.index, segmentPaths = job.segmentPaths, kept = job.kept
+        let encodeSettings = job.settings.forRun(segments: job.todo.count)
+        let errors = WorkerPool.run(job.todo, jobs: job.settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
+            let segId = "\(taskId)_encode_\(segment.index)"
+            var attempt = 0
+            while true {
+                attempt += 1
+                onEvent(.segmentStarted(index: segment.index))
+                let trace = try store.beginEvent(taskId, "encode", segment: segId)
+                let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+                let watch = WorkWatch()
+                // Written under a name of its own, renamed into place by the commit that records it.
+                let tmp = segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
+                var encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
+                                             outputPath: tmp,
+                                             progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
+                                             watch: watch, expect: identity)
+                encoder.hdr = job.plan.hdr
+                do throws(VSliceError) {
+                    let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
+                    Fault.hit("segment-commit")
+                    try store.endStep(trace: trace, task: taskId, node: "encode",
+                                      segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
+                                                     checksum: Int64(result.checksum)),
+                                      figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
+                                                     framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
+                                      error: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
+                    kept(segment.index, result.framesKept)
+                    onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
+                    Fault.hit("segment-done")
+                    return
+                } catch {
+                    try? FileManager.default.removeItem(atPath: tmp)
+                    // A holder that lost the task writes nothing more.
+                    if error.kind == .resumeRefused { throw error }
+                    try? store.endStep(trace: trace, task: taskId, node: "encode",
+                                       segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
+                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
+                                       error: error.description)
+                    onEvent(.segmentFailed(index: segment.index, error: error.description))
+                    // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
+                    // A failure that would repeat (a filter or encoder rejecting its input) is not retried either.
+                    guard error.kind == .processing, !error.deterministic, attempt < maxAttempts, !Cancellation.stopRequested,
+                          !watchdog.cancelled else { throw error }
+                    logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
+                    Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
+                }
+            }
+        }
+        if let e = errors.first(where: { $0.kind == .resumeRefused }) ?? errors.first { throw e }
+        return .finished
+    }
+}

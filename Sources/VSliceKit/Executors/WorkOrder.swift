@@ -1,0 +1,109 @@
+import Foundation
+
+/// What a one-segment worker (`vslice segment`) needs to encode any segment of a task, written by the
+/// coordinator into the task's work folder as `task.json` when it plans. The worker reads only this file
+/// and the input: never the job database.
+public struct WorkOrder: Codable, Sendable {
+    public static let fileName = "task.json"
+    public static let currentVersion = 1
+
+    public var version: Int
+    public var task: String
+    /// Absolute path of the input, as every node sees it (shared filesystem).
+    public var input: String
+    /// `Fingerprint.of(input)` when the task was planned; a worker refuses an input that differs.
+    public var fingerprint: String
+    public var settings: TranscodeSettings
+    public var plan: Plan
+    /// The video stream's frame timing (time base, every frame's pts, keyframes), as the probe found it.
+    public var index: VideoIndex
+    /// Segment files by index, relative to the work folder.
+    public var segmentFiles: [String]
+    /// Seconds without a decoded frame after which a worker abandons its segment (exit 1).
+    public var stallTimeout: Double
+
+    init(task: String, input: String, fingerprint: String, settings: TranscodeSettings, plan: Plan, index: VideoIndex,
+         stallTimeout: Double) {
+        version = Self.currentVersion
+        self.task = task
+        self.input = input
+        self.fingerprint = fingerprint
+        self.settings = settings
+        self.plan = plan
+        self.index = index
+        segmentFiles = plan.segments.map { WorkFolder.segmentFileName($0.index) }
+        self.stallTimeout = stallTimeout
+    }
+
+    /// Reads `DIR/task.json`. A missing or unreadable order is a usage error: the folder is not a planned task's.
+    public static func read(workDir: String) throws(VSliceError) -> WorkOrder {
+        let path = (workDir as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw VSliceError(.usage, "read work order", path: path,
+                              reason: "no \(fileName) here: not the work folder of a planned task")
+        }
+        let order: WorkOrder
+        do { order = try JSONDecoder().decode(WorkOrder.self, from: data) } catch {
+            throw VSliceError(.usage, "read work order", path: path, reason: "not a vslice work order: \(error)")
+        }
+        guard order.version == currentVersion else {
+            throw VSliceError(.usage, "read work order", path: path,
+                              reason: "work order version \(order.version); this vslice reads version \(currentVersion)")
+        }
+        guard order.segmentFiles.count == order.plan.segments.count else {
+            throw VSliceError(.usage, "read work order", path: path, reason: "segment files do not match the plan")
+        }
+        return order
+    }
+
+    /// Writes `DIR/task.json` atomically.
+    func write(workDir: String) throws(VSliceError) {
+        let data: Data
+        do { data = try JSONEncoder().encode(self) } catch {
+            throw VSliceError(.processing, "write work order", path: workDir, reason: "\(error)")
+        }
+        try WorkFolder.writeAtomically(data, to: (workDir as NSString).appendingPathComponent(Self.fileName))
+    }
+}
+
+/// Names inside a task's work folder, and the atomic write every file there that other processes read uses.
+public enum WorkFolder {
+    public static func segmentFileName(_ index: Int) -> String { String(format: "seg-%05d.vseg", index) }
+
+    /// `seg-NNNNN.trace-UUID.json`: one per worker attempt.
+    static func traceRecordName(segment: Int, trace: String) -> String {
+        String(format: "seg-%05d.trace-", segment) + trace + ".json"
+    }
+
+    /// Writes `data` to `path` so that readers see the old file, or none, or the whole new one: a temporary
+    /// file in the same folder, fsynced, renamed over `path`, and the folder fsynced.
+    static func writeAtomically(_ data: Data, to path: String) throws(VSliceError) {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = (dir as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).\(UUID().uuidString.prefix(8)).tmp")
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw VSliceError(.processing, "write", path: path, reason: String(cString: strerror(errno)))
+        }
+        var failure: String? = nil
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = String(cString: strerror(errno))
+                    return
+                }
+                offset += n
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        close(fd)
+        if failure == nil && rename(tmp, path) != 0 { failure = String(cString: strerror(errno)) }
+        if let failure {
+            unlink(tmp)
+            throw VSliceError(.processing, "write", path: path, reason: failure)
+        }
+        FileOps.fsyncDirectory(dir)
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// `vslice segment`: runs exactly one segment of a planned task in this process, from the task's work folder
+/// alone (its `task.json`), and reports the attempt as a trace record file beside the segment. It never opens
+/// the job database, so it runs on any machine that sees the work folder and the input.
+public enum SegmentWorker {
+    /// The segment to run: `--index`, else `SLURM_ARRAY_TASK_ID` (a Slurm job array element), else
+    /// `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job's pod).
+    public static func index(given: Int?, environment: [String: String]) throws(VSliceError) -> Int {
+        if let given { return given }
+        for key in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+            guard let text = environment[key] else { continue }
+            guard let i = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw VSliceError(.usage, "choose segment", reason: "\(key)='\(text)' is not a segment index")
+            }
+            return i
+        }
+        throw VSliceError(.usage, "choose segment",
+                          reason: "give --index, or run under a scheduler that sets SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
+    }
+
+    public struct Outcome: Sendable {
+        /// The record written for this attempt (nil when the segment was already done and nothing ran).
+        public var record: SegmentTraceRecord?
+        /// The done record found for an earlier attempt, when nothing ran.
+        public var alreadyDone: SegmentTraceRecord?
+    }
+
+    /// Runs segment `index` of the task planned in `workDir`. A segment already done by an earlier attempt
+    /// (its record says so and its sealed file matches) is not run again. Every attempt that got as far as
+    /// reading the work order leaves a trace record, done or failed, before this returns or throws.
+    /// Errors: usage (not a work folder, index out of range), input (input missing, changed since planning,
+    /// or unreadable), processing (worth a retry), interrupted (a signal).
+    public static func run(workDir given: String, index: Int, environment: [String: String],
+                           progress: @escaping @Sendable (Int) -> Void = { _ in }) throws(VSliceError) -> Outcome {
+        let workDir = Transcoder.absolute(given)
+        let order = try WorkOrder.read(workDir: workDir)
+        guard order.plan.segments.indices.contains(index) else {
+            throw VSliceError(.usage, "choose segment", path: workDir,
+                              reason: "index \(index) is out of range: the task has \(order.plan.segments.count) segments (0–\(order.plan.segments.count - 1))")
+        }
+        let earlier = SegmentTraceRecord.all(workDir: workDir).filter { $0.segment == index }
+        if let done = earlier.last(where: { $0.sealedFileMatches(workDir: workDir) }) {
+            return Outcome(record: nil, alreadyDone: done)
+        }
+        scopeFaultInjection(index: index, firstAttempt: earlier.isEmpty, environment: environment)
+
+        let segment = order.plan.segments[index]
+        let trace = UUID().uuidString.lowercased()
+        let file = order.segmentFiles[index]
+        let finalPath = (workDir as NSString).appendingPathComponent(file)
+        let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
+        let startedAt = Date().timeIntervalSince1970
+        let t0 = monotonicSeconds(), c0 = processCPUSeconds()
+        var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: "failed", error: nil,
+                                        exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
+                                        wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
+                                        engine: .from(environment: environment))
+        do throws(VSliceError) {
+            let fingerprint = try Fingerprint.of(order.input)
+            guard fingerprint == order.fingerprint else {
+                throw VSliceError(.input, "check input", path: order.input,
+                                  reason: "the input changed since the task was planned (or this node sees another file)")
+            }
+            // Every open of the input checks it is still this file (not replaced while the segment runs).
+            guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
+            var settings = order.settings
+            settings.threads = settings.threads ?? threads(environment: environment)
+            let watch = WorkWatch()
+            var encoder = SegmentEncoder(source: order.input, index: order.index, segment: segment, settings: settings,
+                                         outputPath: partPath, progress: progress, watch: watch, expect: identity)
+            encoder.hdr = order.plan.hdr
+            let watchdog = StallWatchdog(timeout: order.stallTimeout)
+            defer { watchdog.stop() }
+            let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
+            if rename(partPath, finalPath) != 0 {
+                throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(errno)))
+            }
+            FileOps.fsyncDirectory(workDir)
+            record.status = "done"
+            record.exitKind = "ok"
+            record.exitCode = 0
+            record.framesIn = result.framesProcessed
+            record.framesOut = result.framesKept
+            record.bytes = result.bytes
+            record.checksum = Int64(result.checksum)
+            record.file = file
+        } catch {
+            unlink(partPath)
+            record.error = error.description
+            record.exitKind = error.kind.rawValue
+            record.exitCode = error.exitCode
+            record.endedAt = Date().timeIntervalSince1970
+            record.wallSeconds = monotonicSeconds() - t0
+            record.cpuSeconds = processCPUSeconds() - c0
+            // The failure is what the caller needs to hear; a record that cannot be written adds nothing.
+            _ = try? record.write(workDir: workDir)
+            throw error
+        }
+        record.endedAt = Date().timeIntervalSince1970
+        record.wallSeconds = monotonicSeconds() - t0
+        record.cpuSeconds = processCPUSeconds() - c0
+        try record.write(workDir: workDir)
+        return Outcome(record: record, alreadyDone: nil)
+    }
+
+    /// Encoder threads for a worker whose task did not fix `--threads`: the CPUs the scheduler gave it
+    /// (SLURM_CPUS_PER_TASK, else SLURM_CPUS_ON_NODE), else this machine's cores.
+    static func threads(environment env: [String: String]) -> Int {
+        for key in ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] {
+            if let n = env[key].flatMap({ Int($0) }), n > 0 { return n }
+        }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// For the tests: `VSLICE_FAULT_SEGMENT=I` limits `VSLICE_FAULT` to the worker of segment I, on its first
+    /// attempt (no earlier trace record), so a retried element runs clean.
+    private static func scopeFaultInjection(index: Int, firstAttempt: Bool, environment: [String: String]) {
+        guard let only = environment["VSLICE_FAULT_SEGMENT"] else { return }
+        if Int(only) != index || !firstAttempt { unsetenv("VSLICE_FAULT") }
+    }
+}
+
+/// CPU time (user + system) of the whole process, seconds.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}

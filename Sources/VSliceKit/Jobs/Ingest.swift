@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+
+extension JobStore {
+    /// The trace columns a worker's record brings: which scheduler ran it, its job and array index, and the
+    /// worker's exit code.
+    static func registerWorkerMigrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("worker-trace-records") { db in
+            try db.execute(sql: """
+                ALTER TABLE trace ADD COLUMN engine TEXT;        -- slurm | kubernetes | NULL (in process, or a plain process)
+                ALTER TABLE trace ADD COLUMN engine_job TEXT;    -- Slurm array job ID / Kubernetes pod
+                ALTER TABLE trace ADD COLUMN engine_index INTEGER;
+                ALTER TABLE trace ADD COLUMN exit_code INTEGER;  -- the worker process's exit code
+                """)
+        }
+    }
+
+    /// Ingests the trace records that `vslice segment` workers wrote into the task's work folder: each record
+    /// not seen before becomes a trace row of the task's encode event, and a done record whose sealed file is
+    /// intact marks its segment done (frames, size, checksum) — in one transaction per record. Idempotent (a
+    /// record is known by its trace ID). Returns the records ingested now, oldest first.
+    @discardableResult
+    public func ingestTraceRecords(task: String, workDir: String) throws(VSliceError) -> [SegmentTraceRecord] {
+        let records = SegmentTraceRecord.all(workDir: workDir).filter { $0.task == task }
+        guard !records.isEmpty else { return [] }
+        let known = try read { db in
+            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id = ?", arguments: [task + "_encode"]))
+        }
+        var ingested: [SegmentTraceRecord] = []
+        for var r in records where !known.contains(r.trace) {
+            // Checked outside the transaction: reading the file may take a moment.
+            if r.status == "done" && !r.sealedFileMatches(workDir: workDir) {
+                r.status = "failed"
+                r.exitKind = "processing"
+                r.error = "segment file missing or damaged since the worker sealed it"
+            }
+            let eventId = task + "_encode"
+            let segmentId = "\(eventId)_\(r.segment)"
+            let inserted: Bool = try writeAsHolder(task) { db in
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE id = ?", arguments: [segmentId]) == 1 else {
+                    return false
+                }
+                try db.execute(sql: """
+                    INSERT INTO trace (id, event_id, segment_id, status, started_at, ended_at, wall_seconds, cpu_seconds,
+                                       frames_in, frames_out, bytes, error, pid, host, engine, engine_job, engine_index, exit_code)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+                    """, arguments: [r.trace, eventId, segmentId, r.status,
+                                     r.startedAt, r.endedAt, r.wallSeconds, r.cpuSeconds, r.framesIn, r.framesOut, r.bytes,
+                                     r.error,
+                                     r.pid, r.host, r.engine?.kind, r.engine?.job, r.engine?.arrayIndex, Int(r.exitCode)])
+                guard db.changesCount > 0 else { return false }
+                let t = now()
+                try db.execute(sql: "UPDATE segment SET attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segmentId])
+                if r.status == "done" {
+                    try db.execute(sql: """
+                        UPDATE segment SET status = 'done', frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
+                                           updated_at = ? WHERE id = ? AND status != 'done'
+                        """, arguments: [r.framesOut, r.bytes, r.checksum, t, segmentId])
+                } else {
+                    try db.execute(sql: "UPDATE segment SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status != 'done'",
+                                   arguments: [r.error, t, segmentId])
+                }
+                return true
+            }
+            if inserted { ingested.append(r) }
+        }
+        return ingested
+    }
+
+    /// Ends this process's hold on a task whose segments it handed to a scheduler (`--detach`): the task stays
+    /// `running`, with no holder, for `vslice resume` to take up; its events stay as they are.
+    func releaseDetached(_ id: String) throws(VSliceError) {
+        try writeAsHolder(id) { db in
+            try db.execute(sql: """
+                UPDATE task SET status = 'running', lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
+                WHERE id = ?
+                """, arguments: [now(), id])
+        }
+        leases.withLock { $0[id] = nil }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+
+/// One attempt of one segment by a worker process (`vslice segment`), as it reports itself: a small JSON file
+/// beside the segment (`seg-NNNNN.trace-UUID.json`), written atomically once the attempt has ended. The
+/// process that owns the ledger ingests it (`JobStore.ingestTraceRecords`) as a trace row.
+public struct SegmentTraceRecord: Codable, Sendable, Equatable {
+    public static let currentVersion = 1
+
+    public var version = SegmentTraceRecord.currentVersion
+    /// The trace's ID (UUID): the ledger's trace row has the same.
+    public var trace: String
+    public var task: String
+    public var segment: Int
+    /// done | failed
+    public var status: String
+    public var error: String?
+    /// How the worker exited: ok, processing (1, worth a retry), usage (2), input (3), interrupted (130).
+    public var exitKind: String
+    public var exitCode: Int32
+    public var startedAt: Double
+    public var endedAt: Double
+    public var wallSeconds: Double
+    /// CPU time of the whole worker process (all encoder threads).
+    public var cpuSeconds: Double
+    public var framesIn: Int?
+    public var framesOut: Int?
+    /// Size of the sealed segment file and its trailer checksum (done only).
+    public var bytes: Int64?
+    public var checksum: Int64?
+    /// The segment file, relative to the work folder (done only).
+    public var file: String?
+    public var pid: Int
+    public var host: String
+    /// The scheduler that ran the worker, when there was one.
+    public var engine: Engine?
+
+    public struct Engine: Codable, Sendable, Equatable {
+        /// slurm | kubernetes
+        public var kind: String
+        /// Slurm: the array's job ID (SLURM_ARRAY_JOB_ID, else SLURM_JOB_ID). Kubernetes: the pod's name.
+        public var job: String?
+        /// Slurm: SLURM_ARRAY_TASK_ID. Kubernetes: JOB_COMPLETION_INDEX.
+        public var arrayIndex: Int?
+        /// Slurm: the element's own job ID (SLURM_JOB_ID).
+        public var elementJob: String?
+
+        /// What the environment says about the scheduler running this process, if any.
+        public static func from(environment env: [String: String]) -> Engine? {
+            if let id = env["SLURM_JOB_ID"] {
+                return Engine(kind: "slurm", job: env["SLURM_ARRAY_JOB_ID"] ?? id,
+                              arrayIndex: env["SLURM_ARRAY_TASK_ID"].flatMap { Int($0) }, elementJob: id)
+            }
+            if let index = env["JOB_COMPLETION_INDEX"] {
+                return Engine(kind: "kubernetes", job: env["HOSTNAME"], arrayIndex: Int(index), elementJob: nil)
+            }
+            return nil
+        }
+    }
+
+    /// The failure is deterministic (bad options, bad or changed input): running the segment again fails again.
+    public var deterministicFailure: Bool { status == "failed" && (exitKind == "usage" || exitKind == "input") }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+
+    /// Writes the record into the work folder (temporary file, fsync, rename); returns its path.
+    @discardableResult
+    public func write(workDir: String) throws(VSliceError) -> String {
+        let data: Data
+        do { data = try Self.encoder.encode(self) } catch {
+            throw VSliceError(.processing, "write trace record", path: workDir, reason: "\(error)")
+        }
+        let path = (workDir as NSString).appendingPathComponent(WorkFolder.traceRecordName(segment: segment, trace: trace))
+        try WorkFolder.writeAtomically(data + Data("\n".utf8), to: path)
+        return path
+    }
+
+    /// Every trace record in a work folder, oldest first. Files that do not parse are skipped (a record is
+    /// written whole or not at all, so such a file is not ours).
+    public static func all(workDir: String) -> [SegmentTraceRecord] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: workDir)) ?? []
+        var records: [SegmentTraceRecord] = []
+        for name in names where name.hasPrefix("seg-") && name.contains(".trace-") && name.hasSuffix(".json") {
+            guard let data = FileManager.default.contents(atPath: (workDir as NSString).appendingPathComponent(name)),
+                  let r = try? decoder.decode(SegmentTraceRecord.self, from: data) else { continue }
+            records.append(r)
+        }
+        return records.sorted { ($0.endedAt, $0.trace) < ($1.endedAt, $1.trace) }
+    }
+
+    /// True when the record is a done one and its segment file is there, sealed, with the recorded size
+    /// and checksum.
+    public func sealedFileMatches(workDir: String) -> Bool {
+        guard status == "done", let file, let bytes, let checksum else { return false }
+        let path = (workDir as NSString).appendingPathComponent(file)
+        guard FileOps.size(path) == bytes, let reader = try? PacketFileReader(path: path) else { return false }
+        return Int64(reader.checksum) == checksum && (framesOut.map { Int(reader.packetCount) == $0 } ?? true)
+    }
+}

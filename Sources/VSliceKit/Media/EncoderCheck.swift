@@ -1,0 +1,208 @@
+import CFFmpeg
+import Foundation
+
+/// The encoders this build of FFmpeg has, for checking `--vcodec`/`--acodec` and suggesting a name.
+public enum EncoderCatalog {
+    /// The encoders vslice documents, in the order they are suggested.
+    static let documented: [AVMediaType: [String]] = [
+        AVMEDIA_TYPE_VIDEO: ["libx264", "libx265", "libsvtav1", "libvpx-vp9"],
+        AVMEDIA_TYPE_AUDIO: ["aac", "libopus", "libmp3lame", "ac3", "flac"],
+    ]
+
+    /// Common names that are not FFmpeg codec names.
+    static let aliases = ["x264": "h264", "avc": "h264", "h265": "hevc", "x265": "hevc", "svtav1": "av1",
+                          "svt-av1": "av1", "vp09": "vp9", "mp3": "mp3", "opus": "opus"]
+
+    static func encoderNames(type: AVMediaType) -> [String] {
+        var names: [String] = []
+        var opaque: UnsafeMutableRawPointer? = nil
+        while let c = av_codec_iterate(&opaque) {
+            if av_codec_is_encoder(c) != 0, c.pointee.type == type { names.append(String(cString: c.pointee.name)) }
+        }
+        return names
+    }
+
+    /// Checks that `name` is an encoder of `type` in this build; the error lists the documented encoders the
+    /// build has and suggests the likeliest one (`h264` → libx264).
+    static func check(_ name: String, type: AVMediaType, option: String) throws(VSliceError) {
+        let kind = type == AVMEDIA_TYPE_VIDEO ? "video" : "audio"
+        if let codec = avcodec_find_encoder_by_name(name) {
+            if codec.pointee.type == type { return }
+            throw VSliceError(.usage, "check options", reason: "\(option): '\(name)' is not \(kind == "audio" ? "an" : "a") \(kind) encoder")
+        }
+        let all = encoderNames(type: type)
+        let here = (documented[type] ?? []).filter { all.contains($0) }
+        var reason = "\(option): this build has no encoder named '\(name)'"
+        if let s = suggestion(for: name, type: type, among: all) { reason += "; did you mean \(s)?" }
+        reason += " \(kind.capitalized) encoders here: " + (here.isEmpty ? all.prefix(8) : here[...]).joined(separator: ", ")
+        if all.count > here.count { reason += " (and \(all.count - here.count) more of FFmpeg's)" }
+        throw VSliceError(.usage, "check options", reason: reason)
+    }
+
+    /// An encoder for the codec `name` names (`h264`, `hevc`, `vp9`, `av1`…), else an encoder whose name
+    /// contains it, preferring the documented ones.
+    static func suggestion(for name: String, type: AVMediaType, among all: [String]) -> String? {
+        let lowered = name.lowercased()
+        let codecName = aliases[lowered] ?? lowered
+        var candidates: [String] = []
+        if let desc = avcodec_descriptor_get_by_name(codecName), desc.pointee.type == type {
+            var opaque: UnsafeMutableRawPointer? = nil
+            while let c = av_codec_iterate(&opaque) {
+                if av_codec_is_encoder(c) != 0, c.pointee.id == desc.pointee.id { candidates.append(String(cString: c.pointee.name)) }
+            }
+        }
+        if candidates.isEmpty { candidates = all.filter { $0.lowercased().contains(lowered) } }
+        let preferred = documented[type] ?? []
+        return candidates.first(where: preferred.contains) ?? candidates.first(where: { $0.hasPrefix("lib") }) ?? candidates.first
+    }
+}
+
+/// Opens the video encoder once, before any work, on a tiny frame, with exactly the options a segment's
+/// encoder gets: a bad `--preset`, `--crf` or `--codec-opt` is a usage error (exit 2) within a second,
+/// before a task or a work folder exists, instead of a failed (and retried) segment.
+public enum EncoderCheck {
+    public static let frameSize: Int32 = 64
+
+    public static func check(_ settings: TranscodeSettings) throws(VSliceError) {
+        try EncoderCatalog.check(settings.videoCodec, type: AVMEDIA_TYPE_VIDEO, option: "--vcodec")
+        if !settings.copyAudio { try EncoderCatalog.check(settings.audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec") }
+        let all = settings.videoEncoderOptions
+        guard let failure = attempt(settings, options: all) else { return }
+        // Which option did it: the ones vslice adds alone first, then the user's one by one.
+        let userKeys = Set(settings.encoderOptions.map(\.0))
+        let user = all.filter { userKeys.contains($0.0) }
+        let added = all.filter { !userKeys.contains($0.0) }
+        var culprit: (key: String, failure: Failure)? = nil
+        if attempt(settings, options: added) == nil {
+            var kept = added
+            for o in user {
+                if let f = attempt(settings, options: kept + [o]) { culprit = (o.0, f); break }
+                kept.append(o)
+            }
+        }
+        let name = settings.videoCodec
+        guard let culprit, let value = settings.encoderOptions.first(where: { $0.0 == culprit.key })?.1 else {
+            throw VSliceError(.usage, "check options", reason: "\(name) cannot be opened with these settings: \(Self.why(failure))")
+        }
+        let key = culprit.key
+        let flag = key == "crf" ? "--crf \(value)" : key == "preset" ? "--preset \(value)" : "--codec-opt \(key)=\(value)"
+        if culprit.failure.error.kind == .usage && culprit.failure.error.reason.contains("not known") {
+            throw VSliceError(.usage, "check options", reason: "\(flag): \(name) has no option '\(key)'")
+        }
+        throw VSliceError(.usage, "check options", reason: "\(flag): \(name) refused it: \(Self.why(culprit.failure))")
+    }
+
+    /// The encoder's own words (x264: "invalid preset 'fastest'") when it said any, else FFmpeg's error, which
+    /// for a rejected setting is often "Invalid data found when processing input": not about the input here.
+    static func why(_ f: Failure) -> String {
+        if let said = f.said { return said }
+        if f.error.code == vs_averror_invaliddata() { return "the encoder rejected the settings" }
+        return f.error.reason
+    }
+
+    struct Failure {
+        var error: VSliceError
+        /// The last line the encoder library or FFmpeg logged, if any.
+        var said: String?
+    }
+
+    /// Opens the encoder on a 64×64 frame in its pixel format, encodes it and drains; the failure, if any.
+    /// What the encoder libraries print on stderr meanwhile (x264 and x265 print there directly) is caught,
+    /// so a failed check prints one line, with the library's reason in it.
+    static func attempt(_ settings: TranscodeSettings, options: [(String, String)]) -> Failure? {
+        let capture = StderrCapture()
+        let level = av_log_get_level()
+        av_log_set_level(AV_LOG_ERROR)
+        let error = tryOpen(settings, options: options)
+        av_log_set_level(level)
+        let text = capture.finish()
+        guard let error else { return nil }
+        // "x264 [error]: invalid preset 'fastest'" (the library's own words) before
+        // "[libx264 @ 0x…] Error setting preset/tune …" (FFmpeg's); the words after the tag.
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        let said = (lines.last { $0.contains(" [error]: ") } ?? lines.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
+            .map { line -> String in
+                var l = Substring(line)
+                if let r = l.range(of: "]: ") ?? l.range(of: "] ") { l = l[r.upperBound...] }
+                return l.trimmingCharacters(in: .whitespaces)
+            }
+        return Failure(error: error, said: said)
+    }
+
+    static func tryOpen(_ settings: TranscodeSettings, options: [(String, String)]) -> VSliceError? {
+        do throws(VSliceError) {
+            let encoder = try Encoder(name: settings.videoCodec, path: "(encoder check)")
+            let c = encoder.ctx
+            var format = AV_PIX_FMT_YUV420P
+            if var p = c.pointee.codec.pointee.pix_fmts {
+                var supported: [AVPixelFormat] = []
+                while p.pointee != AV_PIX_FMT_NONE { supported.append(p.pointee); p += 1 }
+                if !supported.isEmpty && !supported.contains(AV_PIX_FMT_YUV420P) { format = supported[0] }
+            }
+            c.pointee.width = frameSize
+            c.pointee.height = frameSize
+            c.pointee.pix_fmt = format
+            c.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
+            c.pointee.time_base = AVRational(num: 1, den: 25)
+            c.pointee.framerate = AVRational(num: 25, den: 1)
+            c.pointee.thread_count = Int32(settings.threadsPerJob)
+            c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+            if let b = settings.videoBitrate { c.pointee.bit_rate = b }
+            try encoder.open(options: options)
+
+            let frame = Frame()
+            frame.ptr.pointee.width = frameSize
+            frame.ptr.pointee.height = frameSize
+            frame.ptr.pointee.format = format.rawValue
+            try ffCheck(av_frame_get_buffer(frame.ptr, 0), "allocate a test frame")
+            // Mid-grey bytes in every plane's buffer (any content does; this keeps it defined).
+            withUnsafeBytes(of: frame.ptr.pointee.buf) { raw in
+                for ref in raw.bindMemory(to: UnsafeMutablePointer<AVBufferRef>?.self) {
+                    if let ref { memset(ref.pointee.data, 0x80, Int(ref.pointee.size)) }
+                }
+            }
+            frame.pts = 0
+            let packet = Packet()
+            _ = try encoder.send(frame)
+            _ = try encoder.send(nil)
+            while try encoder.receive(packet) == .ok {}
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
+/// Sends fd 2 to a temporary file until `finish()`, which restores it and returns what was written.
+final class StderrCapture {
+    private var saved: Int32 = -1
+    private var file: Int32 = -1
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "vslice-stderr-XXXXXX").utf8CString)
+        file = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard file >= 0 else { return }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        fflush(nil)
+        saved = dup(STDERR_FILENO)
+        if saved < 0 || dup2(file, STDERR_FILENO) < 0 { close(file); file = -1 }
+    }
+
+    func finish() -> String {
+        guard file >= 0, saved >= 0 else { return "" }
+        fflush(nil)
+        dup2(saved, STDERR_FILENO)
+        close(saved)
+        var data = Data()
+        lseek(file, 0, SEEK_SET)
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while data.count < 1 << 20 {
+            let n = read(file, &buf, buf.count)
+            if n <= 0 { break }
+            data.append(buf, count: n)
+        }
+        close(file)
+        file = -1
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import VSliceKit
+
+/// `vslice segment`: the one-segment worker that cluster executors launch.
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment",
+        abstract: "Encode one segment of a planned task from its work folder (the unit a cluster runs).",
+        discussion: """
+            Reads DIR/task.json (written by the coordinating `vslice transcode`), checks the input's fingerprint, \
+            encodes the segment, seals DIR/seg-NNNNN.vseg and writes its trace record DIR/seg-NNNNN.trace-UUID.json. \
+            Never opens the job database. The index is --index, else SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX. \
+            A segment already done is not encoded again. Exit codes: 0 done; 1 failed, worth a retry; 2 usage \
+            (not a work folder, index out of range); 3 input missing, changed or unreadable; 130 interrupted \
+            (SIGTERM, as a scheduler's cancel sends). 2 and 3 fail the same way every time: never retry them.
+            """)
+
+    @Option(help: "The task's work folder (shared with the coordinator).")
+    var workDir: String
+
+    @Option(help: "The segment to encode (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).")
+    var index: Int?
+
+    @Flag(help: "Print the trace record (JSON) on stdout.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing on success.")
+    var quiet = false
+
+    func run() throws {
+        // A scheduler stops an element with SIGTERM (then SIGKILL): abort at once, so the attempt still
+        // leaves its failed trace record.
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { Cancellation.requestAbort() }
+            src.resume()
+            Signals.sources.append(src)
+        }
+        let env = ProcessInfo.processInfo.environment
+        let i = try SegmentWorker.index(given: index, environment: env)
+        let outcome = try SegmentWorker.run(workDir: workDir, index: i, environment: env)
+        guard let record = outcome.record ?? outcome.alreadyDone else { return }
+        if json {
+            try Terminal.printJSON(record)
+        } else if !quiet {
+            print(outcome.record == nil
+                  ? "segment \(i): already done (trace \(record.trace.prefix(8)))"
+                  : String(format: "segment %d: %d frames, %lld bytes, %.2f s (trace %@)", i, record.framesOut ?? 0,
+                           record.bytes ?? 0, record.wallSeconds, String(record.trace.prefix(8))))
+        }
+    }
+}

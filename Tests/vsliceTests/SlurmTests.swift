@@ -1,0 +1,305 @@
+import Foundation
+import Testing
+
+/// A private Slurm controller and node on 127.0.0.1 for one test: generated slurm.conf (no munge, no
+/// systemd, no accounting), state, spool, logs and pid files in a scratch folder, ports of its own. Stopped
+/// by the pids in its own pid files.
+final class PrivateSlurm {
+    static let installed: Bool = ["slurmctld", "slurmd", "sbatch", "squeue", "scancel"].allSatisfy { tool in
+        ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].contains {
+            FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)")
+        }
+    }
+    static let skipReason: Comment = "Slurm is not installed (slurmctld, slurmd, sbatch, squeue, scancel); scripts/setup installs it"
+
+    let dir: URL
+    var conf: String { dir.appendingPathComponent("slurm.conf").path }
+    var environment: [String: String] { ["SLURM_CONF": conf] }
+
+    init() throws {
+        if !Self.installed { print("SlurmTests skipped: \(Self.skipReason)") }
+        dir = try Paths.scratch("slurm")
+        for sub in ["state", "spool"] {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        var name = [UInt8](repeating: 0, count: 256)
+        gethostname(&name, name.count)
+        let host = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self).split(separator: ".").first.map(String.init) ?? "localhost"
+        // Ports of this test process, so that test runs of other worktrees on the machine do not meet.
+        let port = 20000 + Int(getpid() % 10000) * 2
+        let d = dir.path
+        let text = """
+            ClusterName=vslicetest
+            SlurmctldHost=\(host)(127.0.0.1)
+            SlurmUser=root
+            SlurmdUser=root
+            SlurmctldPort=\(port)
+            SlurmdPort=\(port + 1)
+            AuthType=auth/none
+            CredType=cred/none
+            ProctrackType=proctrack/pgid
+            TaskPlugin=task/none
+            MpiDefault=none
+            SwitchType=switch/none
+            StateSaveLocation=\(d)/state
+            SlurmdSpoolDir=\(d)/spool
+            SlurmctldPidFile=\(d)/slurmctld.pid
+            SlurmdPidFile=\(d)/slurmd.pid
+            SlurmctldLogFile=\(d)/slurmctld.log
+            SlurmdLogFile=\(d)/slurmd.log
+            SchedulerType=sched/backfill
+            SchedulerParameters=batch_sched_delay=0
+            SelectType=select/cons_tres
+            SelectTypeParameters=CR_CPU
+            AccountingStorageType=accounting_storage/none
+            JobAcctGatherType=jobacct_gather/none
+            JobCompType=jobcomp/none
+            ReturnToService=2
+            KillWait=5
+            InactiveLimit=0
+            NodeName=\(host) NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
+            PartitionName=test Nodes=\(host) Default=YES MaxTime=INFINITE State=UP
+
+            """
+        try text.write(toFile: conf, atomically: true, encoding: .utf8)
+        let ctld = try Proc.run("slurmctld", ["-i", "-f", conf], timeout: 60, environment: environment)
+        guard ctld.status == 0 else { throw OracleError("slurmctld did not start: \(ctld.stderr) \(log("slurmctld"))") }
+        let slurmd = try Proc.run("slurmd", ["-f", conf], timeout: 60, environment: environment)
+        guard slurmd.status == 0 else { stop(); throw OracleError("slurmd did not start: \(slurmd.stderr) \(log("slurmd"))") }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let s = try Proc.run("sinfo", ["--noheader", "--format=%T"], timeout: 30, environment: environment)
+            if s.status == 0 && s.stdout.contains("idle") { return }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        stop()
+        throw OracleError("the private Slurm node did not come up: \(log("slurmctld").suffix(800)) \(log("slurmd").suffix(800))")
+    }
+
+    func log(_ daemon: String) -> String {
+        (try? String(contentsOfFile: dir.appendingPathComponent("\(daemon).log").path, encoding: .utf8)) ?? ""
+    }
+
+    /// How many batch jobs (arrays) were submitted to this controller.
+    var submissions: Int {
+        log("slurmctld").components(separatedBy: "_slurm_rpc_submit_batch_job").count - 1
+    }
+
+    /// `squeue` lines (index|state|job id) of vslice's arrays.
+    func queue() throws -> [(index: Int, state: String, job: String)] {
+        let r = try Proc.run("squeue", ["--noheader", "--array", "--format=%K|%T|%i|%j"], timeout: 30, environment: environment)
+        return r.stdout.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: "|").map(String.init)
+            guard f.count == 4, f[3].hasPrefix("vslice-"), let i = Int(f[0]) else { return nil }
+            return (i, f[1], f[2])
+        }
+    }
+
+    /// Stops both daemons by the pids in their own pid files, and waits for them to end.
+    func stop() {
+        for daemon in ["slurmd", "slurmctld"] {
+            let file = dir.appendingPathComponent("\(daemon).pid").path
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+                  let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(20)
+            while kill(pid, 0) == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// `--executor slurm` against a private controller: the segments run as one job array of `vslice segment`.
+@Suite("slurm executor", .serialized, .enabled(if: PrivateSlurm.installed, PrivateSlurm.skipReason))
+struct SlurmTests {
+    static let clip: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-slurm-clip-\(getpid()).mp4").path
+        if !FileManager.default.fileExists(atPath: path) { try? makeClip(path, seconds: 60) }
+        return path
+    }()
+    static let args = ["--preset", "veryfast", "-q", "--json"]
+    /// 12 segments of 5 s, one element at a time: a run long enough to be interrupted in the middle.
+    static let short = ["--min-split-seconds", "0", "--segment-seconds", "5"]
+
+    struct Job {
+        var dir: URL
+        var slurm: PrivateSlurm
+        var home: String { dir.appendingPathComponent("home").path }
+        var out: String { dir.appendingPathComponent("out.mp4").path }
+        var db: String { home + "/vslice.db" }
+        var environment: [String: String] { slurm.environment.merging(["VSLICE_HOME": home]) { $1 } }
+
+        func sql(_ query: String) throws -> String {
+            try Proc.run("sqlite3", [db, query]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func transcode(_ extra: [String], output: String? = nil, input: String = SlurmTests.clip,
+                       environment: [String: String] = [:]) throws -> Run {
+            try vslice(["transcode", input, "-o", output ?? out, "--executor", "slurm"] + SlurmTests.args + extra,
+                       environment: self.environment.merging(environment) { $1 })
+        }
+        /// Done traces per segment, "0:1,1:1,…".
+        func donePerSegment() throws -> String {
+            try sql("SELECT group_concat(c, ',') FROM (SELECT s.ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status = 'done') AS c FROM segment s ORDER BY s.ord)")
+        }
+    }
+
+    func job(_ tag: String) throws -> Job {
+        try #require(FileManager.default.fileExists(atPath: Self.clip), "could not make the 60 s clip")
+        return Job(dir: try Paths.scratch(tag), slurm: try PrivateSlurm())
+    }
+
+    @Test("a 60 s clip as one job array: oracle passes, same frames and timestamps as local, one element per segment; bad input never reaches Slurm")
+    func arrayMatchesLocal() throws {
+        let j = try job("slurm")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let r = try j.transcode(["--jobs", "2", "--keep-temp"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let done = try lastEvent(r.stdout, "task_done")
+        let n = try #require(done["segments"] as? Int)
+        #expect(n >= 6)
+        #expect(try ndjson(r.stdout).filter { $0["event"] as? String == "segment_done" }.count == n)
+        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+
+        // One array, one element per segment, each reported by its own worker.
+        #expect(j.slurm.submissions == 1)
+        #expect(try j.sql("SELECT count(*) || ' ' || count(DISTINCT engine_index) || ' ' || count(DISTINCT engine_job) FROM trace WHERE engine = 'slurm'") == "\(n) \(n) 1")
+        #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        let work = try #require(done["work_dir"] as? String)
+        let logs = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("slurm-") && $0.hasSuffix(".out") }
+        #expect(logs.count == n)
+
+        // The same task run locally: the same frames at the same times.
+        let local = j.dir.appendingPathComponent("local.mp4").path
+        let l = try vslice(["transcode", Self.clip, "-o", local, "--jobs", "2", "-q", "--preset", "veryfast"], environment: ["VSLICE_HOME": j.home])
+        #expect(l.status == 0, "\(l.stderr)")
+        let a = try MediaFacts(j.out), b = try MediaFacts(local)
+        #expect(a.frames == b.frames)
+        #expect(a.videoTimes == b.videoTimes)
+        #expect(try FFprobe.packets(j.out).pts == FFprobe.packets(local).pts)
+
+        // Bad input is refused on the submitting host: exit 3, nothing submitted.
+        let bad = try j.transcode([], output: j.dir.appendingPathComponent("bad.mp4").path, input: Paths.fixture("bad_random.mp4"))
+        #expect(bad.status == 3, "\(bad.stderr)")
+        #expect(j.slurm.submissions == 1)
+    }
+
+    @Test("scancel of one running element: that index alone is submitted again and the output is right")
+    func scancelledElement() throws {
+        let j = try job("scancel")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        // Segment 3's first attempt hangs (until it is cancelled); its retry runs clean.
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "2"] + Self.args,
+                                         environment: j.environment.merging(["VSLICE_FAULT": "segment-stall", "VSLICE_FAULT_SEGMENT": "3"]) { $1 })
+        var element = ""
+        let running = try coordinator.waitUntil(timeout: 120) {
+            guard let e = try j.slurm.queue().first(where: { $0.index == 3 && $0.state == "RUNNING" }) else { return false }
+            // Let it reach the hang (its first frames).
+            Thread.sleep(forTimeInterval: 1)
+            element = e.job
+            return true
+        }
+        try #require(running, "segment 3 never ran")
+        let cancel = try Proc.run("scancel", [element], timeout: 30, environment: j.slurm.environment)
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        let r = coordinator.finish(timeout: 240)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        #expect(j.slurm.submissions == 2)
+        let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
+        #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        // The cancelled attempt is recorded as failed (interrupted) by its worker, or as lost by the coordinator.
+        let failed = try ndjson(r.stdout).filter { $0["event"] as? String == "segment_failed" }
+        #expect(failed.count == 1 && failed.first?["segment"] as? Int == 3, "\(failed)")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_3'") == "2")
+        #expect(try j.sql("SELECT count(DISTINCT engine_job) FROM trace WHERE engine = 'slurm'") == "2")
+    }
+
+    @Test("kill -9 of the coordinator mid-run: resume re-attaches without submitting again; one done trace per segment")
+    func coordinatorKilled() throws {
+        let j = try job("kill9")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.short + Self.args,
+                                         environment: j.environment)
+        var task = ""
+        let midway = coordinator.waitUntil(timeout: 120) {
+            guard let text = try? String(contentsOf: coordinator.outURL, encoding: .utf8),
+                  let started = try? lastEvent(text, "task_started"),
+                  let id = started["task"] as? String else { return false }
+            task = id
+            return Int((try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) ?? "") ?? 0 >= 1
+        }
+        try #require(midway, "no segment finished under Slurm")
+        coordinator.signal(SIGKILL)
+        _ = coordinator.finish(timeout: 30)
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+        #expect(try !j.slurm.queue().isEmpty, "the array should still be queued or running")
+
+        let resumed = try vslice(["resume", String(task.prefix(8)), "--json", "-q"], environment: j.environment)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try lastEvent(resumed.stdout, "task_started")["resumed"] as? Bool == true)
+        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        #expect(j.slurm.submissions == 1, "resume submitted again")
+        let n = try #require(try lastEvent(resumed.stdout, "task_done")["segments"] as? Int)
+        #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL") == "\(n)")
+    }
+
+    @Test("a worker's deterministic failure (input changed mid-run: exit 3) fails the task with exit 3, never submitted again")
+    func deterministicFailure() throws {
+        let j = try job("exit3")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let copy = j.dir.appendingPathComponent("in.mp4").path
+        try FileManager.default.copyItem(atPath: Self.clip, toPath: copy)
+        let coordinator = try Background(["transcode", copy, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.short + Self.args,
+                                         environment: j.environment)
+        let midway = coordinator.waitUntil(timeout: 120) {
+            Int((try? j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'")) ?? "") ?? 0 >= 1
+        }
+        try #require(midway, "no segment finished under Slurm")
+        let h = try #require(FileHandle(forWritingAtPath: copy))
+        try h.seekToEnd()
+        h.write(Data(repeating: 0, count: 16))
+        try h.close()
+        let r = coordinator.finish(timeout: 120)
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr.contains("input changed"), "\(r.stderr)")
+        #expect(j.slurm.submissions == 1)
+        let deadline = Date().addingTimeInterval(30)
+        while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try j.slurm.queue().isEmpty, "the failed task's array was left running")
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+    }
+
+    @Test("--detach submits and returns the task; resume finishes it; cancel scancels a detached task's array")
+    func detachResumeCancel() throws {
+        let j = try job("detach")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let r = try j.transcode(["--detach", "--jobs", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let detached = try lastEvent(r.stdout, "task_detached")
+        let task = try #require(detached["task"] as? String)
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+        #expect(try j.sql("SELECT status FROM task") == "running")
+        let resumed = try vslice(["resume", task, "-q"], environment: j.environment)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        #expect(j.slurm.submissions == 1)
+
+        // A detached task whose elements hang, cancelled: its array leaves the queue.
+        let out2 = j.dir.appendingPathComponent("out2.mp4").path
+        let r2 = try j.transcode(["--detach", "--jobs", "2"], output: out2, environment: ["VSLICE_FAULT": "segment-stall"])
+        let task2 = try #require(try lastEvent(r2.stdout, "task_detached")["task"] as? String)
+        #expect(try !j.slurm.queue().isEmpty)
+        let cancel = try vslice(["cancel", task2], environment: j.environment)
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        let deadline = Date().addingTimeInterval(60)
+        while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try j.slurm.queue().isEmpty, "cancel left the array in the queue")
+        #expect(try j.sql("SELECT status FROM task WHERE id = '\(task2)'") == "cancelled")
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import Testing
+
+/// The one-segment worker (`vslice segment`): a task planned by `transcode --executor external`, its segments
+/// encoded by separate worker processes that cannot reach any job database, then finished by the coordinator,
+/// which ingests the workers' trace records.
+@Suite("one-segment worker", .serialized)
+struct WorkerTests {
+    static let source = Paths.fixture("h264_aac.mp4")
+    static let args = ["--min-split-seconds", "0", "--segment-seconds", "1", "--preset", "veryfast", "--jobs", "1"]
+
+    struct Job {
+        var dir: URL
+        var home: String { dir.appendingPathComponent("home").path }
+        var out: String { dir.appendingPathComponent("out.mp4").path }
+        var db: String { home + "/vslice.db" }
+        /// A home no worker could create a database in: it lies under a regular file.
+        var blockedHome: String { dir.appendingPathComponent("not-a-folder/home").path }
+
+        init(_ tag: String) throws {
+            dir = try Paths.scratch(tag)
+            _ = FileManager.default.createFile(atPath: dir.appendingPathComponent("not-a-folder").path, contents: Data("x".utf8))
+        }
+
+        func sql(_ query: String) throws -> String {
+            try Proc.run("sqlite3", [db, query]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// Runs a worker with no way to any database: VSLICE_HOME, XDG_DATA_HOME and HOME all unusable.
+        func worker(_ args: [String], environment: [String: String] = [:]) throws -> Run {
+            try vslice(["segment"] + args, environment: ["VSLICE_HOME": blockedHome, "XDG_DATA_HOME": blockedHome,
+                                                         "HOME": blockedHome].merging(environment) { $1 })
+        }
+
+        /// Size and modification time of the database and its WAL: any write by a worker would change them.
+        func databaseState() -> [String] {
+            [db, db + "-wal", db + "-shm"].map { path in
+                var st = stat()
+                guard stat(path, &st) == 0 else { return "\(path): none" }
+                return "\(path): \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+            }
+        }
+    }
+
+    /// Plans the task and returns (task ID, work folder, segment count) from the `task_detached` event.
+    func detach(_ j: Job, input: String = WorkerTests.source) throws -> (task: String, work: String, segments: Int) {
+        let r = try vslice(["transcode", input, "-o", j.out, "--executor", "external", "--detach", "--json"] + Self.args,
+                           environment: ["VSLICE_HOME": j.home])
+        try #require(r.status == 0, "\(r.stderr)")
+        let e = try lastEvent(r.stdout, "task_detached")
+        let task = try #require(e["task"] as? String)
+        let work = try #require(e["work_dir"] as? String)
+        let segments = try #require(e["segments"] as? Int)
+        return (task, work, segments)
+    }
+
+    @Test("segments run by separate worker processes without a database; resume ingests their records and merges")
+    func workersThenResume() throws {
+        let j = try Job("worker")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let (task, work, n) = try detach(j)
+        #expect(n == 6)
+        #expect(FileManager.default.fileExists(atPath: work + "/task.json"))
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+        #expect(try j.sql("SELECT status, lease_pid IS NULL FROM task") == "running|1")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL") == "0")
+        let before = j.databaseState()
+
+        // Indices from --index, SLURM_ARRAY_TASK_ID and JOB_COMPLETION_INDEX.
+        for i in 0..<n {
+            let r: Run
+            switch i % 3 {
+            case 0: r = try j.worker(["--work-dir", work, "--index", "\(i)", "--json"])
+            case 1: r = try j.worker(["--work-dir", work, "--json"], environment: ["SLURM_ARRAY_TASK_ID": "\(i)", "SLURM_JOB_ID": "\(700 + i)",
+                                                                                   "SLURM_ARRAY_JOB_ID": "700"])
+            default: r = try j.worker(["--work-dir", work, "--json"], environment: ["JOB_COMPLETION_INDEX": "\(i)", "HOSTNAME": "pod-\(i)"])
+            }
+            #expect(r.status == 0, "segment \(i): \(r.stderr)")
+            let record = try jsonObject(r.stdout)
+            #expect(record["segment"] as? Int == i)
+            #expect(record["status"] as? String == "done")
+            #expect(record["exit_code"] as? Int == 0)
+            #expect((record["frames_out"] as? Int ?? 0) > 0)
+            if i % 3 == 1 {
+                let engine = try #require(record["engine"] as? [String: Any])
+                #expect(engine["kind"] as? String == "slurm" && engine["job"] as? String == "700" && engine["array_index"] as? Int == i)
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: j.blockedHome))
+        #expect(j.databaseState() == before, "a worker touched the job database")
+        let records = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.contains(".trace-") }
+        #expect(records.count == n)
+
+        // A segment already done is not encoded again; bad calls are usage errors (exit 2).
+        let again = try j.worker(["--work-dir", work, "--index", "2"])
+        #expect(again.status == 0 && again.stdout.contains("already done"), "\(again.stderr)")
+        #expect(try j.worker(["--work-dir", work, "--index", "\(n)"]).status == 2)
+        #expect(try j.worker(["--work-dir", j.dir.path, "--index", "0"]).status == 2)
+        #expect(try j.worker(["--work-dir", work]).status == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.contains(".trace-") }.count == n)
+
+        let resumed = try vslice(["resume", String(task.prefix(8)), "-q"], environment: ["VSLICE_HOME": j.home])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        // One done trace per segment, each the worker's (its engine ids kept), and nothing encoded again.
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL") == "\(n)")
+        let perSegment = try j.sql("SELECT s.ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status = 'done') FROM segment s ORDER BY s.ord")
+        #expect(perSegment == (0..<n).map { "\($0):1" }.joined(separator: "\n"))
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND pid = (SELECT lease_pid FROM task)") == "0")
+        #expect(try j.sql("SELECT engine || ' ' || engine_job || ' ' || engine_index FROM trace WHERE segment_id LIKE '%_encode_1'") == "slurm 700 1")
+        #expect(try j.sql("SELECT engine || ' ' || engine_index FROM trace WHERE segment_id LIKE '%_encode_2'") == "kubernetes 2")
+        #expect(try j.sql("SELECT group_concat(attempts) FROM segment") == Array(repeating: "1", count: n).joined(separator: ","))
+        #expect(try j.sql("SELECT status FROM task") == "done")
+        #expect(!FileManager.default.fileExists(atPath: work), "work folder kept after success")
+    }
+
+    @Test("a coordinator waiting on external workers ingests them as they finish and publishes")
+    func waitingCoordinator() throws {
+        let j = try Job("wait")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let coordinator = try Background(["transcode", Self.source, "-o", j.out, "--executor", "external", "--json"] + Self.args,
+                                         environment: ["VSLICE_HOME": j.home])
+        var work = ""
+        let planned = coordinator.waitUntil(timeout: 60) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: j.dir.path)) ?? []
+            guard let w = names.first(where: { $0.hasPrefix(".out.mp4.vslice-") }) else { return false }
+            work = j.dir.appendingPathComponent(w).path
+            return FileManager.default.fileExists(atPath: work + "/task.json")
+        }
+        try #require(planned, "the coordinator did not plan")
+        for i in 0..<6 {
+            let r = try j.worker(["--work-dir", work, "--index", "\(i)", "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let done = coordinator.finish(timeout: 120)
+        #expect(done.status == 0, "\(done.stderr)")
+        let events = try ndjson(done.stdout)
+        #expect(events.filter { $0["event"] as? String == "segment_done" }.count == 6)
+        #expect(try lastEvent(done.stdout, "task_done")["segments"] as? Int == 6)
+        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status = 'done'") == "6")
+    }
+
+    @Test("a worker refuses an input changed since planning (exit 3, recorded); the coordinator then refuses to resume")
+    func changedInput() throws {
+        let j = try Job("changed")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let copy = j.dir.appendingPathComponent("in.mp4").path
+        try FileManager.default.copyItem(atPath: Self.source, toPath: copy)
+        let (task, work, _) = try detach(j, input: copy)
+        let h = try #require(FileHandle(forWritingAtPath: copy))
+        try h.seekToEnd()
+        h.write(Data(repeating: 0, count: 16))
+        try h.close()
+        let r = try j.worker(["--work-dir", work, "--index", "0"])
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr.contains("input changed"))
+        let record = try #require(try FileManager.default.contentsOfDirectory(atPath: work).first { $0.contains(".trace-") })
+        let fields = try jsonObject(String(contentsOfFile: work + "/" + record, encoding: .utf8))
+        #expect(fields["status"] as? String == "failed" && fields["exit_kind"] as? String == "input" && fields["exit_code"] as? Int == 3)
+        #expect(!FileManager.default.fileExists(atPath: work + "/seg-00000.vseg"))
+        let resumed = try vslice(["resume", task], environment: ["VSLICE_HOME": j.home])
+        #expect(resumed.status == 5, "\(resumed.stderr)")
+    }
+
+    @Test("plan --emit k8s-job: an Indexed Job of vslice segment over the planned task, FailIndex on exit 2 and 3")
+    func kubernetesManifest() throws {
+        let j = try Job("k8s")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let (task, work, n) = try detach(j)
+        let r = try vslice(["plan", Self.source, "--emit", "k8s-job", "--task-dir", work, "--image", "registry.example/vslice:1",
+                            "--pvc", "media", "--mount-path", "/", "--max-attempts", "4"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let job = try jsonObject(r.stdout)
+        #expect(job["apiVersion"] as? String == "batch/v1" && job["kind"] as? String == "Job")
+        let meta = try #require(job["metadata"] as? [String: Any])
+        #expect(meta["name"] as? String == "vslice-" + task.prefix(8))
+        let spec = try #require(job["spec"] as? [String: Any])
+        #expect(spec["completionMode"] as? String == "Indexed")
+        #expect(spec["completions"] as? Int == n)
+        #expect(spec["parallelism"] as? Int == 1)
+        #expect(spec["backoffLimitPerIndex"] as? Int == 3)
+        #expect(spec["backoffLimit"] == nil)
+        let rules = try #require((spec["podFailurePolicy"] as? [String: Any])?["rules"] as? [[String: Any]])
+        let failIndex = try #require(rules.first { $0["action"] as? String == "FailIndex" })
+        let codes = try #require(failIndex["onExitCodes"] as? [String: Any])
+        #expect(codes["operator"] as? String == "In" && codes["values"] as? [Int] == [2, 3] && codes["containerName"] as? String == "vslice")
+        let pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
+        #expect(pod["restartPolicy"] as? String == "Never")
+        let containers = try #require(pod["containers"] as? [[String: Any]])
+        #expect(containers.count == 1)
+        #expect(containers[0]["name"] as? String == "vslice" && containers[0]["image"] as? String == "registry.example/vslice:1")
+        #expect(containers[0]["command"] as? [String] == ["vslice", "segment", "--work-dir", work])
+        let mounts = try #require(containers[0]["volumeMounts"] as? [[String: Any]])
+        #expect(mounts.first?["mountPath"] as? String == "/" && mounts.first?["name"] as? String == "work")
+        let volumes = try #require(pod["volumes"] as? [[String: Any]])
+        #expect((volumes.first?["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String == "media")
+
+        // Paths the volume would not hold, a folder that is no task's, and no --task-dir: usage errors.
+        #expect(try vslice(["plan", Self.source, "--emit", "k8s-job", "--task-dir", work, "--pvc", "media", "--mount-path", "/nowhere"]).status == 2)
+        #expect(try vslice(["plan", Self.source, "--emit", "k8s-job", "--task-dir", j.dir.path]).status == 2)
+        #expect(try vslice(["plan", Self.source, "--emit", "k8s-job"]).status == 2)
+    }
+
+    @Test("--detach needs a remote executor; a work folder root that cannot be written is refused before any work")
+    func refusals() throws {
+        let j = try Job("refuse")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let local = try vslice(["transcode", Self.source, "-o", j.out, "--detach"] + Self.args, environment: ["VSLICE_HOME": j.home])
+        #expect(local.status == 2 && local.stderr.contains("--detach"), "\(local.stderr)")
+        let blocked = try vslice(["transcode", Self.source, "-o", j.out, "--executor", "external", "--work-dir", "/proc"] + Self.args,
+                                 environment: ["VSLICE_HOME": j.home])
+        #expect(blocked.status == 2 && blocked.stderr.contains("not writable"), "\(blocked.stderr)")
+        #expect(try j.sql("SELECT count(*) FROM task") == "0")
+    }
+}
