@@ -304,9 +304,8 @@ struct SegmentEncoder {
         c.pointee.thread_count = Int32(settings.threadsPerJob)
         c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         if let b = settings.videoBitrate { c.pointee.bit_rate = b }
-        // Every option the encoder check opened it with, plus the source's HDR10 metadata for x265 and SVT-AV1,
-        // added to the user's own parameters.
         var options = settings.videoEncoderOptions
+        // The source's HDR10 metadata goes to the encoders that write it, added to their own parameters.
         func addParams(_ key: String, _ items: [String]) {
             guard !items.isEmpty else { return }
             if let i = options.firstIndex(where: { $0.0 == key }) {

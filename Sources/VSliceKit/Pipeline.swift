@@ -315,18 +315,19 @@ public struct Transcoder: Sendable {
             plan = stored
         } else {
             plan = try step(store, task.id, "plan", detail: { (p: Plan) in (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) } }) {
-                () throws(VSliceError) in try Plan.make(source: input, index: index, settings: settings, expect: run.identity,
-                                                         filter: filterTiming, from: Transcoder.filteredStart(probe))
+                () throws(VSliceError) in
+                var p = try Plan.make(source: input, index: index, settings: settings, expect: run.identity,
+                                      filter: filterTiming, from: Transcoder.filteredStart(probe))
+                p.hdr = extras.hdr
+                return p
             }
         }
         try store.setFrames(task.id, plan.frameCount)
         let segmentPaths = plan.segments.map { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", $0.index)) }
         try store.ensureSegments(task: task.id, plan: plan, files: segmentPaths)
         // What `vslice segment` workers need, for any executor; and what workers have reported since the last run.
-        var order = WorkOrder(task: task.id, input: input, fingerprint: task.inputFingerprint, settings: settings, plan: plan,
-                              index: index, stallTimeout: run.options.stallTimeout)
-        order.hdr = extras.hdr
-        try order.write(workDir: work)
+        try WorkOrder(task: task.id, input: input, fingerprint: task.inputFingerprint, settings: settings, plan: plan,
+                      index: index, stallTimeout: run.options.stallTimeout).write(workDir: work)
         try store.ingestTraceRecords(task: task.id, workDir: work)
 
         // Which segments are really done: recorded done, and the file is there, sealed, of the recorded size.
@@ -407,13 +408,13 @@ public struct Transcoder: Sendable {
         for s in plan.segments where done.contains(s.index) { kept.withLock { $0[s.index] = s.frameCount } }
         let job = EncodeJob(task: task, store: store, input: input, identity: run.identity, index: index, plan: plan,
                             segmentPaths: segmentPaths, todo: todo, settings: settings, options: run.options, watchdog: watchdog,
-                            onEvent: onEvent, logger: logger, kept: { i, n in kept.withLock { $0[i] = n } }, hdr: extras.hdr)
+                            onEvent: onEvent, logger: logger, kept: { i, n in kept.withLock { $0[i] = n } })
         let encoded: Result<EncodeOutcome, VSliceError>
         do throws(VSliceError) { encoded = .success(try request.executor.make().encode(job)) } catch { encoded = .failure(error) }
         let audioError = audioJob?.wait()
         let outcome = try encoded.get()
         if let audioError { throw audioError }
-        if settings.videoFilter != nil && kept.withLock({ $0.reduce(0, +) }) == 0 {
+        if case .finished = outcome, settings.videoFilter != nil, kept.withLock({ $0.reduce(0, +) }) == 0 {
             var e = VSliceError(.processing, "filter", path: input, reason: "the --vf graph gave no frames at all")
             e.deterministic = true
             throw e

@@ -58,6 +58,8 @@ public struct Plan: Codable, Sendable {
     public var reason: String
     /// With `--split scene`: the frames (presentation indices) where a scene change was found.
     public var sceneChanges: [Int] = []
+    /// The source's HDR10 static metadata, handed to every segment's encoder (wherever it runs).
+    public var hdr: HDRMetadata? = nil
 
     /// Cuts the video for a filtered transcode: segments as without a filter, overlap buffers raised to what
     /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).

@@ -81,8 +81,6 @@ struct EncodeJob: Sendable {
     var logger: Logger
     /// Records the frames a segment kept (for the report).
     var kept: @Sendable (_ segment: Int, _ frames: Int) -> Void
-    /// The source's HDR10 metadata, handed to every segment's encoder.
-    var hdr: HDRMetadata? = nil
 
     var workDir: String { task.workDir }
 }

@@ -23,7 +23,7 @@ struct LocalExecutor: SegmentExecutor {
                                              outputPath: tmp,
                                              progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
                                              watch: watch, expect: identity)
-                encoder.hdr = job.hdr
+                encoder.hdr = job.plan.hdr
                 do throws(VSliceError) {
                     let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
                     Fault.hit("segment-commit")
@@ -47,6 +47,7 @@ struct LocalExecutor: SegmentExecutor {
                                        error: error.description)
                     onEvent(.segmentFailed(index: segment.index, error: error.description))
                     // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
+                    // A failure that would repeat (a filter or encoder rejecting its input) is not retried either.
                     guard error.kind == .processing, !error.deterministic, attempt < maxAttempts, !Cancellation.stopRequested,
                           !watchdog.cancelled else { throw error }
                     logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])

@@ -21,8 +21,6 @@ public struct WorkOrder: Codable, Sendable {
     public var segmentFiles: [String]
     /// Seconds without a decoded frame after which a worker abandons its segment (exit 1).
     public var stallTimeout: Double
-    /// The source's HDR10 metadata, handed to the segment's encoder as the local executor does.
-    public var hdr: HDRMetadata? = nil
 
     init(task: String, input: String, fingerprint: String, settings: TranscodeSettings, plan: Plan, index: VideoIndex,
          stallTimeout: Double) {

@@ -82,7 +82,7 @@ public enum SegmentWorker {
             let watch = WorkWatch()
             var encoder = SegmentEncoder(source: order.input, index: order.index, segment: segment, settings: settings,
                                          outputPath: partPath, progress: counted, watch: watch, expect: identity)
-            encoder.hdr = order.hdr
+            encoder.hdr = order.plan.hdr
             let watchdog = StallWatchdog(timeout: order.stallTimeout)
             defer { watchdog.stop() }
             let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }

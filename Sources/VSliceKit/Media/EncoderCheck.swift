@@ -65,7 +65,7 @@ public enum EncoderCheck {
 
     public static func check(_ settings: TranscodeSettings) throws(VSliceError) {
         try EncoderCatalog.check(settings.videoCodec, type: AVMEDIA_TYPE_VIDEO, option: "--vcodec")
-        try EncoderCatalog.check(settings.audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec")
+        if !settings.copyAudio { try EncoderCatalog.check(settings.audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec") }
         let all = settings.videoEncoderOptions
         guard let failure = attempt(settings, options: all) else { return }
         // Which option did it: the ones vslice adds alone first, then the user's one by one.
