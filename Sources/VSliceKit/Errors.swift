@@ -1,5 +1,3 @@
-import CFFmpeg
-
 /// The one error type of VSliceKit. It says what failed (`operation`), on which file, and why, and it
 /// carries the category that decides the process exit code (see README, "Exit codes").
 public struct VSliceError: Error, CustomStringConvertible, Sendable {
@@ -58,38 +56,3 @@ extension VSliceError.Kind {
         }
     }
 }
-
-extension VSliceError {
-    /// This error, marked deterministic unless its FFmpeg code is one that may pass (out of memory, disk
-    /// full, I/O error, interrupted): a filter or encoder that rejects its input rejects it every time.
-    func deterministicUnlessTransient() -> VSliceError {
-        var e = self
-        let transient = [ENOMEM, ENOSPC, EDQUOT, EIO, EINTR, EAGAIN].map { vs_averror($0) } + [vs_averror_exit()]
-        if kind == .processing, let code, !transient.contains(code) { e.deterministic = true }
-        return e
-    }
-}
-
-/// FFmpeg's message for an error code.
-func ffErrorString(_ code: Int32) -> String {
-    var buf = [CChar](repeating: 0, count: 256)
-    return buf.withUnsafeMutableBufferPointer { p in
-        String(cString: vs_err2str(code, p.baseAddress, p.count))
-    }
-}
-
-/// Turns a negative FFmpeg return code into a `VSliceError`; returns the code otherwise.
-@discardableResult
-func ffCheck(_ ret: Int32, _ operation: String, path: String? = nil, kind: VSliceError.Kind = .processing) throws(VSliceError) -> Int32 {
-    if ret < 0 {
-        if ret == vs_averror_exit() {
-            throw VSliceError(.interrupted, operation, path: path, reason: "interrupted", code: ret)
-        }
-        throw VSliceError(kind, operation, path: path, reason: ffErrorString(ret), code: ret)
-    }
-    return ret
-}
-
-let AVERROR_EOF_: Int32 = vs_averror_eof()
-let AVERROR_EAGAIN_: Int32 = vs_averror_eagain()
-let AV_NOPTS: Int64 = vs_nopts_value()

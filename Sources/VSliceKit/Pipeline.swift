@@ -1,4 +1,3 @@
-import CFFmpeg
 import Foundation
 import Logging
 import Synchronization
@@ -61,18 +60,6 @@ public struct TranscodeReport: Codable, Sendable {
     public var workDir: String? = nil
 }
 
-/// Output containers by file extension.
-public enum Container {
-    public static func format(forPath path: String) -> String? {
-        switch (path as NSString).pathExtension.lowercased() {
-        case "mp4", "m4v": "mp4"
-        case "mov": "mov"
-        case "mkv": "matroska"
-        default: nil
-        }
-    }
-}
-
 /// The transcode DAG: probe → (audio ∥ plan → encode[0…n-1]) → concat+mux → verify → publish.
 public struct Transcoder: Sendable {
     public var request: TranscodeRequest
@@ -121,18 +108,6 @@ public struct Transcoder: Sendable {
         return format
     }
 
-    /// Refuses, before any work, an encoder whose codec the output container cannot hold.
-    static func checkCodecs(format: String, settings: TranscodeSettings, output: String) throws(VSliceError) {
-        guard let muxer = av_guess_format(format, nil, nil) else { return }
-        for (name, option) in [(settings.videoCodec, "--vcodec"), (settings.audioCodec, "--acodec")] {
-            guard let codec = avcodec_find_encoder_by_name(name) else { continue }
-            if avformat_query_codec(muxer, codec.pointee.id, FF_COMPLIANCE_NORMAL) == 0 {
-                throw VSliceError(.usage, "check options", path: output,
-                                  reason: "the \(String(cString: muxer.pointee.name)) container cannot hold \(name) (\(option)); choose another codec or container")
-            }
-        }
-    }
-
     static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
     static func canonical(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
 
@@ -179,7 +154,7 @@ public struct Transcoder: Sendable {
             // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
             let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
             format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
-            try Transcoder.checkCodecs(format: format, settings: settings, output: request.output)
+            try Container.checkCodecs(format: format, settings: settings, output: request.output)
             try request.executor.check(request: request, detach: options.detach)
             try EncoderCheck.check(settings)
             // Bad input is refused (probing checks readability first) before a task or a work folder exists.
@@ -240,8 +215,7 @@ public struct Transcoder: Sendable {
             let status = cancelled ? "cancelled"
                 : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
             var error = error
-            if error.kind == .processing && (error.code == vs_averror(ENOSPC) || error.code == vs_averror(EDQUOT)
-                                             || error.reason.contains(String(cString: strerror(ENOSPC)))) {
+            if error.isDiskFull {
                 error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"
             }
             // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
@@ -549,7 +523,7 @@ public struct Transcoder: Sendable {
     public static func filteredStart(_ probe: Probe) -> Int64 {
         let v = probe.video!
         let b = timelineBase(probe)
-        return av_rescale_q_rnd(b.ticks, b.timeBase.av, v.timeBase.av, AV_ROUND_UP)
+        return b.rescaledUp(to: v.timeBase)
     }
 
     /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is

@@ -1,4 +1,3 @@
-import CFFmpeg
 import Foundation
 
 /// Everything that affects what a transcode produces (and so goes into a task's settings hash), plus how it
@@ -166,7 +165,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
         }
-        try EncoderCatalog.check(videoCodec, type: AVMEDIA_TYPE_VIDEO, option: "--vcodec")
-        if !copyAudio { try EncoderCatalog.check(audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec") }
+        try EncoderCatalog.check(videoCodec, video: true, option: "--vcodec")
+        if !copyAudio { try EncoderCatalog.check(audioCodec, video: false, option: "--acodec") }
     }
 }

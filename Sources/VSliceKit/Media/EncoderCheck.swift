@@ -24,6 +24,11 @@ public enum EncoderCatalog {
 
     /// Checks that `name` is an encoder of `type` in this build; the error lists the documented encoders the
     /// build has and suggests the likeliest one (`h264` → libx264).
+    /// `check(_:type:option:)` for a video (`video`) or an audio encoder.
+    static func check(_ name: String, video: Bool, option: String) throws(VSliceError) {
+        try check(name, type: video ? AVMEDIA_TYPE_VIDEO : AVMEDIA_TYPE_AUDIO, option: option)
+    }
+
     static func check(_ name: String, type: AVMediaType, option: String) throws(VSliceError) {
         let kind = type == AVMEDIA_TYPE_VIDEO ? "video" : "audio"
         if let codec = avcodec_find_encoder_by_name(name) {

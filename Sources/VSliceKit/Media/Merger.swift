@@ -6,6 +6,8 @@ public struct Timestamp: Codable, Sendable, Equatable {
     public var ticks: Int64
     public var timeBase: Ratio
     func rescaled(to tb: AVRational) -> Int64 { av_rescale_q(ticks, timeBase.av, tb) }
+    /// In `tb`, rounded up (the first tick at or after this point).
+    func rescaledUp(to tb: Ratio) -> Int64 { av_rescale_q_rnd(ticks, timeBase.av, tb.av, AV_ROUND_UP) }
 }
 
 public struct MergeResult: Codable, Sendable {
