@@ -67,10 +67,11 @@ public final class JobStore: Sendable {
         // SQLite says "disk I/O error" when a full disk stops it from creating its WAL or shared-memory file.
         var fs = statvfs()
         let diskFull = statvfs((path as NSString).deletingLastPathComponent, &fs) == 0 && fs.f_bavail == 0
-        switch e.resultCode {
-        case .SQLITE_FULL, .SQLITE_IOERR where diskFull:
+        if e.resultCode == .SQLITE_FULL || (e.resultCode == .SQLITE_IOERR && diskFull) {
             return VSliceError(.processing, operation, path: path,
                                reason: "\(message) — the disk holding the job store is full; free space, then run the same command to resume")
+        }
+        switch e.resultCode {
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return VSliceError(.processing, operation, path: path,
                                reason: "\(message) — the job store is damaged; move it away (or use --db PATH) to start a new one")

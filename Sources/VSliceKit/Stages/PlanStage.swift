@@ -1,0 +1,50 @@
+import Foundation
+
+/// plan: cuts the video into segments (once: the plan is stored with the task, so a resume — maybe with
+/// another `--jobs`, which shapes the default plan — works on the same segments), creates the segment rows,
+/// writes the work order `vslice segment` workers read (`task.json`), takes in what workers reported since the
+/// last run, and finds which segments are really done: recorded done, and their files there, sealed, intact.
+enum PlanStage: Stage {
+    static let node = Node.plan
+    static let inputs: [Node] = [.probe]
+
+    static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
+        let store = ctx.store, taskId = ctx.taskId, index = ctx.probe.video!
+        let plan: Plan
+        if let json = try store.eventDone(taskId, node.rawValue)?.detail,
+           let stored = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)), stored.frameCount == index.pts.count {
+            plan = stored
+        } else {
+            plan = try ctx.traced(node) { (_) throws(VSliceError) in
+                var p = try Plan.make(source: ctx.input, index: index, settings: ctx.settings, expect: ctx.identity,
+                                      filter: ctx.extras.filterTiming, from: Transcoder.filteredStart(ctx.probe))
+                p.hdr = ctx.extras.hdr
+                return StepRecord(value: p, detail: (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) })
+            }
+        }
+        ctx.plan = plan
+        try store.setFrames(taskId, plan.frameCount)
+        try store.ensureSegments(task: taskId, plan: plan, files: ctx.segmentPaths)
+        try WorkOrder(task: taskId, input: ctx.input, fingerprint: ctx.task.inputFingerprint, settings: ctx.settings, plan: plan,
+                      index: index, stallTimeout: ctx.options.stallTimeout).write(workDir: ctx.work)
+        try store.ingestTraceRecords(task: taskId, workDir: ctx.work)
+
+        ctx.resetKept(count: plan.segments.count)
+        var done = Set<Int>(), framesDone = 0
+        for row in try store.segments(task: taskId) where row.status == "done" {
+            if Transcoder.segmentFileIsIntact(row) {
+                done.insert(row.ord)
+                framesDone += plan.segments[row.ord].frameCount
+                ctx.setKept(row.ord, plan.segments[row.ord].frameCount)
+            } else {
+                ctx.logger.warning("segment file missing or damaged; redoing it", metadata: ["segment": "\(row.ord)"])
+                try store.resetSegment(taskId, row.id)
+            }
+        }
+        ctx.doneSegments = done
+        ctx.logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        ctx.onEvent(.alreadyDone(segments: done.count))
+        ctx.onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
+        return .done
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// A node of the transcode DAG (the `event` rows of the ledger are named after them).
+public enum Node: String, Codable, Sendable, CaseIterable {
+    case probe, plan, audio, encode, mux, verify, publish
+}
+
+/// How a stage ended.
+enum StageOutcome: Sendable {
+    /// Done (or found done by an earlier run): the nodes that need it may start.
+    case done
+    /// Its work was handed elsewhere (`--detach`): the walk stops here, the task stays resumable.
+    case detached
+}
+
+/// One node of the transcode DAG: what it needs (`inputs`, nodes that must be done first) and what it does.
+/// A stage reads what it needs from the task's ledger rows, its work folder and the run's context, records its
+/// own result there (the plan in the ledger and `task.json`, segments, tracks and the merged file in the work
+/// folder, their sizes and checksums in the ledger), and hands later stages a typed value through the context.
+protocol Stage: SendableMetatype {
+    static var node: Node { get }
+    static var inputs: [Node] { get }
+    static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome
+}
+
+/// What every stage of one run of a task sees: the request, the task and its ledger, what was learnt before any
+/// work (the probe, the streams, the filter's timing), and the values the stages before it produced.
+final class StageContext: Sendable {
+    let request: TranscodeRequest
+    let task: TaskRecord
+    let store: JobStore
+    let probe: Probe
+    let extras: SourceExtras
+    /// The input file's identity when the run began; every open of the input checks it.
+    let identity: FileIdentity
+    /// Absolute paths.
+    let input: String
+    let output: String
+    /// The output container (`mp4`, `mov`, `matroska`).
+    let format: String
+    let options: Transcoder.RunOptions
+    let watchdog: StallWatchdog
+    /// The output is already this task's own published file (a crash came after the rename).
+    let published: Bool
+    let logger: Logger
+    let onEvent: @Sendable (PipelineEvent) -> Void
+
+    init(request: TranscodeRequest, task: TaskRecord, store: JobStore, probe: Probe, extras: SourceExtras,
+         identity: FileIdentity, input: String, output: String, format: String, options: Transcoder.RunOptions,
+         watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void) {
+        self.request = request
+        self.task = task
+        self.store = store
+        self.probe = probe
+        self.extras = extras
+        self.identity = identity
+        self.input = input
+        self.output = output
+        self.format = format
+        self.options = options
+        self.watchdog = watchdog
+        self.published = published
+        self.logger = logger
+        self.onEvent = onEvent
+    }
+
+    var settings: TranscodeSettings { request.settings }
+    var work: String { task.workDir }
+    var taskId: String { task.id }
+
+    // MARK: values handed from stage to stage (each set once, by the stage named)
+
+    private struct Produced: Sendable {
+        var plan: Plan?
+        var doneSegments = Set<Int>()
+        var keptFrames: [Int] = []
+        var verify: VerifyReport?
+    }
+    private let produced = Mutex(Produced())
+
+    /// The plan (set by `PlanStage`).
+    var plan: Plan {
+        get { produced.withLock { $0.plan }! }
+        set { produced.withLock { $0.plan = newValue } }
+    }
+    /// The segments an earlier run finished, intact (set by `PlanStage`).
+    var doneSegments: Set<Int> {
+        get { produced.withLock { $0.doneSegments } }
+        set { produced.withLock { $0.doneSegments = newValue } }
+    }
+    /// Frames each segment kept (set by `PlanStage` for the segments already done, by `EncodeStage` for the rest).
+    func setKept(_ segment: Int, _ frames: Int) { produced.withLock { $0.keptFrames[segment] = frames } }
+    func resetKept(count: Int) { produced.withLock { $0.keptFrames = Array(repeating: 0, count: count) } }
+    var keptFrames: [Int] { produced.withLock { $0.keptFrames } }
+    /// The check of the merged file (set by `VerifyStage`).
+    var verify: VerifyReport? {
+        get { produced.withLock { $0.verify } }
+        set { produced.withLock { $0.verify = newValue } }
+    }
+
+    // MARK: where files are
+
+    /// Segment `i`'s sealed file in the work folder.
+    func segmentPath(_ i: Int) -> String { (work as NSString).appendingPathComponent(String(format: "seg-%05d.vseg", i)) }
+    var segmentPaths: [String] { plan.segments.map { segmentPath($0.index) } }
+    /// The folder of the audio and subtitle tracks' packet files, sealed as a whole by `AudioStage`.
+    var tracksDir: String { (work as NSString).appendingPathComponent("tracks") }
+    var audioTrackNames: [String] { extras.streams.audio.map { "audio-\($0.ordinal).vseg" } }
+    var subtitleTrackNames: [String] { extras.streams.subtitles.map { "subtitle-\($0.ordinal).vseg" } }
+    var trackPaths: [String] { (audioTrackNames + subtitleTrackNames).map { (tracksDir as NSString).appendingPathComponent($0) } }
+    /// The merged file before it is published: beside the output, named after the task.
+    var partPath: String { Transcoder.partPath(task: task) }
+}
+
+/// What a traced step's body hands back to the runner besides its value.
+struct StepRecord<T> {
+    var value: T
+    /// Kept in the node's `detail` column (the plan, the merged file's signature, …).
+    var detail: String? = nil
+    var framesOut: Int? = nil
+    var bytes: Int64? = nil
+    /// A file or folder finished under a temporary name, renamed into place by the commit that records the step.
+    var seal: JobStore.Seal? = nil
+}
+
+extension StageContext {
+    /// Runs one node's work under a trace: opens it, measures wall and CPU time, and closes it with the node's
+    /// status (and seals its file) in one transaction. The body gets the trace ID (for file names of its own).
+    func traced<T>(_ node: Node, _ body: (_ trace: String) throws(VSliceError) -> StepRecord<T>) throws(VSliceError) -> T {
+        let trace = try store.beginEvent(taskId, node.rawValue)
+        let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+        do throws(VSliceError) {
+            let r = try body(trace)
+            try store.endStep(trace: trace, task: taskId, node: node.rawValue,
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
+                                             framesOut: r.framesOut, bytes: r.bytes),
+                              error: nil, detail: r.detail, seal: r.seal)
+            return r.value
+        } catch {
+            // A holder that lost the task writes nothing more.
+            if error.kind != .resumeRefused {
+                try? store.endStep(trace: trace, task: taskId, node: node.rawValue,
+                                   figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
+            }
+            throw error
+        }
+    }
+}

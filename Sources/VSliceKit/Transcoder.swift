@@ -1,0 +1,315 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// What the pipeline tells its caller while it runs (progress, NDJSON events).
+public enum PipelineEvent: Sendable {
+    /// The task this run works on (new, or an unfinished one resumed).
+    case taskStarted(id: String, resumed: Bool)
+    /// How many segments a resumed run found done and intact (sent just before `planned`).
+    case alreadyDone(segments: Int)
+    case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
+    /// Kept frames a segment attempt has processed since the last report.
+    case framesProcessed(segment: Int, frames: Int)
+    case segmentStarted(index: Int)
+    case segmentDone(index: Int, frames: Int)
+    /// An attempt failed (it may be retried).
+    case segmentFailed(index: Int, error: String)
+    case audioDone
+    case merged
+    case published(path: String)
+}
+
+public struct TranscodeRequest: Sendable {
+    public var input: String
+    public var output: String
+    public var settings: TranscodeSettings
+    public var force: Bool
+    public var keepTemp: Bool
+    /// Folder under which the per-task work folder is made; default: beside the output.
+    public var workRoot: String?
+    /// Where the segments run (`--executor`).
+    public var executor: ExecutorConfig
+
+    public init(input: String, output: String, settings: TranscodeSettings, force: Bool = false,
+                keepTemp: Bool = false, workRoot: String? = nil, executor: ExecutorConfig = .local) {
+        self.input = input
+        self.output = output
+        self.settings = settings
+        self.force = force
+        self.keepTemp = keepTemp
+        self.workRoot = workRoot
+        self.executor = executor
+    }
+}
+
+public struct TranscodeReport: Codable, Sendable {
+    public var task: String
+    public var input: String
+    public var output: String
+    public var segments: Int
+    public var frames: Int
+    public var wallSeconds: Double
+    /// Frames each segment kept, in segment order (as the plan said).
+    public var segmentFrames: [Int]
+    /// Absent when the run detached before the merge.
+    public var verify: VerifyReport?
+    /// The run handed its segments to a scheduler and returned (`--detach`); `vslice resume TASK` finishes it.
+    public var detached: Bool = false
+    /// The task's work folder (what `vslice segment --work-dir` takes).
+    public var workDir: String? = nil
+}
+
+/// The transcode DAG: probe → (audio ∥ plan → encode[0…n-1]) → concat+mux → verify → publish.
+public struct Transcoder: Sendable {
+    public var request: TranscodeRequest
+    public var logger: Logger
+    public var onEvent: @Sendable (PipelineEvent) -> Void
+
+    public init(request: TranscodeRequest, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void = { _ in }) {
+        self.request = request
+        self.logger = logger
+        self.onEvent = onEvent
+    }
+
+    /// Checks the request before any work: output container, output folder, output ≠ input, existing output.
+    public static func checkPaths(input: String, output: String, force: Bool) throws(VSliceError) -> String {
+        guard let format = Container.format(forPath: output) else {
+            throw VSliceError(.usage, "choose container", path: output,
+                              reason: "unknown output extension (use .mp4, .mov or .mkv)")
+        }
+        let fm = FileManager.default
+        let dir = (absolute(output) as NSString).deletingLastPathComponent
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw VSliceError(.usage, "check output", path: output, reason: "output folder '\(dir)' does not exist")
+        }
+        guard fm.isWritableFile(atPath: dir) else {
+            throw VSliceError(.usage, "check output", path: output, reason: "output folder '\(dir)' is not writable")
+        }
+        if fm.fileExists(atPath: input), canonical(input) == canonical(output) {
+            throw VSliceError(.usage, "check output", path: output, reason: "output is the input file")
+        }
+        // What is at the output path itself, not what a symlink there points to: a dangling link exists too.
+        var st = stat()
+        if lstat(output, &st) == 0 {
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                throw VSliceError(.usage, "check output", path: output, reason: "the output path is a folder; name a file in it")
+            case S_IFREG, S_IFLNK:
+                if !force {
+                    let what = (st.st_mode & S_IFMT) == S_IFLNK ? "a symlink exists at the output path" : "output exists"
+                    throw VSliceError(.outputExists, "check output", path: output, reason: "\(what) (use --force to replace it)")
+                }
+            default:
+                throw VSliceError(.usage, "check output", path: output, reason: "the output path is not a regular file (a pipe, socket or device)")
+            }
+        }
+        return format
+    }
+
+    static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+    static func canonical(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
+
+    /// How a run behaves (none of this affects the output).
+    public struct RunOptions: Sendable {
+        /// Start over instead of resuming an unfinished task for the same input and output.
+        public var fresh = false
+        /// Attempts per segment before the task fails.
+        public var maxAttempts = 3
+        /// A segment attempt with no decoded frame for this many seconds is abandoned (and retried).
+        public var stallTimeout = 300.0
+        /// Resume exactly this task (`vslice resume`), instead of looking it up by input and output.
+        public var taskId: String? = nil
+        /// With a remote executor: return once the segments are submitted (the task stays running).
+        public var detach = false
+        public init() {}
+    }
+
+    /// Runs the task for this request: a new one, or the unfinished one for the same input and output
+    /// (resume). Finished steps are verified and skipped; the rest runs.
+    public func run(store: JobStore, options: RunOptions = RunOptions()) throws(VSliceError) -> TranscodeReport {
+        let started = monotonicSeconds()
+        let settings = request.settings
+        try settings.validate()
+        if !(options.stallTimeout > 0) || options.maxAttempts < 1 {
+            throw VSliceError(.usage, "check options", reason: "--stall-timeout must be positive and --max-attempts at least 1")
+        }
+        let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
+
+        // Everything that can be known up front is checked before a task or a work folder exists.
+        let known: TaskRecord?
+        if let id = options.taskId {
+            guard let t = try store.task(id) else { throw VSliceError(.usage, "resume", reason: "no task '\(id)'") }
+            known = t
+        } else {
+            known = try store.unfinishedTask(input: input, output: out)
+        }
+        let claim: JobStore.Claim
+        let probe: Probe
+        let identity: FileIdentity
+        let format: String
+        let extras: SourceExtras
+        do throws(VSliceError) {
+            // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
+            let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
+            format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
+            try Container.checkCodecs(format: format, settings: settings, output: request.output)
+            try request.executor.check(request: request, detach: options.detach)
+            try EncoderCheck.check(settings)
+            // Bad input is refused (probing checks readability first) before a task or a work folder exists.
+            try InputFile.checkReadable(input)
+            guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
+            identity = id
+            probe = try Probe(path: input, expect: identity)
+            // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
+            var filterTiming: FilterTiming? = nil
+            if let vf = settings.videoFilter, let v = probe.video {
+                try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
+                filterTiming = try FilterTiming.measure(vf, source: input, index: v)
+            }
+            // What the output carries of the other streams, decided before any work; what it cannot is named.
+            let layout = try SourceLayout(path: input)
+            let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
+            if !streamPlan.dropped.isEmpty {
+                logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
+            }
+            if !streamPlan.reencodedInsteadOfCopy.isEmpty {
+                logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
+            }
+            let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
+            extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
+            let fingerprint = try Fingerprint.of(input)
+            guard FileIdentity.of(input) == identity else { throw FileIdentity.changed(input) }
+            claim = try store.claim(.init(input: input, output: out, fingerprint: fingerprint, request: request,
+                                          taskId: options.taskId == nil ? nil : known?.id, fresh: options.fresh))
+        } catch {
+            // A task left `running` by a process that died, and refused now: say so in the ledger.
+            if let t = known, t.status == "running" { store.markAbandoned(t.id, error: error.description) }
+            throw error
+        }
+        for old in claim.discarded where !old.workDir.isEmpty {
+            logger.info("discarding unfinished task", metadata: ["task": "\(old.id)"])
+            try? GarbageCollector.remove(old, store: store)
+        }
+        let task = claim.task
+        let published = claim.resumed && ((try? store.publishedAlready(task)) ?? false)
+        if claim.resumed { logger.info("resuming task", metadata: ["task": "\(task.id)"]) }
+        onEvent(.taskStarted(id: task.id, resumed: claim.resumed))
+        let watchdog = StallWatchdog(timeout: options.stallTimeout)
+        defer { watchdog.stop() }
+        let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll("the task was cancelled") },
+                                  onLost: { watchdog.cancelAll("another process took the task over") })
+        defer { heartbeat.stop() }
+        let ctx = StageContext(request: request, task: task, store: store, probe: probe, extras: extras, identity: identity,
+                               input: input, output: out, format: format, options: options, watchdog: watchdog,
+                               published: published, logger: logger, onEvent: onEvent)
+        do throws(VSliceError) {
+            do {
+                try FileManager.default.createDirectory(atPath: task.workDir, withIntermediateDirectories: true)
+            } catch {
+                throw VSliceError(.processing, "create work folder", path: task.workDir, reason: error.localizedDescription)
+            }
+            let outcome = try TranscodeDAG.run(ctx)
+            let report = TranscodeReport(task: task.id, input: request.input, output: request.output, segments: ctx.plan.segments.count,
+                                         frames: ctx.plan.frameCount, wallSeconds: monotonicSeconds() - started,
+                                         segmentFrames: ctx.keptFrames, verify: ctx.verify, detached: outcome == .detached,
+                                         workDir: task.workDir)
+            if outcome == .detached {
+                // The segments run under the scheduler; the task stays running, with no process holding it.
+                try store.releaseDetached(task.id)
+            } else {
+                try store.finishTask(task.id, status: "done")
+                if !request.keepTemp { try? FileManager.default.removeItem(atPath: task.workDir) }
+            }
+            return report
+        } catch {
+            // A holder that lost its lease touches nothing: the task and its files are another process's now.
+            if heartbeat.lost || !store.holdsLease(task.id) { throw JobStore.leaseLost(task.id) }
+            let cancelled = (try? store.status(of: task.id)) == "cancelled"
+            let status = cancelled ? "cancelled"
+                : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
+            var error = error
+            if error.isDiskFull {
+                error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"
+            }
+            // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
+            let discard = cancelled || error.kind == .input || error.kind == .usage
+            try? store.finishTask(task.id, status: status, error: error.description, discardWork: discard)
+            if discard && !request.keepTemp {
+                try? FileManager.default.removeItem(atPath: task.workDir)
+                try? FileManager.default.removeItem(atPath: Transcoder.partPath(task: task))
+            }
+            if cancelled {
+                throw VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
+            }
+            throw error
+        }
+    }
+
+    /// Resumes a stored task by its ID (or ID prefix), with the request it was started with.
+    public static func resume(taskId: String, store: JobStore, logger: Logger, options: RunOptions = RunOptions(),
+                              jobs: Int? = nil, onEvent: @escaping @Sendable (PipelineEvent) -> Void = { _ in })
+        throws(VSliceError) -> TranscodeReport {
+        guard let t = try store.task(taskId) else { throw VSliceError(.usage, "resume", reason: "no task '\(taskId)'") }
+        guard var request = t.storedRequest else {
+            throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: t.output,
+                              reason: "the task was stored without its options; run the same transcode command again")
+        }
+        if let jobs { request.settings.jobs = jobs }
+        var options = options
+        options.taskId = t.id
+        return try Transcoder(request: request, logger: logger, onEvent: onEvent).run(store: store, options: options)
+    }
+
+    /// The merged file before it is published: beside the output, named after the task.
+    static func partPath(task: TaskRecord) -> String { TaskPaths.partFile(output: task.output, taskId: task.id) }
+
+    static func segmentFileIsIntact(_ row: SegmentRecord) -> Bool {
+        var st = stat()
+        guard stat(row.file, &st) == 0, Int64(st.st_size) == row.fileSize else { return false }
+        guard let reader = try? PacketFileReader(path: row.file) else { return false }
+        // Frames recorded when it was done (a filter may change the count), else the plan's.
+        return Int(reader.packetCount) == (row.framesDone ?? row.framesPlanned) && Int64(reader.checksum) == row.fileChecksum
+    }
+
+    /// The first time (video time base) a filtered output keeps: the output's timeline starts at the source's
+    /// earliest stream, and what a filter times before that (a rate change rounding down) is dropped.
+    public static func filteredStart(_ probe: Probe) -> Int64 {
+        let v = probe.video!
+        let b = timelineBase(probe)
+        return b.rescaledUp(to: v.timeBase)
+    }
+
+    /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
+    /// CFR, the filter's when it states one; nil for VFR.
+    static func constantRate(_ probe: Probe, filter: FilterTiming?) -> Ratio? {
+        if let filter { return filter.rate }
+        guard probe.report.variableFrameRate == false, let v = probe.video,
+              let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
+        return r
+    }
+
+    /// The source time that becomes 0 in the output: the earliest start of the streams used.
+    /// `audioStreams`: the audio streams kept (nil: the best one, as `probe.audio`).
+    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil) -> Timestamp {
+        let v = probe.video!
+        var base = Timestamp(ticks: v.pts[0], timeBase: v.timeBase)
+        let starts = audioStreams.map { kept in probe.audioTracks.filter { kept.contains($0.stream) }.map(\.span.start) }
+            ?? probe.audio.map { [$0.start] } ?? []
+        if let a = starts.min(), a < Double(v.pts[0]) * v.timeBase.value {
+            // Expressed in the video time base's precision would round; use microseconds.
+            base = Timestamp(ticks: Int64((a * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
+        }
+        return base
+    }
+}
+
+/// What the run knows of the source beyond its video index: the filter's timing, the container's streams and
+/// metadata, and what the output keeps of them.
+struct SourceExtras: @unchecked Sendable {
+    var filterTiming: FilterTiming?
+    var layout: SourceLayout
+    var streams: StreamPlan
+    var hdr: HDRMetadata?
+}
