@@ -155,8 +155,8 @@ struct BatchCommand: ParsableCommand {
               let last = tasks.filter({ $0.output == path && $0.status == "done" }).max(by: { $0.updatedAt < $1.updatedAt })
         else { return nil }
         let now = settings.outputSignature
-        guard last.settingsJson != now else { return nil }
-        let before = last.settingsJson.split(separator: ";").map(String.init)
+        guard last.settingsSignature != now else { return nil }
+        let before = last.settingsSignature.split(separator: ";").map(String.init)
         let after = now.split(separator: ";").map(String.init)
         let key = { (s: String) in s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s }
         var changes: [String] = []

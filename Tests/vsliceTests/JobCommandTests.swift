@@ -52,7 +52,7 @@ struct JobCommandTests {
         let one = try e.run(["resume", String(ids[0].prefix(8)), "-q"])
         #expect(one.status == 0, "\(one.stderr)")
         #expect(try oracleProblems(source: src, output: e.path("a.mkv")).isEmpty)
-        #expect(try e.sql("SELECT settings_json FROM task WHERE id='\(ids[0])'").contains("crf=30.0"))
+        #expect(try e.sql("SELECT settings_signature FROM task WHERE id='\(ids[0])'").contains("crf=30.0"))
         // Two segments were done before the kill: each has exactly one successful encode.
         #expect(try e.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '\(ids[0])%' AND status='done'") == "6")
 

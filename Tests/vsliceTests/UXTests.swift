@@ -454,7 +454,7 @@ struct UXTests {
         #expect(summary["redone"] as? Int == 1)
         #expect((summary["skipped_inputs"] as? [String: String])?["notes.txt"] != nil)
         let db = home + "/vslice.db"
-        #expect(try Self.sql(db, "SELECT settings_json FROM task WHERE status='done' ORDER BY created_at DESC LIMIT 1").contains("crf=40.0"))
+        #expect(try Self.sql(db, "SELECT settings_signature FROM task WHERE status='done' ORDER BY created_at DESC LIMIT 1").contains("crf=40.0"))
 
         // A damaged file named like a video is a failure, and the summary names it.
         try FileManager.default.copyItem(atPath: Paths.fixture("bad_random.mp4"), toPath: src + "/broken.mp4")

@@ -176,6 +176,12 @@ public final class JobStore: Sendable {
                 """)
         }
         registerWorkerMigrations(&m)
+        m.registerMigration("v4-settings-signature") { db in
+            // settings_hash was written and never read; settings_json never held JSON but the canonical signature of
+            // the output-affecting settings (the JSON request is request_json): named for what it is.
+            try db.execute(sql: "ALTER TABLE task DROP COLUMN settings_hash")
+            try db.execute(sql: "ALTER TABLE task RENAME COLUMN settings_json TO settings_signature")
+        }
         return m
     }
 

@@ -6,8 +6,9 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     public var input: String
     public var output: String
     public var inputFingerprint: String
-    public var settingsHash: String
-    public var settingsJson: String
+    /// The canonical signature of the output-affecting settings (`TranscodeSettings.outputSignature`): a resume
+    /// must have the same.
+    public var settingsSignature: String
     public var workDir: String
     /// running | interrupted | failed (all resumable) | done | cancelled
     public var status: String
@@ -203,7 +204,7 @@ extension JobStore {
             }
             if let t = existing {
                 let changed = t.inputFingerprint != r.fingerprint ? "the input changed since the task started"
-                    : t.settingsJson != signature ? "settings differ from the unfinished task's [\(t.settingsJson)]" : nil
+                    : t.settingsSignature != signature ? "settings differ from the unfinished task's [\(t.settingsSignature)]" : nil
                 if r.fresh {
                     discarded.append(t)
                 } else if let changed {
@@ -245,9 +246,9 @@ extension JobStore {
             let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
             let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
             try db.execute(sql: """
-                INSERT INTO task (id, input, output, input_fingerprint, settings_hash, settings_json, request_json, work_dir,
+                INSERT INTO task (id, input, output, input_fingerprint, settings_signature, request_json, work_dir,
                                   status, lease_pid, lease_host, lease_heartbeat, lease_token, created_at, updated_at)
-                VALUES (?, ?, ?, ?, '', ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
                 """, arguments: [id, r.input, r.output, r.fingerprint, signature, json, workDir,
                                  Int(getpid()), Host.name, t, token, t, t])
             let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id])!
