@@ -36,6 +36,36 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
+    private enum CodingKeys: String, CodingKey {
+        case videoCodec, crf, preset, videoBitrate, codecOptions, audioCodec, audioBitrate, audioTracks, strictStreams,
+             split, segmentSeconds, segmentFrames, minSplitSeconds, overlapBefore, overlapAfter, videoFilter, jobs, threads
+    }
+
+    /// Reads settings stored by any version: a key a task stored before the setting existed takes its default
+    /// (a task's stored request must stay resumable across upgrades).
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TranscodeSettings()
+        videoCodec = try c.decodeIfPresent(String.self, forKey: .videoCodec) ?? d.videoCodec
+        crf = try c.decodeIfPresent(Double.self, forKey: .crf)
+        preset = try c.decodeIfPresent(String.self, forKey: .preset)
+        videoBitrate = try c.decodeIfPresent(Int64.self, forKey: .videoBitrate)
+        codecOptions = try c.decodeIfPresent([String: String].self, forKey: .codecOptions) ?? d.codecOptions
+        audioCodec = try c.decodeIfPresent(String.self, forKey: .audioCodec) ?? d.audioCodec
+        audioBitrate = try c.decodeIfPresent(Int64.self, forKey: .audioBitrate) ?? d.audioBitrate
+        audioTracks = try c.decodeIfPresent(String.self, forKey: .audioTracks) ?? d.audioTracks
+        strictStreams = try c.decodeIfPresent(Bool.self, forKey: .strictStreams) ?? d.strictStreams
+        split = try c.decodeIfPresent(SplitMode.self, forKey: .split) ?? d.split
+        segmentSeconds = try c.decodeIfPresent(Double.self, forKey: .segmentSeconds)
+        segmentFrames = try c.decodeIfPresent(Int.self, forKey: .segmentFrames) ?? d.segmentFrames
+        minSplitSeconds = try c.decodeIfPresent(Double.self, forKey: .minSplitSeconds)
+        overlapBefore = try c.decodeIfPresent(Int.self, forKey: .overlapBefore) ?? d.overlapBefore
+        overlapAfter = try c.decodeIfPresent(Int.self, forKey: .overlapAfter) ?? d.overlapAfter
+        videoFilter = try c.decodeIfPresent(String.self, forKey: .videoFilter)
+        jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads)
+    }
+
     /// Encoder threads per segment: as asked, else so that jobs × threads fits the cores.
     public var threadsPerJob: Int {
         threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs))

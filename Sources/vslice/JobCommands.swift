@@ -44,7 +44,7 @@ struct ResumeCommand: ParsableCommand {
         if let task {
             ids = [task]
         } else {
-            ids = try store.tasks().filter { JobStore.resumableStatuses.contains($0.status) && !store.isLeasedByOther($0) }.map(\.id)
+            ids = try store.resumableTasks().map(\.id)
             if ids.isEmpty && !runner.quiet && !runner.json { print("nothing to resume") }
         }
         var failures: [VSliceError] = []
@@ -90,32 +90,15 @@ struct CancelCommand: ParsableCommand {
     func run() throws {
         let store = try store.open()
         guard let t = try store.task(task) else { throw VSliceError(.usage, "cancel", reason: "no task '\(task)'") }
-        let running = store.isLeasedByOther(t)
-        let changed = try store.cancel(t.id)
-        if changed { ExecutorControl.cancelScheduled(t) }
-        var removed = false
-        if changed && !running && !t.workDir.isEmpty {
-            try GarbageCollector.remove(t, store: store)
-            removed = !FileManager.default.fileExists(atPath: t.workDir)
-        }
-        let status = try store.status(of: t.id) ?? t.status
+        let outcome = try store.cancelTask(t)
         if json {
-            try Terminal.printJSON(CancelResult(task: t.id, status: status, changed: changed, running: running,
-                                                workRemoved: removed))
-        } else if !changed {
+            try Terminal.printJSON(outcome)
+        } else if !outcome.changed {
             print("task \(t.id.prefix(8)) is already \(t.status)")
         } else {
-            print("task \(t.id.prefix(8)) cancelled" + (running ? "; its process (pid \(t.leasePid ?? 0)) stops at its next heartbeat"
-                                                                : removed ? "; work folder removed" : ""))
+            print("task \(t.id.prefix(8)) cancelled" + (outcome.running ? "; its process (pid \(t.leasePid ?? 0)) stops at its next heartbeat"
+                                                                        : outcome.workRemoved ? "; work folder removed" : ""))
         }
-    }
-
-    struct CancelResult: Encodable {
-        var task: String
-        var status: String
-        var changed: Bool
-        var running: Bool
-        var workRemoved: Bool
     }
 }
 
@@ -220,19 +203,6 @@ struct StatusCommand: ParsableCommand {
         if limit < 0 { throw ValidationError("--limit takes 0 (all) or more, got \(limit)") }
     }
 
-    /// What a task's status is now: a `running` task whose process is gone is interrupted; one whose holder
-    /// sends no heartbeat (stopped, or another host's) is stale.
-    static func liveStatus(_ t: TaskRecord, store: JobStore) -> (status: String, note: String?) {
-        guard t.status == "running" else { return (t.status, nil) }
-        if store.isLeasedByOther(t) { return ("running", nil) }
-        guard let pid = t.leasePid else { return ("interrupted", "no process holds it") }
-        if t.leaseHost == Host.name && kill(pid_t(pid), 0) != 0 && errno == ESRCH {
-            return ("interrupted", "its process \(pid) is gone")
-        }
-        let quiet = t.leaseHeartbeat.map { Int(Date().timeIntervalSince1970 - $0) } ?? 0
-        return ("stale", "no heartbeat from process \(pid) on \(t.leaseHost ?? "?") for \(quiet) s")
-    }
-
     static func age(_ seconds: Double) -> String {
         let s = max(0, Int(seconds))
         return s < 60 ? "\(s)s ago" : s < 3600 ? "\(s / 60)m ago" : s < 86400 ? "\(s / 3600)h ago" : "\(s / 86400)d ago"
@@ -250,7 +220,7 @@ struct StatusCommand: ParsableCommand {
                 let segs = try store.segments(task: t.id)
                 let done = segs.filter { $0.status == "done" }
                 let frames = done.map { $0.framesDone ?? 0 }.reduce(0, +)
-                let live = Self.liveStatus(t, store: store)
+                let live = store.liveStatus(t)
                 let updated = max(t.updatedAt, t.leaseHeartbeat ?? 0)
                 var row = EventWriter.fields(t)
                 row["status"] = live.status
@@ -289,7 +259,7 @@ struct StatusCommand: ParsableCommand {
             return
         }
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
-        let live = Self.liveStatus(t, store: store)
+        let live = store.liveStatus(t)
         let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
                             segments: try store.segments(task: t.id), traces: try store.traces(task: t.id))
         if json { try Terminal.printJSON(detail); return }

@@ -131,4 +131,23 @@ struct LedgerTests {
         }
         #expect(Date().timeIntervalSince(t0) < 2)
     }
+
+    @Test("a request stored by an earlier version still decodes (new settings take their defaults); status JSON shows it as an object")
+    func storedRequestAcrossVersions() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // What the previous release stored: no audio track selection, no strict streams, numbers for the plan.
+        let old = #"{"settings":{"videoCodec":"libx264","crf":30,"codecOptions":{},"audioCodec":"aac","audioBitrate":128000,"split":"gop","segmentSeconds":10,"segmentFrames":0,"minSplitSeconds":60,"overlapBefore":0,"overlapAfter":0,"jobs":2},"force":false,"keepTemp":true}"#
+        let a = try JobStore(path: db)
+        let t = try a.claim(request()).task
+        try a.write { db in try db.execute(sql: "UPDATE task SET request_json = ? WHERE id = ?", arguments: [old, t.id]) }
+        let stored = try #require(try a.task(t.id)?.storedRequest)
+        #expect(stored.settings.crf == 30 && stored.settings.segmentSeconds == 10 && stored.settings.minSplitSeconds == 60)
+        #expect(stored.settings.audioTracks == "all" && !stored.settings.strictStreams && stored.keepTemp)
+        let enc = JSONEncoder()
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        let json = try #require(try JSONSerialization.jsonObject(with: enc.encode(try a.task(t.id)!)) as? [String: Any])
+        let req = try #require(json["request"] as? [String: Any])
+        #expect((req["settings"] as? [String: Any])?["crf"] as? Double == 30)
+        #expect(json["lease_token"] == nil && json["request_json"] == nil)
+    }
 }

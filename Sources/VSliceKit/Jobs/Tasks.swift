@@ -34,6 +34,34 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
                                 keepTemp: stored.keepTemp, workRoot: stored.workRoot, executor: stored.executor ?? .local)
     }
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+
+    private enum EncodedKeys: String, CodingKey {
+        case id, input, output, inputFingerprint, settingsSignature, workDir, status, error, framesTotal, leasePid,
+             leaseHost, leaseHeartbeat, createdAt, updatedAt, request
+    }
+
+    /// As JSON (`vslice status --json`): the stored request as an object (`settings`, `force`, `keep_temp`,
+    /// `work_root`, `executor`), not as a string; the lease token, a holder's secret, left out.
+    public func encode(to encoder: any Swift.Encoder) throws {
+        var c = encoder.container(keyedBy: EncodedKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(input, forKey: .input)
+        try c.encode(output, forKey: .output)
+        try c.encode(inputFingerprint, forKey: .inputFingerprint)
+        try c.encode(settingsSignature, forKey: .settingsSignature)
+        try c.encode(workDir, forKey: .workDir)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(error, forKey: .error)
+        try c.encode(framesTotal, forKey: .framesTotal)
+        try c.encodeIfPresent(leasePid, forKey: .leasePid)
+        try c.encodeIfPresent(leaseHost, forKey: .leaseHost)
+        try c.encodeIfPresent(leaseHeartbeat, forKey: .leaseHeartbeat)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        if let data = requestJson?.data(using: .utf8), let stored = try? JSONDecoder().decode(StoredRequest.self, from: data) {
+            try c.encode(stored, forKey: .request)
+        }
+    }
 }
 
 public struct EventRecord: Codable, FetchableRecord, Sendable {

@@ -1,0 +1,50 @@
+import Foundation
+
+/// What the commands that steer tasks decide: a task's live status, which tasks `resume --all` takes up, and
+/// what cancelling one does. Policy lives here; the command line only parses and prints.
+extension JobStore {
+    /// A task's status as it is now: a `running` task whose process is gone is `interrupted`; one whose holder
+    /// sends no heartbeat (stopped, or on another host and silent) is `stale`; with why.
+    public func liveStatus(_ t: TaskRecord) -> (status: String, note: String?) {
+        guard t.status == "running" else { return (t.status, nil) }
+        if isLeasedByOther(t) { return ("running", nil) }
+        guard let pid = t.leasePid else { return ("interrupted", "no process holds it") }
+        if t.leaseHost == Host.name && kill(pid_t(pid), 0) != 0 && errno == ESRCH {
+            return ("interrupted", "its process \(pid) is gone")
+        }
+        let quiet = t.leaseHeartbeat.map { Int(Date().timeIntervalSince1970 - $0) } ?? 0
+        return ("stale", "no heartbeat from process \(pid) on \(t.leaseHost ?? "?") for \(quiet) s")
+    }
+
+    /// The tasks `vslice resume --all` takes up: unfinished ones no live process holds, oldest first.
+    public func resumableTasks() throws(VSliceError) -> [TaskRecord] {
+        try tasks().filter { JobStore.resumableStatuses.contains($0.status) && !isLeasedByOther($0) }
+    }
+
+    /// What `cancelTask` did.
+    public struct CancelOutcome: Sendable, Encodable {
+        public var task: String
+        public var status: String
+        /// The task was unfinished and is cancelled now.
+        public var changed: Bool
+        /// A live process holds it: it stops at its next heartbeat (and removes its own files).
+        public var running: Bool
+        public var workRemoved: Bool
+    }
+
+    /// Cancels a task for good. A task no process runs has its work folder and part file removed at once; a
+    /// running one is told through the ledger and its process stops within a heartbeat.
+    public func cancelTask(_ t: TaskRecord) throws(VSliceError) -> CancelOutcome {
+        let running = isLeasedByOther(t)
+        let changed = try cancel(t.id)
+        // Segments handed to a scheduler are cancelled there too.
+        if changed { ExecutorControl.cancelScheduled(t) }
+        var removed = false
+        if changed && !running && !t.workDir.isEmpty {
+            try GarbageCollector.remove(t, store: self)
+            removed = !FileManager.default.fileExists(atPath: t.workDir)
+        }
+        return CancelOutcome(task: t.id, status: try status(of: t.id) ?? t.status, changed: changed, running: running,
+                             workRemoved: removed)
+    }
+}
