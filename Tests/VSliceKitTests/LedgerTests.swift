@@ -40,7 +40,7 @@ struct LedgerTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = try JobStore(path: db), b = try JobStore(path: db)
         let task = try a.claim(request()).task
-        let trace = try a.beginEvent(task.id, "probe")
+        let trace = try a.beginEvent(task.id, .probe)
         // a stops answering: its heartbeat is older than the stale limit.
         try a.write { db in try db.execute(sql: "UPDATE task SET lease_heartbeat = 0 WHERE id = ?", arguments: [task.id]) }
         let taken = try b.claim(request())
@@ -49,7 +49,7 @@ struct LedgerTests {
         #expect(a.heartbeat(task.id) == .lost)
         #expect(!a.holdsLease(task.id))
         do {
-            try a.endStep(trace: trace, task: task.id, node: "probe", figures: .init(wall: 0, cpu: 0), error: nil)
+            try a.endStep(trace: trace, task: task.id, node: .probe, figures: .init(wall: 0, cpu: 0), error: nil)
             Issue.record("a holder that lost its lease wrote")
         } catch {
             #expect(error.kind == .resumeRefused)
@@ -82,8 +82,8 @@ struct LedgerTests {
                         settings: { var s = TranscodeSettings(); s.minSplitSeconds = 0; s.segmentSeconds = 1; return s }())
         let task = replaced.task
         try a.ensureSegments(task: task.id, plan: plan, files: ["/a", "/b"])
-        let trace = try a.beginEvent(task.id, "encode", segment: task.id + "_encode_0")
-        try a.endStep(trace: trace, task: task.id, node: "encode", segment: .init(id: task.id + "_encode_0", frames: 25, size: 1, checksum: 1),
+        let trace = try a.beginEvent(task.id, .encode, segment: task.id + "_encode_0")
+        try a.endStep(trace: trace, task: task.id, node: .encode, segment: .init(id: task.id + "_encode_0", frames: 25, size: 1, checksum: 1),
                       figures: .init(wall: 0, cpu: 0), error: nil)
         try a.finishTask(task.id, status: "interrupted")
         do {

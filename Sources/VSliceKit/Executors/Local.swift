@@ -9,12 +9,12 @@ struct LocalExecutor: SegmentExecutor {
         let input = job.input, index = job.index, segmentPaths = job.segmentPaths, kept = job.kept
         let encodeSettings = job.settings.forRun(segments: job.todo.count)
         let errors = WorkerPool.run(job.todo, jobs: job.settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
-            let segId = "\(taskId)_encode_\(segment.index)"
+            let segId = LedgerID.segment(taskId, segment.index)
             var attempt = 0
             while true {
                 attempt += 1
                 onEvent(.segmentStarted(index: segment.index))
-                let trace = try store.beginEvent(taskId, "encode", segment: segId)
+                let trace = try store.beginEvent(taskId, .encode, segment: segId)
                 let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
                 let watch = WorkWatch()
                 // Written under a name of its own, renamed into place by the commit that records it.
@@ -27,7 +27,7 @@ struct LocalExecutor: SegmentExecutor {
                 do throws(VSliceError) {
                     let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
                     Fault.hit("segment-commit")
-                    try store.endStep(trace: trace, task: taskId, node: "encode",
+                    try store.endStep(trace: trace, task: taskId, node: .encode,
                                       segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
                                                      checksum: Int64(result.checksum)),
                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
@@ -41,7 +41,7 @@ struct LocalExecutor: SegmentExecutor {
                     try? FileManager.default.removeItem(atPath: tmp)
                     // A holder that lost the task writes nothing more.
                     if error.kind == .resumeRefused { throw error }
-                    try? store.endStep(trace: trace, task: taskId, node: "encode",
+                    try? store.endStep(trace: trace, task: taskId, node: .encode,
                                        segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
                                        figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
                                        error: error.description)

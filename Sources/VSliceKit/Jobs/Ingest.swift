@@ -24,7 +24,7 @@ extension JobStore {
         let records = SegmentTraceRecord.all(workDir: workDir).filter { $0.task == task }
         guard !records.isEmpty else { return [] }
         let known = try read { db in
-            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id = ?", arguments: [task + "_encode"]))
+            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id = ?", arguments: [LedgerID.event(task, .encode)]))
         }
         var ingested: [SegmentTraceRecord] = []
         for var r in records where !known.contains(r.trace) {
@@ -34,8 +34,8 @@ extension JobStore {
                 r.exitKind = "processing"
                 r.error = "segment file missing or damaged since the worker sealed it"
             }
-            let eventId = task + "_encode"
-            let segmentId = "\(eventId)_\(r.segment)"
+            let eventId = LedgerID.event(task, .encode)
+            let segmentId = LedgerID.segment(task, r.segment)
             let inserted: Bool = try writeAsHolder(task) { db in
                 guard try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE id = ?", arguments: [segmentId]) == 1 else {
                     return false

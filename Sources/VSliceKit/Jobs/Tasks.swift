@@ -171,13 +171,13 @@ extension JobStore {
     }
 
     public func segments(task: String) throws(VSliceError) -> [SegmentRecord] {
-        try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [task + "_encode"]) }
+        try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [LedgerID.event(task, .encode)]) }
     }
 
     public func traces(task: String) throws(VSliceError) -> [TraceRecord] {
         try read { db in
             try TraceRecord.fetchAll(db, sql: "SELECT * FROM trace WHERE substr(event_id, 1, ?) = ? ORDER BY started_at",
-                                     arguments: [task.count + 1, task + "_"])
+                                     arguments: [task.count + 1, LedgerID.eventPrefix(task)])
         }
     }
 
@@ -260,13 +260,13 @@ extension JobStore {
                     """, arguments: [Int(getpid()), Host.name, now(), token, now(), t.id])
                 // Whatever the previous holder had running died with it (or lost its lease and stops).
                 try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
-                               arguments: [now(), t.id.count + 1, t.id + "_"])
+                               arguments: [now(), t.id.count + 1, LedgerID.eventPrefix(t.id)])
                 try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND event_id = ?",
-                               arguments: [t.id + "_encode"])
+                               arguments: [LedgerID.event(t.id, .encode)])
                 let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [t.id])!
                 return Claim(task: task, resumed: true, discarded: discarded)
             }
-            let id = UUID().uuidString.lowercased()
+            let id = LedgerID.newTask()
             let t = now()
             let req = r.request
             let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
@@ -287,9 +287,9 @@ extension JobStore {
     }
 
     private static func finishedWork(_ db: Database, task: String) throws -> (segments: Int, total: Int, merged: Bool) {
-        let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = 'done'", arguments: [task + "_encode"]) ?? 0
-        let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [task + "_encode"]) ?? 0
-        let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = 'done'", arguments: [task + "_mux"]) ?? 0
+        let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = 'done'", arguments: [LedgerID.event(task, .encode)]) ?? 0
+        let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [LedgerID.event(task, .encode)]) ?? 0
+        let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = 'done'", arguments: [LedgerID.event(task, .mux)]) ?? 0
         return (done, total, merged > 0)
     }
 
@@ -299,9 +299,9 @@ extension JobStore {
         try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status IN ('running', 'pending')",
                        arguments: [status, t, task])
         try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE event_id = ? AND status = 'running'",
-                       arguments: [t, task + "_encode"])
+                       arguments: [t, LedgerID.event(task, .encode)])
         try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
-                       arguments: [t, task.count + 1, task + "_"])
+                       arguments: [t, task.count + 1, LedgerID.eventPrefix(task)])
     }
 
     // MARK: the lease
@@ -352,7 +352,7 @@ extension JobStore {
         try writeAsHolder(id) { db in
             if discardWork {
                 try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE event_id = ? AND status = 'done'",
-                               arguments: [now(), id + "_encode"])
+                               arguments: [now(), LedgerID.event(id, .encode)])
                 try db.execute(sql: "UPDATE event SET status = 'failed', updated_at = ? WHERE task_id = ? AND status = 'done'",
                                arguments: [now(), id])
             }
@@ -417,7 +417,7 @@ extension JobStore {
     /// can never publish, and a crash right after the rename can still tell the output is ours.
     func publish(_ task: String, part: String, to output: String, replace: Bool) throws(VSliceError) {
         try writeAsHolder(task) { db in
-            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", task + "_publish"])
+            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", LedgerID.event(task, .publish)])
             try FileOps.publish(part, to: output, replace: replace)
         }
     }
@@ -425,34 +425,34 @@ extension JobStore {
     /// True when the task's output is the very file its interrupted publish step renamed there.
     func publishedAlready(_ t: TaskRecord) throws(VSliceError) -> Bool {
         let detail = try read { db in
-            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE id = ?", arguments: [t.id + "_publish"])
+            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE id = ?", arguments: [LedgerID.event(t.id, .publish)])
         }
         guard let detail, let identity = FileOps.identity(t.output) else { return false }
         return detail == identity
     }
 
-    func markEventDone(_ task: String, _ node: String) throws(VSliceError) {
+    func markEventDone(_ task: String, _ node: Node) throws(VSliceError) {
         try writeAsHolder(task) { db in
-            try db.execute(sql: "UPDATE event SET status = 'done', updated_at = ? WHERE id = ?", arguments: [now(), task + "_" + node])
+            try db.execute(sql: "UPDATE event SET status = 'done', updated_at = ? WHERE id = ?", arguments: [now(), LedgerID.event(task, node)])
         }
     }
 
     // MARK: events
 
-    func eventDone(_ task: String, _ node: String) throws(VSliceError) -> EventRecord? {
-        try read { db in try EventRecord.fetchOne(db, sql: "SELECT * FROM event WHERE id = ? AND status = 'done'", arguments: [task + "_" + node]) }
+    func eventDone(_ task: String, _ node: Node) throws(VSliceError) -> EventRecord? {
+        try read { db in try EventRecord.fetchOne(db, sql: "SELECT * FROM event WHERE id = ? AND status = 'done'", arguments: [LedgerID.event(task, node)]) }
     }
 
     /// Marks a node running (creating it if needed), counts the attempt, and opens its trace.
-    func beginEvent(_ task: String, _ node: String, segment: String? = nil) throws(VSliceError) -> String {
-        let eventId = task + "_" + node
-        let traceId = UUID().uuidString.lowercased()
+    func beginEvent(_ task: String, _ node: Node, segment: String? = nil) throws(VSliceError) -> String {
+        let eventId = LedgerID.event(task, node)
+        let traceId = LedgerID.newTrace()
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
                 INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'running', 0, ?, ?)
                 ON CONFLICT(id) DO NOTHING
-                """, arguments: [eventId, task, node, t, t])
+                """, arguments: [eventId, task, node.rawValue, t, t])
             if let segment {
                 try db.execute(sql: "UPDATE segment SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segment])
             } else {
@@ -481,7 +481,7 @@ extension JobStore {
     /// Closes a trace and, in the same transaction, marks the node (or segment) done or failed. With `seal`,
     /// the step's file is renamed into place inside that transaction (after the lease check): a holder that
     /// lost the task never replaces a file the new holder recorded.
-    func endStep(trace: String, task: String, node: String, segment: SegmentDone? = nil, figures: TraceFigures,
+    func endStep(trace: String, task: String, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
                  error: String?, detail: String? = nil, seal: Seal? = nil) throws(VSliceError) {
         let status = error == nil ? "done" : "failed"
         try writeAsHolder(task) { db in
@@ -499,7 +499,7 @@ extension JobStore {
                     """, arguments: [status, segment.frames, segment.size, segment.checksum, error, t, segment.id])
             } else {
                 try db.execute(sql: "UPDATE event SET status = ?, error = ?, detail = COALESCE(?, detail), updated_at = ? WHERE id = ?",
-                               arguments: [status, error, detail, t, task + "_" + node])
+                               arguments: [status, error, detail, t, LedgerID.event(task, node)])
             }
         }
         if let seal { FileOps.fsyncDirectory((seal.to as NSString).deletingLastPathComponent) }
@@ -514,7 +514,7 @@ extension JobStore {
 
     /// Creates the encode event's segment rows for a plan (once).
     func ensureSegments(task: String, plan: Plan, files: [String]) throws(VSliceError) {
-        let eventId = task + "_encode"
+        let eventId = LedgerID.event(task, .encode)
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
@@ -525,7 +525,7 @@ extension JobStore {
                 try db.execute(sql: """
                     INSERT INTO segment (id, event_id, ord, status, frames_planned, file, created_at, updated_at)
                     VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
-                    """, arguments: ["\(eventId)_\(s.index)", eventId, s.index, s.frameCount, files[s.index], t, t])
+                    """, arguments: [LedgerID.segment(task, s.index), eventId, s.index, s.frameCount, files[s.index], t, t])
             }
         }
     }

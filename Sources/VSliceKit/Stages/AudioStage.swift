@@ -10,7 +10,7 @@ enum AudioStage: Stage {
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
         let streams = ctx.extras.streams, paths = ctx.trackPaths
         guard !paths.isEmpty else { return .done }
-        if try ctx.store.eventDone(ctx.taskId, node.rawValue) != nil && paths.allSatisfy({ (try? PacketFileReader(path: $0)) != nil }) {
+        if try ctx.store.eventDone(ctx.taskId, node) != nil && paths.allSatisfy({ (try? PacketFileReader(path: $0)) != nil }) {
             return .done
         }
         try? FileManager.default.removeItem(atPath: ctx.tracksDir)

@@ -22,7 +22,7 @@ enum EncodeStage: Stage {
         if Cancellation.stopRequested {
             throw VSliceError(.interrupted, "transcode", path: ctx.input, reason: "interrupted; resume by running the same command")
         }
-        try ctx.store.markEventDone(ctx.taskId, node.rawValue)
+        try ctx.store.markEventDone(ctx.taskId, node)
         return .done
     }
 }

@@ -12,7 +12,7 @@ enum MergeStage: Stage {
         let store = ctx.store, part = ctx.partPath
         if ctx.published {
             ctx.logger.info("output already published by the interrupted run; verifying it")
-        } else if let muxed = try store.eventDone(ctx.taskId, node.rawValue), let recorded = muxed.detail,
+        } else if let muxed = try store.eventDone(ctx.taskId, node), let recorded = muxed.detail,
                   FileOps.size(part) != nil, recorded == FileOps.signature(part) {
             ctx.logger.info("merged file from the interrupted run kept", metadata: ["file": "\(part)"])
         } else {

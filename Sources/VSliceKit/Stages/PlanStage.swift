@@ -11,7 +11,7 @@ enum PlanStage: Stage {
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
         let store = ctx.store, taskId = ctx.taskId, index = ctx.probe.video!
         let plan: Plan
-        if let json = try store.eventDone(taskId, node.rawValue)?.detail,
+        if let json = try store.eventDone(taskId, node)?.detail,
            let stored = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)), stored.frameCount == index.pts.count {
             plan = stored
         } else {

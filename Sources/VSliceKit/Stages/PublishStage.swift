@@ -9,10 +9,10 @@ enum PublishStage: Stage {
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
         let store = ctx.store, part = ctx.partPath
         if ctx.published {
-            try store.markEventDone(ctx.taskId, node.rawValue)
+            try store.markEventDone(ctx.taskId, node)
         } else {
             Fault.hit("publish")
-            guard let recorded = try store.eventDone(ctx.taskId, Node.mux.rawValue)?.detail, recorded == FileOps.signature(part) else {
+            guard let recorded = try store.eventDone(ctx.taskId, .mux)?.detail, recorded == FileOps.signature(part) else {
                 throw VSliceError(.processing, "publish", path: part,
                                   reason: "the merged file changed after it was written (checksum differs); not published — run the same command to merge again")
             }

@@ -136,11 +136,11 @@ extension StageContext {
     /// Runs one node's work under a trace: opens it, measures wall and CPU time, and closes it with the node's
     /// status (and seals its file) in one transaction. The body gets the trace ID (for file names of its own).
     func traced<T>(_ node: Node, _ body: (_ trace: String) throws(VSliceError) -> StepRecord<T>) throws(VSliceError) -> T {
-        let trace = try store.beginEvent(taskId, node.rawValue)
+        let trace = try store.beginEvent(taskId, node)
         let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
         do throws(VSliceError) {
             let r = try body(trace)
-            try store.endStep(trace: trace, task: taskId, node: node.rawValue,
+            try store.endStep(trace: trace, task: taskId, node: node,
                               figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
                                              framesOut: r.framesOut, bytes: r.bytes),
                               error: nil, detail: r.detail, seal: r.seal)
@@ -148,7 +148,7 @@ extension StageContext {
         } catch {
             // A holder that lost the task writes nothing more.
             if error.kind != .resumeRefused {
-                try? store.endStep(trace: trace, task: taskId, node: node.rawValue,
+                try? store.endStep(trace: trace, task: taskId, node: node,
                                    figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
             }
             throw error
