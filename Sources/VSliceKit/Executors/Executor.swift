@@ -65,7 +65,7 @@ extension WorkFolder {
 /// Everything the encode stage of one run knows: the task, its plan, the segments still to do.
 struct EncodeJob: Sendable {
     var task: TaskRecord
-    var store: JobStore
+    var store: any Ledger
     var input: String
     /// The input file's identity when the run began; every open of the input checks it.
     var identity: FileIdentity

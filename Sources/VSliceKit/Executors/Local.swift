@@ -32,7 +32,7 @@ struct LocalExecutor: SegmentExecutor {
                                                      checksum: Int64(result.checksum)),
                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
                                                      framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
-                                      error: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
+                                      error: nil, detail: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
                     kept(segment.index, result.framesKept)
                     onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
                     Fault.hit("segment-done")

@@ -3,7 +3,6 @@ import Foundation
 
 /// What one segment encode did (recorded in its trace).
 public struct SegmentResult: Codable, Sendable {
-    public var framesDecoded: Int
     public var framesProcessed: Int
     public var framesKept: Int
     public var bytes: Int64
@@ -236,7 +235,7 @@ struct SegmentEncoder {
                                 + "got \(state.kept) (\(state.processed) processed)")
         }
         try writer.finish()
-        return SegmentResult(framesDecoded: state.decoded, framesProcessed: state.processed,
+        return SegmentResult(framesProcessed: state.processed,
                              framesKept: state.kept, bytes: writer.bytesWritten, checksum: writer.sealedChecksum)
     }
 

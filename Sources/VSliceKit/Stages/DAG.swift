@@ -34,10 +34,11 @@ enum TranscodeDAG {
         let walk = Mutex(Walk())
         let finished = DispatchSemaphore(value: 0)
         while true {
-            let ready: [DAGNode] = walk.withLock { w in
-                guard w.errors.isEmpty, !w.detached else { return [] }
-                if Cancellation.stopRequested { return [] }
-                return stages.filter { !w.started.contains($0.node) && $0.inputs.allSatisfy(w.done.contains) }
+            // What can start, and whether anything still runs, read together: a node that ends between two
+            // separate looks would leave the nodes it unblocks unstarted.
+            let (ready, running): ([DAGNode], Int) = walk.withLock { w in
+                guard w.errors.isEmpty, !w.detached, !Cancellation.stopRequested else { return ([], w.running) }
+                return (stages.filter { !w.started.contains($0.node) && $0.inputs.allSatisfy(w.done.contains) }, w.running)
             }
             for stage in ready {
                 walk.withLock { $0.started.insert(stage.node); $0.running += 1 }
@@ -55,9 +56,10 @@ enum TranscodeDAG {
                     finished.signal()
                 }
             }
-            // Nothing could start: wait for a running node to end (which may make others ready), or stop.
+            // Nothing could start: wait for a running node to end (which may make others ready), or stop. A node
+            // that ended after the look above has signalled already, so the wait returns at once.
             if ready.isEmpty {
-                if walk.withLock({ $0.running }) == 0 { break }
+                if running == 0 { break }
                 finished.wait()
             }
         }

@@ -26,11 +26,13 @@ enum MergeStage: Stage {
                 // The merge writes a file of its own: a previous holder still writing the old one cannot touch it.
                 try? FileManager.default.removeItem(atPath: part)
                 do throws(VSliceError) {
-                    _ = try merger.run()
+                    let merged = try merger.run()
                     guard let signature = FileOps.signature(part) else {
                         throw VSliceError(.processing, "read back", path: part, reason: "the merged file cannot be read")
                     }
-                    return StepRecord(value: (), detail: signature)
+                    ctx.logger.info("merged", metadata: ["video packets": "\(merged.videoPackets)", "track packets": "\(merged.audioPackets)",
+                                                         "opening DTS repaired": "\(merged.dtsRepaired)"])
+                    return StepRecord(value: (), detail: signature, framesOut: merged.videoPackets, bytes: merged.bytes)
                 } catch {
                     // A half-written merge is worth nothing (and may be what filled the disk).
                     if store.holdsLease(ctx.taskId) { try? FileManager.default.removeItem(atPath: part) }

@@ -37,7 +37,8 @@ protocol Stage: SendableMetatype {
 final class StageContext: Sendable {
     let request: TranscodeRequest
     let task: TaskRecord
-    let store: JobStore
+    /// The ledger the run records itself in.
+    let store: any Ledger
     let probe: Probe
     let extras: SourceExtras
     /// The input file's identity when the run began; every open of the input checks it.
@@ -54,7 +55,7 @@ final class StageContext: Sendable {
     let logger: Logger
     let onEvent: @Sendable (PipelineEvent) -> Void
 
-    init(request: TranscodeRequest, task: TaskRecord, store: JobStore, probe: Probe, extras: SourceExtras,
+    init(request: TranscodeRequest, task: TaskRecord, store: any Ledger, probe: Probe, extras: SourceExtras,
          identity: FileIdentity, input: String, output: String, format: String, options: Transcoder.RunOptions,
          watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void) {
         self.request = request
@@ -140,7 +141,7 @@ extension StageContext {
         let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
         do throws(VSliceError) {
             let r = try body(trace)
-            try store.endStep(trace: trace, task: taskId, node: node,
+            try store.endStep(trace: trace, task: taskId, node: node, segment: nil,
                               figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
                                              framesOut: r.framesOut, bytes: r.bytes),
                               error: nil, detail: r.detail, seal: r.seal)
