@@ -95,15 +95,31 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// The encoder check before any work opens the encoder with exactly these.
     var videoEncoderOptions: [(String, String)] {
         var options = encoderOptions
+        // Adds key=value to a ':'-separated parameter list option (x265-params, svtav1-params), unless the user's
+        // own list sets that key.
+        func addParam(_ option: String, _ key: String, _ value: String) {
+            guard let i = options.firstIndex(where: { $0.0 == option }) else { options.append((option, "\(key)=\(value)")); return }
+            let given = options[i].1
+            if given.split(separator: ":").contains(where: { $0.hasPrefix(key + "=") }) { return }
+            options[i].1 = given.isEmpty ? "\(key)=\(value)" : given + ":\(key)=\(value)"
+        }
         if ["libx264", "libx265"].contains(videoCodec) && codecOptions["forced-idr"] == nil {
             options.append(("forced-idr", "1"))
         }
-        if videoCodec == "libx265" {
-            if let given = codecOptions["x265-params"] {
-                if !given.contains("log-level") { options = options.map { $0.0 == "x265-params" ? ($0.0, given + ":log-level=error") : $0 } }
-            } else {
-                options.append(("x265-params", "log-level=error"))
-            }
+        // Each encoder uses its segment's share of the cores (`threadsPerJob`), so `--jobs` × threads fills the
+        // machine without oversubscribing it: x264 takes thread_count; x265 and SVT-AV1 size their own thread
+        // pools from the machine unless told; libvpx uses its threads across rows only with row-mt.
+        let threads = threadsPerJob
+        switch videoCodec {
+        case "libx265":
+            addParam("x265-params", "log-level", "error")
+            addParam("x265-params", "pools", String(threads))
+        case "libsvtav1":
+            addParam("svtav1-params", "lp", String(threads))
+        case "libvpx-vp9":
+            if threads > 1 && codecOptions["row-mt"] == nil { options.append(("row-mt", "1")) }
+        default:
+            break
         }
         return options
     }
