@@ -32,7 +32,7 @@ struct TranscodeOptions: ParsableArguments {
     @Option(name: .customLong("abitrate"), help: "Audio bit rate: 128k, or a number (below 1000: kb/s, so 128 is 128k).")
     var audioBitrate = "128k"
 
-    @Option(help: "How to cut the video: gop (at keyframes, by duration) or frames (exact frame indices).")
+    @Option(help: "How to cut the video: gop (at keyframes), frames (exact frame indices), or scene (at a scene change near each cut of the default plan).")
     var split: TranscodeSettings.SplitMode = .gop
 
     @Option(help: "GOP mode: cut at the first keyframe at or after every N seconds (default: a balanced plan that fills every job to the end; `vslice plan` shows it).")
