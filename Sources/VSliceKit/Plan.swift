@@ -189,46 +189,87 @@ public struct Plan: Codable, Sendable {
         }
         let end = Double(index.pts[n - 1] + index.duration(ofFrameAt: index.pts[n - 1])) * tb
         func time(_ frame: Int) -> Double { Double(index.pts[frame]) * tb }
-        let keys = index.keyframeIndices
-        var starts = [0]
-        var k = 0   // position in `keys` of the current start
-        var atScenes = 0
         func fits(_ f: Int, after current: Int) -> Bool {
             time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9
         }
-        while true {
-            let current = starts[starts.count - 1]
-            let target = current + max(1, (n - current) / (2 * jobs))
-            let window = max(1, (target - current) / 4)
-            if let scene = scenes.filter({ $0 > current && abs($0 - target) <= window && fits($0, after: current) })
-                .min(by: { abs($0 - target) < abs($1 - target) }) {
-                starts.append(scene)
-                atScenes += 1
-                // Keyframes before the cut are behind us.
-                while k + 1 < keys.count && keys[k + 1] <= scene { k += 1 }
-                continue
+        // Cuts chosen among `candidates` (frame indices, ascending: the keyframes).
+        func cut(_ candidates: [Int]) -> (starts: [Int], atScenes: Int) {
+            var starts = [0]
+            var k = 0   // position in `candidates` of the current start
+            var atScenes = 0
+            while true {
+                let current = starts[starts.count - 1]
+                let target = current + max(1, (n - current) / (2 * jobs))
+                let window = max(1, (target - current) / 4)
+                if let scene = scenes.filter({ $0 > current && abs($0 - target) <= window && fits($0, after: current) })
+                    .min(by: { abs($0 - target) < abs($1 - target) }) {
+                    starts.append(scene)
+                    atScenes += 1
+                    // Candidates before the cut are behind us.
+                    while k + 1 < candidates.count && candidates[k + 1] <= scene { k += 1 }
+                    continue
+                }
+                // The candidate nearest the target that leaves at least `minimum` seconds on both sides.
+                var best: Int? = nil
+                var j = k + 1
+                while j < candidates.count {
+                    let f = candidates[j]
+                    if fits(f, after: current) {
+                        if let b = best, abs(f - target) >= abs(candidates[b] - target) { break }
+                        best = j
+                    } else if end - time(f) < minimum - 1e-9 { break }
+                    j += 1
+                }
+                guard let chosen = best else { break }
+                starts.append(candidates[chosen])
+                k = chosen
             }
-            // The keyframe nearest the target that leaves at least `minimum` seconds on both sides.
-            var best: Int? = nil
-            var j = k + 1
-            while j < keys.count {
-                let f = keys[j]
-                if time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9 {
-                    if let b = best, abs(f - target) >= abs(keys[b] - target) { break }
-                    best = j
-                } else if time(f) - time(current) >= minimum { break }
-                j += 1
+            return (starts, atScenes)
+        }
+        /// Any frame may be a cut: two equal segments per job (one per job when two would be under the minimum),
+        /// each cut at the frame nearest its mark whose decoding starts no earlier than the segment before.
+        func equalStarts() -> [Int] {
+            let perJob = min(2, Int(duration / (Double(jobs) * minimum)))
+            guard perJob >= 1 else { return [0] }
+            let count = jobs * perJob
+            var starts = [0]
+            for m in 1..<count {
+                let mark = n * m / count
+                let current = starts[starts.count - 1]
+                let ok = { (f: Int) in f > current && f < n && fits(f, after: current) && Plan.decodeStart(for: f, index: index) >= current }
+                guard let f = (0..<n).lazy.flatMap({ [mark - $0, mark + $0] }).first(where: ok) else { continue }
+                starts.append(f)
             }
-            guard let chosen = best else { break }
-            starts.append(keys[chosen])
-            k = chosen
+            return starts
+        }
+        /// How well `jobs` workers are used by these segments dispatched longest first (1 = no idle tail).
+        func efficiency(_ starts: [Int]) -> Double {
+            var workers = [Int](repeating: 0, count: jobs)
+            let sizes = (0..<starts.count).map { ($0 + 1 < starts.count ? starts[$0 + 1] : n) - starts[$0] }
+            for size in sizes.sorted(by: >) { workers[workers.indices.min { workers[$0] < workers[$1] }!] += size }
+            return Double(n) / Double(jobs) / Double(workers.max() ?? n)
+        }
+        var (starts, atScenes) = cut(index.keyframeIndices)
+        var between = false
+        // Keyframes far apart next to the segment lengths leave a worker idle at the end (five equal GOPs on two
+        // workers: a sixth of the time); cuts between keyframes, decoding from the keyframe before, fill it.
+        if starts.count > 1 && efficiency(starts) < 0.95 && scenes.isEmpty {
+            let fine = equalStarts()
+            if fine.count > 1 && efficiency(fine) > efficiency(starts) + 0.02 {
+                (starts, atScenes) = (fine, 0)
+                between = true
+            }
         }
         guard starts.count > 1 else {
             return ([0], "one segment: no keyframe leaves \(minimum) s on both sides (cut between keyframes with --split frames)")
         }
         let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? time(starts[i + 1]) : end) - time(starts[i]) }
-        let at = scenes.isEmpty && settings.split != .scene ? "at keyframes"
-            : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest at keyframes"
+        let rest = between ? "between keyframes (decoding from the keyframe before: keyframes alone left a worker idle)" : "at keyframes"
+        let at = scenes.isEmpty && settings.split != .scene ? rest
+            : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest \(rest)"
+        if between {
+            return (starts, String(format: "%d equal segments for %d jobs (%.1f s each), %@", starts.count, jobs, lengths.first ?? 0, at))
+        }
         return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
                                 + "(each ≈ what is left ÷ 2 × jobs, at least %g s for %@), so the workers finish together",
                                 starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimum, settings.videoCodec))
