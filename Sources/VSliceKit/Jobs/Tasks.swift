@@ -272,7 +272,7 @@ extension JobStore {
             let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
                                        executor: req.executor)
             let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
-            let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+            let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map(Transcoder.absolute))
             try db.execute(sql: """
                 INSERT INTO task (id, input, output, input_fingerprint, settings_signature, request_json, work_dir,
                                   status, lease_pid, lease_host, lease_heartbeat, lease_token, created_at, updated_at)
