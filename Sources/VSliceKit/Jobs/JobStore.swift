@@ -47,14 +47,22 @@ public final class JobStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         let db = try DatabaseQueue(path: path, configuration: config)
-        do { try Self.migrator.migrate(db) } catch {
-            // GRDB reads which migrations are applied before running each in its own transaction: a process
-            // opening a new store at the same moment as another may try one the other has just applied. The
-            // store is then complete, and that is all this process needs.
-            if (try? db.read { try Self.migrator.hasCompletedMigrations($0) }) == true { return db }
-            throw error
+        // GRDB reads which migrations are applied before running each in its own transaction: a process opening
+        // a new store at the same moment as another may try one the other has just applied ("table task already
+        // exists", "duplicate column"). When the applied set grew meanwhile, that is what happened: read again
+        // and go on from there; any other failure is the migration's own.
+        let applied = { (try? db.read { try Self.migrator.appliedIdentifiers($0) }) ?? [] }
+        var before = applied()
+        while true {
+            do {
+                try Self.migrator.migrate(db)
+                return db
+            } catch {
+                let now = applied()
+                guard now.count > before.count else { throw error }
+                before = now
+            }
         }
-        return db
     }
 
     /// One line in vslice's terms for a database failure: SQLite's message without the SQL, and what to do.
