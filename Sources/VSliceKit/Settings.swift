@@ -114,12 +114,51 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         case "libx265":
             addParam("x265-params", "log-level", "error")
             addParam("x265-params", "pools", String(threads))
+            if x265Chunking {
+                addParam("x265-params", "open-gop", "0")
+                addParam("x265-params", "info", "0")
+            }
         case "libsvtav1":
             addParam("svtav1-params", "lp", String(threads))
         case "libvpx-vp9":
             if threads > 1 && codecOptions["row-mt"] == nil { options.append(("row-mt", "1")) }
         default:
             break
+        }
+        return options
+    }
+
+    /// x265 parameters vslice sets itself on a segment with overlap buffers (`x265Chunk`); a user's own value for
+    /// them would break the cut.
+    static let x265ChunkKeys = ["chunk-start", "chunk-end", "open-gop", "info"]
+
+    /// Segments cut by x265's chunking (`--overlap` with x265, no `--vf`): every segment's encoder, buffered or
+    /// not, gets a closed GOP and no informational SEI, so that all segments share the same stream headers
+    /// (the SEI spells out each segment's own chunk bounds, and the merge requires identical headers).
+    var x265Chunking: Bool { videoCodec == "libx265" && videoFilter == nil && (overlapBefore > 0 || overlapAfter > 0) }
+
+    /// x265's own chunking for a segment with overlap buffers (frame mode, no `--vf`): `before` buffer frames,
+    /// `kept` frames, then `after` buffer frames, sent in presentation order. x265 encodes the frames before
+    /// `chunk-start` and discards them (its rate control and references warmed up), encodes the chunk with an IDR
+    /// first, and uses the frames after `chunk-end` for its lookahead decisions only — they are never encoded, so
+    /// a trailing buffer costs analysis, not an encode. Both numbers count from 1 (measured with x265 3.5:
+    /// chunk-start=11:chunk-end=60 keeps the 0-based frames 10…59); x265 chunks only a closed GOP (else it says
+    /// "Disabling chunking" and encodes every frame), and only with chunk-end set. nil: no buffers, or not x265.
+    func x265Chunk(before: Int, kept: Int, after: Int) -> [(String, String)]? {
+        guard x265Chunking, before > 0 || after > 0, kept > 0 else { return nil }
+        return [("chunk-start", String(before + 1)), ("chunk-end", String(before + kept))]
+    }
+
+    /// The private options a segment's video encoder is opened with: `videoEncoderOptions`, plus x265's chunk
+    /// bounds when the segment has overlap buffers.
+    func segmentEncoderOptions(before: Int, kept: Int, after: Int) -> [(String, String)] {
+        var options = videoEncoderOptions
+        guard let chunk = x265Chunk(before: before, kept: kept, after: after) else { return options }
+        let items = chunk.map { "\($0.0)=\($0.1)" }.joined(separator: ":")
+        if let i = options.firstIndex(where: { $0.0 == "x265-params" }) {
+            options[i].1 += (options[i].1.isEmpty ? "" : ":") + items
+        } else {
+            options.append(("x265-params", items))
         }
         return options
     }
@@ -210,6 +249,10 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         }
         if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
+        }
+        if x265Chunking, let given = codecOptions["x265-params"],
+           let key = Self.x265ChunkKeys.first(where: { k in given.split(separator: ":").contains { $0.hasPrefix(k + "=") || $0 == k } }) {
+            throw usage("with --overlap, vslice sets x265's \(Self.x265ChunkKeys.joined(separator: ", ")) per segment; remove \(key) from x265-params")
         }
         try EncoderCatalog.check(videoCodec, video: true, option: "--vcodec")
         if !copyAudio { try EncoderCatalog.check(audioCodec, video: false, option: "--acodec") }

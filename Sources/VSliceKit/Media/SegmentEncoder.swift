@@ -51,6 +51,10 @@ struct SegmentEncoder {
                                          frameRate: av_guess_frame_rate(input.ctx, st, nil),
                                          outputFormats: needsConversion ? supported : [], path: source)
         }
+        // x265 cuts a buffered segment itself (see `TranscodeSettings.x265Chunk`): no forced keyframes then.
+        let chunked = cutMode(graph) == nil
+            && settings.x265Chunk(before: segment.firstFrame - segment.bufferStart, kept: segment.frameCount,
+                                  after: segment.bufferEnd - segment.lastFrame) != nil
         try configure(encoder, decoder: decoder, graph: graph, stream: st)
         let writer = try PacketFileWriter(path: outputPath, params: StreamParams(encoder: encoder.ctx))
 
@@ -58,7 +62,7 @@ struct SegmentEncoder {
         let readPacket = Packet(), decoded = Frame(), filtered = Frame(), encoded = Packet()
         let graphTB = graph?.timeBase ?? streamTB
         // A filtered segment is cut by time: only the graph's output frames in its interval are encoded.
-        let cut = graph != nil && settings.videoFilter != nil ? segment.cut : nil
+        let cut = cutMode(graph)
         let offset = cut?.graphOffset ?? 0
         /// Time-cut mode: every output frame time of the graph (kept or not, ascending), and packets waiting
         /// for the next frame's time, which is their duration's end.
@@ -66,6 +70,14 @@ struct SegmentEncoder {
         var waiting: [Packet] = []
 
         func keep(_ packet: Packet) throws(VSliceError) {
+            // A segment that does not start with a keyframe would not decode after the one before it.
+            if state.kept == 0 && !packet.isKey {
+                var e = VSliceError(.processing, "encode segment \(segment.index)", path: source,
+                                    reason: "the encoder did not start the segment with a keyframe"
+                                        + (chunked ? " (x265 chunking is off: a parameter given with x265-params may open the GOP)" : ""))
+                e.deterministic = true
+                throw e
+            }
             try writer.write(packet)
             state.kept += 1
             if state.kept == 5 {
@@ -104,7 +116,7 @@ struct SegmentEncoder {
                 } else {
                     // A clean cut: an IDR at the first kept frame and at the first trailing buffer frame, so that
                     // no kept packet references a dropped one.
-                    let forceKey = ts == segment.startPts || (ts > segment.endPts && !state.sentTrailingKey)
+                    let forceKey = !chunked && (ts == segment.startPts || (ts > segment.endPts && !state.sentTrailingKey))
                     if ts > segment.endPts { state.sentTrailingKey = true }
                     frame.ptr.pointee.pict_type = forceKey ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
                     state.processed += 1
@@ -126,6 +138,12 @@ struct SegmentEncoder {
                         try ffCheck(av_packet_ref(copy.ptr, encoded.ptr), "copy packet", path: outputPath)
                         waiting.append(copy)
                         try release(final: false)
+                    } else if chunked && (encoded.pts < segment.startPts || encoded.pts > segment.endPts) {
+                        // x265 puts out the chunk's frames only; a buffer frame means it did not chunk.
+                        var e = VSliceError(.processing, "encode segment \(segment.index)", path: source,
+                                            reason: "x265 encoded an overlap buffer frame: its chunking is off (a parameter given with x265-params may open the GOP)")
+                        e.deterministic = true
+                        throw e
                     } else if encoded.pts >= segment.startPts && encoded.pts <= segment.endPts {
                         // Encoders with delay leave durations unset; the muxer needs at least the last one: the
                         // interval to the next source frame, for the source's last frame its stated duration or
@@ -239,6 +257,11 @@ struct SegmentEncoder {
                              framesKept: state.kept, bytes: writer.bytesWritten, checksum: writer.sealedChecksum)
     }
 
+    /// A filtered segment is cut by time (its graph's output frames in an interval); nil: cut by source frames.
+    private func cutMode(_ graph: VideoFilterGraph?) -> TimeCut? {
+        graph != nil && settings.videoFilter != nil ? segment.cut : nil
+    }
+
     private struct State {
         var decoded = 0, processed = 0, kept = 0
         var done = false
@@ -303,7 +326,10 @@ struct SegmentEncoder {
         c.pointee.thread_count = Int32(settings.threadsPerJob)
         c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         if let b = settings.videoBitrate { c.pointee.bit_rate = b }
-        var options = settings.videoEncoderOptions
+        var options = cutMode(graph) == nil
+            ? settings.segmentEncoderOptions(before: segment.firstFrame - segment.bufferStart, kept: segment.frameCount,
+                                             after: segment.bufferEnd - segment.lastFrame)
+            : settings.videoEncoderOptions
         // The source's HDR10 metadata goes to the encoders that write it, added to their own parameters.
         func addParams(_ key: String, _ items: [String]) {
             guard !items.isEmpty else { return }
