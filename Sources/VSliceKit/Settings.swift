@@ -250,6 +250,11 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
         }
+        if videoCodec == "libsvtav1" && videoFilter == nil && (overlapBefore > 0 || overlapAfter > 0) {
+            // SVT-AV1 ignores a requested keyframe (FFmpeg passes it on, the library does not act on it), so the
+            // buffer frames it encodes cannot be cut off: the first kept frame would reference dropped ones.
+            throw usage("--overlap with libsvtav1: SVT-AV1 cannot start a GOP at a requested frame, so encoded buffer frames cannot be dropped cleanly; use --overlap 0 (with --vf, buffers only feed the filter and are allowed)")
+        }
         if x265Chunking, let given = codecOptions["x265-params"],
            let key = Self.x265ChunkKeys.first(where: { k in given.split(separator: ":").contains { $0.hasPrefix(k + "=") || $0 == k } }) {
             throw usage("with --overlap, vslice sets x265's \(Self.x265ChunkKeys.joined(separator: ", ")) per segment; remove \(key) from x265-params")

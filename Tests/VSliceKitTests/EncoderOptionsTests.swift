@@ -51,6 +51,15 @@ struct EncoderOptionsTests {
         }
     }
 
+    @Test("--overlap with SVT-AV1 is refused without a filter (it ignores forced keyframes), allowed with one")
+    func svtOverlap() throws {
+        for ov in [(2, 0), (0, 2)] {
+            #expect(throws: VSliceError.self) { try settings("libsvtav1", overlap: ov).validate() }
+        }
+        try settings("libsvtav1", overlap: (2, 2), vf: "hqdn3d").validate()
+        try settings("libsvtav1", overlap: (0, 0)).validate()
+    }
+
     @Test("a user's own chunk-start, chunk-end, open-gop or info with --overlap and x265 is refused, naming it",
           arguments: ["chunk-start=5", "open-gop=1", "lossless=1:info=1", "chunk-end=9"])
     func userChunkKeysRefused(_ params: String) {
