@@ -31,6 +31,8 @@ static inline int vs_averror_eagain(void) { return AVERROR(EAGAIN); }
 static inline int vs_averror_exit(void) { return AVERROR_EXIT; }
 // AVERROR_INVALIDDATA is FFERRTAG-based: used to report corrupt input in our own checks.
 static inline int vs_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+// AVERROR_EXPERIMENTAL is a negated MKTAG: an encoder FFmpeg marks experimental, refused unless strict is lowered.
+static inline int vs_averror_experimental(void) { return AVERROR_EXPERIMENTAL; }
 // AV_NOPTS_VALUE is a cast expression on UINT64_C, which the importer does not evaluate.
 static inline int64_t vs_nopts_value(void) { return AV_NOPTS_VALUE; }
 // av_err2str is a macro around a compound-literal buffer; this fills a caller's buffer instead.

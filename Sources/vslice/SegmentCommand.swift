@@ -12,8 +12,9 @@ struct SegmentCommand: ParsableCommand {
             encodes the segment, seals DIR/seg-NNNNN.vseg and writes its trace record DIR/seg-NNNNN.trace-UUID.json. \
             Never opens the job database. The index is --index, else SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX. \
             A segment already done is not encoded again. Exit codes: 0 done; 1 failed, worth a retry; 2 usage \
-            (not a work folder, index out of range); 3 input missing, changed or unreadable; 130 interrupted \
-            (SIGTERM, as a scheduler's cancel sends). 2 and 3 fail the same way every time: never retry them.
+            (not a work folder, index out of range); 3 input missing, changed or unreadable; 7 failed in a way \
+            that repeats (a filter or encoder rejecting its input); 130 interrupted (SIGTERM, as a scheduler's \
+            cancel sends). 2, 3 and 7 fail the same way every time: never retry them.
             """)
 
     @Option(help: "The task's work folder (shared with the coordinator).")
@@ -28,6 +29,17 @@ struct SegmentCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing on success.")
     var quiet = false
 
+    /// Runs the segment; a processing failure that repeats exits with its own code (7), so that a runner that
+    /// sees only exit codes need not retry it.
+    static func work(workDir: String, index: Int, environment: [String: String]) throws(VSliceError) -> SegmentWorker.Outcome {
+        let result = Result { () throws(VSliceError) in try SegmentWorker.run(workDir: workDir, index: index, environment: environment) }
+        if case .failure(let error) = result, error.workerExitCode != error.exitCode {
+            Terminal.printError(error.description)
+            Foundation.exit(error.workerExitCode)
+        }
+        return try result.get()
+    }
+
     func run() throws {
         // A scheduler stops an element with SIGTERM (then SIGKILL): abort at once, so the attempt still
         // leaves its failed trace record.
@@ -40,7 +52,7 @@ struct SegmentCommand: ParsableCommand {
         }
         let env = ProcessInfo.processInfo.environment
         let i = try SegmentWorker.index(given: index, environment: env)
-        let outcome = try SegmentWorker.run(workDir: workDir, index: i, environment: env)
+        let outcome = try Self.work(workDir: workDir, index: i, environment: env)
         guard let record = outcome.record ?? outcome.alreadyDone else { return }
         if json {
             try Terminal.printJSON(record)

@@ -275,6 +275,27 @@ struct SlurmTests {
         #expect(!FileManager.default.fileExists(atPath: j.out))
     }
 
+    @Test("a worker's deterministic processing failure (exit 7) fails the task at once, exit 1 with the worker's message; never submitted again")
+    func deterministicProcessingFailure() throws {
+        let j = try job("exit7")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        // Segment 1's worker fails as a filter rejecting its input would; a second attempt would run clean, so
+        // only the coordinator's decision keeps it from being submitted again.
+        let r = try j.transcode(["--jobs", "2", "--min-split-seconds", "0", "--segment-seconds", "1"], input: Paths.fixture("h264_aac.mp4"),
+                                environment: ["VSLICE_FAULT": "segment-reject", "VSLICE_FAULT_SEGMENT": "1"])
+        #expect(r.status == 1, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("encode segment 1") && lines[0].contains("VSLICE_FAULT=segment-reject"), "\(r.stderr)")
+        #expect(j.slurm.submissions == 1)
+        #expect(try j.sql("SELECT attempts || ' ' || status FROM segment WHERE ord = 1") == "1 failed")
+        #expect(try j.sql("SELECT count(*) || ' ' || max(exit_code) || ' ' || max(engine) FROM trace WHERE segment_id LIKE '%_encode_1'") == "1 7 slurm")
+        #expect(try j.sql("SELECT status FROM task") == "failed")
+        let deadline = Date().addingTimeInterval(30)
+        while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try j.slurm.queue().isEmpty, "the failed task's array was left running")
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+    }
+
     @Test("--detach submits and returns the task; resume finishes it; cancel scancels a detached task's array")
     func detachResumeCancel() throws {
         let j = try job("detach")

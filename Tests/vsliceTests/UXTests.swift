@@ -97,6 +97,60 @@ struct UXTests {
         #expect(try MediaFacts(out).frames == 180)
     }
 
+    @Test("bad audio encoder settings: exit 2 at once (under 2 s even on a loaded machine), one line naming the option, no task, no work folder; --acodec copy falls back to aac")
+    func badAudioEncoder() throws {
+        let dir = try Paths.scratch("uxaudio")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home").path
+        let stereo = Paths.fixture("h264_aac.mp4"), surround = Paths.fixture("surround51.mkv")
+        // Each of these failed only once the audio stage ran (exit 1, after the task and its work folder existed).
+        let cases: [(src: String, ext: String, args: [String], says: [String])] = [
+            (stereo, "mp4", ["--acodec", "mp2", "--abitrate", "1k"], ["--abitrate 1k", "mp2"]),
+            (stereo, "mkv", ["--acodec", "libopus", "--abitrate", "10M"], ["--abitrate 10M", "libopus", "between 500 and"]),
+            (stereo, "mkv", ["--acodec", "libvorbis", "--abitrate", "1k"], ["--abitrate 1k", "libvorbis"]),
+            // Opens, then refuses its first frame.
+            (stereo, "mp4", ["--acodec", "eac3", "--abitrate", "1k"], ["--abitrate 1k", "eac3"]),
+            // Experimental encoders (FFmpeg's own Opus and Vorbis) are not opened without strict -2.
+            (stereo, "mp4", ["--acodec", "opus"], ["--acodec opus", "experimental", "libopus"]),
+            (stereo, "mkv", ["--acodec", "vorbis"], ["--acodec vorbis", "experimental", "libvorbis"]),
+            // 1k is too little for AC-3 in 5.1 (the track's own layout), not in stereo.
+            (surround, "mp4", ["--acodec", "ac3", "--abitrate", "1k"], ["--abitrate 1k", "ac3", "5.1"]),
+            (stereo, "mp4", ["--acodec", "nosuch"], ["--acodec", "nosuch"]),
+        ]
+        for c in cases {
+            let out = dir.appendingPathComponent("out.\(c.ext)").path
+            let r = try Self.run(["transcode", c.src, "-o", out] + Self.quick + c.args, home: home)
+            #expect(r.status == 2 && !r.signaled, "\(c.args): \(r.status) \(r.stderr)")
+            #expect(r.seconds < 2, "\(c.args) took \(r.seconds) s")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(c.args): \(r.stderr)")
+            for word in c.says { #expect(r.stderr.contains(word), "\(c.args) does not say \(word): \(r.stderr)") }
+            #expect(try Self.sql(home + "/vslice.db", "SELECT count(*) FROM task").isEmpty
+                    || Self.sql(home + "/vslice.db", "SELECT count(*) FROM task") == "0", "\(c.args) created a task")
+            #expect(try Self.workLeft(dir.path).isEmpty, "\(c.args)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+        let status = try Self.run(["status"], home: home)
+        #expect(status.status == 0 && status.stdout.lowercased().contains("no tasks"), "\(status.stdout)")
+
+        // The same encoder in stereo, where 1k is enough to open: no false refusal.
+        let ac3 = dir.appendingPathComponent("ac3.mp4").path
+        let ok = try Self.run(["transcode", stereo, "-o", ac3, "-q", "--acodec", "ac3", "--abitrate", "1k"] + Self.quick, home: home)
+        #expect(ok.status == 0, "\(ok.stderr)")
+
+        // --acodec copy of a track the container cannot hold (PCM into MP4) is re-encoded to AAC, as it warns
+        // (it used to fail in the audio stage: "no encoder named 'copy'").
+        let pcm = dir.appendingPathComponent("pcm.mov").path
+        let made = try Proc.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=128x72:rate=25:duration=2",
+                                           "-f", "lavfi", "-i", "sine=duration=2", "-c:v", "libx264", "-g", "25", "-c:a", "pcm_s16le", pcm])
+        try #require(made.status == 0, "\(made.stderr)")
+        let copied = dir.appendingPathComponent("copied.mp4").path
+        let cp = try Self.run(["transcode", pcm, "-o", copied, "-q", "--acodec", "copy"] + Self.quick, home: home)
+        #expect(cp.status == 0, "\(cp.stderr)")
+        let codec = try Proc.run("ffprobe", ["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name",
+                                             "-of", "csv=p=0", copied]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(codec == "aac")
+    }
+
     @Test("every numeric option at 0, negative, huge, NaN, inf, Int64.max: exit 2 (or success), never a signal, no task on refusal")
     func numericExtremes() throws {
         let dir = try Paths.scratch("uxnum")

@@ -141,6 +141,58 @@ struct WorkerTests {
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status = 'done'") == "6")
     }
 
+    @Test("a worker's deterministic processing failure (exit 7, recorded so) fails the waiting coordinator at once with its message; resume does not retry it")
+    func deterministicProcessingFailure() throws {
+        let j = try Job("determ")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let coordinator = try Background(["transcode", Self.source, "-o", j.out, "--executor", "external", "--json"] + Self.args,
+                                         environment: ["VSLICE_HOME": j.home])
+        var work = ""
+        let planned = coordinator.waitUntil(timeout: 60) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: j.dir.path)) ?? []
+            guard let w = names.first(where: { $0.hasPrefix(".out.mp4.vslice-") }) else { return false }
+            work = j.dir.appendingPathComponent(w).path
+            return FileManager.default.fileExists(atPath: work + "/task.json")
+        }
+        try #require(planned, "the coordinator did not plan")
+        // Segment 2 fails as a filter rejecting its input would: the same way on every attempt.
+        let w = try j.worker(["--work-dir", work, "--index", "2"], environment: ["VSLICE_FAULT": "segment-reject"])
+        #expect(w.status == 7, "\(w.stderr)")
+        let message = w.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "vslice: ", with: "")
+        #expect(message.contains("encode segment 2") && message.contains("VSLICE_FAULT=segment-reject"), "\(w.stderr)")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: work).first { $0.contains(".trace-") })
+        let record = try jsonObject(String(contentsOfFile: work + "/" + name, encoding: .utf8))
+        #expect(record["status"] as? String == "failed" && record["exit_kind"] as? String == "processing")
+        #expect(record["exit_code"] as? Int == 7 && record["deterministic"] as? Bool == true, "\(record)")
+
+        // The coordinator (--max-attempts 3) does not wait for two more records: it fails now, exit 1, one line
+        // carrying the worker's own message.
+        let started = Date()
+        let r = coordinator.finish(timeout: 30)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(r.status == 1, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains(message), "\(r.stderr)")
+        #expect(try lastEvent(r.stdout, "task_failed")["exit_code"] as? Int == 1)
+        #expect(try j.sql("SELECT status FROM task") == "failed")
+        #expect(try j.sql("SELECT attempts || ' ' || status FROM segment WHERE ord = 2") == "1 failed")
+        #expect(try j.sql("SELECT count(*) || ' ' || max(exit_code) FROM trace WHERE segment_id LIKE '%_encode_2'") == "1 7")
+        #expect(!FileManager.default.fileExists(atPath: j.out))
+
+        // Resuming does not try it again either: the recorded failure is final, with the same message.
+        let task = try #require(try j.sql("SELECT id FROM task").split(separator: "\n").first.map(String.init))
+        let resumed = try vslice(["resume", String(task.prefix(8))], timeout: 60, environment: ["VSLICE_HOME": j.home])
+        #expect(resumed.status == 1 && resumed.stderr.contains(message), "\(resumed.stderr)")
+        #expect(try j.sql("SELECT attempts FROM segment WHERE ord = 2") == "1")
+
+        // The local executor's policy is the same one: the same failure in process, one attempt, exit 1.
+        let local = j.dir.appendingPathComponent("local.mp4").path
+        let l = try vslice(["transcode", Self.source, "-o", local, "--json"] + Self.args,
+                           environment: ["VSLICE_HOME": j.home, "VSLICE_FAULT": "segment-reject"])
+        #expect(l.status == 1 && l.stderr.contains("VSLICE_FAULT=segment-reject"), "\(l.stderr)")
+        #expect(try ndjson(l.stdout).filter { $0["event"] as? String == "segment_failed" }.count == 1)
+    }
+
     @Test("a worker refuses an input changed since planning (exit 3, recorded); the coordinator then refuses to resume")
     func changedInput() throws {
         let j = try Job("changed")
@@ -163,7 +215,7 @@ struct WorkerTests {
         #expect(resumed.status == 5, "\(resumed.stderr)")
     }
 
-    @Test("plan --emit k8s-job: an Indexed Job of vslice segment over the planned task, FailIndex on exit 2 and 3")
+    @Test("plan --emit k8s-job: an Indexed Job of vslice segment over the planned task, FailIndex on exit 2, 3 and 7")
     func kubernetesManifest() throws {
         let j = try Job("k8s")
         defer { try? FileManager.default.removeItem(at: j.dir) }
@@ -184,7 +236,7 @@ struct WorkerTests {
         let rules = try #require((spec["podFailurePolicy"] as? [String: Any])?["rules"] as? [[String: Any]])
         let failIndex = try #require(rules.first { $0["action"] as? String == "FailIndex" })
         let codes = try #require(failIndex["onExitCodes"] as? [String: Any])
-        #expect(codes["operator"] as? String == "In" && codes["values"] as? [Int] == [2, 3] && codes["containerName"] as? String == "vslice")
+        #expect(codes["operator"] as? String == "In" && codes["values"] as? [Int] == [2, 3, 7] && codes["containerName"] as? String == "vslice")
         let pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
         #expect(pod["restartPolicy"] as? String == "Never")
         let containers = try #require(pod["containers"] as? [[String: Any]])

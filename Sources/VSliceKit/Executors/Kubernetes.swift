@@ -59,11 +59,13 @@ public enum KubernetesJob {
                 "completionMode": "Indexed",
                 "completions": n,
                 "parallelism": max(1, min(order.settings.jobs, n)),
-                // Each index is retried on its own; a deterministic failure (exit 2 or 3) is not retried.
+                // Each index is retried on its own; a deterministic failure (exit 2, 3 or 7) is not retried.
                 "backoffLimitPerIndex": options.maxAttempts - 1,
                 "podFailurePolicy": ["rules": [
                     ["action": "FailIndex",
-                     "onExitCodes": ["containerName": "vslice", "operator": "In", "values": [2, 3]]],
+                     "onExitCodes": ["containerName": "vslice", "operator": "In",
+                                     "values": [VSliceError.Kind.usage.exitCode, VSliceError.Kind.input.exitCode,
+                                                VSliceError.deterministicWorkerExit].map(Int.init)]],
                     ["action": "Ignore", "onPodConditions": [["type": "DisruptionTarget"]]],
                 ]],
                 "template": ["metadata": ["labels": labels], "spec": podSpec],

@@ -46,9 +46,9 @@ struct LocalExecutor: SegmentExecutor {
                                        figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
                                        error: error.description)
                     onEvent(.segmentFailed(index: segment.index, error: error.description))
-                    // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not.
-                    // A failure that would repeat (a filter or encoder rejecting its input) is not retried either.
-                    guard error.kind == .processing, !error.deterministic, attempt < maxAttempts, !Cancellation.stopRequested,
+                    // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not,
+                    // nor a failure that would repeat (a filter or encoder rejecting its input): RetryPolicy.swift.
+                    guard error.worthRetry, attempt < maxAttempts, !Cancellation.stopRequested,
                           !watchdog.cancelled else { throw error }
                     logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
                     Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))

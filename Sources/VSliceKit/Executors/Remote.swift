@@ -55,7 +55,8 @@ struct Submission: Codable, Sendable {
 /// accounting, never job dependencies: an element is done when its trace record says so and its sealed file
 /// matches; it is lost when the scheduler no longer holds it and it left no record. Records are ingested
 /// into the ledger as they appear; failed and lost elements are submitted again (a new submission of just
-/// those) up to `--max-attempts`; a deterministic failure (the worker's exit 2 or 3) fails the task at once.
+/// those) up to `--max-attempts`; a deterministic failure (a record marked so: the worker's exit 2, 3 or 7 —
+/// the policy of RetryPolicy.swift, the local executor's too) fails the task at once with the worker's error.
 struct RemoteExecutor: SegmentExecutor {
     var engine: ClusterEngine
 

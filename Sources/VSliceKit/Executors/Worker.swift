@@ -31,7 +31,8 @@ public enum SegmentWorker {
     /// (its record says so and its sealed file matches) is not run again. Every attempt that got as far as
     /// reading the work order leaves a trace record, done or failed, before this returns or throws.
     /// Errors: usage (not a work folder, index out of range), input (input missing, changed since planning,
-    /// or unreadable), processing (worth a retry), interrupted (a signal).
+    /// or unreadable), processing (worth a retry unless `deterministic`), interrupted (a signal). The record's
+    /// `deterministic` and `exit_code` follow the executors' policy (RetryPolicy.swift).
     public static func run(workDir given: String, index: Int, environment: [String: String],
                            progress: @escaping @Sendable (Int) -> Void = { _ in }) throws(VSliceError) -> Outcome {
         let workDir = Transcoder.absolute(given)
@@ -102,7 +103,8 @@ public enum SegmentWorker {
             unlink(partPath)
             record.error = error.description
             record.exitKind = error.kind.rawValue
-            record.exitCode = error.exitCode
+            record.exitCode = error.workerExitCode
+            record.deterministic = error.failsEveryTime
             record.endedAt = Date().timeIntervalSince1970
             record.wallSeconds = monotonicSeconds() - t0
             record.cpuSeconds = processCPUSeconds() - c0

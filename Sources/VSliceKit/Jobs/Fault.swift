@@ -3,8 +3,9 @@ import Synchronization
 
 /// Fault injection for the resume tests: `VSLICE_FAULT=POINT[:N]` acts the N-th time (default 1st) the
 /// process reaches POINT. Kill points (SIGKILL): audio, segment-encode, segment-commit, segment-done, concat,
-/// publish (before the rename), published (after it, before the commit). Stall point: segment-stall. (the segment stops making progress until abandoned).
-/// Unset in normal use; a no-op then.
+/// publish (before the rename), published (after it, before the commit). Stall point: segment-stall (the segment
+/// stops making progress until abandoned). Reject point: segment-reject (the segment fails as a filter rejecting
+/// its input would: a deterministic processing error). Unset in normal use; a no-op then.
 enum Fault {
     static let spec: (point: String, count: Int)? = {
         guard let v = ProcessInfo.processInfo.environment["VSLICE_FAULT"], !v.isEmpty else { return nil }
@@ -25,6 +26,14 @@ enum Fault {
 
     static func hit(_ point: String) {
         if reached(point) { kill(getpid(), SIGKILL) }
+    }
+
+    /// Fails as work that rejects its input does, every time: a processing error marked deterministic.
+    static func reject(_ point: String, _ operation: String, path: String?) throws(VSliceError) {
+        guard reached(point) else { return }
+        var e = VSliceError(.processing, operation, path: path, reason: "rejected by the injected fault VSLICE_FAULT=\(point)")
+        e.deterministic = true
+        throw e
     }
 
     /// Stops making progress (as a hung decoder or a stuck disk would) until the work is abandoned.

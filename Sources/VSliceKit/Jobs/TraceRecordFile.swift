@@ -14,9 +14,13 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     /// done | failed
     public var status: String
     public var error: String?
-    /// How the worker exited: ok, processing (1, worth a retry), usage (2), input (3), interrupted (130).
+    /// How the worker exited: ok, processing (1, worth a retry; 7 when `deterministic`), usage (2), input (3),
+    /// interrupted (130).
     public var exitKind: String
     public var exitCode: Int32
+    /// A failed attempt that would fail the same way again (exit 2, 3 or 7): never retried. Absent in done
+    /// records and in records of workers that predate the field (then only exit 2 and 3 count as such).
+    public var deterministic: Bool?
     public var startedAt: Double
     public var endedAt: Double
     public var wallSeconds: Double
@@ -57,8 +61,17 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
         }
     }
 
-    /// The failure is deterministic (bad options, bad or changed input): running the segment again fails again.
-    public var deterministicFailure: Bool { status == "failed" && (exitKind == "usage" || exitKind == "input") }
+    /// The failure is deterministic (bad options, bad or changed input, a filter or encoder rejecting its input):
+    /// running the segment again fails again. Decided by the executors' one policy (`VSliceError.failsEveryTime`).
+    public var deterministicFailure: Bool { failure?.failsEveryTime ?? false }
+
+    /// The worker's error as it threw it (kind, message, deterministic or not), for a failed record.
+    public var failure: VSliceError? {
+        guard status == "failed" else { return nil }
+        var e = VSliceError(VSliceError.Kind(rawValue: exitKind) ?? .processing, "segment \(segment)", reason: error ?? exitKind)
+        e.deterministic = deterministic ?? false
+        return e
+    }
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()

@@ -15,6 +15,8 @@ public struct AudioResult: Codable, Sendable {
 struct AudioEncoder {
     var source: String
     var audioStream: Int
+    /// The encoder (`--acodec`, or aac for a track `--acodec copy` cannot copy into the container).
+    var codec: String
     var settings: TranscodeSettings
     var outputPath: String
     /// The input's identity when the task started: a replaced or modified input is refused (exit 3).
@@ -25,55 +27,14 @@ struct AudioEncoder {
         input.keepOnly(audioStream)
         let st = input.stream(audioStream)
         let decoder = try Decoder(stream: st, path: source, threads: 1)
-        let encoder = try Encoder(name: settings.audioCodec, path: outputPath)
-        let codec = encoder.ctx.pointee.codec!
+        let encoder = try Encoder(name: codec, path: outputPath)
         let d = decoder.ctx
-
-        // Rate: the source's if the encoder takes it, else the closest it takes.
-        var rate = d.pointee.sample_rate
-        if var p = codec.pointee.supported_samplerates {
-            var best: Int32 = 0
-            while p.pointee != 0 {
-                if best == 0 || abs(p.pointee - rate) < abs(best - rate) { best = p.pointee }
-                p += 1
-            }
-            rate = best
-        }
-        // Layout: the source's if the encoder takes it, else the default layout for the channel count,
-        // else stereo.
-        var layout = AVChannelLayout()
-        var srcLayout = d.pointee.ch_layout
-        if srcLayout.order == AV_CHANNEL_ORDER_UNSPEC {
-            av_channel_layout_default(&srcLayout, d.pointee.ch_layout.nb_channels)
-        }
-        if let list = codec.pointee.ch_layouts {
-            // The entry of the encoder's zero-terminated list equal to `wanted`, if any.
-            func find(_ wanted: inout AVChannelLayout) -> AVChannelLayout? {
-                var p = list
-                while p.pointee.nb_channels != 0 {
-                    if av_channel_layout_compare(p, &wanted) == 0 { return p.pointee }
-                    p += 1
-                }
-                return nil
-            }
-            var fallback = AVChannelLayout()
-            av_channel_layout_default(&fallback, srcLayout.nb_channels)
-            if let chosen = find(&srcLayout) ?? find(&fallback) { try ffCheck(av_channel_layout_copy(&layout, [chosen]), "copy channel layout") }
-            else { av_channel_layout_default(&layout, 2) }
-        } else {
-            try ffCheck(av_channel_layout_copy(&layout, &srcLayout), "copy channel layout")
-        }
-        defer { av_channel_layout_uninit(&layout) }
-        let sampleFormat = codec.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_FLTP
-
-        let c = encoder.ctx
-        c.pointee.sample_rate = rate
-        try ffCheck(av_channel_layout_copy(&c.pointee.ch_layout, &layout), "set channel layout")
-        c.pointee.sample_fmt = sampleFormat
-        c.pointee.bit_rate = settings.audioBitrate
-        c.pointee.time_base = AVRational(num: 1, den: rate)
-        c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+        var format = try AudioFormat(encoder: encoder, source: d, bitrate: settings.audioBitrate)
+        defer { format.release() }
         try encoder.open(options: [])
+        var layout = format.layout, srcLayout = format.sourceLayout
+        let rate = format.rate, sampleFormat = format.sampleFormat
+        let c = encoder.ctx
 
         var swr: OpaquePointer? = nil
         try ffCheck(swr_alloc_set_opts2(&swr, &layout, sampleFormat, rate,
@@ -212,5 +173,76 @@ struct AudioEncoder {
         try drainEncoder()
         try writer.finish()
         return AudioResult(samples: samplesOut, packets: packets, bytes: writer.bytesWritten, silenceSamples: silenceInserted)
+    }
+}
+
+/// What an audio encoder is set up with for one source track: the source's rate if the encoder takes it (else
+/// the closest it takes), the source's channel layout if it takes it (else the default layout for the channel
+/// count, else stereo), its first sample format, and `--abitrate`. The one setup of the audio stage and of the
+/// check before any work (`EncoderCheck.checkAudio`).
+struct AudioFormat {
+    var rate: Int32
+    var layout = AVChannelLayout()
+    /// The source's layout (the default one for its channel count when it has none).
+    var sourceLayout: AVChannelLayout
+    var sampleFormat: AVSampleFormat
+
+    /// Chooses the format for `encoder` from the opened decoder `d`, and sets it on the encoder (not opened).
+    /// `bitrate` 0 leaves the encoder's default.
+    init(encoder: Encoder, source d: UnsafeMutablePointer<AVCodecContext>, bitrate: Int64) throws(VSliceError) {
+        let codec = encoder.ctx.pointee.codec!
+        rate = d.pointee.sample_rate
+        if var p = codec.pointee.supported_samplerates {
+            var best: Int32 = 0
+            while p.pointee != 0 {
+                if best == 0 || abs(p.pointee - rate) < abs(best - rate) { best = p.pointee }
+                p += 1
+            }
+            rate = best
+        }
+        sourceLayout = d.pointee.ch_layout
+        if sourceLayout.order == AV_CHANNEL_ORDER_UNSPEC {
+            av_channel_layout_default(&sourceLayout, d.pointee.ch_layout.nb_channels)
+        }
+        if let list = codec.pointee.ch_layouts {
+            // The entry of the encoder's zero-terminated list equal to `wanted`, if any.
+            func find(_ wanted: inout AVChannelLayout) -> AVChannelLayout? {
+                var p = list
+                while p.pointee.nb_channels != 0 {
+                    if av_channel_layout_compare(p, &wanted) == 0 { return p.pointee }
+                    p += 1
+                }
+                return nil
+            }
+            var fallback = AVChannelLayout()
+            av_channel_layout_default(&fallback, sourceLayout.nb_channels)
+            if let chosen = find(&sourceLayout) ?? find(&fallback) { try ffCheck(av_channel_layout_copy(&layout, [chosen]), "copy channel layout") }
+            else { av_channel_layout_default(&layout, 2) }
+        } else {
+            try ffCheck(av_channel_layout_copy(&layout, &sourceLayout), "copy channel layout")
+        }
+        sampleFormat = codec.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_FLTP
+
+        let c = encoder.ctx
+        c.pointee.sample_rate = rate
+        do { try ffCheck(av_channel_layout_copy(&c.pointee.ch_layout, &layout), "set channel layout") } catch {
+            av_channel_layout_uninit(&layout)
+            throw error
+        }
+        c.pointee.sample_fmt = sampleFormat
+        if bitrate > 0 { c.pointee.bit_rate = bitrate }
+        c.pointee.time_base = AVRational(num: 1, den: rate)
+        c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+    }
+
+    mutating func release() { av_channel_layout_uninit(&layout) }
+
+    /// "48000 Hz stereo".
+    var description: String {
+        var buf = [CChar](repeating: 0, count: 128)
+        var l = layout
+        let n = buf.withUnsafeMutableBufferPointer { av_channel_layout_describe(&l, $0.baseAddress, $0.count) }
+        let name = n > 0 ? String(cString: buf) : "\(layout.nb_channels) channels"
+        return "\(rate) Hz \(name)"
     }
 }

@@ -115,10 +115,15 @@ public enum EncoderCheck {
     /// What the encoder libraries print on stderr meanwhile (x264 and x265 print there directly) is caught,
     /// so a failed check prints one line, with the library's reason in it.
     static func attempt(_ settings: TranscodeSettings, options: [(String, String)]) -> Failure? {
+        capturing { tryOpen(settings, options: options) }
+    }
+
+    /// Runs `body` with FFmpeg's errors logged and stderr caught; its failure, with the last line logged.
+    static func capturing(_ body: () -> VSliceError?) -> Failure? {
         let capture = StderrCapture()
         let level = av_log_get_level()
         av_log_set_level(AV_LOG_ERROR)
-        let error = tryOpen(settings, options: options)
+        let error = body()
         av_log_set_level(level)
         let text = capture.finish()
         guard let error else { return nil }
@@ -169,6 +174,89 @@ public enum EncoderCheck {
             frame.pts = 0
             let packet = Packet()
             _ = try encoder.send(frame)
+            _ = try encoder.send(nil)
+            while try encoder.receive(packet) == .ok {}
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
+extension EncoderCheck {
+    /// Opens, before any work, each audio encoder the stream plan uses, set up as the audio stage sets it up for
+    /// its track (the track's decoded rate and channel layout, `--abitrate`: `AudioFormat`), and encodes a frame
+    /// of silence through it: a bit rate the encoder refuses (`--acodec mp2 --abitrate 1k`), an experimental
+    /// encoder (`--acodec opus`) or one that cannot take the track is a usage error (exit 2) naming the option,
+    /// before a task or a work folder exists.
+    static func checkAudio(source: String, tracks: [StreamPlan.Audio], settings: TranscodeSettings,
+                           expect: FileIdentity?) throws(VSliceError) {
+        let encoded = tracks.filter { !$0.copy }
+        guard !encoded.isEmpty else { return }
+        let input = try InputFile(path: source, expect: expect)
+        var checked: [String: Bool] = [:]
+        for track in encoded {
+            guard let codec = track.encoder else { continue }
+            let decoder = try Decoder(stream: input.stream(track.stream), path: source, threads: 1)
+            var described = ""
+            // Tracks alike (same encoder, rate, channels) are checked once.
+            let key = "\(codec) \(decoder.ctx.pointee.sample_rate) \(decoder.ctx.pointee.ch_layout.nb_channels) \(decoder.ctx.pointee.ch_layout.u.mask)"
+            if checked[key] != nil { continue }
+            checked[key] = true
+            guard let failure = capturing({ tryAudio(codec, source: decoder.ctx, bitrate: settings.audioBitrate, described: &described) }) else {
+                continue
+            }
+            let flag = settings.copyAudio ? "--acodec copy (audio track \(track.ordinal) re-encoded to \(codec))" : "--acodec \(codec)"
+            if failure.error.code == vs_averror_experimental() {
+                var reason = "\(flag): FFmpeg's \(codec) encoder is experimental, and vslice uses no experimental encoder"
+                // Another encoder of the same codec (opus: libopus), if this build has one.
+                let all = EncoderCatalog.encoderNames(type: AVMEDIA_TYPE_AUDIO).filter { $0 != codec }
+                if let s = EncoderCatalog.suggestion(for: codec, type: AVMEDIA_TYPE_AUDIO, among: all), s != codec {
+                    reason += "; did you mean \(s)?"
+                }
+                throw VSliceError(.usage, "check options", reason: reason)
+            }
+            // The same encoder at its own default bit rate: if that works, the bit rate is what it refused.
+            var unused = ""
+            if capturing({ tryAudio(codec, source: decoder.ctx, bitrate: 0, described: &unused) }) == nil {
+                throw VSliceError(.usage, "check options",
+                                  reason: "--abitrate \(Self.bitrate(settings.audioBitrate)): \(codec) refused it for audio track \(track.ordinal) (\(described)): \(why(failure))")
+            }
+            throw VSliceError(.usage, "check options",
+                              reason: "\(flag): the encoder cannot encode audio track \(track.ordinal) (\(described)): \(why(failure))")
+        }
+    }
+
+    /// 128000 → "128k", 10000000 → "10M".
+    static func bitrate(_ b: Int64) -> String {
+        b % 1_000_000 == 0 ? "\(b / 1_000_000)M" : b % 1000 == 0 ? "\(b / 1000)k" : "\(b)"
+    }
+
+    /// Opens `name` set up for the decoder's track, encodes a frame of silence and drains; the failure, if any.
+    /// `described`: the format it was set up with ("48000 Hz stereo").
+    static func tryAudio(_ name: String, source d: UnsafeMutablePointer<AVCodecContext>, bitrate: Int64,
+                         described: inout String) -> VSliceError? {
+        do throws(VSliceError) {
+            let encoder = try Encoder(name: name, path: "(encoder check)")
+            var format = try AudioFormat(encoder: encoder, source: d, bitrate: bitrate)
+            defer { format.release() }
+            described = format.description
+            try encoder.open(options: [])
+            let c = encoder.ctx
+            let frame = Frame()
+            let samples = c.pointee.frame_size > 0 ? c.pointee.frame_size : 1024
+            frame.ptr.pointee.nb_samples = samples
+            frame.ptr.pointee.format = format.sampleFormat.rawValue
+            frame.ptr.pointee.sample_rate = format.rate
+            try ffCheck(av_channel_layout_copy(&frame.ptr.pointee.ch_layout, &format.layout), "set frame layout")
+            try ffCheck(av_frame_get_buffer(frame.ptr, 0), "allocate a test frame")
+            try ffCheck(av_samples_set_silence(frame.ptr.pointee.extended_data, 0, samples, format.layout.nb_channels, format.sampleFormat),
+                        "fill a test frame")
+            frame.pts = 0
+            let packet = Packet()
+            while try encoder.send(frame) == .again {
+                while try encoder.receive(packet) == .ok {}
+            }
             _ = try encoder.send(nil)
             while try encoder.receive(packet) == .ok {}
             return nil

@@ -83,6 +83,7 @@ struct SegmentEncoder {
             if state.kept == 5 {
                 Fault.hit("segment-encode")
                 Fault.stall("segment-stall", watch)
+                try Fault.reject("segment-reject", "encode segment \(segment.index)", path: source)
             }
         }
         /// Writes the waiting packets whose next frame time is known (all of them at the end).

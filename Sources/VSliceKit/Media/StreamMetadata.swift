@@ -101,7 +101,10 @@ struct StreamPlan {
         /// Source stream index, and its number among the source's audio streams.
         var stream: Int
         var ordinal: Int
-        var copy: Bool
+        /// The encoder that re-encodes it: `--acodec`, or aac when `--acodec copy` cannot copy it into the
+        /// container. nil: stream-copied.
+        var encoder: String?
+        var copy: Bool { encoder == nil }
     }
     struct Subtitle {
         var stream: Int
@@ -138,7 +141,7 @@ struct StreamPlan {
                 copy = false
                 reencodedInsteadOfCopy.append("audio track \(ordinal) (\(s.codecName))")
             }
-            audio.append(Audio(stream: s.index, ordinal: ordinal, copy: copy))
+            audio.append(Audio(stream: s.index, ordinal: ordinal, encoder: copy ? nil : settings.copyAudio ? "aac" : settings.audioCodec))
         }
         let textSubs: Set<AVCodecID> = [AV_CODEC_ID_SUBRIP, AV_CODEC_ID_SRT, AV_CODEC_ID_ASS, AV_CODEC_ID_SSA, AV_CODEC_ID_MOV_TEXT,
                                         AV_CODEC_ID_WEBVTT, AV_CODEC_ID_TEXT]

@@ -27,8 +27,8 @@ enum AudioStage: Stage {
                 var bytes: Int64 = 0
                 var copied: [(stream: Int, path: String)] = []
                 for (track, name) in zip(streams.audio, ctx.audioTrackNames) {
-                    if track.copy { copied.append((track.stream, inTmp(name))); continue }
-                    let r = try AudioEncoder(source: ctx.input, audioStream: track.stream, settings: ctx.settings,
+                    guard let codec = track.encoder else { copied.append((track.stream, inTmp(name))); continue }
+                    let r = try AudioEncoder(source: ctx.input, audioStream: track.stream, codec: codec, settings: ctx.settings,
                                              outputPath: inTmp(name), expect: ctx.identity).run()
                     packets += r.packets
                     bytes += r.bytes
