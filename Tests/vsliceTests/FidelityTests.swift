@@ -199,6 +199,26 @@ struct FilterFidelityTests {
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    @Test("a graph that delays frames by a fixed time, on a 60/15 fps source (its overlap measured at 15 fps, needed at 60): equals one ffmpeg pass")
+    func fixedDelayOnVFR() throws {
+        let dir = try Paths.scratch("vf-delay")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("src.mkv").path
+        try FidelityMedia.vfr6015(src)
+        let vf = "setpts=PTS+0.1/TB,fps=24"
+        let out = dir.appendingPathComponent("out.mkv").path
+        let run = try vslice(["transcode", src, "-o", out, "--vf", vf, "--min-split-seconds", "0", "--segment-seconds", "2",
+                              "--codec-opt", "qp=0", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ref = dir.appendingPathComponent("ref.mkv").path
+        try FidelityMedia.ffmpeg(["-i", src, "-vf", vf, "-an", "-c:v", "libx264", "-qp", "0", ref])
+        let r = try FidelityMedia.videoTimes(ref), o = try FidelityMedia.videoTimes(out)
+        #expect(o.count == r.count, "frames \(o.count), one ffmpeg pass \(r.count)")
+        let err = try #require(FidelityMedia.maxTimeError(r, o))
+        #expect(err <= 0.0015, "largest PTS difference \(err) s")
+        #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(ref))
+    }
+
     @Test("a filter whose output depends on the pictures (scene select) and one with memory (tmix) equal one pass too")
     func contentAndMemory() throws {
         let dir = try Paths.scratch("vf2")
