@@ -70,7 +70,29 @@ public struct Plan: Codable, Sendable {
         s.overlapBefore = max(s.overlapBefore, timing.memory)
         s.overlapAfter = max(s.overlapAfter, timing.lookahead > 0 ? timing.lookahead + 1 : 0)
         self.init(index: index, settings: s, scenes: scenes)
+        let pts = index.pts, n = pts.count
         for i in segments.indices {
+            // The overlaps as times too: at least the frames that cover the measured spans.
+            var seg = segments[i]
+            if timing.memorySpan > 0, seg.firstFrame > 0 {
+                let from = pts[seg.firstFrame] - timing.memorySpan
+                var k = seg.bufferStart
+                while k > 0 && pts[k] > from { k -= 1 }
+                seg.bufferStart = k
+            }
+            if timing.lookaheadSpan > 0, seg.lastFrame + 1 < n, pts[seg.bufferEnd] < pts[seg.lastFrame + 1] + timing.lookaheadSpan {
+                let until = pts[seg.lastFrame + 1] + timing.lookaheadSpan
+                var k = seg.bufferEnd
+                while k + 1 < n && pts[k] < until { k += 1 }
+                seg.bufferEnd = min(n - 1, k + 1)
+            }
+            if seg.bufferStart != segments[i].bufferStart || seg.bufferEnd != segments[i].bufferEnd {
+                seg.decodeFrom = Plan.decodeStart(for: seg.bufferStart, index: index)
+                seg.bufferStartPts = pts[seg.bufferStart]
+                seg.bufferEndPts = pts[seg.bufferEnd]
+                seg.decodeFromPts = pts[seg.decodeFrom]
+                segments[i] = seg
+            }
             let from: Int64? = i == 0 ? start : segments[i].startPts
             let until: Int64? = i + 1 < segments.count ? segments[i + 1].startPts : nil
             let expected = timing.outputPts.map { all in

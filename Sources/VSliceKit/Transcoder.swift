@@ -275,12 +275,19 @@ public struct Transcoder: Sendable {
         return Int(reader.packetCount) == (row.framesDone ?? row.framesPlanned) && Int64(reader.checksum) == row.fileChecksum
     }
 
-    /// The first time (video time base) a filtered output keeps: the output's timeline starts at the source's
-    /// earliest stream, and what a filter times before that (a rate change rounding down) is dropped.
-    public static func filteredStart(_ probe: Probe) -> Int64 {
-        let v = probe.video!
-        let b = timelineBase(probe)
-        return b.rescaledUp(to: v.timeBase)
+    /// The first time (video time base) a filtered output keeps: where the graph's clock starts, the file's start
+    /// time (see `FilterTiming.offset`), which is the earliest packet of any stream — before the sound when that
+    /// stream's first samples are dropped by its decoder (Opus's pre-skip). ffmpeg keeps what a rate change puts
+    /// there (its first frame) and drops what a filter times before it; so does vslice.
+    public static func filteredStart(_ timing: FilterTiming) -> Int64 { timing.offset }
+
+    /// The source time that becomes 0 in a filtered output: the earliest start of the streams used, or the
+    /// first kept filtered frame (`firstVideo`) when that is earlier (a rate change that lays its first frame
+    /// before the video's first frame and the sound).
+    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil, firstVideo: Timestamp?) -> Timestamp {
+        let base = timelineBase(probe, audioStreams: audioStreams)
+        guard let v = firstVideo else { return base }
+        return Double(v.ticks) * v.timeBase.value < Double(base.ticks) * base.timeBase.value ? v : base
     }
 
     /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is

@@ -48,8 +48,12 @@ public enum Verifier {
         let si = src.video!, oi = out.video!
         let stb = si.timeBase.value, otb = oi.timeBase.value
         // The frame times the output must have (source time base): the source's, or the filter's.
-        let keepFrom = Transcoder.filteredStart(src)
-        let expected: [Int64]? = filtered == nil ? si.pts : filtered!.outputPts.map { $0.filter { $0 >= keepFrom } }
+        let expected: [Int64]?
+        if let filtered {
+            expected = filtered.outputPts.map { $0.filter { $0 >= Transcoder.filteredStart(filtered) } }
+        } else {
+            expected = si.pts
+        }
         // With a filter whose timing depends on the pictures there is nothing to compare frame by frame.
         let srcStart = Double(expected?.first ?? si.pts[0]) * stb
         let outStart = Double(oi.pts[0]) * otb

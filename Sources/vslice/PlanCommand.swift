@@ -31,7 +31,7 @@ struct PlanCommand: ParsableCommand {
         // With --vf, the graph's measured timing sizes the overlaps and cuts the segments by time.
         let timing = try settings.videoFilter.map { try FilterTiming.measure($0, source: input, index: probe.video!) }
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings, filter: timing,
-                                 from: timing == nil ? nil : Transcoder.filteredStart(probe))
+                                 from: timing.map(Transcoder.filteredStart))
         if json {
             try Terminal.printJSON(plan)
             return

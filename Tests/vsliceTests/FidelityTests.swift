@@ -149,6 +149,76 @@ struct FilterFidelityTests {
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    /// 4 s at 30 fps, keyframe every 15 frames, in Matroska with Opus: "lead" as ffmpeg writes it (the Opus
+    /// packets from −7 ms, the video from +7 ms, the sound from about −0.5 ms), or "late" (the sound 0.1 s
+    /// after the video).
+    static func startsApart(_ dir: URL, _ kind: String) throws -> String {
+        let path = dir.appendingPathComponent("src-\(kind).mkv").path
+        try FidelityMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=4"]
+                                 + (kind == "late" ? ["-itsoffset", "0.1"] : [])
+                                 + ["-f", "lavfi", "-i", "sine=duration=4:sample_rate=48000",
+                                    "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "15", "-c:a", "libopus", path])
+        return path
+    }
+
+    /// Where the sound starts: the first AAC packet plus the encoder's 1024 priming samples (MP4 trims them by
+    /// its edit list, its first packet's time already counting them; Matroska does not signal them).
+    static func aacSoundStart(_ path: String) throws -> Double {
+        let a = try #require(try FFprobe.stream(path, "a"))
+        #expect(a["codec_name"] as? String == "aac")
+        let tb = try #require(a["time_base"] as? String).split(separator: "/").compactMap { Double($0) }
+        let rate = try #require(Double(a["sample_rate"] as? String ?? ""))
+        let packets = try FFprobe.csv(path, "a:0", "pts")
+        let first = try #require(packets.compactMap { $0.first.flatMap { Double($0) } }.first)
+        return first * tb[0] / tb[1] + 1024 / rate
+    }
+
+    @Test("a rate change on a source whose streams start apart (Opus from −7 ms; sound 0.1 s late) equals one default ffmpeg pass: frames, pictures, times, A/V offset",
+          arguments: [("lead", "fps=24", "mkv"), ("lead", "fps=24", "mp4"), ("lead", "fps=60", "mkv"), ("late", "fps=24", "mkv")])
+    func streamsStartApart(_ kind: String, _ vf: String, _ ext: String) throws {
+        let dir = try Paths.scratch("vf-apart")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.startsApart(dir, kind)
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", src, "-o", out, "--vf", vf, "--min-split-seconds", "0", "--segment-seconds", "1",
+                              "--codec-opt", "qp=0", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        // ffmpeg's defaults: its timeline starts at the file's start time (the Opus packets' −7 ms), where the
+        // fps filter lays its first frame; the sound follows at its own time.
+        let ref = dir.appendingPathComponent("ref.\(ext)").path
+        try FidelityMedia.ffmpeg(["-i", src, "-vf", vf, "-map", "0", "-c:v", "libx264", "-qp", "0", "-c:a", "aac", ref])
+        let r = try FidelityMedia.videoTimes(ref), o = try FidelityMedia.videoTimes(out)
+        #expect(o.count == r.count, "frames \(o.count), one ffmpeg pass \(r.count)")
+        let err = try #require(FidelityMedia.maxTimeError(r, o))
+        #expect(err <= 0.0015, "largest PTS difference \(err) s")
+        #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(ref))
+        // Both files' timestamps are in whole milliseconds in Matroska: 1.5 ms allows one rounding on each side.
+        let refOffset = try Self.aacSoundStart(ref) - r[0], outOffset = try Self.aacSoundStart(out) - o[0]
+        #expect(abs(outOffset - refOffset) <= 0.0015, "sound starts \(outOffset) s after the first frame, ffmpeg's \(refOffset) s")
+        let verify = try vslice(["verify", out, "--against", src, "--vf", vf])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test("a graph that delays frames by a fixed time, on a 60/15 fps source (its overlap measured at 15 fps, needed at 60): equals one ffmpeg pass")
+    func fixedDelayOnVFR() throws {
+        let dir = try Paths.scratch("vf-delay")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("src.mkv").path
+        try FidelityMedia.vfr6015(src)
+        let vf = "setpts=PTS+0.1/TB,fps=24"
+        let out = dir.appendingPathComponent("out.mkv").path
+        let run = try vslice(["transcode", src, "-o", out, "--vf", vf, "--min-split-seconds", "0", "--segment-seconds", "2",
+                              "--codec-opt", "qp=0", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ref = dir.appendingPathComponent("ref.mkv").path
+        try FidelityMedia.ffmpeg(["-i", src, "-vf", vf, "-an", "-c:v", "libx264", "-qp", "0", ref])
+        let r = try FidelityMedia.videoTimes(ref), o = try FidelityMedia.videoTimes(out)
+        #expect(o.count == r.count, "frames \(o.count), one ffmpeg pass \(r.count)")
+        let err = try #require(FidelityMedia.maxTimeError(r, o))
+        #expect(err <= 0.0015, "largest PTS difference \(err) s")
+        #expect(try FFmpegOracle.frameMD5s(out) == FFmpegOracle.frameMD5s(ref))
+    }
+
     @Test("a filter whose output depends on the pictures (scene select) and one with memory (tmix) equal one pass too")
     func contentAndMemory() throws {
         let dir = try Paths.scratch("vf2")
@@ -166,7 +236,7 @@ struct FilterFidelityTests {
     }
 
     @Test("filters that cannot be cut by time are refused before any work (exit 2, reason, nothing written)",
-          arguments: ["reverse", "setpts=2*PTS", "loop=loop=2:size=10"])
+          arguments: ["reverse", "setpts=2*PTS", "loop=loop=2:size=10", "setpts=0.5*PTS,fps=30"])
     func refused(_ vf: String) throws {
         let dir = try Paths.scratch("vfno")
         defer { try? FileManager.default.removeItem(at: dir) }

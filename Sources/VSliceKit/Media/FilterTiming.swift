@@ -26,6 +26,11 @@ public struct FilterTiming: Codable, Sendable, Equatable {
     public var offset: Int64 = 0
     /// The graph's output frame rate, when it states one.
     public var rate: Ratio? = nil
+    /// `lookahead` and `memory` as time spans (source time base), where they were measured: a graph that
+    /// moves frames by a fixed time (`setpts=PTS+0.1/TB`) needs that time, which on a VFR source is more
+    /// frames at another cut than where it was measured.
+    public var lookaheadSpan: Int64 = 0
+    public var memorySpan: Int64 = 0
 
     /// Filters whose output at a time depends on frames far from it: refused with this reason.
     static let refused: [String: String] = [
@@ -68,7 +73,7 @@ public struct FilterTiming: Codable, Sendable, Equatable {
         let sample = Array(pts.prefix(300))
         let sampleEnd = pts.count > sample.count ? pts[sample.count] : indexEnd
         let whole = try runner.run(pts: sample, end: sampleEnd, from: 0)
-        let lookahead = whole.lookahead
+        let lookahead = whole.lookahead, lookaheadSpan = whole.lookaheadSpan
 
         // Output times must keep their distance to the input that produced them (a fixed delay, as tpad's, is
         // fine); a graph that moves frames progressively (setpts=2*PTS) puts them in other segments' intervals.
@@ -78,7 +83,7 @@ public struct FilterTiming: Codable, Sendable, Equatable {
             throw usage(String(format: "it moves frames in time (by up to %.2f s more for some frames than for others)", drift))
         }
 
-        var memory = 0, counts = false
+        var memory = 0, counts = false, memorySpan: Int64 = 0
         // Two neighbouring cut points: a graph that counts frames (every third frame) cannot match at both
         // by chance.
         let j = sample.count / 2
@@ -102,13 +107,15 @@ public struct FilterTiming: Codable, Sendable, Equatable {
                 throw usage("its output after a cut differs from one pass even with 32 frames before the cut and the frame count restored (it depends on frames far away)")
             }
             (memory, counts) = found
+            memorySpan = max(sample[j] - sample[j - memory], sample[j + 1] - sample[j + 1 - memory])
         }
 
         // The whole source's output times, unless they depend on the pictures.
         var predicted: [Int64]? = try runner.run(pts: pts, end: indexEnd, from: 0).outputs.map { $0.pts + offset }
         if try runner.run(pts: pts, end: indexEnd, from: 0, flat: true).outputs.map({ $0.pts + offset }) != predicted { predicted = nil }
         return FilterTiming(lookahead: lookahead, memory: memory, countsFrames: counts, outputPts: predicted,
-                            frameInterval: interval, offset: offset, rate: interval == nil ? nil : Ratio(rate))
+                            frameInterval: interval, offset: offset, rate: interval == nil ? nil : Ratio(rate),
+                            lookaheadSpan: lookaheadSpan, memorySpan: memorySpan)
     }
 
     /// Runs a graph over synthetic frames.
@@ -128,6 +135,8 @@ public struct FilterTiming: Codable, Sendable, Equatable {
         struct Result {
             var outputs: [Output] = []
             var lookahead = 0
+            /// The longest time from an output frame to the last input read when it came out, ticks.
+            var lookaheadSpan: Int64 = 0
             /// For input frames that reappear unchanged: their first output time minus their own time.
             var moved: [Int: Int64] = [:]
             /// How much more the graph moves some frames than others (10th to 90th percentile), ticks.
@@ -182,6 +191,7 @@ public struct FilterTiming: Codable, Sendable, Equatable {
                         var k = pushed
                         while k >= from && pts[k] > t { ahead += 1; k -= 1 }
                         result.lookahead = max(result.lookahead, ahead)
+                        result.lookaheadSpan = max(result.lookaheadSpan, pts[pushed] - t)
                     }
                     // The first output showing an input frame unchanged: how far the graph moved that frame.
                     if let i = inputWithSum[sum], result.moved[i] == nil { result.moved[i] = t - pts[i] }

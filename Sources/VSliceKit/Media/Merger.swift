@@ -240,6 +240,19 @@ struct Merger {
     }
 
     /// The earliest time (seconds, after the shifts) of the first video packet's DTS and the other tracks' first packets.
+    /// The first video frame's time in a segment file (the earliest of its first packets: an encoder's first
+    /// frame shown is its first coded); nil when it has none.
+    static func firstFrameTime(segment: String) throws(VSliceError) -> Timestamp? {
+        let r = try PacketFileReader(path: segment)
+        let packet = Packet()
+        var first: Int64? = nil
+        for _ in 0..<16 {
+            guard try r.next(into: packet) else { break }
+            if packet.pts != AV_NOPTS { first = min(first ?? packet.pts, packet.pts) }
+        }
+        return first.map { Timestamp(ticks: $0, timeBase: r.params.timeBase) }
+    }
+
     static func earliestTime(segment: String, vShift: Int64, others: [String], shifts: [Int64]) throws(VSliceError) -> Double {
         let packet = Packet()
         var earliest = 0.0

@@ -21,7 +21,7 @@ enum MergeStage: Stage {
                 throw VSliceError(.processing, "merge", path: row.file,
                                   reason: "segment \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
             }
-            let merger = makeMerger(ctx)
+            let merger = try makeMerger(ctx)
             _ = try ctx.traced(node) { (_) throws(VSliceError) in
                 // The merge writes a file of its own: a previous holder still writing the old one cannot touch it.
                 try? FileManager.default.removeItem(atPath: part)
@@ -44,13 +44,15 @@ enum MergeStage: Stage {
         return .done
     }
 
-    static func makeMerger(_ ctx: StageContext) -> Merger {
+    static func makeMerger(_ ctx: StageContext) throws(VSliceError) -> Merger {
         let streams = ctx.extras.streams, layout = ctx.extras.layout, video = ctx.probe.video!.streamIndex
+        // A filter may put the first frame before every source stream's start (fps rounding to the file's start).
+        let firstVideo = ctx.extras.filterTiming == nil ? nil : try ctx.segmentPaths.first.flatMap { (p) throws(VSliceError) in try Merger.firstFrameTime(segment: p) }
         let tracks = zip(streams.audio.map(\.stream) + streams.subtitles.map(\.stream), ctx.trackPaths).map {
             Merger.Track(path: $0.1, tags: layout.streams[$0.0].tags, disposition: layout.streams[$0.0].disposition)
         }
         var merger = Merger(segments: ctx.segmentPaths, tracks: tracks, output: ctx.partPath, format: ctx.format,
-                            base: Transcoder.timelineBase(ctx.probe, audioStreams: streams.audio.map(\.stream)),
+                            base: Transcoder.timelineBase(ctx.probe, audioStreams: streams.audio.map(\.stream), firstVideo: firstVideo),
                             displayMatrix: ctx.probe.displayMatrix)
         merger.videoTags = layout.streams[video].tags
         merger.videoDisposition = layout.streams[video].disposition
