@@ -136,7 +136,8 @@ public struct VideoIndex: Codable, Sendable {
     public var lastFrameDurationStated: Bool = true
 }
 
-/// Where the audio stream's sound starts and ends on the file's timeline, seconds.
+/// Where the audio stream starts (its first decoded sample; the sound `unsignalledPriming` later) and ends on
+/// the file's timeline, seconds.
 public struct AudioSpan: Sendable {
     public var start: Double
     public var end: Double
