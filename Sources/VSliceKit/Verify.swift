@@ -66,11 +66,12 @@ public enum Verifier {
             src.audio.map { [$0] } ?? []
         }
         let outAudio = out.audioTracks.map(\.span)
-        // A copied track is compared by its packets' times, which the copy keeps; an encoded one by its sound.
+        // A copied track is compared by its packets' times, which the copy keeps; an encoded one by where the
+        // source's decoded samples start (priming the source's demuxer leaves in them is carried over as sound).
         let srcAudioStarts = srcAudio.enumerated().map { copiedAudio.contains($0.offset) ? $0.element.firstPacket : $0.element.start }
         let base = min(srcStart, srcAudioStarts.min() ?? srcStart)
         // The output's audio was encoded by vslice from the source's decoded samples: priming that its
-        // container cannot signal is vslice's own, and is not part of the source's timeline.
+        // demuxer does not trim is vslice's own, and is not part of the source's timeline.
         let outAudioStarts = outAudio.enumerated().map { copiedAudio.contains($0.offset) ? $0.element.firstPacket : $0.element.start + $0.element.unsignalledPriming }
         let outBase = min(outStart, outAudioStarts.min() ?? outStart)
         if let expected, expected.count != oi.pts.count {

@@ -374,6 +374,41 @@ struct StreamFidelityTests {
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    /// 4 s at 30 fps with AAC in MP4 or MOV, as ffmpeg writes it: "late" (the sound 0.1 s after the video: the
+    /// track starts after the file, so the muxer's edit list cannot skip the AAC priming and the decoder returns
+    /// it as samples from the track's start), or "zero" (both at 0, the priming trimmed).
+    static func aacSource(_ dir: URL, _ kind: String, ext: String) throws -> String {
+        let path = dir.appendingPathComponent("src-\(kind).\(ext)").path
+        try FidelityMedia.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=4"]
+                                 + (kind == "late" ? ["-itsoffset", "0.1"] : [])
+                                 + ["-f", "lavfi", "-i", "sine=duration=4:sample_rate=48000",
+                                    "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "15", "-c:a", "aac", path])
+        return path
+    }
+
+    @Test("AAC in MP4/MOV starting after the video (its priming untrimmed) or at 0: published, same A/V offset as ffmpeg -map 0 (2 ms), same frames; a shifted sound refused",
+          arguments: [("late", "mp4", "mp4"), ("late", "mp4", "mkv"), ("late", "mov", "mp4"), ("zero", "mp4", "mkv")])
+    func aacStartsLate(_ kind: String, _ srcExt: String, _ ext: String) throws {
+        let dir = try Paths.scratch("aac-\(kind)-\(srcExt)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.aacSource(dir, kind, ext: srcExt)
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", src, "-o", out, "--min-split-seconds", "0", "--segment-seconds", "1", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ref = dir.appendingPathComponent("ref.\(ext)").path
+        try FidelityMedia.ffmpeg(["-i", src, "-map", "0", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", ref])
+        let r = try FidelityMedia.videoTimes(ref), o = try FidelityMedia.videoTimes(out)
+        #expect(o.count == r.count, "frames \(o.count), ffmpeg \(r.count)")
+        let refOffset = try FilterFidelityTests.aacSoundStart(ref) - r[0], outOffset = try FilterFidelityTests.aacSoundStart(out) - o[0]
+        #expect(abs(outOffset - refOffset) <= 0.002, "sound starts \(outOffset) s after the first frame, ffmpeg's \(refOffset) s")
+        // The same output with its sound 1024 samples later (where the source's untrimmed priming ends) is wrong.
+        guard kind == "late" else { return }
+        let shifted = dir.appendingPathComponent("shifted.\(ext)").path
+        try FidelityMedia.ffmpeg(["-i", out, "-itsoffset", String(1024.0 / 48000), "-i", out, "-map", "0:v", "-map", "1:a", "-c", "copy", shifted])
+        let bad = try vslice(["verify", shifted, "--against", src])
+        #expect(bad.status == 1 && bad.stderr.contains("audio starts"), "\(bad.stdout) \(bad.stderr)")
+    }
+
     @Test("--audio first|none|1, --acodec copy, and an attachment MP4 cannot hold named in one warning line")
     func selectionAndCopy() throws {
         let dir = try Paths.scratch("streams-sel")

@@ -136,12 +136,14 @@ public struct VideoIndex: Codable, Sendable {
     public var lastFrameDurationStated: Bool = true
 }
 
-/// Where the audio stream's sound starts and ends on the file's timeline, seconds.
+/// Where the audio stream starts (its first decoded sample; the sound `unsignalledPriming` later) and ends on
+/// the file's timeline, seconds.
 public struct AudioSpan: Sendable {
     public var start: Double
     public var end: Double
-    /// Encoder priming that the container does not signal and the demuxer does not trim (AAC in Matroska),
-    /// seconds: the sound starts this much after `start`.
+    /// Encoder priming that the demuxer does not trim, seconds: AAC's in Matroska (not signalled), and in
+    /// MP4/MOV the part the edit list could not skip (a track starting after the file's start). The decoded
+    /// samples start at `start`, the encoder's sound this much later.
     public var unsignalledPriming: Double
     /// The first packet's time, priming and discarded packets included (what a stream copy preserves).
     public var firstPacket: Double = 0
@@ -329,14 +331,6 @@ public struct Probe: Sendable {
                par0.initial_padding > 0, par0.sample_rate > 0 {
                 startSeconds += Double(par0.initial_padding) / Double(par0.sample_rate)
             }
-            // MP4/MOV trim AAC's priming by an edit list, but ffmpeg's muxer can only skip the part of it that
-            // lies before the file's start: a track that starts later than the file presents the rest of the
-            // priming before its sound. The sound starts 1024 samples (the AAC encoders' priming) after the
-            // first packet, if that is later than the presentation start.
-            if fmtName0.contains("mp4") || fmtName0.hasPrefix("mov"), par0.codec_id == AV_CODEC_ID_AAC, par0.sample_rate > 0,
-               let firstAll = audioFirstAll[audio] {
-                startSeconds = max(startSeconds, Double(firstAll) * atb + 1024 / Double(par0.sample_rate))
-            }
             // Matroska does not signal AAC's encoder delay, so its demuxer trims nothing: the first 1024
             // samples are priming, and the sound starts after them (as in ffmpeg's own MKV output).
             let par = ast.pointee.codecpar.pointee
@@ -344,6 +338,15 @@ public struct Probe: Sendable {
             var priming = 0.0
             if fmtName.hasPrefix("matroska"), par.codec_id == AV_CODEC_ID_AAC, par.initial_padding == 0, par.sample_rate > 0 {
                 priming = 1024 / Double(par.sample_rate)
+            }
+            // MP4/MOV trim AAC's priming by an edit list, but ffmpeg's muxer can only skip the part of it that
+            // lies before the file's start: a track that starts later than the file keeps the rest, which the
+            // decoder returns as samples from the stream's start on. That rest (up to 1024 samples, the AAC
+            // encoders' priming) is untrimmed priming like Matroska's: `start` stays where the decoded samples
+            // start (what a re-encode, vslice's or ffmpeg's, carries over from a source), the sound after it.
+            if fmtName0.contains("mp4") || fmtName0.hasPrefix("mov"), par0.codec_id == AV_CODEC_ID_AAC, par0.sample_rate > 0,
+               let firstAll = audioFirstAll[audio] {
+                priming = max(0, Double(firstAll) * atb + 1024 / Double(par0.sample_rate) - startSeconds)
             }
             spans[audio] = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
                                      firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb)
