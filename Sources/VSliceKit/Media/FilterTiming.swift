@@ -1,5 +1,6 @@
 import CFFmpeg
 import Foundation
+import Synchronization
 
 /// How a `--vf` graph moves frames in time, measured before any work by running the graph on small synthetic
 /// frames (64×64, each its own noise) that carry the source's timestamps. Segments of a filtered
@@ -83,36 +84,61 @@ public struct FilterTiming: Codable, Sendable, Equatable {
             throw usage(String(format: "it moves frames in time (by up to %.2f s more for some frames than for others)", drift))
         }
 
-        var memory = 0, counts = false, memorySpan: Int64 = 0
-        // Two neighbouring cut points: a graph that counts frames (every third frame) cannot match at both
-        // by chance.
-        let j = sample.count / 2
-        let windowEnd = sample.count - 1 - lookahead - 2
-        if j >= 1 && windowEnd > j + 1 {
-            func window(_ r: Runner.Result, from k: Int) -> [Runner.Output] {
-                r.outputs.filter { $0.pts >= sample[k] && $0.pts < sample[windowEnd] }
+        // The whole source's output times, unless they depend on the pictures: two runs over every frame, each
+        // on its own thread while this one searches the memory below (all of it is serial work before any
+        // segment starts; minterpolate on a 10 s clip: 1.5 s in one thread).
+        let fixed = runner
+        final class Times: Sendable { let value = Mutex<[Int64]>([]) }
+        let wholeRuns = [false, true].map { flat in
+            let times = Times()
+            let thread = WorkerPool.spawn { () throws(VSliceError) in
+                let out = try fixed.run(pts: pts, end: indexEnd, from: 0, flat: flat).outputs.map { $0.pts + offset }
+                times.value.withLock { $0 = out }
             }
-            var found: (Int, Bool)? = nil
-            search: for prime in [false, true] {
-                for b in [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32] where j - b >= 0 {
-                    var same = true
-                    for k in [j, j + 1] where same {
-                        let cut = try runner.run(pts: sample, end: sampleEnd, from: k - b, prime: prime)
-                        same = window(cut, from: k) == window(whole, from: k)
-                    }
-                    if same { found = (b, prime); break search }
-                }
+            return (thread, times)
+        }
+        func predictedTimes() throws(VSliceError) -> [Int64]? {
+            var results: [[Int64]] = []
+            for (thread, times) in wholeRuns {
+                if let error = thread.wait() { throw error }
+                results.append(times.value.withLock { $0 })
             }
-            guard let found else {
-                throw usage("its output after a cut differs from one pass even with 32 frames before the cut and the frame count restored (it depends on frames far away)")
-            }
-            (memory, counts) = found
-            memorySpan = max(sample[j] - sample[j - memory], sample[j + 1] - sample[j + 1 - memory])
+            return results[0] == results[1] ? results[0] : nil
         }
 
-        // The whole source's output times, unless they depend on the pictures.
-        var predicted: [Int64]? = try runner.run(pts: pts, end: indexEnd, from: 0).outputs.map { $0.pts + offset }
-        if try runner.run(pts: pts, end: indexEnd, from: 0, flat: true).outputs.map({ $0.pts + offset }) != predicted { predicted = nil }
+        var memory = 0, counts = false, memorySpan: Int64 = 0
+        do throws(VSliceError) {
+            // Two neighbouring cut points: a graph that counts frames (every third frame) cannot match at both
+            // by chance.
+            let j = sample.count / 2
+            let windowEnd = sample.count - 1 - lookahead - 2
+            if j >= 1 && windowEnd > j + 1 {
+                func window(_ r: Runner.Result, from k: Int) -> [Runner.Output] {
+                    r.outputs.filter { $0.pts >= sample[k] && $0.pts < sample[windowEnd] }
+                }
+                var found: (Int, Bool)? = nil
+                search: for prime in [false, true] {
+                    for b in [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32] where j - b >= 0 {
+                        var same = true
+                        for k in [j, j + 1] where same {
+                            let cut = try runner.run(pts: sample, end: sampleEnd, from: k - b, prime: prime)
+                            same = window(cut, from: k) == window(whole, from: k)
+                        }
+                        if same { found = (b, prime); break search }
+                    }
+                }
+                guard let found else {
+                    throw usage("its output after a cut differs from one pass even with 32 frames before the cut and the frame count restored (it depends on frames far away)")
+                }
+                (memory, counts) = found
+                memorySpan = max(sample[j] - sample[j - memory], sample[j + 1] - sample[j + 1 - memory])
+            }
+        } catch {
+            _ = try? predictedTimes()  // no thread outlives the measurement
+            throw error
+        }
+
+        let predicted = try predictedTimes()
         return FilterTiming(lookahead: lookahead, memory: memory, countsFrames: counts, outputPts: predicted,
                             frameInterval: interval, offset: offset, rate: interval == nil ? nil : Ratio(rate),
                             lookaheadSpan: lookaheadSpan, memorySpan: memorySpan)
