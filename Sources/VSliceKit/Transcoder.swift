@@ -178,7 +178,8 @@ public struct Transcoder: Sendable {
                 logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
             }
             // The audio encoders open now, set up for their tracks: a bad --acodec/--abitrate is refused here.
-            try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, expect: identity)
+            try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, format: format,
+                                         output: request.output, expect: identity)
             let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
             extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
             let fingerprint = try Fingerprint.of(input)

@@ -409,6 +409,34 @@ struct StreamFidelityTests {
         #expect(bad.status == 1 && bad.stderr.contains("audio starts"), "\(bad.stdout) \(bad.stderr)")
     }
 
+    /// Audio start minus video start, by ffprobe's stream start times.
+    static func avOffset(_ path: String) throws -> Double {
+        let a = try #require(Double(try FFprobe.stream(path, "a")?["start_time"] as? String ?? ""))
+        let v = try #require(Double(try FFprobe.stream(path, "v")?["start_time"] as? String ?? ""))
+        return a - v
+    }
+
+    @Test("--acodec libvorbis, mp2, ac3 into MKV (priming or a dropped first block Matroska does not signal), libvorbis into MOV: published, A/V offset as ffmpeg -map 0's (2 ms), same frames; the sound 20 ms late refused",
+          arguments: [("libvorbis", "mkv"), ("mp2", "mkv"), ("ac3", "mkv"), ("libvorbis", "mov")])
+    func encodedAudioOffset(_ codec: String, _ ext: String) throws {
+        let dir = try Paths.scratch("acodec-\(codec)-\(ext)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Self.aacSource(dir, "zero", ext: "mp4")
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let run = try vslice(["transcode", src, "-o", out, "--acodec", codec, "--min-split-seconds", "0", "--segment-seconds", "1", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ref = dir.appendingPathComponent("ref.\(ext)").path
+        try FidelityMedia.ffmpeg(["-i", src, "-map", "0", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", codec, ref])
+        let r = try FidelityMedia.videoTimes(ref), o = try FidelityMedia.videoTimes(out)
+        #expect(o.count == r.count, "frames \(o.count), ffmpeg \(r.count)")
+        let refOffset = try Self.avOffset(ref), outOffset = try Self.avOffset(out)
+        #expect(abs(outOffset - refOffset) <= 0.002, "audio starts \(outOffset) s after the video, ffmpeg's \(refOffset) s")
+        let shifted = dir.appendingPathComponent("shifted.\(ext)").path
+        try FidelityMedia.ffmpeg(["-itsoffset", "0.02", "-i", out, "-i", out, "-map", "1:v", "-map", "0:a", "-c", "copy", shifted])
+        let bad = try vslice(["verify", shifted, "--against", src])
+        #expect(bad.status == 1 && bad.stderr.contains("audio starts"), "\(bad.stdout) \(bad.stderr)")
+    }
+
     @Test("--audio first|none|1, --acodec copy, and an attachment MP4 cannot hold named in one warning line")
     func selectionAndCopy() throws {
         let dir = try Paths.scratch("streams-sel")

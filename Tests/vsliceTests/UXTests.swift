@@ -151,6 +151,36 @@ struct UXTests {
         #expect(codec == "aac")
     }
 
+    @Test("an --acodec the container cannot hold (as ffmpeg's muxer refuses it without -strict): exit 2 before any work, one line naming --acodec and the container, no task, no work folder; what ffmpeg takes is taken",
+          arguments: [("flac", "mp4", false), ("flac", "mov", false), ("libopus", "mov", false), ("pcm_s16le", "mp4", false),
+                      ("libvorbis", "mov", true), ("flac", "mkv", true)])
+    func audioCodecContainer(_ codec: String, _ ext: String, _ holds: Bool) throws {
+        let dir = try Paths.scratch("uxacodec-\(codec)-\(ext)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home").path
+        let src = Paths.fixture("h264_aac.mp4")
+        // The oracle: ffmpeg's own muxer, with the same encoder, without -strict.
+        let ref = dir.appendingPathComponent("ref.\(ext)").path
+        let ff = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-i", src, "-map", "0", "-c:v", "copy", "-c:a", codec, ref])
+        #expect((ff.status == 0) == holds, "ffmpeg: \(ff.stderr)")
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let r = try Self.run(["transcode", src, "-o", out, "-q", "--acodec", codec] + Self.quick, home: home)
+        if holds {
+            #expect(r.status == 0, "\(r.stderr)")
+            let a = try Proc.run("ffprobe", ["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0", out])
+            #expect(a.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == codec.replacingOccurrences(of: "lib", with: ""))
+            return
+        }
+        #expect(r.status == 2 && !r.signaled, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        let container = ext == "mp4" ? "mp4" : "mov"
+        #expect(r.stderr.contains("--acodec \(codec)") && r.stderr.contains("the \(container) container"), "\(r.stderr)")
+        #expect(try Self.sql(home + "/vslice.db", "SELECT count(*) FROM task").isEmpty
+                || Self.sql(home + "/vslice.db", "SELECT count(*) FROM task") == "0", "created a task")
+        #expect(try Self.workLeft(dir.path).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test("every numeric option at 0, negative, huge, NaN, inf, Int64.max: exit 2 (or success), never a signal, no task on refusal")
     func numericExtremes() throws {
         let dir = try Paths.scratch("uxnum")

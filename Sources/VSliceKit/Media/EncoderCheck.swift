@@ -189,8 +189,11 @@ extension EncoderCheck {
     /// of silence through it: a bit rate the encoder refuses (`--acodec mp2 --abitrate 1k`), an experimental
     /// encoder (`--acodec opus`) or one that cannot take the track is a usage error (exit 2) naming the option,
     /// before a task or a work folder exists.
-    static func checkAudio(source: String, tracks: [StreamPlan.Audio], settings: TranscodeSettings,
-                           expect: FileIdentity?) throws(VSliceError) {
+    /// The output's muxer (`format`) is then asked to write a header for the opened encoder's stream, as the
+    /// merge will: a codec the container cannot hold (`--acodec flac` into MP4, `libopus` into MOV,
+    /// `pcm_s16le` into MP4) is refused the same way, naming `--acodec` and the container.
+    static func checkAudio(source: String, tracks: [StreamPlan.Audio], settings: TranscodeSettings, format: String,
+                           output: String? = nil, expect: FileIdentity?) throws(VSliceError) {
         let encoded = tracks.filter { !$0.copy }
         guard !encoded.isEmpty else { return }
         let input = try InputFile(path: source, expect: expect)
@@ -203,10 +206,19 @@ extension EncoderCheck {
             let key = "\(codec) \(decoder.ctx.pointee.sample_rate) \(decoder.ctx.pointee.ch_layout.nb_channels) \(decoder.ctx.pointee.ch_layout.u.mask)"
             if checked[key] != nil { continue }
             checked[key] = true
-            guard let failure = capturing({ tryAudio(codec, source: decoder.ctx, bitrate: settings.audioBitrate, described: &described) }) else {
+            guard let failure = capturing({ tryAudio(codec, source: decoder.ctx, bitrate: settings.audioBitrate, format: format,
+                                                     described: &described) }) else {
                 continue
             }
             let flag = settings.copyAudio ? "--acodec copy (audio track \(track.ordinal) re-encoded to \(codec))" : "--acodec \(codec)"
+            if failure.error.operation == Container.muxCheck {
+                // The muxer's words without the ffmpeg command-line advice ("add '-strict -2' …").
+                var said = failure.said ?? failure.error.reason
+                if let r = said.range(of: ", add '-strict") { said = String(said[..<r.lowerBound]) }
+                let name = av_guess_format(format, nil, nil).map { String(cString: $0.pointee.name) } ?? format
+                throw VSliceError(.usage, "check options", path: output,
+                                  reason: "\(flag): the \(name) container cannot hold \(codec) audio (\(said.trimmingCharacters(in: CharacterSet(charactersIn: ". ")))); choose another codec or container")
+            }
             if failure.error.code == vs_averror_experimental() {
                 var reason = "\(flag): FFmpeg's \(codec) encoder is experimental, and vslice uses no experimental encoder"
                 // Another encoder of the same codec (opus: libopus), if this build has one.
@@ -218,7 +230,7 @@ extension EncoderCheck {
             }
             // The same encoder at its own default bit rate: if that works, the bit rate is what it refused.
             var unused = ""
-            if capturing({ tryAudio(codec, source: decoder.ctx, bitrate: 0, described: &unused) }) == nil {
+            if capturing({ tryAudio(codec, source: decoder.ctx, bitrate: 0, format: nil, described: &unused) }) == nil {
                 throw VSliceError(.usage, "check options",
                                   reason: "--abitrate \(Self.bitrate(settings.audioBitrate)): \(codec) refused it for audio track \(track.ordinal) (\(described)): \(why(failure))")
             }
@@ -232,9 +244,10 @@ extension EncoderCheck {
         b % 1_000_000 == 0 ? "\(b / 1_000_000)M" : b % 1000 == 0 ? "\(b / 1000)k" : "\(b)"
     }
 
-    /// Opens `name` set up for the decoder's track, encodes a frame of silence and drains; the failure, if any.
+    /// Opens `name` set up for the decoder's track, encodes a frame of silence and drains, then (with `format`)
+    /// has that muxer write a header for the stream; the failure, if any (the muxer's: `Container.muxCheck`).
     /// `described`: the format it was set up with ("48000 Hz stereo").
-    static func tryAudio(_ name: String, source d: UnsafeMutablePointer<AVCodecContext>, bitrate: Int64,
+    static func tryAudio(_ name: String, source d: UnsafeMutablePointer<AVCodecContext>, bitrate: Int64, format muxer: String?,
                          described: inout String) -> VSliceError? {
         do throws(VSliceError) {
             let encoder = try Encoder(name: name, path: "(encoder check)")
@@ -259,6 +272,7 @@ extension EncoderCheck {
             }
             _ = try encoder.send(nil)
             while try encoder.receive(packet) == .ok {}
+            if let muxer { return Container.acceptsStream(format: muxer, encoder: c) }
             return nil
         } catch {
             return error

@@ -147,6 +147,9 @@ public struct AudioSpan: Sendable {
     public var unsignalledPriming: Double
     /// The first packet's time, priming and discarded packets included (what a stream copy preserves).
     public var firstPacket: Double = 0
+    /// The last packet's duration: how much an encoder may pad the sound's end to a whole frame, which
+    /// Matroska does not trim.
+    public var lastPacketDuration: Double = 0
     public var duration: Double { end - start }
 }
 
@@ -238,6 +241,7 @@ public struct Probe: Sendable {
         var lastDts = Int64.min
         var dtsIncreasing = true
         var audioFirst: [Int: Int64] = [:], audioEnd: [Int: Int64] = [:], audioFirstAll: [Int: Int64] = [:]
+        var audioLastDuration: [Int: Int64] = [:]
         while try input.read(into: pkt) {
             if subtitles.contains(pkt.streamIndex) {
                 // Events with text (MP4's mov_text fills the gaps between them with empty samples).
@@ -255,7 +259,10 @@ public struct Probe: Sendable {
                 guard !pkt.isDiscard else { continue }
                 if t != AV_NOPTS {
                     audioFirst[pkt.streamIndex] = min(audioFirst[pkt.streamIndex] ?? .max, t)
-                    audioEnd[pkt.streamIndex] = max(audioEnd[pkt.streamIndex] ?? .min, t + pkt.duration)
+                    if t + pkt.duration >= audioEnd[pkt.streamIndex] ?? .min {
+                        audioEnd[pkt.streamIndex] = t + pkt.duration
+                        audioLastDuration[pkt.streamIndex] = max(pkt.duration, 0)
+                    }
                 }
                 continue
             }
@@ -331,13 +338,17 @@ public struct Probe: Sendable {
                par0.initial_padding > 0, par0.sample_rate > 0 {
                 startSeconds += Double(par0.initial_padding) / Double(par0.sample_rate)
             }
-            // Matroska does not signal AAC's encoder delay, so its demuxer trims nothing: the first 1024
-            // samples are priming, and the sound starts after them (as in ffmpeg's own MKV output).
+            // Matroska signals no encoder delay but Opus's, so its demuxer trims nothing: the decoder returns
+            // the encoder's priming (AAC 1024 samples, MP3 1105, MP2 481, AC-3 256), and the sound starts after
+            // it (as in ffmpeg's own MKV output); a Vorbis decoder returns nothing for the first packet, so its
+            // samples start a block after the stream's start. Both as FFmpeg's encoder and decoder measure.
             let par = ast.pointee.codecpar.pointee
             let fmtName = String(cString: input.ctx.pointee.iformat.pointee.name)
             var priming = 0.0
-            if fmtName.hasPrefix("matroska"), par.codec_id == AV_CODEC_ID_AAC, par.initial_padding == 0, par.sample_rate > 0 {
-                priming = 1024 / Double(par.sample_rate)
+            if fmtName.hasPrefix("matroska"), par.initial_padding == 0, par.sample_rate > 0 {
+                let delay = CodecDelay.of(par.codec_id, rate: par.sample_rate, channels: par.ch_layout.nb_channels)
+                priming = Double(delay.priming) / Double(par.sample_rate)
+                startSeconds += Double(delay.dropped) / Double(par.sample_rate)
             }
             // MP4/MOV trim AAC's priming by an edit list, but ffmpeg's muxer can only skip the part of it that
             // lies before the file's start: a track that starts later than the file keeps the rest, which the
@@ -349,7 +360,8 @@ public struct Probe: Sendable {
                 priming = max(0, Double(firstAll) * atb + 1024 / Double(par0.sample_rate) - startSeconds)
             }
             spans[audio] = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
-                                     firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb)
+                                     firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb,
+                                     lastPacketDuration: Double(audioLastDuration[audio] ?? 0) * atb)
         }
         let subs = subtitles.map { i in
             SubtitleSpan(stream: i, first: subtitleEvents[i].map { Double($0.first) * av_q2d(input.stream(i).pointee.time_base) },
