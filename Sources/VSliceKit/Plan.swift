@@ -202,12 +202,19 @@ public struct Plan: Codable, Sendable {
                                scenes: [Int] = []) -> ([Int], String) {
         let n = index.pts.count
         let tb = index.timeBase.value
-        let minimum = minimumSegmentSeconds(encoder: settings.videoCodec)
         let jobs = max(1, settings.jobs)
+        // Every cut costs its overlap buffers: frames processed twice (a filter's memory and lookahead, or
+        // --overlap), as dear as kept ones. A segment is at least ten times its buffers (≤ 10 % spent on them).
+        let perCut = settings.overlapBefore + settings.overlapAfter
+        let typical = Double(Probe.medianInterval(index.pts)) * tb
+        let encoderMinimum = minimumSegmentSeconds(encoder: settings.videoCodec)
+        let minimum = max(encoderMinimum, Double(10 * perCut) * typical)
+        let minimumWhy = minimum > encoderMinimum
+            ? String(format: "%.3g s, ten times the %d buffer frames each cut costs", minimum, perCut)
+            : String(format: "%g s for %@", minimum, settings.videoCodec)
         guard jobs > 1 else { return ([0], "one segment: one job (--jobs 1), so its encoder gets every core") }
         guard duration >= 2 * minimum else {
-            return ([0], String(format: "one segment: %.1f s is shorter than two %g s segments (the shortest worth an encoder start for %@)",
-                                duration, minimum, settings.videoCodec))
+            return ([0], String(format: "one segment: %.1f s is shorter than two shortest segments (%@)", duration, minimumWhy))
         }
         let end = Double(index.pts[n - 1] + index.duration(ofFrameAt: index.pts[n - 1])) * tb
         func time(_ frame: Int) -> Double { Double(index.pts[frame]) * tb }
@@ -248,10 +255,12 @@ public struct Plan: Codable, Sendable {
             }
             return (starts, atScenes)
         }
-        /// Any frame may be a cut: two equal segments per job (one per job when two would be under the minimum),
-        /// each cut at the frame nearest its mark whose decoding starts no earlier than the segment before.
+        /// Any frame may be a cut: two equal segments per job (one per job when two would be under the minimum,
+        /// or when the buffers of the extra cuts would cost more than 1 % of the work: equal segments on one
+        /// worker each already finish together), each cut at the frame nearest its mark whose decoding starts no
+        /// earlier than the segment before.
         func equalStarts() -> [Int] {
-            let perJob = min(2, Int(duration / (Double(jobs) * minimum)))
+            let perJob = min(perCut * jobs * 100 > n ? 1 : 2, Int(duration / (Double(jobs) * minimum)))
             guard perJob >= 1 else { return [0] }
             let count = jobs * perJob
             var starts = [0]
@@ -283,7 +292,7 @@ public struct Plan: Codable, Sendable {
             }
         }
         guard starts.count > 1 else {
-            return ([0], "one segment: no keyframe leaves \(minimum) s on both sides (cut between keyframes with --split frames)")
+            return ([0], "one segment: no keyframe leaves the shortest segment (\(minimumWhy)) on both sides (cut between keyframes with --split frames)")
         }
         let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? time(starts[i + 1]) : end) - time(starts[i]) }
         let rest = between ? "between keyframes (decoding from the keyframe before: keyframes alone left a worker idle)" : "at keyframes"
@@ -293,8 +302,8 @@ public struct Plan: Codable, Sendable {
             return (starts, String(format: "%d equal segments for %d jobs (%.1f s each), %@", starts.count, jobs, lengths.first ?? 0, at))
         }
         return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
-                                + "(each ≈ what is left ÷ 2 × jobs, at least %g s for %@), so the workers finish together",
-                                starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimum, settings.videoCodec))
+                                + "(each ≈ what is left ÷ 2 × jobs, at least %@), so the workers finish together",
+                                starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimumWhy))
     }
 
     /// The keyframe to start decoding from so that frame `frame` and every frame after it decode correctly.

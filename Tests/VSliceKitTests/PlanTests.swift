@@ -161,4 +161,24 @@ struct PlanTests {
         #expect(plan.reason.contains("between keyframes"))
         #expect(plan.segments.map(\.frameCount).reduce(0, +) == 250)
     }
+
+    @Test("overlap buffers cost every cut: with a filter's 10 frames per cut, one equal segment per job, and none shorter than ten times the buffers")
+    func buffersCostCuts() {
+        var s = TranscodeSettings()
+        s.jobs = 2
+        // 10 s at 25 fps, 2 s GOPs: without buffers two segments per job; with 8 + 2 buffer frames a cut, the
+        // two extra cuts would process 20 frames more (8 % of 250) for no better balance.
+        let plain = Plan(index: index(frames: 250, gop: 50), settings: s)
+        #expect(plain.segments.count == 4)
+        s.overlapBefore = 8
+        s.overlapAfter = 2
+        let buffered = Plan(index: index(frames: 250, gop: 50), settings: s)
+        #expect(buffered.segments.count == 2, "\(buffered.segments.map(\.frameCount))")
+        #expect(buffered.segments.map(\.frameCount).reduce(0, +) == 250)
+        // A long input: no segment shorter than 100 frames (4 s), the buffers ≤ 10 % of each.
+        let long = Plan(index: index(frames: 3000, gop: 25), settings: s)
+        #expect(long.segments.count > 4)
+        #expect(long.segments.allSatisfy { $0.frameCount >= 100 }, "\(long.segments.map(\.frameCount))")
+        #expect(long.reason.contains("ten times the 10 buffer frames"), "\(long.reason)")
+    }
 }
