@@ -154,9 +154,8 @@ public struct Transcoder: Sendable {
             // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
             let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
             format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
-            try Container.checkCodecs(format: format, settings: settings, output: request.output)
             try request.executor.check(request: request, detach: options.detach)
-            try EncoderCheck.check(settings)
+            try EncoderCheck.check(settings, format: format, output: request.output)
             // Bad input is refused (probing checks readability first) before a task or a work folder exists.
             try InputFile.checkReadable(input)
             guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }

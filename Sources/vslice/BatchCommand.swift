@@ -60,7 +60,7 @@ struct BatchCommand: ParsableCommand {
     func run() throws {
         let settings = try options.settings()
         // Bad encoder options fail every input the same way: refuse them once, before anything.
-        try EncoderCheck.check(settings)
+        try EncoderCheck.check(settings, format: Container.format(forPath: "x." + container))
         runner.prepare()
         do {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)

@@ -181,6 +181,63 @@ struct UXTests {
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    @Test("--acodec copy copies exactly where ffmpeg's stream copy (-map 0 -c copy) succeeds, else re-encodes to AAC with a warning: exit 0, never a failure at the merge",
+          arguments: [("flac", "mkv", "mp4"), ("flac", "mkv", "mov"), ("flac", "mkv", "mkv"), ("libvorbis", "mkv", "mov"),
+                      ("libvorbis", "mkv", "mp4"), ("libopus", "mkv", "mov"), ("libopus", "mkv", "mp4"), ("pcm_s16le", "mov", "mp4"),
+                      ("pcm_s16le", "mkv", "mov"), ("alac", "mov", "mp4")])
+    func audioCopyContainer(_ codec: String, _ srcExt: String, _ ext: String) throws {
+        let dir = try Paths.scratch("uxacopy-\(codec)-\(srcExt)-\(ext)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home").path
+        let src = dir.appendingPathComponent("src.\(srcExt)").path
+        let made = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2",
+                                           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2", "-c:v", "libx264",
+                                           "-preset", "ultrafast", "-g", "25", "-c:a", codec, "-ac", "2", src])
+        try #require(made.status == 0, "\(made.stderr)")
+        let probe = { (path: String) throws -> String in
+            try Proc.run("ffprobe", ["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let source = try probe(src)
+        // The oracle: ffmpeg's own stream copy of the whole file into the container.
+        let ref = dir.appendingPathComponent("ref.\(ext)").path
+        let ff = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-i", src, "-map", "0", "-c", "copy", ref])
+        let copies = ff.status == 0
+        let out = dir.appendingPathComponent("out.\(ext)").path
+        let r = try Self.run(["transcode", src, "-o", out, "--acodec", "copy"] + Self.quick, home: home)
+        #expect(r.status == 0 && !r.signaled, "\(r.status) \(r.stderr)")
+        #expect(try probe(out) == (copies ? source : "aac"), "ffmpeg's copy \(copies ? "succeeds" : "fails: \(ff.stderr)")")
+        let warned = r.stderr.contains("--acodec copy: audio track 0 (\(source)")
+        #expect(warned == !copies, "\(r.stderr)")
+        #expect(try Self.workLeft(dir.path).isEmpty)
+    }
+
+    @Test("--vcodec a container cannot hold (VP9, AV1 into MOV, as ffmpeg's muxer refuses their stream copy): exit 2 before any work, one line naming --vcodec and the container",
+          arguments: [("libvpx-vp9", "vp9"), ("libsvtav1", "av1")])
+    func videoCodecContainer(_ encoder: String, _ codec: String) throws {
+        let dir = try Paths.scratch("uxvcodec-\(encoder)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home").path
+        // The oracle: ffmpeg's MOV muxer given a stream of the codec (a stream copy: ffmpeg's libsvtav1 hangs
+        // when the muxer refuses it after the encoder opened).
+        let mkv = dir.appendingPathComponent("src.mkv").path
+        let made = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=0.4",
+                                           "-c:v", encoder, mkv])
+        try #require(made.status == 0, "\(made.stderr)")
+        let ff = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-i", mkv, "-c", "copy", dir.appendingPathComponent("ref.mov").path])
+        #expect(ff.status != 0 && ff.stderr.contains("\(codec) only supported in MP4"), "ffmpeg: \(ff.stderr)")
+        let out = dir.appendingPathComponent("out.mov").path
+        let r = try Self.run(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--vcodec", encoder, "--jobs", "1"], home: home)
+        #expect(r.status == 2 && !r.signaled, "\(r.status) \(r.stderr)")
+        #expect(r.seconds < 5, "took \(r.seconds) s")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("--vcodec \(encoder)") && r.stderr.contains("the mov container"), "\(r.stderr)")
+        #expect(try Self.sql(home + "/vslice.db", "SELECT count(*) FROM task").isEmpty
+                || Self.sql(home + "/vslice.db", "SELECT count(*) FROM task") == "0", "created a task")
+        #expect(try Self.workLeft(dir.path).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test("every numeric option at 0, negative, huge, NaN, inf, Int64.max: exit 2 (or success), never a signal, no task on refusal")
     func numericExtremes() throws {
         let dir = try Paths.scratch("uxnum")

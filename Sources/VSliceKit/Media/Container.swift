@@ -12,20 +12,10 @@ public enum Container {
         }
     }
 
-    /// Refuses, before any work, a video encoder whose codec the output container cannot hold. Audio encoders
-    /// are checked by the muxer itself (`acceptsStream`) once they are opened for their tracks: the list this
-    /// asks is wrong for audio (it takes FLAC into MP4, FLAC and Opus into MOV, which the muxer then refuses,
-    /// and refuses Vorbis into MOV, which the muxer writes).
-    static func checkCodecs(format: String, settings: TranscodeSettings, output: String) throws(VSliceError) {
-        guard let muxer = av_guess_format(format, nil, nil) else { return }
-        for (name, option) in [(settings.videoCodec, "--vcodec")] {
-            guard let codec = avcodec_find_encoder_by_name(name) else { continue }
-            if avformat_query_codec(muxer, codec.pointee.id, FF_COMPLIANCE_NORMAL) == 0 {
-                throw VSliceError(.usage, "check options", path: output,
-                                  reason: "the \(String(cString: muxer.pointee.name)) container cannot hold \(name) (\(option)); choose another codec or container")
-            }
-        }
-    }
+    // What a container holds is asked of its muxer (`acceptsStream`), for the opened encoders (`EncoderCheck`) and
+    // for stream copies (`StreamPlan`): FFmpeg 5.1's codec list (`avformat_query_codec`) is wrong both ways (it
+    // lists FLAC for MP4/MOV, Opus, VP9 and AV1 for MOV, which the muxer refuses, and not Vorbis for MOV, which
+    // it writes).
 
     /// Operation name of `acceptsStream`'s failure.
     static let muxCheck = "mux check"
@@ -33,6 +23,17 @@ public enum Container {
     /// Whether the `format` muxer writes a header for a stream of the opened encoder `c`: the check the merge's
     /// header makes (codec tag, experimental support, codec parameters), into memory. nil when it does.
     static func acceptsStream(format: String, encoder c: UnsafeMutablePointer<AVCodecContext>) -> VSliceError? {
+        do throws(VSliceError) {
+            return acceptsStream(format: format, params: try StreamParams(encoder: c))
+        } catch {
+            return VSliceError(.processing, muxCheck, reason: error.reason, code: error.code)
+        }
+    }
+
+    /// Whether the `format` muxer writes a header for a stream with these codec parameters, set on the stream
+    /// as the merge sets them (`StreamParams.apply`, no codec tag): for a stream copy, the source stream's own
+    /// parameters. nil when it does; else the failure (operation `muxCheck`).
+    static func acceptsStream(format: String, params: StreamParams) -> VSliceError? {
         var ctx: UnsafeMutablePointer<AVFormatContext>? = nil
         let ret = avformat_alloc_output_context2(&ctx, nil, format, nil)
         guard ret >= 0, let ctx else {
@@ -51,13 +52,13 @@ public enum Container {
             return VSliceError(.processing, muxCheck, reason: "out of memory")
         }
         do throws(VSliceError) {
-            try ffCheck(avcodec_parameters_from_context(st.pointee.codecpar, c), muxCheck)
-            st.pointee.time_base = c.pointee.time_base
+            try params.apply(to: st.pointee.codecpar)
+            st.pointee.time_base = params.timeBase.av
             try ffCheck(avio_open_dyn_buf(&ctx.pointee.pb), muxCheck)
             try ffCheck(avformat_write_header(ctx, nil), muxCheck)
             return nil
         } catch {
-            return error
+            return VSliceError(.processing, muxCheck, reason: error.reason, code: error.code)
         }
     }
 }

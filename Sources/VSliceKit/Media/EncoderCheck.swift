@@ -68,11 +68,21 @@ public enum EncoderCatalog {
 public enum EncoderCheck {
     public static let frameSize: Int32 = 64
 
-    public static func check(_ settings: TranscodeSettings) throws(VSliceError) {
+    /// With `format` (the output's muxer), that muxer is then asked to write a header for the opened encoder's
+    /// stream, as the merge will: a codec the container cannot hold (`libvpx-vp9` or `libsvtav1` into MOV, which
+    /// FFmpeg 5.1's codec list says it holds) is refused, naming `--vcodec` and the container.
+    public static func check(_ settings: TranscodeSettings, format: String? = nil, output: String? = nil) throws(VSliceError) {
         try EncoderCatalog.check(settings.videoCodec, type: AVMEDIA_TYPE_VIDEO, option: "--vcodec")
         if !settings.copyAudio { try EncoderCatalog.check(settings.audioCodec, type: AVMEDIA_TYPE_AUDIO, option: "--acodec") }
         let all = settings.videoEncoderOptions
-        guard let failure = attempt(settings, options: all) else { return }
+        guard let failure = capturing({ tryOpen(settings, options: all, muxer: format) }) else { return }
+        if failure.error.operation == Container.muxCheck, let format {
+            var said = failure.said ?? failure.error.reason
+            if let r = said.range(of: ", add '-strict") { said = String(said[..<r.lowerBound]) }
+            let name = av_guess_format(format, nil, nil).map { String(cString: $0.pointee.name) } ?? format
+            throw VSliceError(.usage, "check options", path: output,
+                              reason: "--vcodec \(settings.videoCodec): the \(name) container cannot hold it (\(said.trimmingCharacters(in: CharacterSet(charactersIn: ". ")))); choose another codec or container")
+        }
         // Which option did it: the ones vslice adds alone first, then the user's one by one.
         let userKeys = Set(settings.encoderOptions.map(\.0))
         let user = all.filter { userKeys.contains($0.0) }
@@ -139,7 +149,7 @@ public enum EncoderCheck {
         return Failure(error: error, said: said)
     }
 
-    static func tryOpen(_ settings: TranscodeSettings, options: [(String, String)]) -> VSliceError? {
+    static func tryOpen(_ settings: TranscodeSettings, options: [(String, String)], muxer: String? = nil) -> VSliceError? {
         do throws(VSliceError) {
             let encoder = try Encoder(name: settings.videoCodec, path: "(encoder check)")
             let c = encoder.ctx
@@ -176,6 +186,7 @@ public enum EncoderCheck {
             _ = try encoder.send(frame)
             _ = try encoder.send(nil)
             while try encoder.receive(packet) == .ok {}
+            if let muxer { return Container.acceptsStream(format: muxer, encoder: c) }
             return nil
         } catch {
             return error

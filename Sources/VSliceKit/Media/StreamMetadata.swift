@@ -25,7 +25,7 @@ struct SourceLayout {
         var disposition: Int32
         /// Attachments (fonts): the file. Attached pictures (cover art): the picture's packet data.
         var data: Data?
-        /// Its codec parameters (attached pictures, which are copied whole).
+        /// Its codec parameters, as a stream copy writes them (not for attachments, whose data is the file).
         var params: StreamParams?
         /// The demuxer itself reads this stream into something else (MP4's chapter text track: chapters).
         var internalToDemuxer = false
@@ -76,10 +76,10 @@ struct SourceLayout {
                       st.pointee.attached_pic.size > 0 {
                 data = Data(bytes: d, count: Int(st.pointee.attached_pic.size))
             }
-            let attached = st.pointee.disposition & AV_DISPOSITION_ATTACHED_PIC != 0
+            let copyable = par.codec_type != AVMEDIA_TYPE_ATTACHMENT
             return Stream(index: i, type: par.codec_type, codec: par.codec_id, tags: readTags(st.pointee.metadata),
                           disposition: st.pointee.disposition, data: data,
-                          params: attached ? StreamParams(codecpar: st.pointee.codecpar, timeBase: st.pointee.time_base) : nil,
+                          params: copyable ? StreamParams(codecpar: st.pointee.codecpar, timeBase: st.pointee.time_base) : nil,
                           internalToDemuxer: st.pointee.discard == AVDISCARD_ALL)
         }
     }
@@ -127,9 +127,19 @@ struct StreamPlan {
         let muxer = av_guess_format(format, nil, nil)
         func holds(_ id: AVCodecID) -> Bool {
             guard let muxer else { return false }
-            // The MOV muxer lists Opus but refuses it ("only supported in MP4").
-            if format == "mov" && id == AV_CODEC_ID_OPUS { return false }
             return avformat_query_codec(muxer, id, FF_COMPLIANCE_NORMAL) == 1
+        }
+        // A stream copy is decided by the muxer itself, given the source stream's parameters as the merge gives
+        // them: FFmpeg 5.1's codec list is wrong for audio (it lists FLAC for MP4 and MOV, Opus for MOV, which
+        // the muxer refuses, and not Vorbis for MOV, which it writes). nil: it holds it; else the muxer's words.
+        func refusal(_ s: SourceLayout.Stream) -> String? {
+            guard let params = s.params else { return "no codec parameters" }
+            guard let failure = EncoderCheck.capturing({ Container.acceptsStream(format: format, params: params) }) else { return nil }
+            var said = failure.said ?? failure.error.reason
+            if let r = said.range(of: ", add '-strict") { said = String(said[..<r.lowerBound]) }
+            // The muxer names its own stream ("in stream #0"): not the source's stream number.
+            if let r = said.range(of: #" in stream #\d+"#, options: .regularExpression) { said.removeSubrange(r) }
+            return said.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         }
         let audioStreams = src.streams.filter { $0.type == AVMEDIA_TYPE_AUDIO }
         guard let chosen = settings.selectedAudio(of: audioStreams.count) else {
@@ -137,9 +147,9 @@ struct StreamPlan {
         }
         for (ordinal, s) in audioStreams.enumerated() where chosen.contains(ordinal) {
             var copy = settings.copyAudio
-            if copy && !holds(s.codec) {
+            if copy, let why = refusal(s) {
                 copy = false
-                reencodedInsteadOfCopy.append("audio track \(ordinal) (\(s.codecName))")
+                reencodedInsteadOfCopy.append("audio track \(ordinal) (\(s.codecName): \(why))")
             }
             audio.append(Audio(stream: s.index, ordinal: ordinal, encoder: copy ? nil : settings.copyAudio ? "aac" : settings.audioCodec))
         }
@@ -152,7 +162,7 @@ struct StreamPlan {
                 continue
             case AVMEDIA_TYPE_SUBTITLE:
                 defer { subOrdinal += 1 }
-                if holds(s.codec) && s.codec != AV_CODEC_ID_TEXT {
+                if s.codec != AV_CODEC_ID_TEXT && refusal(s) == nil {
                     subtitles.append(Subtitle(stream: s.index, ordinal: subOrdinal, convertTo: nil))
                 } else if textSubs.contains(s.codec) {
                     let target = format == "matroska" ? "srt" : "mov_text"
