@@ -114,10 +114,8 @@ struct WorkerTests {
         #expect(!FileManager.default.fileExists(atPath: work), "work folder kept after success")
     }
 
-    @Test("a coordinator waiting on external workers ingests them as they finish and publishes")
-    func waitingCoordinator() throws {
-        let j = try Job("wait")
-        defer { try? FileManager.default.removeItem(at: j.dir) }
+    /// Starts `transcode --executor external --json` in the background and waits for its work order.
+    func startExternalCoordinator(_ j: Job) throws -> (Background, String) {
         let coordinator = try Background(["transcode", Self.source, "-o", j.out, "--executor", "external", "--json"] + Self.args,
                                          environment: ["VSLICE_HOME": j.home])
         var work = ""
@@ -128,6 +126,14 @@ struct WorkerTests {
             return FileManager.default.fileExists(atPath: work + "/task.json")
         }
         try #require(planned, "the coordinator did not plan")
+        return (coordinator, work)
+    }
+
+    @Test("a coordinator waiting on external workers ingests them as they finish and publishes")
+    func waitingCoordinator() throws {
+        let j = try Job("wait")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let (coordinator, work) = try startExternalCoordinator(j)
         for i in 0..<6 {
             let r = try j.worker(["--work-dir", work, "--index", "\(i)", "-q"])
             #expect(r.status == 0, "\(r.stderr)")
@@ -145,16 +151,7 @@ struct WorkerTests {
     func deterministicProcessingFailure() throws {
         let j = try Job("determ")
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        let coordinator = try Background(["transcode", Self.source, "-o", j.out, "--executor", "external", "--json"] + Self.args,
-                                         environment: ["VSLICE_HOME": j.home])
-        var work = ""
-        let planned = coordinator.waitUntil(timeout: 60) {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: j.dir.path)) ?? []
-            guard let w = names.first(where: { $0.hasPrefix(".out.mp4.vslice-") }) else { return false }
-            work = j.dir.appendingPathComponent(w).path
-            return FileManager.default.fileExists(atPath: work + "/task.json")
-        }
-        try #require(planned, "the coordinator did not plan")
+        let (coordinator, work) = try startExternalCoordinator(j)
         // Segment 2 fails as a filter rejecting its input would: the same way on every attempt.
         let w = try j.worker(["--work-dir", work, "--index", "2"], environment: ["VSLICE_FAULT": "segment-reject"])
         #expect(w.status == 7, "\(w.stderr)")

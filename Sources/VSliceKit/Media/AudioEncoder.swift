@@ -187,19 +187,22 @@ struct AudioFormat {
     var sourceLayout: AVChannelLayout
     var sampleFormat: AVSampleFormat
 
+    /// The sample rate `codec` supports nearest to `rate` (`rate` itself when the codec lists none).
+    static func nearestSampleRate(_ codec: UnsafePointer<AVCodec>, to rate: Int32) -> Int32 {
+        guard var p = codec.pointee.supported_samplerates else { return rate }
+        var best: Int32 = 0
+        while p.pointee != 0 {
+            if best == 0 || abs(p.pointee - rate) < abs(best - rate) { best = p.pointee }
+            p += 1
+        }
+        return best == 0 ? rate : best
+    }
+
     /// Chooses the format for `encoder` from the opened decoder `d`, and sets it on the encoder (not opened).
     /// `bitrate` 0 leaves the encoder's default.
     init(encoder: Encoder, source d: UnsafeMutablePointer<AVCodecContext>, bitrate: Int64) throws(VSliceError) {
         let codec = encoder.ctx.pointee.codec!
-        rate = d.pointee.sample_rate
-        if var p = codec.pointee.supported_samplerates {
-            var best: Int32 = 0
-            while p.pointee != 0 {
-                if best == 0 || abs(p.pointee - rate) < abs(best - rate) { best = p.pointee }
-                p += 1
-            }
-            rate = best
-        }
+        rate = Self.nearestSampleRate(codec, to: d.pointee.sample_rate)
         sourceLayout = d.pointee.ch_layout
         if sourceLayout.order == AV_CHANNEL_ORDER_UNSPEC {
             av_channel_layout_default(&sourceLayout, d.pointee.ch_layout.nb_channels)

@@ -41,15 +41,7 @@ enum CodecDelay {
         }
         guard let ec, let dc, let par, let frame, let pkt else { return nil }
 
-        var r = rate
-        if var p = enc.pointee.supported_samplerates {
-            var best: Int32 = 0
-            while p.pointee != 0 {
-                if best == 0 || abs(p.pointee - rate) < abs(best - rate) { best = p.pointee }
-                p += 1
-            }
-            r = best
-        }
+        let r = AudioFormat.nearestSampleRate(enc, to: rate)
         ec.pointee.sample_rate = r
         av_channel_layout_default(&ec.pointee.ch_layout, channels > 0 && channels <= 2 ? channels : 2)
         ec.pointee.sample_fmt = enc.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_FLTP
