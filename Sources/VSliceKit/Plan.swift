@@ -206,9 +206,9 @@ public struct Plan: Codable, Sendable {
         // Every cut costs its overlap buffers: frames processed twice (a filter's memory and lookahead, or
         // --overlap), as dear as kept ones. A segment is at least ten times its buffers (≤ 10 % spent on them).
         let perCut = settings.overlapBefore + settings.overlapAfter
-        let typical = Double(Probe.medianInterval(index.pts)) * tb
         let encoderMinimum = minimumSegmentSeconds(encoder: settings.videoCodec)
-        let minimum = max(encoderMinimum, Double(10 * perCut) * typical)
+        let minimum = perCut == 0 ? encoderMinimum
+            : max(encoderMinimum, Double(10 * perCut) * Double(Probe.medianInterval(index.pts)) * tb)
         let minimumWhy = minimum > encoderMinimum
             ? String(format: "%.3g s, ten times the %d buffer frames each cut costs", minimum, perCut)
             : String(format: "%g s for %@", minimum, settings.videoCodec)

@@ -150,15 +150,21 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     }
 
     /// The private options a segment's video encoder is opened with: `videoEncoderOptions`, plus x265's chunk
-    /// bounds when the segment has overlap buffers.
-    func segmentEncoderOptions(before: Int, kept: Int, after: Int) -> [(String, String)] {
-        var options = videoEncoderOptions
-        guard let chunk = x265Chunk(before: before, kept: kept, after: after) else { return options }
-        let items = chunk.map { "\($0.0)=\($0.1)" }.joined(separator: ":")
-        if let i = options.firstIndex(where: { $0.0 == "x265-params" }) {
-            options[i].1 += (options[i].1.isEmpty ? "" : ":") + items
+    /// bounds when the segment has overlap buffers (`chunked`: x265 then cuts the segment itself).
+    func segmentEncoderOptions(before: Int, kept: Int, after: Int) -> (options: [(String, String)], chunked: Bool) {
+        guard let chunk = x265Chunk(before: before, kept: kept, after: after) else { return (videoEncoderOptions, false) }
+        return (Self.appending(chunk.map { "\($0.0)=\($0.1)" }, to: "x265-params", in: videoEncoderOptions), true)
+    }
+
+    /// `options` with `items` (`key=value`) added to the ':'-separated parameter list option `list`
+    /// (x265-params, svtav1-params), after what it holds.
+    static func appending(_ items: [String], to list: String, in options: [(String, String)]) -> [(String, String)] {
+        guard !items.isEmpty else { return options }
+        var options = options
+        if let i = options.firstIndex(where: { $0.0 == list }) {
+            options[i].1 += (options[i].1.isEmpty ? "" : ":") + items.joined(separator: ":")
         } else {
-            options.append(("x265-params", items))
+            options.append((list, items.joined(separator: ":")))
         }
         return options
     }

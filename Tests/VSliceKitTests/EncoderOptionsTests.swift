@@ -29,14 +29,14 @@ struct EncoderOptionsTests {
     func x265Chunk() throws {
         let s = settings("libx265", overlap: (3, 5), params: "lossless=1")
         // 3 buffer frames, 37 kept, 5 after: x265 keeps its frames 4…40 (counted from 1).
-        let middle = x265Params(s.segmentEncoderOptions(before: 3, kept: 37, after: 5))
+        let middle = x265Params(s.segmentEncoderOptions(before: 3, kept: 37, after: 5).options)
         #expect(middle["chunk-start"] == "4" && middle["chunk-end"] == "40")
         #expect(middle["open-gop"] == "0" && middle["info"] == "0" && middle["lossless"] == "1")
         // The first segment has nothing before it; the last nothing after.
-        let first = x265Params(s.segmentEncoderOptions(before: 0, kept: 37, after: 5))
+        let first = x265Params(s.segmentEncoderOptions(before: 0, kept: 37, after: 5).options)
         #expect(first["chunk-start"] == "1" && first["chunk-end"] == "37")
         // A segment without buffers is not chunked, but has the same stream headers as the others.
-        let plain = x265Params(s.segmentEncoderOptions(before: 0, kept: 37, after: 0))
+        let plain = x265Params(s.segmentEncoderOptions(before: 0, kept: 37, after: 0).options)
         #expect(plain["chunk-start"] == nil && plain["chunk-end"] == nil)
         #expect(plain["open-gop"] == "0" && plain["info"] == "0")
         try s.validate()
@@ -46,7 +46,7 @@ struct EncoderOptionsTests {
     func noChunk() {
         for s in [settings("libx265", overlap: (0, 0)), settings("libx265", overlap: (2, 2), vf: "hqdn3d"),
                   settings("libx264", overlap: (2, 2)), settings("libsvtav1", overlap: (2, 2))] {
-            let p = x265Params(s.segmentEncoderOptions(before: 2, kept: 10, after: 2))
+            let p = x265Params(s.segmentEncoderOptions(before: 2, kept: 10, after: 2).options)
             #expect(p["chunk-start"] == nil && p["chunk-end"] == nil && p["open-gop"] == nil, "\(s.videoCodec) \(s.videoFilter ?? "-")")
         }
     }

@@ -149,6 +149,20 @@ public enum EncoderCheck {
         return Failure(error: error, said: said)
     }
 
+    /// Encodes `frame` (timed 0) through the opened `encoder` and drains it; then, with `muxer`, has that muxer
+    /// write a header for the encoder's stream. The muxer's refusal, if any.
+    static func encodeTestFrame(_ frame: Frame, _ encoder: Encoder, muxer: String?) throws(VSliceError) -> VSliceError? {
+        frame.pts = 0
+        let packet = Packet()
+        while try encoder.send(frame) == .again {
+            while try encoder.receive(packet) == .ok {}
+        }
+        _ = try encoder.send(nil)
+        while try encoder.receive(packet) == .ok {}
+        guard let muxer else { return nil }
+        return Container.acceptsStream(format: muxer, encoder: encoder.ctx)
+    }
+
     static func tryOpen(_ settings: TranscodeSettings, options: [(String, String)], muxer: String? = nil) -> VSliceError? {
         do throws(VSliceError) {
             let encoder = try Encoder(name: settings.videoCodec, path: "(encoder check)")
@@ -181,13 +195,7 @@ public enum EncoderCheck {
                     if let ref { memset(ref.pointee.data, 0x80, Int(ref.pointee.size)) }
                 }
             }
-            frame.pts = 0
-            let packet = Packet()
-            _ = try encoder.send(frame)
-            _ = try encoder.send(nil)
-            while try encoder.receive(packet) == .ok {}
-            if let muxer { return Container.acceptsStream(format: muxer, encoder: c) }
-            return nil
+            return try encodeTestFrame(frame, encoder, muxer: muxer)
         } catch {
             return error
         }
@@ -276,15 +284,7 @@ extension EncoderCheck {
             try ffCheck(av_frame_get_buffer(frame.ptr, 0), "allocate a test frame")
             try ffCheck(av_samples_set_silence(frame.ptr.pointee.extended_data, 0, samples, format.layout.nb_channels, format.sampleFormat),
                         "fill a test frame")
-            frame.pts = 0
-            let packet = Packet()
-            while try encoder.send(frame) == .again {
-                while try encoder.receive(packet) == .ok {}
-            }
-            _ = try encoder.send(nil)
-            while try encoder.receive(packet) == .ok {}
-            if let muxer { return Container.acceptsStream(format: muxer, encoder: c) }
-            return nil
+            return try encodeTestFrame(frame, encoder, muxer: muxer)
         } catch {
             return error
         }

@@ -52,10 +52,11 @@ struct SegmentEncoder {
                                          outputFormats: needsConversion ? supported : [], path: source)
         }
         // x265 cuts a buffered segment itself (see `TranscodeSettings.x265Chunk`): no forced keyframes then.
-        let chunked = cutMode(graph) == nil
-            && settings.x265Chunk(before: segment.firstFrame - segment.bufferStart, kept: segment.frameCount,
-                                  after: segment.bufferEnd - segment.lastFrame) != nil
-        try configure(encoder, decoder: decoder, graph: graph, stream: st)
+        let (options, chunked) = cutMode(graph) == nil
+            ? settings.segmentEncoderOptions(before: segment.firstFrame - segment.bufferStart, kept: segment.frameCount,
+                                             after: segment.bufferEnd - segment.lastFrame)
+            : (settings.videoEncoderOptions, false)
+        try configure(encoder, decoder: decoder, graph: graph, stream: st, options: options)
         let writer = try PacketFileWriter(path: outputPath, params: StreamParams(encoder: encoder.ctx))
 
         var state = State()
@@ -307,7 +308,7 @@ struct SegmentEncoder {
     }
 
     private func configure(_ encoder: Encoder, decoder: Decoder, graph: VideoFilterGraph?,
-                           stream: UnsafeMutablePointer<AVStream>) throws(VSliceError) {
+                           stream: UnsafeMutablePointer<AVStream>, options: [(String, String)]) throws(VSliceError) {
         let c = encoder.ctx
         let d = decoder.ctx.pointee
         c.pointee.width = graph?.width ?? d.width
@@ -327,21 +328,10 @@ struct SegmentEncoder {
         c.pointee.thread_count = Int32(settings.threadsPerJob)
         c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         if let b = settings.videoBitrate { c.pointee.bit_rate = b }
-        var options = cutMode(graph) == nil
-            ? settings.segmentEncoderOptions(before: segment.firstFrame - segment.bufferStart, kept: segment.frameCount,
-                                             after: segment.bufferEnd - segment.lastFrame)
-            : settings.videoEncoderOptions
         // The source's HDR10 metadata goes to the encoders that write it, added to their own parameters.
-        func addParams(_ key: String, _ items: [String]) {
-            guard !items.isEmpty else { return }
-            if let i = options.firstIndex(where: { $0.0 == key }) {
-                options[i].1 += (options[i].1.isEmpty ? "" : ":") + items.joined(separator: ":")
-            } else {
-                options.append((key, items.joined(separator: ":")))
-            }
-        }
-        if settings.videoCodec == "libx265" { addParams("x265-params", hdr?.x265Params ?? []) }
-        if settings.videoCodec == "libsvtav1" { addParams("svtav1-params", hdr?.svtParams ?? []) }
+        var options = options
+        if settings.videoCodec == "libx265" { options = TranscodeSettings.appending(hdr?.x265Params ?? [], to: "x265-params", in: options) }
+        if settings.videoCodec == "libsvtav1" { options = TranscodeSettings.appending(hdr?.svtParams ?? [], to: "svtav1-params", in: options) }
         try encoder.open(options: options)
     }
 }
