@@ -21,10 +21,14 @@ let package = Package(
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswresample-dev",
                               "libavfilter-dev", "libswscale-dev"])]
         ),
+        // Starts `--process` programs in a process group that dies with vslice (C: the code between fork and
+        // exec must be async-signal-safe, and prctl is variadic).
+        .target(name: "CProcessGroup"),
         .target(
             name: "VSliceKit",
             dependencies: [
                 "CFFmpeg",
+                "CProcessGroup",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

@@ -28,8 +28,8 @@ public struct SegmentPlan: Codable, Sendable, Equatable {
     /// Source frames the segment covers (its share of the progress).
     public var frameCount: Int { lastFrame - firstFrame + 1 }
     public var processedCount: Int { bufferEnd - bufferStart + 1 }
-    /// Frames its file holds: the source frames, or with a filter the graph's output frames in its interval
-    /// (nil when that depends on the pictures and is known only once encoded).
+    /// Frames its file holds: the source frames, or with a filter or a processor the frames that come out in its
+    /// interval (nil when that depends on the pictures and is known only once encoded).
     public var outputFrames: Int? { cut == nil ? frameCount : cut!.expectedFrames }
 }
 
@@ -60,6 +60,8 @@ public struct Plan: Codable, Sendable {
     public var sceneChanges: [Int] = []
     /// The source's HDR10 static metadata, handed to every segment's encoder (wherever it runs).
     public var hdr: HDRMetadata? = nil
+    /// What the `--process` program puts out (learnt before any work); every segment's must put out the same.
+    public var processor: ProcessorOutput? = nil
 
     /// Cuts the video for a filtered transcode: segments as without a filter, overlap buffers raised to what
     /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).
@@ -172,12 +174,49 @@ public struct Plan: Codable, Sendable {
     /// The plan for `source`: with `--split scene` its scene changes are found first (a decode of the whole
     /// video at a small size).
     /// With `filter` (the `--vf` graph's measured timing), segments are cut by time, output kept from `from`.
+    /// With `processor` (what the `--process` program puts out), segments are cut by time too.
     public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
-                            expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil) throws(VSliceError) -> Plan {
+                            expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil,
+                            processor: ProcessorOutput? = nil) throws(VSliceError) -> Plan {
         let scenes = settings.split == .scene
             ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
-        if let filter { return Plan(index: index, settings: settings, filter: filter, from: from, scenes: scenes) }
-        return Plan(index: index, settings: settings, scenes: scenes)
+        var plan = filter.map { Plan(index: index, settings: settings, filter: $0, from: from, scenes: scenes) }
+            ?? Plan(index: index, settings: settings, scenes: scenes)
+        if let processor { plan.process(with: processor, index: index) }
+        return plan
+    }
+
+    /// Cuts the segments for a `--process` program putting out P frames per Q input frames: by time, each
+    /// keeping the program's frames that fall inside its kept source frames (or, after a filter, inside its
+    /// interval), the buffer frames' P/Q-fold dropped. With Q > 1 each segment's first buffer frame is moved back
+    /// to a multiple of Q, so every segment's program sees the frames at the same phase as one run over the
+    /// whole video would, and their frames fall at the same times.
+    mutating func process(with out: ProcessorOutput, index: VideoIndex) {
+        processor = out
+        let p = Int(out.rate.num), q = Int(out.rate.den)
+        let pts = index.pts, n = pts.count
+        /// Output frames that fall inside source frames [0, k): one at every position j·Q/P below k.
+        func upTo(_ k: Int) -> Int { (k * p + q - 1) / q }
+        for i in segments.indices {
+            var seg = segments[i]
+            if var cut = seg.cut {
+                // After a filter (whole rates only): P frames for each of the graph's.
+                cut.expectedFrames = cut.expectedFrames.map { $0 * p }
+                seg.cut = cut
+            } else {
+                if q > 1 && seg.bufferStart % q != 0 {
+                    seg.bufferStart -= seg.bufferStart % q
+                    seg.bufferStartPts = pts[seg.bufferStart]
+                    seg.decodeFrom = Plan.decodeStart(for: seg.bufferStart, index: index)
+                    seg.decodeFromPts = pts[seg.decodeFrom]
+                }
+                seg.cut = TimeCut(keepFromPts: i == 0 ? nil : seg.startPts,
+                                  keepUntilPts: seg.lastFrame + 1 < n ? pts[seg.lastFrame + 1] : nil,
+                                  expectedFrames: upTo(seg.lastFrame + 1) - upTo(seg.firstFrame),
+                                  primeFrames: 0, lastFrameDuration: index.duration(ofFrameAt: seg.endPts))
+            }
+            segments[i] = seg
+        }
     }
 
     /// The shortest segment worth its cost, seconds: every segment costs a fresh encoder (its start-up and

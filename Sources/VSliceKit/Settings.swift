@@ -28,17 +28,22 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public var overlapBefore: Int = 0
     public var overlapAfter: Int = 0
     public var videoFilter: String? = nil
+    /// An external program every segment's frames go through (`--process`), after `videoFilter`.
+    public var process: ProcessorSettings? = nil
 
     // How it runs.
     public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Encoder (and decoder) threads per segment; nil: cores ÷ jobs.
     public var threads: Int? = nil
+    /// GPU devices for `process` (`--gpus`): job slot k gets device k (`VSLICE_GPU`, `CUDA_VISIBLE_DEVICES`).
+    public var gpus: [String] = []
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case videoCodec, crf, preset, videoBitrate, codecOptions, audioCodec, audioBitrate, audioTracks, strictStreams,
-             split, segmentSeconds, segmentFrames, minSplitSeconds, overlapBefore, overlapAfter, videoFilter, jobs, threads
+             split, segmentSeconds, segmentFrames, minSplitSeconds, overlapBefore, overlapAfter, videoFilter, process, jobs, threads,
+             gpus
     }
 
     /// Reads settings stored by any version: a key a task stored before the setting existed takes its default
@@ -62,6 +67,8 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         overlapBefore = try c.decodeIfPresent(Int.self, forKey: .overlapBefore) ?? d.overlapBefore
         overlapAfter = try c.decodeIfPresent(Int.self, forKey: .overlapAfter) ?? d.overlapAfter
         videoFilter = try c.decodeIfPresent(String.self, forKey: .videoFilter)
+        process = try c.decodeIfPresent(ProcessorSettings.self, forKey: .process)
+        gpus = try c.decodeIfPresent([String].self, forKey: .gpus) ?? d.gpus
         jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
         threads = try c.decodeIfPresent(Int.self, forKey: .threads)
     }
@@ -135,7 +142,11 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// Segments cut by x265's chunking (`--overlap` with x265, no `--vf`): every segment's encoder, buffered or
     /// not, gets a closed GOP and no informational SEI, so that all segments share the same stream headers
     /// (the SEI spells out each segment's own chunk bounds, and the merge requires identical headers).
-    var x265Chunking: Bool { videoCodec == "libx265" && videoFilter == nil && (overlapBefore > 0 || overlapAfter > 0) }
+    var x265Chunking: Bool { videoCodec == "libx265" && !cutsByTime && (overlapBefore > 0 || overlapAfter > 0) }
+
+    /// Segments are cut by time rather than by source frames: a filter graph or a processor decides what
+    /// comes out, and the buffer frames only feed it (they never reach the encoder).
+    var cutsByTime: Bool { videoFilter != nil || process != nil }
 
     /// x265's own chunking for a segment with overlap buffers (frame mode, no `--vf`): `before` buffer frames,
     /// `kept` frames, then `after` buffer frames, sent in presentation order. x265 encodes the frames before
@@ -179,6 +190,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         for k in codecOptions.keys.sorted() { parts.append("opt.\(k)=\(codecOptions[k]!)") }
         if audioTracks != "all" { parts.append("audio=\(audioTracks)") }
         if strictStreams { parts.append("strict_streams") }
+        if let process { parts.append(process.signature) }
         return parts.joined(separator: ";")
     }
 
@@ -256,7 +268,12 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if !["all", "first", "none"].contains(audioTracks) && selectedAudio(of: 1 << 20) == nil {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
         }
-        if videoCodec == "libsvtav1" && videoFilter == nil && (overlapBefore > 0 || overlapAfter > 0) {
+        try process?.validate(videoFilter: videoFilter)
+        if !gpus.isEmpty && process == nil { throw usage("--gpus needs --process: the GPUs are handed to the processor") }
+        if gpus.contains(where: { $0.isEmpty || $0.contains(where: { $0 == "," || $0.isWhitespace }) }) {
+            throw usage("--gpus takes device names separated by commas (0,1), got '\(gpus.joined(separator: ","))'")
+        }
+        if videoCodec == "libsvtav1" && !cutsByTime && (overlapBefore > 0 || overlapAfter > 0) {
             // SVT-AV1 ignores a requested keyframe (FFmpeg passes it on, the library does not act on it), so the
             // buffer frames it encodes cannot be cut off: the first kept frame would reference dropped ones.
             throw usage("--overlap with libsvtav1: SVT-AV1 cannot start a GOP at a requested frame, so encoded buffer frames cannot be dropped cleanly; use --overlap 0 (with --vf, buffers only feed the filter and are allowed)")
@@ -267,5 +284,83 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         }
         try EncoderCatalog.check(videoCodec, video: true, option: "--vcodec")
         if !copyAudio { try EncoderCatalog.check(audioCodec, video: false, option: "--acodec") }
+    }
+}
+
+/// How frames cross the pipes of a `--process` program.
+public enum ProcessFormat: String, Codable, Sendable, CaseIterable {
+    /// YUV4MPEG2 in the source's pixel format (where Y4M has it), with headers: the program's own header says
+    /// its output size, pixel format and rate.
+    case y4m
+    /// Raw packed RGB, 8 bits a sample, no headers: vslice converts with the source's matrix and range.
+    case rgb24
+    /// Raw packed RGB, 16 bits little-endian a sample (for 10-bit and HDR sources), no headers.
+    case rgb48le
+}
+
+/// An external per-segment processor (`--process CMD` and its options): part of the output signature, with the
+/// content of every file its command line names.
+public struct ProcessorSettings: Codable, Sendable, Equatable {
+    public var command: String
+    public var format: ProcessFormat = .y4m
+    /// Output frames per input frame as given (`--process-rate`); nil: 1, or with y4m the ratio of the headers.
+    public var rate: Ratio? = nil
+    /// Raw output size (`--process-size WxH`); nil: the input's.
+    public var width: Int? = nil
+    public var height: Int? = nil
+    /// SHA-256 of each regular file the command line names (the script, its weights), by path as written.
+    public var fileHashes: [String: String] = [:]
+
+    public init(command: String) { self.command = command }
+
+    public static let maxRateTerm: Int32 = 1000
+    public static let sizeRange = 16...16384
+
+    var signature: String {
+        var s = "process=\(command);pformat=\(format.rawValue);prate=\(rate.map { "\($0)" } ?? "-")"
+            + ";psize=\(width.map(String.init) ?? "-")x\(height.map(String.init) ?? "-")"
+        for k in fileHashes.keys.sorted() { s += ";pfile.\(k)=\(fileHashes[k]!)" }
+        return s
+    }
+
+    func validate(videoFilter: String?) throws(VSliceError) {
+        func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
+        if command.trimmingCharacters(in: .whitespaces).isEmpty { throw usage("--process takes a command, got an empty one") }
+        if let r = rate {
+            guard r.num > 0, r.den > 0, r.num <= Self.maxRateTerm, r.den <= Self.maxRateTerm else {
+                throw usage("--process-rate takes a positive integer or fraction P/Q (P, Q up to \(Self.maxRateTerm)), got \(r)")
+            }
+            if r.den > 1 && videoFilter != nil {
+                throw usage("--process-rate \(r) with --vf: a fractional rate is taken on source frames only; change the rate in one of them")
+            }
+        }
+        if (width == nil) != (height == nil) { throw usage("--process-size takes WxH") }
+        if let w = width, let h = height {
+            guard Self.sizeRange.contains(w), Self.sizeRange.contains(h) else {
+                throw usage("--process-size takes WxH with sides from \(Self.sizeRange.lowerBound) to \(Self.sizeRange.upperBound), got \(w)x\(h)")
+            }
+            if format == .y4m { throw usage("--process-size is for raw formats (rgb24, rgb48le); a y4m processor's header says its size") }
+        }
+    }
+}
+
+/// What a processor puts out, learnt by running it on a few frames before any work (stored with the plan):
+/// every segment's processor must put out the same.
+public struct ProcessorOutput: Codable, Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// Its frames' pixel format as the program writes them (FFmpeg's name: yuv420p, rgb24…).
+    public var pixelFormat: String
+    /// Its frames' range as its Y4M header says (nil: not said, the input's).
+    public var fullRange: Bool?
+    /// Output frames per input frame, P/Q in lowest terms.
+    public var rate: Ratio
+
+    public init(width: Int, height: Int, pixelFormat: String, fullRange: Bool?, rate: Ratio) {
+        self.width = width
+        self.height = height
+        self.pixelFormat = pixelFormat
+        self.fullRange = fullRange
+        self.rate = rate
     }
 }

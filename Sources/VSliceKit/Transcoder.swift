@@ -130,6 +130,11 @@ public struct Transcoder: Sendable {
     /// (resume). Finished steps are verified and skipped; the rest runs.
     public func run(store: JobStore, options: RunOptions = RunOptions()) throws(VSliceError) -> TranscodeReport {
         let started = monotonicSeconds()
+        var request = self.request
+        // The files a --process command names are part of its settings: an edited script refuses a resume.
+        if let command = request.settings.process?.command {
+            request.settings.process?.fileHashes = try ProcessorFiles.hashes(command)
+        }
         let settings = request.settings
         try settings.validate()
         if !(options.stallTimeout > 0) || options.maxAttempts < 1 {
@@ -167,6 +172,11 @@ public struct Transcoder: Sendable {
                 try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
                 filterTiming = try FilterTiming.measure(vf, source: input, index: v)
             }
+            // The processor runs on a few frames: a broken one is refused, and what it puts out is learnt.
+            let processor = settings.process == nil ? nil
+                : try ProcessorCheck.run(source: input, index: probe.video!, settings: settings, expect: identity, muxer: format,
+                                         stallTimeout: options.stallTimeout,
+                                         onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
             // What the output carries of the other streams, decided before any work; what it cannot is named.
             let layout = try SourceLayout(path: input)
             let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
@@ -180,7 +190,7 @@ public struct Transcoder: Sendable {
             try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, format: format,
                                          output: request.output, expect: identity)
             let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
-            extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr)
+            extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: processor)
             let fingerprint = try Fingerprint.of(input)
             guard FileIdentity.of(input) == identity else { throw FileIdentity.changed(input) }
             claim = try store.claim(.init(input: input, output: out, fingerprint: fingerprint, request: request,
@@ -292,11 +302,21 @@ public struct Transcoder: Sendable {
 
     /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
     /// CFR, the filter's when it states one; nil for VFR.
-    static func constantRate(_ probe: Probe, filter: FilterTiming?) -> Ratio? {
-        if let filter { return filter.rate }
-        guard probe.report.variableFrameRate == false, let v = probe.video,
-              let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
-        return r
+    static func constantRate(_ probe: Probe, filter: FilterTiming?, processor: Ratio? = nil) -> Ratio? {
+        var rate: Ratio
+        if let filter {
+            guard let r = filter.rate else { return nil }
+            rate = r
+        } else {
+            guard probe.report.variableFrameRate == false, let v = probe.video,
+                  let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
+            rate = r
+        }
+        // A processor's P frames per Q split each interval evenly: a constant rate stays constant, P/Q times it.
+        if let k = processor, k.num != k.den {
+            rate = rate.times(k)
+        }
+        return rate
     }
 
     /// The source time that becomes 0 in the output: the earliest start of the streams used.
@@ -321,4 +341,6 @@ struct SourceExtras: @unchecked Sendable {
     var layout: SourceLayout
     var streams: StreamPlan
     var hdr: HDRMetadata?
+    /// What the `--process` program puts out, learnt by running it on a few frames.
+    var processor: ProcessorOutput? = nil
 }

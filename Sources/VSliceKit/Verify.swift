@@ -22,11 +22,12 @@ public enum Verifier {
     /// With `decode`, every video and audio packet of the output is also decoded: damaged media data that
     /// leaves the timestamps intact is found too. With `filter` (the `--vf` it was made with), its frames are
     /// checked against the graph's output times on the source.
-    public static func verify(output: String, against input: String, filter: String? = nil,
+    /// With `rate` (a `--process` program's P/Q), P frames for every Q of the source's (or the filter's).
+    public static func verify(output: String, against input: String, filter: String? = nil, rate: Ratio? = nil,
                               decode: Bool = false) throws(VSliceError) -> VerifyReport {
         let src = try Probe(path: input)
         let timing = try filter.map { (vf) throws(VSliceError) in try FilterTiming.measure(vf, source: input, index: src.video!) }
-        var report = verify(output: try Probe(path: output), against: src, filtered: timing)
+        var report = verify(output: try Probe(path: output), against: src, filtered: timing, rate: rate)
         if decode {
             report.problems += try DecodeCheck.problems(path: output)
             report.ok = report.problems.isEmpty
@@ -41,21 +42,28 @@ public enum Verifier {
     ///   when the output has as many audio tracks, else the best one).
     /// - Parameter copiedAudio: output audio tracks (by position) that were stream-copied: their priming is
     ///   the source's, not vslice's encoder's.
-    public static func verify(output out: Probe, against src: Probe, filtered: FilterTiming? = nil,
+    /// - Parameter rate: a `--process` program's rate P/Q: the output has a frame at every position j·Q/P of
+    ///   the frames it was given, in equal steps inside each.
+    public static func verify(output out: Probe, against src: Probe, filtered: FilterTiming? = nil, rate: Ratio? = nil,
                               audioStreams: [Int]? = nil, copiedAudio: Set<Int> = [],
                               subtitleStreams: [Int]? = nil) -> VerifyReport {
         var problems: [String] = []
         let si = src.video!, oi = out.video!
         let stb = si.timeBase.value, otb = oi.timeBase.value
         // The frame times the output must have (source time base): the source's, or the filter's.
-        let expected: [Int64]?
+        let given: [Int64]?
         if let filtered {
-            expected = filtered.outputPts.map { $0.filter { $0 >= Transcoder.filteredStart(filtered) } }
+            given = filtered.outputPts.map { $0.filter { $0 >= Transcoder.filteredStart(filtered) } }
         } else {
-            expected = si.pts
+            given = si.pts
+        }
+        let expected: [Double]? = given.map { frames in
+            guard let rate, rate.num != rate.den, let last = frames.last else { return frames.map(Double.init) }
+            let end = last + (filtered == nil ? si.lastFrameDuration : filtered!.frameInterval ?? si.lastFrameDuration)
+            return Self.spread(frames, end: end, rate: rate)
         }
         // With a filter whose timing depends on the pictures there is nothing to compare frame by frame.
-        let srcStart = Double(expected?.first ?? si.pts[0]) * stb
+        let srcStart = (expected?.first ?? Double(si.pts[0])) * stb
         let outStart = Double(oi.pts[0]) * otb
         // Each file's timeline starts at its earliest stream; frames are compared on those timelines.
         let srcAudio: [AudioSpan] = if let audioStreams {
@@ -75,7 +83,8 @@ public enum Verifier {
         let outAudioStarts = outAudio.enumerated().map { copiedAudio.contains($0.offset) ? $0.element.firstPacket : $0.element.start + $0.element.unsignalledPriming }
         let outBase = min(outStart, outAudioStarts.min() ?? outStart)
         if let expected, expected.count != oi.pts.count {
-            problems.append("frame count \(oi.pts.count), \(filtered == nil ? "source has" : "the filter gives") \(expected.count)")
+            let what = rate.map { $0.num != $0.den } == true ? "the processor's rate gives" : filtered == nil ? "source has" : "the filter gives"
+            problems.append("frame count \(oi.pts.count), \(what) \(expected.count)")
         }
         var maxErr = 0.0
         // Both a frame time and the timeline base are rounded to the coarser clock: one tick in all.
@@ -83,14 +92,14 @@ public enum Verifier {
         var firstBad: Int? = nil
         let reference = expected ?? []
         for i in 0..<min(reference.count, oi.pts.count) {
-            let e = abs((Double(reference[i]) * stb - base) - (Double(oi.pts[i]) * otb - outBase))
+            let e = abs((reference[i] * stb - base) - (Double(oi.pts[i]) * otb - outBase))
             maxErr = max(maxErr, e)
             if e > tolerance && firstBad == nil { firstBad = i }
         }
         if let firstBad {
             let what = filtered == nil ? "source" : "filtered"
             problems.append(String(format: "frame %d is at %.6f s, \(what) frame at %.6f s (re-based)", firstBad,
-                                   Double(oi.pts[firstBad]) * otb - outBase, Double(reference[firstBad]) * stb - base))
+                                   Double(oi.pts[firstBad]) * otb - outBase, reference[firstBad] * stb - base))
         }
         if !oi.dtsStrictlyIncreasing { problems.append("video DTS not strictly increasing") }
         let frame = si.pts.count > 1 ? (si.endTime - srcStart) / Double(si.pts.count) : 0.04
@@ -149,5 +158,17 @@ public enum Verifier {
         report.problems = problems
         report.ok = problems.isEmpty
         return report
+    }
+
+    /// The times (ticks) of a processor's frames at rate P/Q over frames at `times` (the last lasting until
+    /// `end`): frame j at position j·Q/P, inside the frame it falls in in equal steps.
+    static func spread(_ times: [Int64], end: Int64, rate: Ratio) -> [Double] {
+        let p = Int64(rate.num), q = Int64(rate.den), n = Int64(times.count)
+        let count = (n * p + q - 1) / q
+        return (0..<count).map { j in
+            let i = Int(j * q / p), r = j * q % p
+            let next = i + 1 < times.count ? times[i + 1] : end
+            return Double(times[i]) + Double(r) * Double(next - times[i]) / Double(p)
+        }
     }
 }

@@ -4,14 +4,15 @@ import Synchronization
 /// Runs blocking work (FFmpeg calls) on dedicated threads, at most `jobs` at once. Dispatch's cooperative
 /// pool is not used for this: a long encode would starve it.
 enum WorkerPool {
-    /// Runs `body` for every item, `jobs` at a time, in the given order. After the first failure, or once a
-    /// stop is requested (first Ctrl-C), no further item starts; items already running finish.
+    /// Runs `body` for every item, `jobs` at a time, in the given order, each with its job slot (0 ..< jobs: the
+    /// thread it runs on, for resources given per slot such as a GPU). After the first failure, or once a stop
+    /// is requested (first Ctrl-C), no further item starts; items already running finish.
     /// Returns the errors keyed by item.
     static func run<Item: Sendable>(_ items: [Item], jobs: Int,
-                                    body: @escaping @Sendable (Item) throws(VSliceError) -> Void) -> [VSliceError] {
+                                    body: @escaping @Sendable (Item, _ slot: Int) throws(VSliceError) -> Void) -> [VSliceError] {
         let state = Mutex<(next: Int, errors: [VSliceError])>((0, []))
         let group = DispatchGroup()
-        for _ in 0..<max(1, min(jobs, items.count)) {
+        for slot in 0..<max(1, min(jobs, items.count)) {
             group.enter()
             let t = Thread {
                 defer { group.leave() }
@@ -22,7 +23,7 @@ enum WorkerPool {
                         return s.next - 1
                     }
                     guard let i else { return }
-                    do throws(VSliceError) { try body(items[i]) } catch {
+                    do throws(VSliceError) { try body(items[i], slot) } catch {
                         state.withLock { $0.errors.append(error) }
                     }
                 }

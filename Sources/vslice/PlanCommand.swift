@@ -10,6 +10,7 @@ struct PlanCommand: ParsableCommand {
             EXAMPLES:
               vslice plan in.mp4 --segment-seconds 5 --min-split-seconds 0
               vslice plan in.mp4 --split frames --segment-frames 250 --overlap 0,4 --json
+              vslice plan in.mp4 --process 'python3 upscale.py' --overlap 2,2
             """)
 
     @Argument(help: "The input media file.")
@@ -30,8 +31,12 @@ struct PlanCommand: ParsableCommand {
         let probe = try Probe(path: input)
         // With --vf, the graph's measured timing sizes the overlaps and cuts the segments by time.
         let timing = try settings.videoFilter.map { try FilterTiming.measure($0, source: input, index: probe.video!) }
+        // With --process, the program runs on the first frames: what it puts out shapes the cut.
+        var processed = settings
+        if let command = settings.process?.command { processed.process?.fileHashes = try ProcessorFiles.hashes(command) }
+        let processor = try processed.process.map { _ in try ProcessorCheck.run(source: input, index: probe.video!, settings: processed) }
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings, filter: timing,
-                                 from: timing.map(Transcoder.filteredStart))
+                                 from: timing.map(Transcoder.filteredStart), processor: processor)
         if json {
             try Terminal.printJSON(plan)
             return
@@ -42,6 +47,12 @@ struct PlanCommand: ParsableCommand {
         if let timing {
             print("  filter: lookahead \(timing.lookahead), memory \(timing.memory) frames\(timing.countsFrames ? ", counts frames" : ""); "
                   + (timing.outputPts.map { "\($0.count) output frames" } ?? "output frames depend on the pictures"))
+        }
+        if let p = plan.processor, let command = settings.process?.command {
+            let rate = p.rate.den == 1 ? "\(p.rate.num)" : "\(p.rate)"
+            print("  processor: \(command)")
+            print("    puts out \(p.width)x\(p.height) \(p.pixelFormat), \(rate) frame(s) per input frame "
+                  + "(learnt from a run on the first \(min(ProcessorCheck.frames, plan.frameCount)) frames)")
         }
         print("  seg  decode-from  buffer-start  first  last  buffer-end  frames      start s       end s")
         for s in plan.segments {

@@ -137,6 +137,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .customLong("vf"), help: "The filter graph the output was made with (--vf): its frames are checked against the graph's output times on the source.")
     var videoFilter: String?
 
+    @Option(name: .customLong("process-rate"), help: "The rate of the processor it was made with (--process-rate): that many frames per source frame.")
+    var processRate: String?
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -144,7 +147,14 @@ struct VerifyCommand: ParsableCommand {
     var noDecode = false
 
     func run() throws {
-        let report = try Verifier.verify(output: output, against: against, filter: videoFilter, decode: !noDecode)
+        let rate = try processRate.map { text -> Ratio in
+            let parts = text.split(separator: "/")
+            guard (1...2).contains(parts.count), let n = Int32(parts[0]), let d = parts.count == 2 ? Int32(parts[1]) : 1, n > 0, d > 0 else {
+                throw VSliceError(.usage, "check options", reason: "--process-rate takes an integer or a fraction P/Q, got '\(text)'")
+            }
+            return Ratio(num: n, den: d)
+        }
+        let report = try Verifier.verify(output: output, against: against, filter: videoFilter, rate: rate, decode: !noDecode)
         if json {
             try Terminal.printJSON(report)
         } else {

@@ -5,32 +5,33 @@ import Foundation
 struct LocalExecutor: SegmentExecutor {
     func encode(_ job: EncodeJob) throws(VSliceError) -> EncodeOutcome {
         let store = job.store, taskId = job.task.id, onEvent = job.onEvent, logger = job.logger
-        let watchdog = job.watchdog, maxAttempts = job.options.maxAttempts, identity = job.identity
-        let input = job.input, index = job.index, segmentPaths = job.segmentPaths, kept = job.kept
+        let watchdog = job.watchdog, maxAttempts = job.options.maxAttempts
+        let segmentPaths = job.segmentPaths, kept = job.kept
         let encodeSettings = job.settings.forRun(segments: job.todo.count)
-        let errors = WorkerPool.run(job.todo, jobs: job.settings.jobs) { (segment: SegmentPlan) throws(VSliceError) in
+        let gpus = job.settings.gpus
+        let errors = WorkerPool.run(job.todo, jobs: job.settings.jobs) { (segment: SegmentPlan, slot: Int) throws(VSliceError) in
             let segId = LedgerID.segment(taskId, segment.index)
             var attempt = 0
             while true {
                 attempt += 1
                 onEvent(.segmentStarted(index: segment.index))
                 let trace = try store.beginEvent(taskId, .encode, segment: segId)
-                let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
-                let watch = WorkWatch()
                 // Written under a name of its own, renamed into place by the commit that records it.
                 let tmp = segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
-                var encoder = SegmentEncoder(source: input, index: index, segment: segment, settings: encodeSettings,
-                                             outputPath: tmp,
-                                             progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
-                                             watch: watch, expect: identity)
-                encoder.hdr = job.plan.hdr
+                let run = SegmentAttempt(task: taskId, input: job.input, identity: job.identity, index: job.index, plan: job.plan,
+                                         segment: segment, settings: encodeSettings, workDir: job.workDir, partPath: tmp,
+                                         gpu: gpus.isEmpty ? nil : gpus[slot % gpus.count],
+                                         progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
+                                         onProcessorLine: { logger.debug("processor: \($0)", metadata: ["segment": "\(segment.index)"]) })
+                var spent = (wall: 0.0, cpu: 0.0)
                 do throws(VSliceError) {
-                    let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
+                    let done = try run.run(watchdog: watchdog) { spent = $0 }
+                    let result = done.result
                     Fault.hit("segment-commit")
                     try store.endStep(trace: trace, task: taskId, node: .encode,
                                       segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
                                                      checksum: Int64(result.checksum)),
-                                      figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
+                                      figures: .init(wall: done.wallSeconds, cpu: done.cpuSeconds,
                                                      framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
                                       error: nil, detail: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
                     kept(segment.index, result.framesKept)
@@ -43,8 +44,7 @@ struct LocalExecutor: SegmentExecutor {
                     if error.kind == .resumeRefused { throw error }
                     try? store.endStep(trace: trace, task: taskId, node: .encode,
                                        segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
-                                       figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0),
-                                       error: error.description)
+                                       figures: .init(wall: spent.wall, cpu: spent.cpu), error: error.description)
                     onEvent(.segmentFailed(index: segment.index, error: error.description))
                     // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not,
                     // nor a failure that would repeat (a filter or encoder rejecting its input): RetryPolicy.swift.

@@ -70,6 +70,9 @@ public struct WorkOrder: Codable, Sendable {
 public enum WorkFolder {
     public static func segmentFileName(_ index: Int) -> String { String(format: "seg-%05d.vseg", index) }
 
+    /// `seg-NNNNN.process.log`: the `--process` program's stderr, every attempt's appended.
+    public static func processLogName(_ index: Int) -> String { String(format: "seg-%05d.process.log", index) }
+
     /// `seg-NNNNN.progress`: "TRACE FRAMES", the running attempt's frames so far (for the progress bar only).
     static func progressFileName(_ index: Int) -> String { String(format: "seg-%05d.progress", index) }
 

@@ -58,6 +58,7 @@ public enum SegmentWorker {
                                         exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
                                         wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
                                         engine: .from(environment: environment))
+        var processorCPU = 0.0
         do throws(VSliceError) {
             let fingerprint = try Fingerprint.of(order.input)
             guard fingerprint == order.fingerprint else {
@@ -80,13 +81,14 @@ public enum SegmentWorker {
                 framesDone.add(n, ordering: .relaxed)
                 progress(n)
             }
-            let watch = WorkWatch()
-            var encoder = SegmentEncoder(source: order.input, index: order.index, segment: segment, settings: settings,
-                                         outputPath: partPath, progress: counted, watch: watch, expect: identity)
-            encoder.hdr = order.plan.hdr
+            try ProcessorFiles.check(settings.process)
+            let attempt = SegmentAttempt(task: order.task, input: order.input, identity: identity, index: order.index, plan: order.plan,
+                                         segment: segment, settings: settings, workDir: workDir, partPath: partPath,
+                                         environment: environment, progress: counted, cpuClock: processCPUSeconds)
             let watchdog = StallWatchdog(timeout: order.stallTimeout)
             defer { watchdog.stop() }
-            let result = try watchdog.watching(watch) { () throws(VSliceError) in try encoder.run() }
+            let result = try attempt.run(watchdog: watchdog).result
+            processorCPU = result.processorCPU
             if rename(partPath, finalPath) != 0 {
                 throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(errno)))
             }
@@ -114,7 +116,7 @@ public enum SegmentWorker {
         }
         record.endedAt = Date().timeIntervalSince1970
         record.wallSeconds = monotonicSeconds() - t0
-        record.cpuSeconds = processCPUSeconds() - c0
+        record.cpuSeconds = processCPUSeconds() - c0 + processorCPU
         try record.write(workDir: workDir)
         return Outcome(record: record, alreadyDone: nil)
     }

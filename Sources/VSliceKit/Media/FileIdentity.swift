@@ -59,3 +59,78 @@ public enum Fingerprint {
         return "\(size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(String(sum, radix: 16))"
     }
 }
+
+/// The regular files a `--process` command line names — its script, a weights file — and their content: an
+/// edited script makes other frames, so it is part of the task's settings (a resume with it is refused).
+public enum ProcessorFiles {
+    /// The command's words (as `/bin/sh` splits simple words: quotes and backslashes honoured), and the value
+    /// of each `--option=value` word, that name a regular file now.
+    static func paths(in command: String) -> [String] {
+        var words: [String] = [], word = "", quote: Character? = nil, escaped = false, inWord = false
+        for c in command {
+            if escaped { word.append(c); escaped = false; continue }
+            if c == "\\" && quote != "'" { escaped = true; inWord = true; continue }
+            if let q = quote {
+                if c == q { quote = nil } else { word.append(c) }
+                continue
+            }
+            if c == "'" || c == "\"" { quote = c; inWord = true; continue }
+            if c.isWhitespace || ";|&<>()".contains(c) {
+                if inWord { words.append(word) }
+                word = ""
+                inWord = false
+                continue
+            }
+            word.append(c)
+            inWord = true
+        }
+        if inWord { words.append(word) }
+        var out: [String] = []
+        for w in words {
+            for candidate in [w] + (w.hasPrefix("-") ? w.split(separator: "=", maxSplits: 1).dropFirst().map(String.init) : []) {
+                var st = stat()
+                if !candidate.isEmpty, stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, !out.contains(candidate) {
+                    out.append(candidate)
+                }
+            }
+        }
+        return out
+    }
+
+    /// SHA-256 (hex) of each regular file `command` names, by the path as written.
+    public static func hashes(_ command: String) throws(VSliceError) -> [String: String] {
+        var out: [String: String] = [:]
+        for p in paths(in: command) {
+            guard let h = sha256(p) else {
+                throw VSliceError(.usage, "check --process", path: p, reason: "cannot read a file the command names")
+            }
+            out[p] = h
+        }
+        return out
+    }
+
+    /// Refuses to run a processor whose named files differ from when the task was planned (a worker on a node
+    /// that sees another script, or a script edited while the task runs).
+    static func check(_ process: ProcessorSettings?) throws(VSliceError) {
+        guard let process else { return }
+        for (path, hash) in process.fileHashes.sorted(by: { $0.key < $1.key }) where sha256(path) != hash {
+            throw VSliceError(.input, "check --process", path: path,
+                              reason: "the file changed since the task was planned (or this node sees another one); the processor would make other frames")
+        }
+    }
+
+    static func sha256(_ path: String) -> String? {
+        guard let fh = FileHandle(forReadingAtPath: path), let ctx = av_sha_alloc() else { return nil }
+        defer { try? fh.close(); av_free(UnsafeMutableRawPointer(ctx)) }
+        av_sha_init(ctx, 256)
+        while true {
+            let chunk: Data?
+            do { chunk = try fh.read(upToCount: 1 << 20) } catch { return nil }
+            guard let chunk, !chunk.isEmpty else { break }
+            chunk.withUnsafeBytes { av_sha_update(ctx, $0.bindMemory(to: UInt8.self).baseAddress, $0.count) }
+        }
+        var digest = [UInt8](repeating: 0, count: 32)
+        av_sha_final(ctx, &digest)
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -10,6 +10,8 @@ public struct Ratio: Codable, Sendable, Equatable, CustomStringConvertible {
     var av: AVRational { AVRational(num: num, den: den) }
     public var value: Double { den == 0 ? 0 : Double(num) / Double(den) }
     public var description: String { "\(num)/\(den)" }
+    /// This ratio times `k`, in lowest terms.
+    func times(_ k: Ratio) -> Ratio { Ratio(av_mul_q(av, k.av)) }
 
     public init(from decoder: Swift.Decoder) throws {
         let s = try decoder.singleValueContainer().decode(String.self)

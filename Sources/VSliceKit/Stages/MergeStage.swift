@@ -60,7 +60,7 @@ enum MergeStage: Stage {
         merger.attachments = streams.attachments
         merger.attachedPictures = streams.attachedPictures
         merger.hdr = ctx.extras.hdr
-        merger.frameRate = Transcoder.constantRate(ctx.probe, filter: ctx.extras.filterTiming)
+        merger.frameRate = Transcoder.constantRate(ctx.probe, filter: ctx.extras.filterTiming, processor: ctx.plan.processor?.rate)
         return merger
     }
 }

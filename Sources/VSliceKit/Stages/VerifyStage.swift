@@ -12,6 +12,7 @@ enum VerifyStage: Stage {
         let checked = ctx.published ? ctx.output : ctx.partPath
         let report = try ctx.traced(node) { (_) throws(VSliceError) in
             StepRecord(value: try Verifier.verify(output: Probe(path: checked), against: ctx.probe, filtered: ctx.extras.filterTiming,
+                                                  rate: ctx.plan.processor?.rate,
                                                   audioStreams: streams.audio.map(\.stream),
                                                   copiedAudio: Set(streams.audio.indices.filter { streams.audio[$0].copy }),
                                                   subtitleStreams: streams.subtitles.map(\.stream)))

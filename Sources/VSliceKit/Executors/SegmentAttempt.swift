@@ -1,0 +1,85 @@
+import Foundation
+
+/// One attempt at one segment, the same wherever it runs — a job slot of the local executor, or a
+/// `vslice segment` worker under a scheduler: the segment's pipeline (with its `--process` program, told what
+/// it works on through its environment, its stderr in the segment's log in the work folder) run under the
+/// stall watchdog into a part file, and measured. Recording the attempt is the executor's (the ledger here, a
+/// trace record file there).
+struct SegmentAttempt {
+    var task: String
+    var input: String
+    /// The input's identity when the task started (every open checks it); nil: not checked.
+    var identity: FileIdentity?
+    var index: VideoIndex
+    var plan: Plan
+    var segment: SegmentPlan
+    var settings: TranscodeSettings
+    var workDir: String
+    /// Where the segment file is written (renamed into place by the executor once recorded).
+    var partPath: String
+    /// The GPU the processor gets (`VSLICE_GPU`, `CUDA_VISIBLE_DEVICES`), if any.
+    var gpu: String? = nil
+    /// The environment the processor inherits.
+    var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Kept frames decoded so far (increments, from the attempt's thread).
+    var progress: @Sendable (Int) -> Void = { _ in }
+    /// Each line the processor writes on stderr.
+    var onProcessorLine: (@Sendable (String) -> Void)? = nil
+    /// How its CPU time is read: its thread's (a job slot among others in one process; an encoder's own threads,
+    /// with `--threads` above 1, are not counted) or its process's (a worker, which runs one attempt).
+    var cpuClock: @Sendable () -> Double = threadCPUSeconds
+
+    struct Outcome {
+        var result: SegmentResult
+        var wallSeconds: Double
+        /// The attempt's CPU seconds, its processor's included.
+        var cpuSeconds: Double
+    }
+
+    /// Runs the attempt. On failure the part file is removed and the error says how long it ran (`measured`).
+    func run(watchdog: StallWatchdog, measured: ((wall: Double, cpu: Double)) -> Void = { _ in }) throws(VSliceError) -> Outcome {
+        let t0 = monotonicSeconds(), c0 = cpuClock()
+        let watch = WorkWatch()
+        var pipeline = SegmentPipeline(source: input, index: index, segment: segment, settings: settings, outputPath: partPath,
+                                       progress: progress, watch: watch, expect: identity)
+        pipeline.hdr = plan.hdr
+        if settings.process != nil {
+            guard let output = plan.processor else {
+                throw VSliceError(.usage, "encode segment \(segment.index)", path: workDir,
+                                  reason: "the plan has no processor output (planned by an older vslice); start over with --fresh")
+            }
+            pipeline.processor = ProcessorRun(output: output, environment: processorEnvironment,
+                                              logPath: (workDir as NSString).appendingPathComponent(WorkFolder.processLogName(segment.index)),
+                                              onStderrLine: onProcessorLine)
+        }
+        do throws(VSliceError) {
+            let result = try watchdog.watching(watch) { () throws(VSliceError) in try pipeline.run() }
+            return Outcome(result: result, wallSeconds: monotonicSeconds() - t0, cpuSeconds: cpuClock() - c0 + result.processorCPU)
+        } catch {
+            unlink(partPath)
+            measured((monotonicSeconds() - t0, cpuClock() - c0))
+            throw error
+        }
+    }
+
+    /// What the processor is told of its task and segment (the frame counts are source frames; the program
+    /// reads BUFFER_BEFORE + FRAMES + BUFFER_AFTER of them, from FIRST_FRAME − BUFFER_BEFORE, before any `--vf`).
+    var processorEnvironment: [String: String] {
+        var env = environment
+        env["VSLICE_TASK"] = task
+        env["VSLICE_SEGMENT"] = String(segment.index)
+        env["VSLICE_SEGMENTS"] = String(plan.segments.count)
+        env["VSLICE_FIRST_FRAME"] = String(segment.firstFrame)
+        env["VSLICE_FRAMES"] = String(segment.frameCount)
+        env["VSLICE_BUFFER_BEFORE"] = String(segment.firstFrame - segment.bufferStart)
+        env["VSLICE_BUFFER_AFTER"] = String(segment.bufferEnd - segment.lastFrame)
+        if let gpu {
+            env["VSLICE_GPU"] = gpu
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        } else if let given = env["CUDA_VISIBLE_DEVICES"], !given.isEmpty {
+            // A scheduler's choice (Slurm's --gres=gpu) passes on as it is.
+            env["VSLICE_GPU"] = given
+        }
+        return env
+    }
+}

@@ -1,0 +1,118 @@
+import CFFmpeg
+import Foundation
+
+/// What one segment attempt did (recorded in its trace).
+public struct SegmentResult: Codable, Sendable {
+    public var framesProcessed: Int
+    public var framesKept: Int
+    public var bytes: Int64
+    /// The segment file's trailer checksum (recorded so resume can tell a damaged file).
+    public var checksum: UInt32
+    /// CPU seconds the `--process` program used (0 without one).
+    public var processorCPU: Double = 0
+}
+
+/// How a segment's `--process` program runs: what it must put out (learnt before the task), its environment,
+/// where its stderr goes.
+struct ProcessorRun {
+    var output: ProcessorOutput
+    var environment: [String: String]
+    var logPath: String?
+    var onStderrLine: (@Sendable (String) -> Void)? = nil
+}
+
+/// One segment, decoded straight from the source and encoded into its packet file:
+///
+///     SegmentSource (seek, decode, buffer frames) → processors (--vf graph, --process program) → SegmentSink
+///
+/// Every kept frame is encoded with its source timestamp (or, after a processor that changes the rate, the
+/// time it falls at inside its source frame).
+struct SegmentPipeline {
+    var source: String
+    var index: VideoIndex
+    var segment: SegmentPlan
+    var settings: TranscodeSettings
+    var outputPath: String
+    /// Called with each kept frame's count increment as it is decoded (from the worker thread).
+    var progress: @Sendable (Int) -> Void = { _ in }
+    /// Its stop switch and I/O deadline; progress is reported to it for the stall watchdog.
+    var watch = WorkWatch()
+    /// The source's HDR10 static metadata, handed to encoders that write it (x265, SVT-AV1).
+    var hdr: HDRMetadata? = nil
+    /// The input's identity when the task started: a replaced or modified input is refused (exit 3).
+    var expect: FileIdentity? = nil
+    /// The `--process` program's run (with `settings.process`).
+    var processor: ProcessorRun? = nil
+
+    func run() throws(VSliceError) -> SegmentResult {
+        let src = try SegmentSource(path: source, index: index, segment: segment, threads: settings.threadsPerJob, watch: watch,
+                                    expect: expect, progress: progress)
+        let cut = settings.cutsByTime ? segment.cut : nil
+        let (stages, geometry) = try makeStages(src, cut: cut)
+        let external = stages.last as? ExternalProcessor
+        let sink = try SegmentSink(.init(settings: settings, geometry: geometry, hdr: hdr, cut: cut,
+                                         rate: processor?.output.rate ?? Ratio(num: 1, den: 1)),
+                                   segment: segment, index: index, path: source, outputPath: outputPath, watch: watch)
+        let outs = stages.map { _ in Frame() }
+        func feed(_ k: Int, _ frame: Frame) throws(VSliceError) {
+            guard k < stages.count else { return try sink.take(frame) }
+            while try !stages[k].send(frame) { try drain(k) }
+            try drain(k)
+        }
+        func drain(_ k: Int) throws(VSliceError) {
+            while try stages[k].receive(outs[k]) == .ok { try feed(k + 1, outs[k]) }
+        }
+        try src.run { (frame) throws(VSliceError) in try feed(0, frame) }
+        for k in stages.indices {
+            try stages[k].finish(end: src.end)
+            try drain(k)
+        }
+        let sealed = try sink.finish()
+        if cut == nil && (src.handedOn != segment.processedCount || sealed.kept != segment.frameCount) {
+            try? FileManager.default.removeItem(atPath: outputPath)
+            throw VSliceError(.processing, "encode segment \(segment.index)", path: source,
+                              reason: "expected \(segment.frameCount) frames (\(segment.processedCount) with buffers), "
+                                + "got \(sealed.kept) (\(src.handedOn) processed)")
+        }
+        return SegmentResult(framesProcessed: src.handedOn, framesKept: sealed.kept, bytes: sealed.bytes,
+                             checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0)
+    }
+
+    /// The stages between the decoder and the encoder, and what comes out of the last: the `--vf` graph, the
+    /// `--process` program, and a pixel-format conversion when the encoder cannot take what comes out.
+    private func makeStages(_ src: SegmentSource, cut: TimeCut?) throws(VSliceError) -> ([any FrameProcessor], FrameGeometry) {
+        let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
+        let from = src.geometry
+        let needsConversion = !supported.isEmpty && !supported.contains(from.pixelFormat)
+        var stages: [any FrameProcessor] = []
+        var geometry = from
+        if let vf = settings.videoFilter {
+            let graph = try VideoFilterGraph(description: vf, decoder: src.decoder.ctx, timeBase: src.timeBase, frameRate: from.frameRate,
+                                             outputFormats: processor == nil && needsConversion ? supported : [], path: source)
+            let stage = FilterStage(graph: graph, inputTimeBase: src.timeBase, offset: cut?.graphOffset ?? 0,
+                                    primeFrames: cut?.primeFrames ?? 0, colors: from)
+            stages.append(stage)
+            geometry = stage.output
+        }
+        if let run = processor, let process = settings.process {
+            let spec = ProcessorSpec(settings: process, expected: run.output, environment: run.environment, logPath: run.logPath,
+                                     onStderrLine: run.onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat)
+            let stage = try ExternalProcessor(spec, input: geometry, watch: watch, path: source)
+            src.decodingIsProgress = false
+            stages.append(stage)
+            geometry = stage.output
+        } else if settings.videoFilter == nil && needsConversion {
+            let graph = try VideoFilterGraph(description: nil, decoder: src.decoder.ctx, timeBase: src.timeBase, frameRate: from.frameRate,
+                                             outputFormats: supported, path: source)
+            let stage = FilterStage(graph: graph, inputTimeBase: src.timeBase, colors: from)
+            stages.append(stage)
+            geometry = stage.output
+        }
+        // The encoder's nominal rate: what a filter or processor says it puts out, else the stream's average.
+        if stages.isEmpty || !settings.cutsByTime || !(geometry.frameRate.num > 0 && geometry.frameRate.den > 0) {
+            let avg = src.stream.pointee.avg_frame_rate
+            geometry.frameRate = avg.num > 0 && avg.den > 0 ? avg : src.stream.pointee.r_frame_rate
+        }
+        return (stages, geometry)
+    }
+}
