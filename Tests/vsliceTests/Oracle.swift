@@ -116,10 +116,11 @@ extension FFprobe {
 }
 
 enum FFmpegOracle {
-    /// Average PSNR (dB) of `output` against `source`, frames paired in order from each file's start.
+    /// Average PSNR (dB) of `output` against `source`, frames paired in order from each file's start (both
+    /// renumbered on one clock: frame numbers in two different time bases would pair the wrong frames).
     static func psnr(_ output: String, _ source: String) throws -> Double {
         let r = try Proc.run("ffmpeg", ["-nostdin", "-hide_banner", "-i", output, "-i", source, "-lavfi",
-                                        "[0:v]setpts=N[a];[1:v]setpts=N[b];[a][b]psnr", "-f", "null", "-"])
+                                        "[0:v]settb=1/1000,setpts=N[a];[1:v]settb=1/1000,setpts=N[b];[a][b]psnr", "-f", "null", "-"])
         guard let range = r.stderr.range(of: "average:") else { throw OracleError("no PSNR in: \(r.stderr.suffix(400))") }
         let tail = r.stderr[range.upperBound...].prefix { !$0.isWhitespace }
         if tail == "inf" { return .infinity }

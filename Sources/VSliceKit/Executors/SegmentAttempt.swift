@@ -39,7 +39,7 @@ struct SegmentAttempt {
     /// Runs the attempt. On failure the part file is removed and the error says how long it ran (`measured`).
     func run(watchdog: StallWatchdog, measured: ((wall: Double, cpu: Double)) -> Void = { _ in }) throws(VSliceError) -> Outcome {
         let t0 = monotonicSeconds(), c0 = cpuClock()
-        let watch = WorkWatch()
+        let watch = WorkWatch(stalledMeans: settings.process == nil ? "no frame decoded" : "no frame from the processor")
         var pipeline = SegmentPipeline(source: input, index: index, segment: segment, settings: settings, outputPath: partPath,
                                        progress: progress, watch: watch, expect: identity)
         pipeline.hdr = plan.hdr

@@ -12,7 +12,7 @@ final class StallWatchdog: Sendable {
         let t = PeriodicThread(every: min(0.25, timeout / 4)) { [self] in
             running.withLock { watches in
                 for w in watches.values where w.idleSeconds > timeout {
-                    w.abandon("stalled: no frame decoded for \(Int(timeout)) s (--stall-timeout)")
+                    w.abandon("stalled: \(w.stalledMeans) for \(Int(timeout)) s (--stall-timeout)")
                 }
             }
         }

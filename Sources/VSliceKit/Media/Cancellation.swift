@@ -39,7 +39,13 @@ public final class WorkWatch: Sendable {
     /// Monotonic milliseconds of the last progress report.
     private let lastProgress = Atomic<Int64>(WorkWatch.nowMillis())
 
-    public init(ioDeadline: Double = WorkWatch.defaultIODeadline) { self.ioDeadline = ioDeadline }
+    /// What counts as progress, for the stall message: "no frame decoded", "no frame from the processor".
+    let stalledMeans: String
+
+    public init(ioDeadline: Double = WorkWatch.defaultIODeadline, stalledMeans: String = "no frame decoded") {
+        self.ioDeadline = ioDeadline
+        self.stalledMeans = stalledMeans
+    }
 
     static func nowMillis() -> Int64 { Int64(monotonicSeconds() * 1000) }
 

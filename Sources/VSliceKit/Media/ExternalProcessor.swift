@@ -4,6 +4,8 @@ import Foundation
 /// How one external processor runs (`--process`), for one segment or for the check before any work.
 struct ProcessorSpec {
     var settings: ProcessorSettings
+    /// What it runs for, in messages: "segment 3", "check".
+    var label: String
     /// What every segment's program must put out; nil while it is being learnt (the check).
     var expected: ProcessorOutput?
     /// The program's whole environment.
@@ -109,6 +111,9 @@ final class ExternalProcessor: FrameProcessor {
 
     /// Stops the program now (its whole process group).
     func kill() { child.kill() }
+
+    /// "run the processor (segment 3)", for errors.
+    var operation: String { "run the processor (\(spec.label))" }
 
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
@@ -278,7 +283,7 @@ extension ExternalProcessor {
         while true {
             try parseInbox()
             if blocking && done() { return }
-            try watch.check("run the processor", path: path)
+            try watch.check(operation, path: path)
             var fds: [pollfd] = []
             let writing = pendingOffset < pending.count && child.stdin >= 0
             if writing { fds.append(pollfd(fd: child.stdin, events: Int16(POLLOUT), revents: 0)) }
@@ -294,7 +299,7 @@ extension ExternalProcessor {
             if fds.isEmpty { return }
             let n = poll(&fds, nfds_t(fds.count), blocking ? 100 : 0)
             if n < 0 && errno != EINTR {
-                throw VSliceError(.processing, "run the processor", path: path, reason: "poll: \(String(cString: strerror(errno)))")
+                throw VSliceError(.processing, operation, path: path, reason: "poll: \(String(cString: strerror(errno)))")
             }
             for p in fds where p.revents != 0 {
                 if p.fd == child.stdin { try writePending() }
@@ -367,7 +372,7 @@ extension ExternalProcessor {
     private func judge() throws(VSliceError) {
         guard let (how, _) = ended else { return }
         if !how.succeeded {
-            throw VSliceError(.processing, "run the processor", path: path,
+            throw VSliceError(.processing, operation, path: path,
                               reason: "the processor failed (\(how)) after \(produced) output frames" + stderrTail.said)
         }
         let partial = inbox.count - inboxOffset
@@ -386,7 +391,7 @@ extension ExternalProcessor {
     }
 
     func deterministic(_ why: String) -> VSliceError {
-        var e = VSliceError(.processing, "run the processor", path: path, reason: why)
+        var e = VSliceError(.processing, operation, path: path, reason: why)
         e.deterministic = true
         return e
     }
@@ -545,7 +550,7 @@ extension ExternalProcessor {
         child.closeStdin()
         child.closeStdout()
         if let e = try? waitForExit(), !e.succeeded {
-            return VSliceError(.processing, "run the processor", path: path,
+            return VSliceError(.processing, operation, path: path,
                                reason: "the processor failed (\(e)); its output was cut: \(why)" + stderrTail.said)
         }
         return deterministic(why + stderrTail.said)

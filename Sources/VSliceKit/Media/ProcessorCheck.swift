@@ -18,7 +18,7 @@ public enum ProcessorCheck {
         do throws(VSliceError) {
             let watchdog = StallWatchdog(timeout: stallTimeout)
             defer { watchdog.stop() }
-            let watch = WorkWatch()
+            let watch = WorkWatch(stalledMeans: "no frame from the processor")
             return try watchdog.watching(watch) { () throws(VSliceError) in
                 try runOnce(source: source, index: index, settings: settings, process: process, expect: expect, muxer: muxer,
                             watch: watch, onStderrLine: onStderrLine)
@@ -55,7 +55,7 @@ public enum ProcessorCheck {
             env[k] = v
         }
         let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
-        let external = try ExternalProcessor(ProcessorSpec(settings: process, expected: nil, environment: env, logPath: nil,
+        let external = try ExternalProcessor(ProcessorSpec(settings: process, label: "check", expected: nil, environment: env, logPath: nil,
                                                            onStderrLine: onStderrLine, encoderFormats: supported,
                                                            preferredFormat: geometry.pixelFormat),
                                              input: geometry, watch: watch, path: source)

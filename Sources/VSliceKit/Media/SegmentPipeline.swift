@@ -95,7 +95,7 @@ struct SegmentPipeline {
             geometry = stage.output
         }
         if let run = processor, let process = settings.process {
-            let spec = ProcessorSpec(settings: process, expected: run.output, environment: run.environment, logPath: run.logPath,
+            let spec = ProcessorSpec(settings: process, label: "segment \(segment.index)", expected: run.output, environment: run.environment, logPath: run.logPath,
                                      onStderrLine: run.onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat)
             let stage = try ExternalProcessor(spec, input: geometry, watch: watch, path: source)
             src.decodingIsProgress = false
