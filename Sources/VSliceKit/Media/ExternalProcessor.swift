@@ -41,14 +41,10 @@ final class ExternalProcessor: FrameProcessor {
     private var outFormat: AVPixelFormat = AV_PIX_FMT_NONE
 
     // The pipes.
-    private var pending: [UInt8] = []
-    private var pendingOffset = 0
+    private let writer = PipeWriter()
+    private let reader: PipeReader
     private var wroteHeader = false
-    private var headerRead = false
-    private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
     private var closing = false
-    private var inbox: [UInt8] = []
-    private var inboxOffset = 0
     private var stderrTail = StderrTail()
     private var log: FileHandle?
 
@@ -100,8 +96,13 @@ final class ExternalProcessor: FrameProcessor {
             _ = try? log?.seekToEnd()
         }
         let told = Self.environment(input: input, format: spec.settings.format, pipeFormat: pipeInFormat, fullRange: pipeInFullRange)
+        reader = PipeReader(y4m: spec.settings.format == .y4m)
         child = try ChildProcess(command: spec.settings.command, environment: spec.environment.merging(told) { $1 })
-        if let expected = spec.expected { try prepareOutput(expected) }
+        if let expected = spec.expected {
+            try prepareOutput(expected)
+        } else if spec.settings.format != .y4m {
+            try learnRaw()
+        }
     }
 
     deinit {
@@ -150,21 +151,21 @@ final class ExternalProcessor: FrameProcessor {
     }
 
     func send(_ frame: Frame) throws(VSliceError) -> Bool {
-        if pendingOffset < pending.count {
-            try pump(blocking: true) { self.pendingOffset >= self.pending.count || self.mustReceive }
-            if pendingOffset < pending.count { return false }
+        if !writer.isEmpty {
+            try pump(blocking: true) { self.writer.isEmpty || self.mustReceive }
+            if !writer.isEmpty { return false }
         }
         if mustReceive { return false }
         inputTimes.append(frame.pts)
         try queue(frame)
-        try pump(blocking: true) { self.pendingOffset >= self.pending.count || self.mustReceive }
+        try pump(blocking: true) { self.writer.isEmpty || self.mustReceive }
         return true
     }
 
     func finish(end: Int64) throws(VSliceError) {
         endTime = end
         closing = true
-        if pendingOffset >= pending.count { child.closeStdin() }
+        if writer.isEmpty { child.closeStdin() }
     }
 
     func receive(_ frame: Frame) throws(VSliceError) -> CodecResult {
@@ -226,39 +227,20 @@ final class ExternalProcessor: FrameProcessor {
 // MARK: - Frames into the pipe
 
 extension ExternalProcessor {
-    /// Appends `frame` (converted to the pipe's format) to the bytes waiting for the program's stdin.
+    /// Queues `frame` (converted to the pipe's format) for the program's stdin, its Y4M header first.
     private func queue(_ frame: Frame) throws(VSliceError) {
-        if pendingOffset >= pending.count {
-            pending.removeAll(keepingCapacity: true)
-            pendingOffset = 0
-        }
-        if !wroteHeader && spec.settings.format == .y4m {
-            pending.append(contentsOf: Array(inputHeader.line.utf8))
+        if spec.settings.format == .y4m {
+            if !wroteHeader { writer.queue(inputHeader.line) }
+            writer.queue("FRAME\n")
         }
         wroteHeader = true
-        if spec.settings.format == .y4m { pending.append(contentsOf: Array("FRAME\n".utf8)) }
-        var source = frame
         if let inConverter {
             let converted = Frame()
             try inConverter.convert(frame, into: converted)
-            source = converted
+            try writer.queue(converted, format: pipeInFormat)
+        } else {
+            try writer.queue(frame, format: pipeInFormat)
         }
-        let f = source.ptr.pointee
-        let size = Int(av_image_get_buffer_size(pipeInFormat, f.width, f.height, 1))
-        let start = pending.count
-        pending.append(contentsOf: repeatElement(0, count: size))
-        let written = pending.withUnsafeMutableBufferPointer { buf in
-            withUnsafePointer(to: source.ptr.pointee.data) { data in
-                withUnsafePointer(to: source.ptr.pointee.linesize) { lines in
-                    data.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { d in
-                        lines.withMemoryRebound(to: Int32.self, capacity: 8) { l in
-                            av_image_copy_to_buffer(buf.baseAddress! + start, Int32(size), d, l, pipeInFormat, f.width, f.height, 1)
-                        }
-                    }
-                }
-            }
-        }
-        try ffCheck(written, "copy a frame to the processor", path: path)
     }
 
     /// The Y4M header vslice writes: the input's size, rate, aspect, chroma and range.
@@ -281,11 +263,10 @@ extension ExternalProcessor {
     /// reads nor writes is found by the stall watchdog (no output frame).
     private func pump(blocking: Bool, until done: () -> Bool) throws(VSliceError) {
         while true {
-            try parseInbox()
             if blocking && done() { return }
             try watch.check(operation, path: path)
             var fds: [pollfd] = []
-            let writing = pendingOffset < pending.count && child.stdin >= 0
+            let writing = !writer.isEmpty && child.stdin >= 0
             if writing { fds.append(pollfd(fd: child.stdin, events: Int16(POLLOUT), revents: 0)) }
             // Output is read while there is room for it, or when input waits behind it.
             if child.stdout >= 0 && (parsed.count < cap || !timeable) {
@@ -302,37 +283,45 @@ extension ExternalProcessor {
                 throw VSliceError(.processing, operation, path: path, reason: "poll: \(String(cString: strerror(errno)))")
             }
             for p in fds where p.revents != 0 {
-                if p.fd == child.stdin { try writePending() }
-                else if p.fd == child.stdout { readOutput() }
+                if p.fd == child.stdin { writePending() }
+                else if p.fd == child.stdout { try readOutput() }
                 else if p.fd == child.stderr { readStderr() }
             }
-            if !blocking { try parseInbox(); return }
+            if !blocking { return }
         }
     }
 
-    private func writePending() throws(VSliceError) {
-        while pendingOffset < pending.count {
-            let n = pending.withUnsafeBufferPointer { Glibc.write(child.stdin, $0.baseAddress! + pendingOffset, pending.count - pendingOffset) }
-            if n > 0 { pendingOffset += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+    private func writePending() {
+        switch writer.write(to: child.stdin) {
+        case .full:
+            return
+        case .broken:
             // EPIPE: the program closed its input. What it put out decides (the count, its exit status).
             brokenPipe = true
-            pendingOffset = pending.count
             child.closeStdin()
-            return
+        case .wrote:
+            if closing { child.closeStdin() }
         }
-        if closing { child.closeStdin() }
     }
 
-    private func readOutput() {
-        if inboxOffset > 0 && inboxOffset >= inbox.count / 2 {
-            inbox.removeFirst(inboxOffset)
-            inboxOffset = 0
+    /// Reads the frames the program has written, while there is room for them.
+    private func readOutput() throws(VSliceError) {
+        while child.stdout >= 0 && (parsed.count < cap || !timeable) {
+            let outcome: PipeReader.Outcome
+            do { outcome = try reader.read(from: child.stdout) } catch { throw failed(error.reason) }
+            switch outcome {
+            case .wouldBlock:
+                return
+            case .endOfFile:
+                child.closeStdout()
+            case .item(.header(let line)):
+                try takeHeader(line)
+            case .item(.frame(let bytes)):
+                parsed.append(try frame(from: bytes))
+                produced += 1
+                watch.madeProgress()
+            }
         }
-        let n = readBuffer.withUnsafeMutableBufferPointer { Glibc.read(child.stdout, $0.baseAddress!, $0.count) }
-        if n > 0 { inbox.append(contentsOf: readBuffer[0..<n]) }
-        else if n == 0 || (errno != EAGAIN && errno != EINTR) { child.closeStdout() }
     }
 
     private func readStderr() {
@@ -375,7 +364,7 @@ extension ExternalProcessor {
             throw VSliceError(.processing, operation, path: path,
                               reason: "the processor failed (\(how)) after \(produced) output frames" + stderrTail.said)
         }
-        let partial = inbox.count - inboxOffset
+        let partial = reader.partialBytes
         if partial > 0 {
             throw deterministic("the processor's output ended inside a frame (\(partial) bytes after frame \(produced))" + stderrTail.said)
         }
@@ -400,63 +389,29 @@ extension ExternalProcessor {
 // MARK: - Frames out of the pipe
 
 extension ExternalProcessor {
-    /// Turns the complete frames in the inbox into frames of the encoder's format.
-    private func parseInbox() throws(VSliceError) {
-        while true {
-            let available = inbox.count - inboxOffset
-            if learnt == nil || (spec.settings.format == .y4m && !headerRead) {
-                guard try parseHeader() else { return }
-                continue
-            }
-            let out = learnt!
-            let frameBytes = Int(av_image_get_buffer_size(Self.format(out.pixelFormat), Int32(out.width), Int32(out.height), 1))
-            var skip = 0
-            if spec.settings.format == .y4m {
-                guard let nl = newline(limit: Y4MHeader.maxLine) else {
-                    if available >= Y4MHeader.maxLine { throw failed("a frame does not start with FRAME") }
-                    return
-                }
-                let line = String(decoding: inbox[inboxOffset..<nl], as: UTF8.self)
-                guard line.hasPrefix("FRAME") else { throw failed("a frame does not start with FRAME ('\(line.prefix(40))')") }
-                if line.split(separator: " ").dropFirst().contains(where: { ["W", "H", "C"].contains($0.first) }) {
-                    throw failed("the processor changed its frame size or format mid-stream ('\(line.prefix(60))')")
-                }
-                skip = nl + 1 - inboxOffset
-            }
-            guard available >= skip + frameBytes else { return }
-            let frame = try frameFromInbox(at: inboxOffset + skip, bytes: frameBytes)
-            inboxOffset += skip + frameBytes
-            produced += 1
-            watch.madeProgress()
-            parsed.append(frame)
+    /// Reads the program's Y4M header: what it puts out, checked against what the check before the task saw,
+    /// or learnt (the check).
+    private func takeHeader(_ line: String) throws(VSliceError) {
+        let inRate = inputHeader.rate
+        let h: Y4MHeader
+        do { h = try Y4MHeader.parse(Substring(line)) } catch { throw failed(error.reason) }
+        let rate = spec.settings.rate ?? Self.reduced(h.rate, over: inRate) ?? Ratio(num: 1, den: 1)
+        if let given = spec.settings.rate.map(Self.lowest), let said = Self.reduced(h.rate, over: inRate), said != given, h.rate.num > 0 {
+            throw failed("--process-rate \(given) but the processor's header says F\(h.rate.num):\(h.rate.den) for input F\(inRate.num):\(inRate.den) (\(said))")
         }
+        try take(ProcessorOutput(width: h.width, height: h.height, pixelFormat: Self.name(h.pixelFormat), fullRange: h.fullRange,
+                                 rate: Self.lowest(rate)))
     }
 
-    /// Reads the program's Y4M header (or, for raw formats, sets what its frames are); false: not all there yet.
-    private func parseHeader() throws(VSliceError) -> Bool {
-        var found: ProcessorOutput
-        let inRate = inputHeader.rate
-        switch spec.settings.format {
-        case .y4m:
-            guard let nl = newline(limit: Y4MHeader.maxLine) else {
-                if inbox.count - inboxOffset >= Y4MHeader.maxLine { throw failed("the output does not start with a YUV4MPEG2 header") }
-                return false
-            }
-            let h: Y4MHeader
-            do { h = try Y4MHeader.parse(Substring(String(decoding: inbox[inboxOffset..<nl], as: UTF8.self))) } catch { throw failed(error.reason) }
-            inboxOffset = nl + 1
-            headerRead = true
-            let rate = spec.settings.rate ?? Self.reduced(h.rate, over: inRate) ?? Ratio(num: 1, den: 1)
-            if let given = spec.settings.rate.map(Self.lowest), let said = Self.reduced(h.rate, over: inRate), said != given, h.rate.num > 0 {
-                throw failed("--process-rate \(given) but the processor's header says F\(h.rate.num):\(h.rate.den) for input F\(inRate.num):\(inRate.den) (\(said))")
-            }
-            found = ProcessorOutput(width: h.width, height: h.height, pixelFormat: Self.name(h.pixelFormat), fullRange: h.fullRange, rate: rate)
-        case .rgb24, .rgb48le:
-            let fmt = spec.settings.format == .rgb24 ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_RGB48LE
-            found = ProcessorOutput(width: spec.settings.width ?? Int(input.width), height: spec.settings.height ?? Int(input.height),
-                                    pixelFormat: Self.name(fmt), fullRange: nil, rate: spec.settings.rate ?? Ratio(num: 1, den: 1))
-        }
-        found.rate = Self.lowest(found.rate)
+    /// Raw frames: their size is --process-size (else the input's), their rate --process-rate (else 1).
+    private func learnRaw() throws(VSliceError) {
+        let fmt = spec.settings.format == .rgb24 ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_RGB48LE
+        try take(ProcessorOutput(width: spec.settings.width ?? Int(input.width), height: spec.settings.height ?? Int(input.height),
+                                 pixelFormat: Self.name(fmt), fullRange: nil,
+                                 rate: Self.lowest(spec.settings.rate ?? Ratio(num: 1, den: 1))))
+    }
+
+    private func take(_ found: ProcessorOutput) throws(VSliceError) {
         if let expected = spec.expected {
             guard expected.width == found.width, expected.height == found.height, expected.pixelFormat == found.pixelFormat else {
                 throw failed("the processor put out \(found.width)x\(found.height) \(found.pixelFormat), "
@@ -469,7 +424,7 @@ extension ExternalProcessor {
             learnt = found
             try prepareOutput(found)
         }
-        return true
+        reader.expect(frameBytes: Int(av_image_get_buffer_size(Self.format(found.pixelFormat), Int32(found.width), Int32(found.height), 1)))
     }
 
     /// Sets up the conversion of the program's frames to what the encoder takes, in the input's range.
@@ -490,36 +445,33 @@ extension ExternalProcessor {
                      AV_PIX_FMT_YUVJ444P: AV_PIX_FMT_YUV444P][target]
         let outFull = PixelConverter.isRGB(fmt) ? true : (out.fullRange ?? pipeInFullRange)
         outFormat = target
+        reader.expect(frameBytes: Int(av_image_get_buffer_size(fmt, Int32(out.width), Int32(out.height), 1)))
         outConverter = (target == fmt || plain == fmt) && (PixelConverter.isRGB(fmt) || outFull == wantFull) ? nil
             : try PixelConverter(width: Int32(out.width), height: Int32(out.height), from: fmt, fromFullRange: outFull,
                                  to: target, toFullRange: wantFull, space: input.colorSpace, path: path)
     }
 
-    /// A frame of the program's format from `bytes` bytes at `offset` of the inbox, converted for the encoder.
-    private func frameFromInbox(at offset: Int, bytes: Int) throws(VSliceError) -> Frame {
+    /// A frame of the program's format over `bytes` (its memory from now on), converted for the encoder.
+    private func frame(from bytes: UnsafeMutablePointer<AVBufferRef>) throws(VSliceError) -> Frame {
         let out = learnt!
         let fmt = Self.format(out.pixelFormat)
         let raw = Frame()
         raw.ptr.pointee.width = Int32(out.width)
         raw.ptr.pointee.height = Int32(out.height)
         raw.ptr.pointee.format = fmt.rawValue
-        try ffCheck(av_frame_get_buffer(raw.ptr, 0), "allocate frame", path: path)
-        var planes = [UnsafePointer<UInt8>?](repeating: nil, count: 4)
-        var lines = [Int32](repeating: 0, count: 4)
-        inbox.withUnsafeBufferPointer { buf in
-            var p = [UnsafeMutablePointer<UInt8>?](repeating: nil, count: 4)
-            _ = av_image_fill_arrays(&p, &lines, buf.baseAddress! + offset, fmt, Int32(out.width), Int32(out.height), 1)
-            for k in 0..<4 { planes[k] = p[k].map { UnsafePointer($0) } }
-            withUnsafeMutablePointer(to: &raw.ptr.pointee.data) { data in
-                withUnsafeMutablePointer(to: &raw.ptr.pointee.linesize) { dl in
-                    data.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { d in
-                        dl.withMemoryRebound(to: Int32.self, capacity: 8) { l in
-                            av_image_copy(d, l, &planes, lines, fmt, Int32(out.width), Int32(out.height))
-                        }
+        raw.ptr.pointee.buf.0 = bytes
+        withUnsafeMutablePointer(to: &raw.ptr.pointee.data) { data in
+            withUnsafeMutablePointer(to: &raw.ptr.pointee.linesize) { lines in
+                data.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { d in
+                    lines.withMemoryRebound(to: Int32.self, capacity: 8) { l in
+                        _ = av_image_fill_arrays(d, l, bytes.pointee.data, fmt, Int32(out.width), Int32(out.height), 1)
                     }
                 }
             }
         }
+        // extended_data points at data, as in every video frame FFmpeg makes.
+        raw.ptr.pointee.extended_data = (UnsafeMutableRawPointer(raw.ptr) + MemoryLayout<AVFrame>.offset(of: \AVFrame.data)!)
+            .assumingMemoryBound(to: UnsafeMutablePointer<UInt8>?.self)
         let result: Frame
         if let outConverter {
             result = Frame()
@@ -535,14 +487,6 @@ extension ExternalProcessor {
         result.ptr.pointee.chroma_location = g.chromaLocation
         result.ptr.pointee.sample_aspect_ratio = g.sampleAspect
         return result
-    }
-
-    /// The inbox's next newline, searched in its first `limit` bytes.
-    private func newline(limit: Int) -> Int? {
-        let end = min(inbox.count, inboxOffset + limit)
-        var k = inboxOffset
-        while k < end { if inbox[k] == 0x0A { return k }; k += 1 }
-        return nil
     }
 
     /// A broken stream: how the program ended decides whether it is worth another try.
