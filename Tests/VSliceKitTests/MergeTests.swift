@@ -47,9 +47,10 @@ struct MergeTests {
     static func params(_ json: String) -> StreamParams {
         try! JSONDecoder().decode(StreamParams.self, from: Data(json.utf8))
     }
-    static func video(width: Int = 64) -> StreamParams {
+    /// H.264 (27) by default; MJPEG (7) for a muxer that wants no codec headers.
+    static func video(width: Int = 64, codec: Int = 27) -> StreamParams {
         params("""
-            {"mediaType":0,"codecID":27,"extradata":"","format":0,"bitRate":0,"profile":100,"level":30,"width":\(width),"height":64,
+            {"mediaType":0,"codecID":\(codec),"extradata":"","format":0,"bitRate":0,"profile":-99,"level":30,"width":\(width),"height":64,
              "sampleAspect":"1/1","fieldOrder":0,"colorRange":0,"colorPrimaries":2,"colorTransfer":2,"colorSpace":2,
              "chromaLocation":0,"videoDelay":0,"sampleRate":0,"channels":0,"channelOrder":0,"channelMask":0,"frameSize":0,
              "initialPadding":0,"trailingPadding":0,"timeBase":"1/25"}

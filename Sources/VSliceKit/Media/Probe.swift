@@ -171,6 +171,17 @@ public struct Probe: Sendable {
     /// The video stream's display matrix (rotation), 9 × Int32, if any.
     public var displayMatrix: Data?
 
+    /// A probe put together from its parts (the unit tests build them in memory); the best audio track is the
+    /// first.
+    init(report: ProbeReport, video: VideoIndex?, audioTracks: [(stream: Int, span: AudioSpan)] = [],
+         subtitleTracks: [SubtitleSpan] = []) {
+        self.report = report
+        self.video = video
+        self.audio = audioTracks.first?.span
+        self.audioTracks = audioTracks
+        self.subtitleTracks = subtitleTracks
+    }
+
     /// Opens and indexes `path`: stream properties, and every video packet's timing.
     /// With `expect`, only the file with that identity is read (see `InputFile`).
     public init(path: String, expect: FileIdentity? = nil) throws(VSliceError) {
