@@ -37,12 +37,15 @@ struct CheckFunctionsTests {
     @Test("lengths are counted from the func line to its closing brace, braces in strings and comments ignored")
     func counts() throws {
         let text = "struct S {\n" + Self.function("long", lines: 81) + "\n" + Self.function("short", lines: 12)
-            + "\n    init() {}\n}\nprotocol P {\n    func required() -> Int\n    var x: Int { get }\n}\n"
+            + "\n    init() {}\n    func labelled(a: Int,\n                  extension ext: String) -> Int {\n        func inner() {}\n        return 1\n    }\n}"
+            + "\nprotocol P {\n    func required() -> Int\n    var x: Int { get }\n}\n"
         let r = try run(["a.swift": text])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("   81  ") && r.stdout.contains("S.long"))
         #expect(r.stdout.contains("   12  ") && r.stdout.contains("S.short"))
         #expect(r.stdout.contains("S.init"))
+        // An argument label that is a declaration keyword declares nothing.
+        #expect(r.stdout.contains("    5  ") && r.stdout.contains("S.labelled") && r.stdout.contains("S.inner"), "\(r.stdout)")
         #expect(!r.stdout.contains("required"), "a protocol requirement has no body: \(r.stdout)")
     }
 
