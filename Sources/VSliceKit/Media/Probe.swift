@@ -75,7 +75,7 @@ public struct StreamInfo: Codable, Sendable {
     }
 }
 
-/// What `vslice probe` reports. Keys are documented in README ("probe --json").
+/// What `vslice probe` reports. Keys are documented in docs/usage.md ("probe --json" keys).
 public struct ProbeReport: Codable, Sendable {
     public var path: String
     public var format: String
