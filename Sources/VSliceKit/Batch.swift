@@ -51,3 +51,147 @@ public enum BatchPlanner {
         }
     }
 }
+
+/// What a batch did, input by input.
+public struct BatchSummary: Encodable, Sendable {
+    public var inputs = 0, done = 0, skipped = 0, failed = 0, redone = 0
+    public var seconds = 0.0
+    /// Failed inputs (relative path) → error.
+    public var failures: [String: String] = [:]
+    /// Skipped inputs (relative path) → why.
+    public var skippedInputs: [String: String] = [:]
+
+    public init(inputs: Int) { self.inputs = inputs }
+
+    /// Skipped inputs that are not videos (the others were skipped because their output verifies), sorted.
+    public var notVideos: [String] {
+        skippedInputs.filter { $0.value != BatchRunner.verifiedReason }.keys.sorted()
+    }
+}
+
+/// What a batch tells its caller about an input, beside the transcodes themselves.
+public enum BatchEvent: Sendable {
+    /// Not transcoded: not a video, or its output exists and verifies (`verified`).
+    case skipped(BatchItem, reason: String, verified: Bool)
+    /// Its output exists but the job store says it was made with other settings: it is made again.
+    case redone(BatchItem, reason: String)
+    /// Refused before its transcode: its output is another input's too.
+    case conflict(BatchItem, VSliceError)
+    /// Failed: refused before its transcode, or the transcode failed.
+    case failed(BatchItem, VSliceError)
+}
+
+/// `vslice batch`'s policy: one task per input, one after the other. Files that are not videos are skipped;
+/// an input whose output exists and verifies against it is skipped, unless the job store says that output was
+/// made with other settings (then it is made again); an unfinished task for the same input and output resumes
+/// (the transcode finds it); a failing input is reported and the batch goes on.
+public struct BatchRunner {
+    public var items: [BatchItem]
+    public var settings: TranscodeSettings
+    /// `--force`: existing outputs are replaced, never skipped.
+    public var force: Bool
+
+    /// The reason recorded for an input skipped because its output verifies.
+    public static let verifiedReason = "output exists and verifies"
+
+    /// Checks the encoder options once (they would fail every input the same way), creates OUTDIR, and lists
+    /// the inputs (see `BatchPlanner.items`).
+    public init(dir: String, outDir: String, pattern: String, recursive: Bool, container: String,
+                settings: TranscodeSettings, force: Bool) throws(VSliceError) {
+        try EncoderCheck.check(settings, format: Container.format(forPath: "x." + container))
+        do {
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        } catch {
+            throw VSliceError(.usage, "batch", path: outDir, reason: "cannot create the output folder: \(error.localizedDescription)")
+        }
+        items = try BatchPlanner.items(dir: dir, outDir: outDir, pattern: pattern, recursive: recursive, extension: container)
+        self.settings = settings
+        self.force = force
+    }
+
+    /// Runs every input until a stop is requested: `transcode` runs one (with `force` when its output is to
+    /// be replaced) and returns its error, if any. An interrupted transcode ends the batch with its error.
+    public func run(store: JobStore, onEvent: (BatchEvent) -> Void,
+                    transcode: (BatchItem, _ force: Bool) -> VSliceError?) throws(VSliceError) -> BatchSummary {
+        let t0 = Date()
+        var summary = BatchSummary(inputs: items.count)
+        var outputs: [String: String] = [:]
+        func fail(_ item: BatchItem, _ error: VSliceError) {
+            summary.failed += 1
+            summary.failures[item.relative] = error.description
+            onEvent(.failed(item, error))
+        }
+        for item in items {
+            if Cancellation.stopRequested { break }
+            if let other = outputs[item.output] {
+                let e = VSliceError(.usage, "batch", path: item.input, reason: "its output \(item.output) is also \(other)'s; rename one")
+                onEvent(.conflict(item, e))
+                fail(item, e)
+                continue
+            }
+            outputs[item.output] = item.input
+            guard let force = decide(item, store: store, summary: &summary, onEvent: onEvent) else { continue }
+            do {
+                try FileManager.default.createDirectory(atPath: (item.output as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
+            } catch {
+                fail(item, VSliceError(.usage, "batch", path: item.output, reason: "cannot create its folder"))
+                continue
+            }
+            if let error = transcode(item, force) {
+                if error.kind == .interrupted { throw error }
+                fail(item, error)
+            } else {
+                summary.done += 1
+            }
+        }
+        summary.seconds = Date().timeIntervalSince(t0)
+        return summary
+    }
+
+    /// Whether `item` is transcoded, and with `force`: nil when it is skipped (not a video, or its output
+    /// exists and verifies); force when its output is to be replaced.
+    func decide(_ item: BatchItem, store: JobStore, summary: inout BatchSummary, onEvent: (BatchEvent) -> Void) -> Bool? {
+        if let why = MediaSniff.whyNotVideo(item.input) {
+            summary.skipped += 1
+            summary.skippedInputs[item.relative] = why
+            onEvent(.skipped(item, reason: why, verified: false))
+            return nil
+        }
+        guard FileManager.default.fileExists(atPath: item.output) && !force else { return force }
+        if let previous = Self.madeWithOtherSettings(item.output, settings: settings, store: store) {
+            // Verifying would pass (same frames, other quality): the ledger knows better. Made again.
+            summary.redone += 1
+            onEvent(.redone(item, reason: "made with other settings (\(previous))"))
+            return true
+        }
+        if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter), check.ok {
+            summary.skipped += 1
+            summary.skippedInputs[item.relative] = Self.verifiedReason
+            onEvent(.skipped(item, reason: Self.verifiedReason, verified: true))
+            return nil
+        }
+        return false
+    }
+
+    /// When the job store's newest finished task for `output` was made with settings other than these: how
+    /// they differ ("crf=30 → crf=20"); nil when they are the same or the store does not know the output.
+    public static func madeWithOtherSettings(_ output: String, settings: TranscodeSettings, store: JobStore) -> String? {
+        let path = URL(fileURLWithPath: output).standardizedFileURL.path
+        guard let tasks = try? store.tasks(),
+              let last = tasks.filter({ $0.output == path && $0.status == "done" }).max(by: { $0.updatedAt < $1.updatedAt })
+        else { return nil }
+        let now = settings.outputSignature
+        guard last.settingsSignature != now else { return nil }
+        let before = last.settingsSignature.split(separator: ";").map(String.init)
+        let after = now.split(separator: ";").map(String.init)
+        let key = { (s: String) in s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s }
+        var changes: [String] = []
+        for a in after where !before.contains(a) {
+            let old = before.first { key($0) == key(a) }
+            changes.append((old.map { $0 + " → " } ?? "") + a)
+        }
+        for b in before where !after.contains(where: { key($0) == key(b) }) { changes.append(b + " → -") }
+        return changes.joined(separator: ", ")
+    }
+}

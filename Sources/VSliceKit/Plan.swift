@@ -239,15 +239,13 @@ public struct Plan: Codable, Sendable {
     /// keyframe before), else to the nearest keyframe as without.
     static func balancedStarts(index: VideoIndex, duration: Double, settings: TranscodeSettings,
                                scenes: [Int] = []) -> ([Int], String) {
-        let n = index.pts.count
-        let tb = index.timeBase.value
         let jobs = max(1, settings.jobs)
         // Every cut costs its overlap buffers: frames processed twice (a filter's memory and lookahead, or
         // --overlap), as dear as kept ones. A segment is at least ten times its buffers (≤ 10 % spent on them).
         let perCut = settings.overlapBefore + settings.overlapAfter
         let encoderMinimum = minimumSegmentSeconds(encoder: settings.videoCodec)
         let minimum = perCut == 0 ? encoderMinimum
-            : max(encoderMinimum, Double(10 * perCut) * Double(Probe.medianInterval(index.pts)) * tb)
+            : max(encoderMinimum, Double(10 * perCut) * Double(Probe.medianInterval(index.pts)) * index.timeBase.value)
         let minimumWhy = minimum > encoderMinimum
             ? String(format: "%.3g s, ten times the %d buffer frames each cut costs", minimum, perCut)
             : String(format: "%g s for %@", minimum, settings.videoCodec)
@@ -255,13 +253,71 @@ public struct Plan: Codable, Sendable {
         guard duration >= 2 * minimum else {
             return ([0], String(format: "one segment: %.1f s is shorter than two shortest segments (%@)", duration, minimumWhy))
         }
-        let end = Double(index.pts[n - 1] + index.duration(ofFrameAt: index.pts[n - 1])) * tb
-        func time(_ frame: Int) -> Double { Double(index.pts[frame]) * tb }
+        let cuts = BalancedCuts(index: index, jobs: jobs, minimum: minimum, perCut: perCut, duration: duration, scenes: scenes)
+        var (starts, atScenes) = cuts.shrinking(index.keyframeIndices)
+        var between = false
+        // Keyframes far apart next to the segment lengths leave a worker idle at the end (five equal GOPs on two
+        // workers: a sixth of the time); cuts between keyframes, decoding from the keyframe before, fill it.
+        if starts.count > 1 && cuts.efficiency(starts) < 0.95 && scenes.isEmpty {
+            let fine = cuts.equal()
+            if fine.count > 1 && cuts.efficiency(fine) > cuts.efficiency(starts) + 0.02 {
+                (starts, atScenes) = (fine, 0)
+                between = true
+            }
+        }
+        guard starts.count > 1 else {
+            return ([0], "one segment: no keyframe leaves the shortest segment (\(minimumWhy)) on both sides (cut between keyframes with --split frames)")
+        }
+        let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? cuts.time(starts[i + 1]) : cuts.end) - cuts.time(starts[i]) }
+        let rest = between ? "between keyframes (decoding from the keyframe before: keyframes alone left a worker idle)" : "at keyframes"
+        let at = scenes.isEmpty && settings.split != .scene ? rest
+            : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest \(rest)"
+        if between {
+            return (starts, String(format: "%d equal segments for %d jobs (%.1f s each), %@", starts.count, jobs, lengths.first ?? 0, at))
+        }
+        return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
+                                + "(each ≈ what is left ÷ 2 × jobs, at least %@), so the workers finish together",
+                                starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimumWhy))
+    }
+
+    /// The two ways the default plan cuts: segments shrinking towards the end at candidate frames (keyframes,
+    /// or scene changes near the marks), or equal segments cut at any frame; and how well either fills the jobs.
+    struct BalancedCuts {
+        let index: VideoIndex
+        let jobs: Int
+        /// The shortest segment, seconds.
+        let minimum: Double
+        /// Buffer frames each cut costs.
+        let perCut: Int
+        let duration: Double
+        /// Frame indices of scene changes (`--split scene`).
+        let scenes: [Int]
+        var n: Int { index.pts.count }
+        /// The end of the last frame, seconds.
+        let end: Double
+
+        init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int]) {
+            self.index = index
+            self.jobs = jobs
+            self.minimum = minimum
+            self.perCut = perCut
+            self.duration = duration
+            self.scenes = scenes
+            let last = index.pts[index.pts.count - 1]
+            end = Double(last + index.duration(ofFrameAt: last)) * index.timeBase.value
+        }
+
+        func time(_ frame: Int) -> Double { Double(index.pts[frame]) * index.timeBase.value }
+
+        /// A cut at `f` leaves at least `minimum` seconds after the segment starting at `current` and before the end.
         func fits(_ f: Int, after current: Int) -> Bool {
             time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9
         }
-        // Cuts chosen among `candidates` (frame indices, ascending: the keyframes).
-        func cut(_ candidates: [Int]) -> (starts: [Int], atScenes: Int) {
+
+        /// Cuts chosen among `candidates` (frame indices, ascending: the keyframes), each segment ≈ what is left
+        /// ÷ 2 × jobs; a scene change within a quarter of a segment's length of the mark wins. Returns the
+        /// starts and how many are at scene changes.
+        func shrinking(_ candidates: [Int]) -> (starts: [Int], atScenes: Int) {
             var starts = [0]
             var k = 0   // position in `candidates` of the current start
             var atScenes = 0
@@ -277,28 +333,34 @@ public struct Plan: Codable, Sendable {
                     while k + 1 < candidates.count && candidates[k + 1] <= scene { k += 1 }
                     continue
                 }
-                // The candidate nearest the target that leaves at least `minimum` seconds on both sides.
-                var best: Int? = nil
-                var j = k + 1
-                while j < candidates.count {
-                    let f = candidates[j]
-                    if fits(f, after: current) {
-                        if let b = best, abs(f - target) >= abs(candidates[b] - target) { break }
-                        best = j
-                    } else if end - time(f) < minimum - 1e-9 { break }
-                    j += 1
-                }
-                guard let chosen = best else { break }
+                guard let chosen = nearest(candidates, after: k, current: current, target: target) else { break }
                 starts.append(candidates[chosen])
                 k = chosen
             }
             return (starts, atScenes)
         }
+
+        /// The position in `candidates` (after `k`) of the one nearest `target` that leaves at least `minimum`
+        /// seconds on both sides.
+        func nearest(_ candidates: [Int], after k: Int, current: Int, target: Int) -> Int? {
+            var best: Int? = nil
+            var j = k + 1
+            while j < candidates.count {
+                let f = candidates[j]
+                if fits(f, after: current) {
+                    if let b = best, abs(f - target) >= abs(candidates[b] - target) { break }
+                    best = j
+                } else if end - time(f) < minimum - 1e-9 { break }
+                j += 1
+            }
+            return best
+        }
+
         /// Any frame may be a cut: two equal segments per job (one per job when two would be under the minimum,
         /// or when the buffers of the extra cuts would cost more than 1 % of the work: equal segments on one
         /// worker each already finish together), each cut at the frame nearest its mark whose decoding starts no
         /// earlier than the segment before.
-        func equalStarts() -> [Int] {
+        func equal() -> [Int] {
             let perJob = min(perCut * jobs * 100 > n ? 1 : 2, Int(duration / (Double(jobs) * minimum)))
             guard perJob >= 1 else { return [0] }
             let count = jobs * perJob
@@ -312,6 +374,7 @@ public struct Plan: Codable, Sendable {
             }
             return starts
         }
+
         /// How well `jobs` workers are used by these segments dispatched longest first (1 = no idle tail).
         func efficiency(_ starts: [Int]) -> Double {
             var workers = [Int](repeating: 0, count: jobs)
@@ -319,30 +382,6 @@ public struct Plan: Codable, Sendable {
             for size in sizes.sorted(by: >) { workers[workers.indices.min { workers[$0] < workers[$1] }!] += size }
             return Double(n) / Double(jobs) / Double(workers.max() ?? n)
         }
-        var (starts, atScenes) = cut(index.keyframeIndices)
-        var between = false
-        // Keyframes far apart next to the segment lengths leave a worker idle at the end (five equal GOPs on two
-        // workers: a sixth of the time); cuts between keyframes, decoding from the keyframe before, fill it.
-        if starts.count > 1 && efficiency(starts) < 0.95 && scenes.isEmpty {
-            let fine = equalStarts()
-            if fine.count > 1 && efficiency(fine) > efficiency(starts) + 0.02 {
-                (starts, atScenes) = (fine, 0)
-                between = true
-            }
-        }
-        guard starts.count > 1 else {
-            return ([0], "one segment: no keyframe leaves the shortest segment (\(minimumWhy)) on both sides (cut between keyframes with --split frames)")
-        }
-        let lengths = (0..<starts.count).map { i in (i + 1 < starts.count ? time(starts[i + 1]) : end) - time(starts[i]) }
-        let rest = between ? "between keyframes (decoding from the keyframe before: keyframes alone left a worker idle)" : "at keyframes"
-        let at = scenes.isEmpty && settings.split != .scene ? rest
-            : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest \(rest)"
-        if between {
-            return (starts, String(format: "%d equal segments for %d jobs (%.1f s each), %@", starts.count, jobs, lengths.first ?? 0, at))
-        }
-        return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
-                                + "(each ≈ what is left ÷ 2 × jobs, at least %@), so the workers finish together",
-                                starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimumWhy))
     }
 
     /// The keyframe to start decoding from so that frame `frame` and every frame after it decode correctly.

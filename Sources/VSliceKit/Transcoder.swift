@@ -127,16 +127,21 @@ public struct Transcoder: Sendable {
     }
 
     /// Runs the task for this request: a new one, or the unfinished one for the same input and output
-    /// (resume). Finished steps are verified and skipped; the rest runs.
+    /// (resume). Finished steps are verified and skipped; the rest runs. Pre-flight checks → claim → the DAG
+    /// walk → finish.
     public func run(store: JobStore, options: RunOptions = RunOptions()) throws(VSliceError) -> TranscodeReport {
-        let started = monotonicSeconds()
-        var request = self.request
-        // The files a --process command names are part of its settings: an edited script refuses a resume.
+        // The files a --process command names are part of its settings (read now, also for a stored request):
+        // an edited script refuses a resume.
+        var hashed = self
         if let command = request.settings.process?.command {
-            request.settings.process?.fileHashes = try ProcessorFiles.hashes(command)
+            hashed.request.settings.process?.fileHashes = try ProcessorFiles.hashes(command)
         }
-        let settings = request.settings
-        try settings.validate()
+        return try hashed.runHashed(store: store, options: options)
+    }
+
+    private func runHashed(store: JobStore, options: RunOptions) throws(VSliceError) -> TranscodeReport {
+        let started = monotonicSeconds()
+        try request.settings.validate()
         if !(options.stallTimeout > 0) || options.maxAttempts < 1 {
             throw VSliceError(.usage, "check options", reason: "--stall-timeout must be positive and --max-attempts at least 1")
         }
@@ -150,51 +155,11 @@ public struct Transcoder: Sendable {
         } else {
             known = try store.unfinishedTask(input: input, output: out)
         }
+        let checked: Preflight
         let claim: JobStore.Claim
-        let probe: Probe
-        let identity: FileIdentity
-        let format: String
-        let extras: SourceExtras
         do throws(VSliceError) {
-            // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
-            let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
-            format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
-            try request.executor.check(request: request, detach: options.detach)
-            try EncoderCheck.check(settings, format: format, output: request.output)
-            // Bad input is refused (probing checks readability first) before a task or a work folder exists.
-            try InputFile.checkReadable(input)
-            guard let id = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
-            identity = id
-            probe = try Probe(path: input, expect: identity)
-            // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
-            var filterTiming: FilterTiming? = nil
-            if let vf = settings.videoFilter, let v = probe.video {
-                try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
-                filterTiming = try FilterTiming.measure(vf, source: input, index: v)
-            }
-            // The processor runs on a few frames: a broken one is refused, and what it puts out is learnt.
-            let processor = settings.process == nil ? nil
-                : try ProcessorCheck.run(source: input, index: probe.video!, settings: settings, expect: identity, muxer: format,
-                                         stallTimeout: options.stallTimeout,
-                                         onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
-            // What the output carries of the other streams, decided before any work; what it cannot is named.
-            let layout = try SourceLayout(path: input)
-            let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
-            if !streamPlan.dropped.isEmpty {
-                logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
-            }
-            if !streamPlan.reencodedInsteadOfCopy.isEmpty {
-                logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
-            }
-            // The audio encoders open now, set up for their tracks: a bad --acodec/--abitrate is refused here.
-            try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, format: format,
-                                         output: request.output, expect: identity)
-            let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
-            extras = SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: processor)
-            let fingerprint = try Fingerprint.of(input)
-            guard FileIdentity.of(input) == identity else { throw FileIdentity.changed(input) }
-            claim = try store.claim(.init(input: input, output: out, fingerprint: fingerprint, request: request,
-                                          taskId: options.taskId == nil ? nil : known?.id, fresh: options.fresh))
+            checked = try preflight(input: input, known: known, store: store, options: options)
+            claim = try self.claim(checked, input: input, output: out, known: known, store: store, options: options)
         } catch {
             // A task left `running` by a process that died, and refused now: say so in the ledger.
             if let t = known, t.status == "running" { store.markAbandoned(t.id, error: error.description) }
@@ -204,6 +169,77 @@ public struct Transcoder: Sendable {
             logger.info("discarding unfinished task", metadata: ["task": "\(old.id)"])
             try? GarbageCollector.remove(old, store: store)
         }
+        return try walk(claim, checked, input: input, output: out, store: store, options: options, started: started)
+    }
+
+    /// What the pre-flight checks found out about the source and the output.
+    struct Preflight {
+        var probe: Probe
+        var identity: FileIdentity
+        var format: String
+        var extras: SourceExtras
+    }
+
+    /// The checks before any work: the output's path and container, the executor, the encoders, the input
+    /// (readable, probed), the filter and the streams the output keeps.
+    func preflight(input: String, known: TaskRecord?, store: JobStore, options: RunOptions) throws(VSliceError) -> Preflight {
+        // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
+        let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
+        let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
+        try request.executor.check(request: request, detach: options.detach)
+        try EncoderCheck.check(request.settings, format: format, output: request.output)
+        // Bad input is refused (probing checks readability first) before a task or a work folder exists.
+        try InputFile.checkReadable(input)
+        guard let identity = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
+        let probe = try Probe(path: input, expect: identity)
+        let extras = try sourceExtras(input: input, probe: probe, format: format, identity: identity, stallTimeout: options.stallTimeout)
+        return Preflight(probe: probe, identity: identity, format: format, extras: extras)
+    }
+
+    /// The filter's timing, what the processor puts out, what the output carries of the other streams (what it
+    /// cannot is named), the audio encoders opened for their tracks, the HDR metadata: all decided before any work.
+    func sourceExtras(input: String, probe: Probe, format: String, identity: FileIdentity,
+                      stallTimeout: Double) throws(VSliceError) -> SourceExtras {
+        let settings = request.settings
+        // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
+        var filterTiming: FilterTiming? = nil
+        if let vf = settings.videoFilter, let v = probe.video {
+            try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
+            filterTiming = try FilterTiming.measure(vf, source: input, index: v)
+        }
+        // The processor runs on a few frames: a broken one is refused, and what it puts out is learnt.
+        let processor = settings.process == nil ? nil
+            : try ProcessorCheck.run(source: input, index: probe.video!, settings: settings, expect: identity, muxer: format,
+                                     stallTimeout: stallTimeout, onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
+        let layout = try SourceLayout(path: input)
+        let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
+        if !streamPlan.dropped.isEmpty {
+            logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
+        }
+        if !streamPlan.reencodedInsteadOfCopy.isEmpty {
+            logger.warning("--acodec copy: \(streamPlan.reencodedInsteadOfCopy.joined(separator: ", ")) cannot be copied into \(format); re-encoded to aac")
+        }
+        // The audio encoders open now, set up for their tracks: a bad --acodec/--abitrate is refused here.
+        try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, format: format,
+                                     output: request.output, expect: identity)
+        let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
+        return SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: processor)
+    }
+
+    /// Takes the task in the ledger (a new one, or the unfinished one resumed), once the input's fingerprint
+    /// is taken and the input is still the file that was checked.
+    func claim(_ checked: Preflight, input: String, output: String, known: TaskRecord?, store: JobStore,
+               options: RunOptions) throws(VSliceError) -> JobStore.Claim {
+        let fingerprint = try Fingerprint.of(input)
+        guard FileIdentity.of(input) == checked.identity else { throw FileIdentity.changed(input) }
+        return try store.claim(.init(input: input, output: output, fingerprint: fingerprint, request: request,
+                                     taskId: options.taskId == nil ? nil : known?.id, fresh: options.fresh))
+    }
+
+    /// Walks the DAG for the claimed task under a stall watchdog and a heartbeat, then finishes it: done (its
+    /// work folder removed), released to its scheduler (detached), or failed.
+    func walk(_ claim: JobStore.Claim, _ checked: Preflight, input: String, output: String, store: JobStore,
+              options: RunOptions, started: Double) throws(VSliceError) -> TranscodeReport {
         let task = claim.task
         let published = claim.resumed && ((try? store.publishedAlready(task)) ?? false)
         if claim.resumed { logger.info("resuming task", metadata: ["task": "\(task.id)"]) }
@@ -213,9 +249,9 @@ public struct Transcoder: Sendable {
         let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll("the task was cancelled") },
                                   onLost: { watchdog.cancelAll("another process took the task over") })
         defer { heartbeat.stop() }
-        let ctx = StageContext(request: request, task: task, store: store, probe: probe, extras: extras, identity: identity,
-                               input: input, output: out, format: format, options: options, watchdog: watchdog,
-                               published: published, logger: logger, onEvent: onEvent)
+        let ctx = StageContext(request: request, task: task, store: store, probe: checked.probe, extras: checked.extras,
+                               identity: checked.identity, input: input, output: output, format: checked.format,
+                               options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent)
         do throws(VSliceError) {
             do {
                 try FileManager.default.createDirectory(atPath: task.workDir, withIntermediateDirectories: true)
@@ -236,27 +272,33 @@ public struct Transcoder: Sendable {
             }
             return report
         } catch {
-            // A holder that lost its lease touches nothing: the task and its files are another process's now.
-            if heartbeat.lost || !store.holdsLease(task.id) { throw JobStore.leaseLost(task.id) }
-            let cancelled = (try? store.status(of: task.id)) == "cancelled"
-            let status = cancelled ? "cancelled"
-                : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
-            var error = error
-            if error.isDiskFull {
-                error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"
-            }
-            // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
-            let discard = cancelled || error.kind == .input || error.kind == .usage
-            try? store.finishTask(task.id, status: status, error: error.description, discardWork: discard)
-            if discard && !request.keepTemp {
-                try? FileManager.default.removeItem(atPath: task.workDir)
-                try? FileManager.default.removeItem(atPath: Transcoder.partPath(task: task))
-            }
-            if cancelled {
-                throw VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
-            }
-            throw error
+            throw failed(task, error: error, heartbeat: heartbeat, store: store, input: input)
         }
+    }
+
+    /// Records a failed walk in the ledger (failed, interrupted or cancelled), removes a work folder that no
+    /// resume could use, and returns the error to report.
+    func failed(_ task: TaskRecord, error: VSliceError, heartbeat: Heartbeat, store: JobStore, input: String) -> VSliceError {
+        // A holder that lost its lease touches nothing: the task and its files are another process's now.
+        if heartbeat.lost || !store.holdsLease(task.id) { return JobStore.leaseLost(task.id) }
+        let cancelled = (try? store.status(of: task.id)) == "cancelled"
+        let status = cancelled ? "cancelled"
+            : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
+        var error = error
+        if error.isDiskFull {
+            error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"
+        }
+        // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
+        let discard = cancelled || error.kind == .input || error.kind == .usage
+        try? store.finishTask(task.id, status: status, error: error.description, discardWork: discard)
+        if discard && !request.keepTemp {
+            try? FileManager.default.removeItem(atPath: task.workDir)
+            try? FileManager.default.removeItem(atPath: Transcoder.partPath(task: task))
+        }
+        if cancelled {
+            return VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
+        }
+        return error
     }
 
     /// Resumes a stored task by its ID (or ID prefix), with the request it was started with.
@@ -301,7 +343,7 @@ public struct Transcoder: Sendable {
     }
 
     /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
-    /// CFR, the filter's when it states one; nil for VFR.
+    /// CFR, the filter's when it states one, times a processor's rate; nil for VFR.
     static func constantRate(_ probe: Probe, filter: FilterTiming?, processor: Ratio? = nil) -> Ratio? {
         var rate: Ratio
         if let filter {
@@ -313,9 +355,7 @@ public struct Transcoder: Sendable {
             rate = r
         }
         // A processor's P frames per Q split each interval evenly: a constant rate stays constant, P/Q times it.
-        if let k = processor, k.num != k.den {
-            rate = rate.times(k)
-        }
+        if let k = processor, k.num != k.den { rate = rate.times(k) }
         return rate
     }
 

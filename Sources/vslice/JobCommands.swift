@@ -203,61 +203,9 @@ struct StatusCommand: ParsableCommand {
         if limit < 0 { throw ValidationError("--limit takes 0 (all) or more, got \(limit)") }
     }
 
-    static func age(_ seconds: Double) -> String {
-        let s = max(0, Int(seconds))
-        return s < 60 ? "\(s)s ago" : s < 3600 ? "\(s / 60)m ago" : s < 86400 ? "\(s / 3600)h ago" : "\(s / 86400)d ago"
-    }
-
     func run() throws {
         let store = try store.open()
-        guard let id = task else {
-            let all = try store.tasks().sorted { $0.createdAt > $1.createdAt }
-            let tasks = limit == 0 ? all : Array(all.prefix(limit))
-            let now = Date().timeIntervalSince1970
-            var rows: [[String: Any]] = []
-            var lines: [[String]] = []
-            for t in tasks {
-                let segs = try store.segments(task: t.id)
-                let done = segs.filter { $0.status == "done" }
-                let frames = done.map { $0.framesDone ?? 0 }.reduce(0, +)
-                let live = store.liveStatus(t)
-                let updated = max(t.updatedAt, t.leaseHeartbeat ?? 0)
-                var row = EventWriter.fields(t)
-                row["status"] = live.status
-                row["recorded_status"] = t.status
-                if let note = live.note { row["status_note"] = note }
-                row["frames_done"] = frames
-                row["percent"] = t.framesTotal > 0 ? (1000 * Double(frames) / Double(t.framesTotal)).rounded() / 10 : nil
-                row["segments_done"] = done.count
-                row["segments"] = segs.count
-                row["age_seconds"] = (now - updated).rounded()
-                rows.append(row)
-                let percent = t.framesTotal > 0 ? String(format: "%.1f%%", 100 * Double(frames) / Double(t.framesTotal)) : "-"
-                lines.append([String(t.id.prefix(8)), live.status, percent, "\(done.count)/\(segs.count)", Self.age(now - updated),
-                              "\(t.input) → \(t.output)" + (live.note.map { "  (\($0))" } ?? "")])
-            }
-            if json {
-                let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-                FileHandle.standardOutput.write(data + Data("\n".utf8))
-                return
-            }
-            if tasks.isEmpty { print("no tasks in \(store.path)"); return }
-            let header = ["TASK", "STATUS", "DONE", "SEGMENTS", "UPDATED", "INPUT → OUTPUT"]
-            let table = [header] + lines
-            let widths = (0..<header.count - 1).map { c in table.map { $0[c].count }.max() ?? 0 }
-            for l in table {
-                var text = ""
-                for c in 0..<widths.count {
-                    let cell = l[c]
-                    // Numbers right-aligned, words left-aligned.
-                    let pad = String(repeating: " ", count: widths[c] - cell.count)
-                    text += (c == 2 || c == 3 ? pad + cell : cell + pad) + "  "
-                }
-                print(text + l[header.count - 1])
-            }
-            if all.count > tasks.count { print("(\(all.count - tasks.count) older task(s) not shown; --limit 0 shows all)") }
-            return
-        }
+        guard let id = task else { return try list(store) }
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
         let live = store.liveStatus(t)
         let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
@@ -270,5 +218,46 @@ struct StatusCommand: ParsableCommand {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
         }
         print("  \(detail.traces.count) traces")
+    }
+
+    /// The newest tasks: a table, or JSON rows (the task's fields plus its summary's).
+    func list(_ store: JobStore) throws {
+        let (tasks, total) = try TaskSummary.newest(store: store, limit: limit)
+        if json {
+            let rows: [[String: Any]] = tasks.map { t in
+                var row = EventWriter.fields(t.task)
+                row["status"] = t.status
+                row["recorded_status"] = t.task.status
+                if let note = t.note { row["status_note"] = note }
+                row["frames_done"] = t.framesDone
+                row["percent"] = t.percent
+                row["segments_done"] = t.segmentsDone
+                row["segments"] = t.segments
+                row["age_seconds"] = t.ageSeconds.rounded()
+                return row
+            }
+            let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        if tasks.isEmpty { print("no tasks in \(store.path)"); return }
+        let header = ["TASK", "STATUS", "DONE", "SEGMENTS", "UPDATED", "INPUT → OUTPUT"]
+        let lines = tasks.map { t in
+            [String(t.task.id.prefix(8)), t.status, t.percentText, "\(t.segmentsDone)/\(t.segments)", t.ageText,
+             "\(t.task.input) → \(t.task.output)" + (t.note.map { "  (\($0))" } ?? "")]
+        }
+        let table = [header] + lines
+        let widths = (0..<header.count - 1).map { c in table.map { $0[c].count }.max() ?? 0 }
+        for l in table {
+            var text = ""
+            for c in 0..<widths.count {
+                let cell = l[c]
+                // Numbers right-aligned, words left-aligned.
+                let pad = String(repeating: " ", count: widths[c] - cell.count)
+                text += (c == 2 || c == 3 ? pad + cell : cell + pad) + "  "
+            }
+            print(text + l[header.count - 1])
+        }
+        if total > tasks.count { print("(\(total - tasks.count) older task(s) not shown; --limit 0 shows all)") }
     }
 }

@@ -50,10 +50,13 @@ struct TranscodeOptions: ParsableArguments {
     @Option(name: .customLong("vf"), help: ArgumentHelp(
         "A libavfilter graph applied to every segment (e.g. scale=1280:-2, hqdn3d).",
         discussion: """
-            Rules: one output frame per input frame (a filter that adds or drops frames — fps, select, trim — \
-            makes every segment fail); the graph is checked on the input before any work; a temporal filter \
-            (tmix, hqdn3d…) equals a single pass only with a forward overlap as long as its memory \
-            (--overlap 0,N).
+            The graph is built on the input and its timing measured before any work: the frames a cut needs \
+            before a segment (its memory, up to 32: tmix=frames=5 needs 4) and after it (its lookahead), and \
+            whether it counts frames; --overlap is raised to that by itself (`vslice plan --vf GRAPH` prints \
+            what was measured). Segments are cut by time, so filters that change the frame rate or drop frames \
+            (fps=24, framerate, minterpolate, select, tpad, mpdecimate…) give the output of one ffmpeg pass \
+            with the same -vf. Refused before any work (exit 2): graphs that cannot be cut by time (reverse, \
+            loop, shuffleframes, a setpts that moves frames progressively such as setpts=2*PTS).
             """))
     var videoFilter: String?
 

@@ -354,7 +354,12 @@ struct UXTests {
         #expect(jobs.components(separatedBy: "default").count == 2, "\(jobs)")
         let frames = t.components(separatedBy: "--segment-frames <segment-frames>").dropFirst().first?.components(separatedBy: "\n  --").first ?? ""
         #expect(!frames.contains("default"), "\(frames)")
-        #expect(t.contains("one output frame per input frame"))
+        // The --vf rules as they are: the timing measured, segments cut by time (rate changes work), the
+        // uncuttable refused — not the old "one output frame per input frame" and "--overlap by hand".
+        let words = t.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(words.contains("Segments are cut by time") && words.contains("fps=24") && words.contains("--overlap is raised to that by itself"))
+        #expect(words.contains("(reverse, loop, shuffleframes, a setpts that moves frames progressively such as setpts=2*PTS)"))
+        #expect(!words.contains("one output frame per input frame") && !words.contains("makes every segment fail"))
 
         let typo = try Self.run(["transcod", "in.mp4", "-o", "out.mp4"], home: home)
         #expect(typo.status == 2)

@@ -40,108 +40,152 @@ public struct FilterTiming: Codable, Sendable, Equatable {
         "shuffleframes": "it reorders frames",
     ]
 
-    /// Measures `description` on the source's video stream (whose timestamps are `index.pts`).
+    /// Measures `description` on the source's video stream (whose timestamps are `index.pts`): builds the graph
+    /// on the source (refusing filters that cannot be cut), runs it over the first frames for its lookahead and
+    /// drift, predicts the whole output's times in the background, and searches the memory a cut needs.
     public static func measure(_ description: String, source: String, index: VideoIndex) throws(VSliceError) -> FilterTiming {
-        let input = try InputFile(path: source)
-        let st = input.stream(index.streamIndex)
-        let par = st.pointee.codecpar.pointee
-        let fmt = AVPixelFormat(rawValue: par.format)
-        let tb = st.pointee.time_base
-        let start = input.ctx.pointee.start_time
-        let offset = start == AV_NOPTS ? 0 : av_rescale_q(start, AVRational(num: 1, den: 1_000_000), tb)
-        func usage(_ why: String) -> VSliceError {
-            VSliceError(.usage, "check --vf '\(description)'", reason: "cannot be cut into segments: " + why)
-        }
-        let srcRate = av_guess_frame_rate(input.ctx, st, nil)
-        let full = try VideoFilterGraph(description: description, width: par.width, height: par.height, pixelFormat: fmt,
-                                        sampleAspect: par.sample_aspect_ratio, timeBase: tb, frameRate: srcRate,
-                                        outputFormats: [], path: source)
-        for name in full.filterNames {
-            if let why = refused[name] { throw usage("'\(name)': \(why)") }
-        }
-        let rate = full.frameRate
-        let interval: Int64? = rate.num > 0 && rate.den > 0 ? av_rescale_q(1, AVRational(num: rate.den, den: rate.num), tb) : nil
-
-        let pts = index.pts.map { $0 - offset }
-        let indexEnd = index.endPts - offset
-        // Small frames where the graph accepts them (a filter with absolute sizes may not), else real ones.
-        var runner = Runner(description: description, width: 64, height: 64, format: fmt, sar: par.sample_aspect_ratio,
-                            timeBase: tb, rate: srcRate, path: source)
-        if (try? runner.run(pts: Array(pts.prefix(2)), end: pts.count > 2 ? pts[2] : indexEnd, from: 0)) == nil {
-            runner = Runner(description: description, width: par.width, height: par.height, format: fmt,
-                            sar: par.sample_aspect_ratio, timeBase: tb, rate: srcRate, path: source)
-        }
+        let setup = try Setup(description, source: source, index: index)
+        let runner = try setup.runner()
+        let pts = setup.pts
         let sample = Array(pts.prefix(300))
-        let sampleEnd = pts.count > sample.count ? pts[sample.count] : indexEnd
+        let sampleEnd = pts.count > sample.count ? pts[sample.count] : setup.end
         let whole = try runner.run(pts: sample, end: sampleEnd, from: 0)
-        let lookahead = whole.lookahead, lookaheadSpan = whole.lookaheadSpan
 
         // Output times must keep their distance to the input that produced them (a fixed delay, as tpad's, is
         // fine); a graph that moves frames progressively (setpts=2*PTS) puts them in other segments' intervals.
         let typical = Probe.medianInterval(index.pts)
         if whole.drift > 16 * max(typical, 1) {
-            let drift = Double(whole.drift) * av_q2d(tb)
-            throw usage(String(format: "it moves frames in time (by up to %.2f s more for some frames than for others)", drift))
+            let drift = Double(whole.drift) * av_q2d(setup.timeBase)
+            throw setup.usage(String(format: "it moves frames in time (by up to %.2f s more for some frames than for others)", drift))
         }
 
-        // The whole source's output times, unless they depend on the pictures: two runs over every frame, each
-        // on its own thread while this one searches the memory below (all of it is serial work before any
-        // segment starts; minterpolate on a 10 s clip: 1.5 s in one thread).
-        let fixed = runner
-        final class Times: Sendable { let value = Mutex<[Int64]>([]) }
-        let wholeRuns = [false, true].map { flat in
-            let times = Times()
-            let thread = WorkerPool.spawn { () throws(VSliceError) in
-                let out = try fixed.run(pts: pts, end: indexEnd, from: 0, flat: flat).outputs.map { $0.pts + offset }
-                times.value.withLock { $0 = out }
-            }
-            return (thread, times)
+        let predicted = PredictedTimes(runner: runner, pts: pts, end: setup.end, offset: setup.offset)
+        let memory: (frames: Int, countsFrames: Bool, span: Int64)
+        do throws(VSliceError) {
+            memory = try searchMemory(runner: runner, sample: sample, sampleEnd: sampleEnd, whole: whole, setup: setup)
+        } catch {
+            _ = try? predicted.wait()  // no thread outlives the measurement
+            throw error
         }
-        func predictedTimes() throws(VSliceError) -> [Int64]? {
+        let interval = setup.interval
+        return FilterTiming(lookahead: whole.lookahead, memory: memory.frames, countsFrames: memory.countsFrames,
+                            outputPts: try predicted.wait(), frameInterval: interval, offset: setup.offset,
+                            rate: interval == nil ? nil : Ratio(setup.rate), lookaheadSpan: whole.lookaheadSpan,
+                            memorySpan: memory.span)
+    }
+
+    /// The graph built once on the source's real parameters (its filters checked, its output rate read), and
+    /// the source's frame times as the graph sees them (counted from the file's start).
+    struct Setup {
+        let description: String
+        let source: String
+        let width: Int32, height: Int32
+        let format: AVPixelFormat
+        let sar: AVRational
+        let timeBase: AVRational
+        let sourceRate: AVRational
+        /// The file's start, in the video's time base: subtracted before the graph, added back after.
+        let offset: Int64
+        /// The graph's output rate, and the interval between its frames (source time base) when it states one.
+        let rate: AVRational
+        let interval: Int64?
+        let pts: [Int64]
+        let end: Int64
+
+        init(_ description: String, source: String, index: VideoIndex) throws(VSliceError) {
+            self.description = description
+            self.source = source
+            let input = try InputFile(path: source)
+            let st = input.stream(index.streamIndex)
+            let par = st.pointee.codecpar.pointee
+            width = par.width
+            height = par.height
+            format = AVPixelFormat(rawValue: par.format)
+            sar = par.sample_aspect_ratio
+            let tb = st.pointee.time_base
+            timeBase = tb
+            let start = input.ctx.pointee.start_time
+            offset = start == AV_NOPTS ? 0 : av_rescale_q(start, AVRational(num: 1, den: 1_000_000), tb)
+            sourceRate = av_guess_frame_rate(input.ctx, st, nil)
+            let full = try VideoFilterGraph(description: description, width: par.width, height: par.height, pixelFormat: format,
+                                            sampleAspect: par.sample_aspect_ratio, timeBase: tb, frameRate: sourceRate,
+                                            outputFormats: [], path: source)
+            rate = full.frameRate
+            interval = rate.num > 0 && rate.den > 0 ? av_rescale_q(1, AVRational(num: rate.den, den: rate.num), tb) : nil
+            let offset = offset
+            pts = index.pts.map { $0 - offset }
+            end = index.endPts - offset
+            for name in full.filterNames {
+                if let why = refused[name] { throw usage("'\(name)': \(why)") }
+            }
+        }
+
+        func usage(_ why: String) -> VSliceError {
+            VSliceError(.usage, "check --vf '\(description)'", reason: "cannot be cut into segments: " + why)
+        }
+
+        /// A runner on small frames where the graph accepts them (a filter with absolute sizes may not), else
+        /// on frames of the source's size.
+        func runner() throws(VSliceError) -> Runner {
+            let small = Runner(description: description, width: 64, height: 64, format: format, sar: sar,
+                               timeBase: timeBase, rate: sourceRate, path: source)
+            if (try? small.run(pts: Array(pts.prefix(2)), end: pts.count > 2 ? pts[2] : end, from: 0)) != nil { return small }
+            return Runner(description: description, width: width, height: height, format: format, sar: sar,
+                          timeBase: timeBase, rate: sourceRate, path: source)
+        }
+    }
+
+    /// The whole source's output times, unless they depend on the pictures: two runs over every frame (pictures
+    /// that differ, and all alike), each on its own thread while the caller searches the memory (all of it is
+    /// serial work before any segment starts; minterpolate on a 10 s clip: 1.5 s in one thread).
+    struct PredictedTimes {
+        final class Times: Sendable { let value = Mutex<[Int64]>([]) }
+        let runs: [(WorkerPool.Joinable, Times)]
+
+        init(runner: Runner, pts: [Int64], end: Int64, offset: Int64) {
+            runs = [false, true].map { flat in
+                let times = Times()
+                let thread = WorkerPool.spawn { () throws(VSliceError) in
+                    let out = try runner.run(pts: pts, end: end, from: 0, flat: flat).outputs.map { $0.pts + offset }
+                    times.value.withLock { $0 = out }
+                }
+                return (thread, times)
+            }
+        }
+
+        /// Joins both runs: their times when they agree, nil when the pictures changed them.
+        func wait() throws(VSliceError) -> [Int64]? {
             var results: [[Int64]] = []
-            for (thread, times) in wholeRuns {
+            for (thread, times) in runs {
                 if let error = thread.wait() { throw error }
                 results.append(times.value.withLock { $0 })
             }
             return results[0] == results[1] ? results[0] : nil
         }
+    }
 
-        var memory = 0, counts = false, memorySpan: Int64 = 0
-        do throws(VSliceError) {
-            // Two neighbouring cut points: a graph that counts frames (every third frame) cannot match at both
-            // by chance.
-            let j = sample.count / 2
-            let windowEnd = sample.count - 1 - lookahead - 2
-            if j >= 1 && windowEnd > j + 1 {
-                func window(_ r: Runner.Result, from k: Int) -> [Runner.Output] {
-                    r.outputs.filter { $0.pts >= sample[k] && $0.pts < sample[windowEnd] }
-                }
-                var found: (Int, Bool)? = nil
-                search: for prime in [false, true] {
-                    for b in [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32] where j - b >= 0 {
-                        var same = true
-                        for k in [j, j + 1] where same {
-                            let cut = try runner.run(pts: sample, end: sampleEnd, from: k - b, prime: prime)
-                            same = window(cut, from: k) == window(whole, from: k)
-                        }
-                        if same { found = (b, prime); break search }
-                    }
-                }
-                guard let found else {
-                    throw usage("its output after a cut differs from one pass even with 32 frames before the cut and the frame count restored (it depends on frames far away)")
-                }
-                (memory, counts) = found
-                memorySpan = max(sample[j] - sample[j - memory], sample[j + 1] - sample[j + 1 - memory])
-            }
-        } catch {
-            _ = try? predictedTimes()  // no thread outlives the measurement
-            throw error
+    /// The fewest frames before a cut (and whether the graph must be primed with the frame count) for which
+    /// the output after the cut equals one pass, at two neighbouring cut points: a graph that counts frames
+    /// (every third frame) cannot match at both by chance.
+    static func searchMemory(runner: Runner, sample: [Int64], sampleEnd: Int64, whole: Runner.Result,
+                             setup: Setup) throws(VSliceError) -> (frames: Int, countsFrames: Bool, span: Int64) {
+        let j = sample.count / 2
+        let windowEnd = sample.count - 1 - whole.lookahead - 2
+        guard j >= 1 && windowEnd > j + 1 else { return (0, false, 0) }
+        func window(_ r: Runner.Result, from k: Int) -> [Runner.Output] {
+            r.outputs.filter { $0.pts >= sample[k] && $0.pts < sample[windowEnd] }
         }
-
-        let predicted = try predictedTimes()
-        return FilterTiming(lookahead: lookahead, memory: memory, countsFrames: counts, outputPts: predicted,
-                            frameInterval: interval, offset: offset, rate: interval == nil ? nil : Ratio(rate),
-                            lookaheadSpan: lookaheadSpan, memorySpan: memorySpan)
+        for prime in [false, true] {
+            for b in [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32] where j - b >= 0 {
+                var same = true
+                for k in [j, j + 1] where same {
+                    let cut = try runner.run(pts: sample, end: sampleEnd, from: k - b, prime: prime)
+                    same = window(cut, from: k) == window(whole, from: k)
+                }
+                if same { return (b, prime, max(sample[j] - sample[j - b], sample[j + 1] - sample[j + 1 - b])) }
+            }
+        }
+        throw setup.usage("its output after a cut differs from one pass even with 32 frames before the cut and the frame count restored (it depends on frames far away)")
     }
 
     /// Runs a graph over synthetic frames.

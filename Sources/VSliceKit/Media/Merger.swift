@@ -61,15 +61,43 @@ struct Merger {
         self.displayMatrix = displayMatrix
     }
 
+    /// Merges: opens the output and its streams, lines the tracks up on one timeline, interleaves the video
+    /// segments' packets (DTS repaired at the joins) with the other tracks', and finishes the file.
     func run() throws(VSliceError) -> MergeResult {
         guard !segments.isEmpty else {
             throw VSliceError(.processing, "merge", path: output, reason: "no segments")
         }
         let first = try PacketFileReader(path: segments[0])
-        let params = first.params
         let readers = try tracks.map { (t) throws(VSliceError) in try PacketFileReader(path: t.path) }
+        let streams = try openOutput(video: first.params, tracks: readers)
+        let (vShift, shifts) = try timelineShifts(video: first.params, tracks: readers)
+        let video = SegmentChain(merger: self, first: first, shift: vShift, muxTimeBase: streams.video.pointee.time_base)
+        let others = readers.indices.map { TrackSource(reader: readers[$0], shift: shifts[$0], stream: streams.tracks[$0]) }
+        var result = try interleave(video: video, tracks: others, into: streams)
+        result.bytes = try streams.file.finish()
+        return result
+    }
 
+    /// The output file with its header written: the video stream, the other tracks' streams, and the source's
+    /// tags, chapters, attachments and attached pictures.
+    struct Output {
+        var file: OutputFile
+        var video: UnsafeMutablePointer<AVStream>
+        var tracks: [UnsafeMutablePointer<AVStream>]
+    }
+
+    func openOutput(video params: StreamParams, tracks readers: [PacketFileReader]) throws(VSliceError) -> Output {
         let out = try OutputFile(path: output, format: format)
+        let vOut = try addVideoStream(params, to: out)
+        let outs = try addTrackStreams(readers, to: out)
+        let pictures = try addSourceLayout(to: out)
+        try writeHeader(out, videoTimeBase: params.timeBase, pictures: pictures)
+        return Output(file: out, video: vOut, tracks: outs)
+    }
+
+    /// The video stream: the segments' parameters, the source's rotation, tags, dispositions, HDR metadata
+    /// and (constant) frame rate.
+    func addVideoStream(_ params: StreamParams, to out: OutputFile) throws(VSliceError) -> UnsafeMutablePointer<AVStream> {
         let vOut = try out.addStream(params)
         if let displayMatrix, displayMatrix.count == 36,
            let side = av_stream_new_side_data(vOut, AV_PKT_DATA_DISPLAYMATRIX, 36) {
@@ -84,6 +112,11 @@ struct Merger {
                 | UInt32(UInt8(ascii: "c")) << 16 | UInt32(UInt8(ascii: "1")) << 24
         }
         vOut.pointee.disposition = (videoDisposition & ~AV_DISPOSITION_ATTACHED_PIC) | AV_DISPOSITION_DEFAULT
+        return vOut
+    }
+
+    /// One stream per other track, with its tags and dispositions.
+    func addTrackStreams(_ readers: [PacketFileReader], to out: OutputFile) throws(VSliceError) -> [UnsafeMutablePointer<AVStream>] {
         let outs = try readers.map { (r) throws(VSliceError) in try out.addStream(r.params) }
         // Dispositions as in the source; a type none of whose tracks is marked default gets its first one
         // marked (as ffmpeg does), so players pick a track and Matroska's default flags say so.
@@ -101,26 +134,36 @@ struct Merger {
             }
             outs[i].pointee.disposition = d
         }
+        return outs
+    }
+
+    /// The source's global tags, chapters (on the output's timeline), attachments and attached pictures'
+    /// streams; returns the pictures, written once the header is.
+    func addSourceLayout(to out: OutputFile) throws(VSliceError) -> [(UnsafeMutablePointer<AVStream>, Data)] {
+        guard let layout else { return [] }
         var pictures: [(UnsafeMutablePointer<AVStream>, Data)] = []
-        if let layout {
-            out.setTags(SourceLayout.carried(layout.tags))
-            try out.addChapters(layout.chapters, shift: Double(base.ticks) * base.timeBase.value)
-            for i in attachments { try out.addAttachment(layout.streams[i]) }
-            for i in attachedPictures {
-                guard let p = layout.streams[i].params, let data = layout.streams[i].data else { continue }
-                let st = try out.addStream(p)
-                st.pointee.disposition = AV_DISPOSITION_ATTACHED_PIC
-                OutputFile.setTags(SourceLayout.carried(layout.streams[i].tags), on: st)
-                pictures.append((st, data))
-            }
+        out.setTags(SourceLayout.carried(layout.tags))
+        try out.addChapters(layout.chapters, shift: Double(base.ticks) * base.timeBase.value)
+        for i in attachments { try out.addAttachment(layout.streams[i]) }
+        for i in attachedPictures {
+            guard let p = layout.streams[i].params, let data = layout.streams[i].data else { continue }
+            let st = try out.addStream(p)
+            st.pointee.disposition = AV_DISPOSITION_ATTACHED_PIC
+            OutputFile.setTags(SourceLayout.carried(layout.streams[i].tags), on: st)
+            pictures.append((st, data))
         }
+        return pictures
+    }
+
+    /// Writes the header (MP4/MOV: `+faststart`, the video's time scale) and the attached pictures.
+    func writeHeader(_ out: OutputFile, videoTimeBase: Ratio, pictures: [(UnsafeMutablePointer<AVStream>, Data)]) throws(VSliceError) {
         var options: [(String, String)] = []
         if format == "mp4" || format == "mov" {
             options.append(("movflags", "+faststart"))
             // Edit lists (start offsets) are in the movie time scale, 1/1000 by default: use the video's, so a
             // stream starting at 21.333 ms is not moved to 21 ms.
-            if params.timeBase.num == 1 && params.timeBase.den > 1000 {
-                options.append(("movie_timescale", String(params.timeBase.den)))
+            if videoTimeBase.num == 1 && videoTimeBase.den > 1000 {
+                options.append(("movie_timescale", String(videoTimeBase.den)))
             }
         }
         try out.writeHeader(options: options)
@@ -132,114 +175,140 @@ struct Merger {
             pkt.ptr.pointee.flags = AV_PKT_FLAG_KEY
             try out.write(pkt)
         }
+    }
 
+    /// What is subtracted from the video's and each track's timestamps (in their own time bases): `base`, and
+    /// in Matroska the corrections below.
+    func timelineShifts(video params: StreamParams, tracks readers: [PacketFileReader]) throws(VSliceError) -> (Int64, [Int64]) {
         let vTB = params.timeBase.av
-        let vMuxTB = vOut.pointee.time_base
         var vShift = base.rescaled(to: vTB)
         let tbs = readers.map { $0.params.timeBase.av }
         var shifts = tbs.map { base.rescaled(to: $0) }
+        guard format == "matroska" else { return (vShift, shifts) }
         // FFmpeg 5.1's Matroska demuxer moves Opus packets earlier by the codec delay it reads (the pre-skip),
         // which its muxer does not add: written as they are, they would read back that much early (ffmpeg's
         // own stream copy loses 6.5 ms so). They are written that much later instead.
-        if format == "matroska" {
-            for (i, r) in readers.enumerated() where r.params.codecID == AV_CODEC_ID_OPUS.rawValue && r.params.initialPadding > 0 {
-                shifts[i] -= av_rescale_q(Int64(r.params.initialPadding), AVRational(num: 1, den: 48000), tbs[i])
-            }
+        for (i, r) in readers.enumerated() where r.params.codecID == AV_CODEC_ID_OPUS.rawValue && r.params.initialPadding > 0 {
+            shifts[i] -= av_rescale_q(Int64(r.params.initialPadding), AVRational(num: 1, den: 48000), tbs[i])
         }
         // Matroska cannot store a timestamp below 0, and its muxer's own fix-up shifts by the first packet
         // it is handed, in whole milliseconds, which can leave a stream that starts earlier clamped at 0 (a
         // source's audio at −7 ms plus AAC priming). Everything is moved later by the same whole number of
         // milliseconds instead, so the streams keep their offsets.
-        if format == "matroska" {
-            let lead = try Merger.earliestTime(segment: segments[0], vShift: vShift, others: tracks.map(\.path), shifts: shifts)
-            if lead < 0 {
-                let ms = Int64((-lead * 1000).rounded(.up))
-                let msTB = AVRational(num: 1, den: 1000)
-                vShift -= av_rescale_q(ms, msTB, vTB)
-                for i in shifts.indices { shifts[i] -= av_rescale_q(ms, msTB, tbs[i]) }
-            }
+        let lead = try Merger.earliestTime(segment: segments[0], vShift: vShift, others: tracks.map(\.path), shifts: shifts)
+        if lead < 0 {
+            let ms = Int64((-lead * 1000).rounded(.up))
+            let msTB = AVRational(num: 1, den: 1000)
+            vShift -= av_rescale_q(ms, msTB, vTB)
+            for i in shifts.indices { shifts[i] -= av_rescale_q(ms, msTB, tbs[i]) }
         }
+        return (vShift, shifts)
+    }
 
+    /// Writes every packet, the one with the lowest DTS next (the video's on a tie).
+    func interleave(video: SegmentChain, tracks: [TrackSource], into out: Output) throws(VSliceError) -> MergeResult {
         var result = MergeResult(videoPackets: 0, audioPackets: 0, dtsRepaired: 0, bytes: 0)
-        var segIndex = 0
-        var current: PacketFileReader? = first
-        let vPacket = Packet()
-        let packets = readers.map { _ in Packet() }
-        var lastDts = Int64.min
-
-        func nextVideo() throws(VSliceError) -> Bool {
-            while let reader = current {
-                if try reader.next(into: vPacket) {
-                    vPacket.pts -= vShift
-                    vPacket.dts -= vShift
-                    av_packet_rescale_ts(vPacket.ptr, vTB, vMuxTB)
-                    if vPacket.dts <= lastDts {
-                        vPacket.dts = lastDts + 1
-                        result.dtsRepaired += 1
-                        if vPacket.dts > vPacket.pts {
-                            throw VSliceError(.processing, "merge segment \(segIndex)", path: output,
-                                              reason: "cannot order timestamps (dts \(vPacket.dts) > pts \(vPacket.pts))")
-                        }
-                    }
-                    lastDts = vPacket.dts
-                    return true
-                }
-                segIndex += 1
-                guard segIndex < segments.count else { current = nil; return false }
-                let r = try PacketFileReader(path: segments[segIndex])
-                guard r.params.extradata == params.extradata, r.params.width == params.width,
-                      r.params.height == params.height, r.params.codecID == params.codecID else {
-                    throw VSliceError(.processing, "merge", path: segments[segIndex],
-                                      reason: "segment \(segIndex) was encoded with different codec parameters")
-                }
-                current = r
-            }
-            return false
-        }
-        func nextTrack(_ i: Int) throws(VSliceError) -> Bool {
-            let p = packets[i]
-            guard try readers[i].next(into: p) else { return false }
-            if p.dts == AV_NOPTS { p.dts = p.pts }
-            if p.pts != AV_NOPTS { p.pts -= shifts[i] }
-            p.dts -= shifts[i]
-            av_packet_rescale_ts(p.ptr, tbs[i], outs[i].pointee.time_base)
-            return true
-        }
-
-        var haveV = try nextVideo()
-        var have = try readers.indices.map { (i) throws(VSliceError) in try nextTrack(i) }
+        var haveV = try video.next()
+        var have = try tracks.map { (t) throws(VSliceError) in try t.next() }
         while true {
             try Cancellation.throwIfAborted("merge", path: output)
-            // The packet with the lowest DTS goes next (the video's on a tie).
             var pick = -1, found = haveV
-            var bestDts = vPacket.dts, bestTB = vMuxTB
-            for i in readers.indices where have[i] {
-                if !found || av_compare_ts(packets[i].dts, outs[i].pointee.time_base, bestDts, bestTB) < 0 {
+            var bestDts = video.packet.dts, bestTB = video.muxTimeBase
+            for (i, t) in tracks.enumerated() where have[i] {
+                if !found || av_compare_ts(t.packet.dts, t.stream.pointee.time_base, bestDts, bestTB) < 0 {
                     pick = i
-                    bestDts = packets[i].dts
-                    bestTB = outs[i].pointee.time_base
+                    bestDts = t.packet.dts
+                    bestTB = t.stream.pointee.time_base
                     found = true
                 }
             }
             guard found else { break }
             if pick == -1 {
-                vPacket.ptr.pointee.stream_index = vOut.pointee.index
-                try out.write(vPacket)
+                video.packet.ptr.pointee.stream_index = out.video.pointee.index
+                try out.file.write(video.packet)
                 result.videoPackets += 1
                 if result.videoPackets == 50 { Fault.hit("concat") }
-                haveV = try nextVideo()
+                haveV = try video.next()
             } else {
-                packets[pick].ptr.pointee.stream_index = outs[pick].pointee.index
-                try out.write(packets[pick])
-                if readers[pick].params.mediaType == AVMEDIA_TYPE_AUDIO.rawValue { result.audioPackets += 1 }
-                have[pick] = try nextTrack(pick)
+                let t = tracks[pick]
+                t.packet.ptr.pointee.stream_index = t.stream.pointee.index
+                try out.file.write(t.packet)
+                if t.reader.params.mediaType == AVMEDIA_TYPE_AUDIO.rawValue { result.audioPackets += 1 }
+                have[pick] = try t.next()
             }
         }
-        result.bytes = try out.finish()
+        result.dtsRepaired = video.repair.repaired
         return result
     }
 
-    /// The earliest time (seconds, after the shifts) of the first video packet's DTS and the other tracks' first packets.
+    /// The video segments' packets one after the other, on the output's timeline (in the muxer's time
+    /// base), their DTS repaired; each next segment must have the first one's codec parameters.
+    final class SegmentChain {
+        let segments: [String]
+        let output: String
+        let params: StreamParams
+        let shift: Int64
+        let muxTimeBase: AVRational
+        let packet = Packet()
+        private(set) var repair = DTSRepair()
+        private var current: PacketFileReader?
+        private var index = 0
+
+        init(merger: Merger, first: PacketFileReader, shift: Int64, muxTimeBase: AVRational) {
+            segments = merger.segments
+            output = merger.output
+            params = first.params
+            current = first
+            self.shift = shift
+            self.muxTimeBase = muxTimeBase
+        }
+
+        /// Reads the next packet into `packet`; false after the last segment's last.
+        func next() throws(VSliceError) -> Bool {
+            while let reader = current {
+                if try reader.next(into: packet) {
+                    packet.pts -= shift
+                    packet.dts -= shift
+                    av_packet_rescale_ts(packet.ptr, params.timeBase.av, muxTimeBase)
+                    guard let dts = repair.dts(pts: packet.pts, dts: packet.dts) else {
+                        throw VSliceError(.processing, "merge segment \(index)", path: output,
+                                          reason: "cannot order timestamps (dts \(repair.last + 1) > pts \(packet.pts))")
+                    }
+                    packet.dts = dts
+                    return true
+                }
+                index += 1
+                guard index < segments.count else { current = nil; return false }
+                let r = try PacketFileReader(path: segments[index])
+                guard r.params.extradata == params.extradata, r.params.width == params.width,
+                      r.params.height == params.height, r.params.codecID == params.codecID else {
+                    throw VSliceError(.processing, "merge", path: segments[index],
+                                      reason: "segment \(index) was encoded with different codec parameters")
+                }
+                current = r
+            }
+            return false
+        }
+    }
+
+    /// A track other than the video: its packets on the output's timeline, in its stream's time base.
+    struct TrackSource {
+        let reader: PacketFileReader
+        let shift: Int64
+        let stream: UnsafeMutablePointer<AVStream>
+        let packet = Packet()
+
+        /// Reads the next packet into `packet`; false at the end.
+        func next() throws(VSliceError) -> Bool {
+            guard try reader.next(into: packet) else { return false }
+            if packet.dts == AV_NOPTS { packet.dts = packet.pts }
+            if packet.pts != AV_NOPTS { packet.pts -= shift }
+            packet.dts -= shift
+            av_packet_rescale_ts(packet.ptr, reader.params.timeBase.av, stream.pointee.time_base)
+            return true
+        }
+    }
+
     /// The first video frame's time in a segment file (the earliest of its first packets: an encoder's first
     /// frame shown is its first coded); nil when it has none.
     static func firstFrameTime(segment: String) throws(VSliceError) -> Timestamp? {
@@ -253,6 +322,7 @@ struct Merger {
         return first.map { Timestamp(ticks: $0, timeBase: r.params.timeBase) }
     }
 
+    /// The earliest time (seconds, after the shifts) of the first video packet's DTS and the other tracks' first packets.
     static func earliestTime(segment: String, vShift: Int64, others: [String], shifts: [Int64]) throws(VSliceError) -> Double {
         let packet = Packet()
         var earliest = 0.0
@@ -265,5 +335,29 @@ struct Merger {
             }
         }
         return earliest
+    }
+}
+
+/// Keeps the video's DTS strictly increasing across segment joins. With B-frames each segment opens with DTS
+/// below its first PTS (the encoder's reorder delay); with variable frame intervals those opening DTS can fall
+/// at or below the previous segment's last DTS. Such a DTS is moved to one tick after the previous one, which
+/// is possible as long as it stays at or below the packet's PTS.
+struct DTSRepair {
+    /// The last DTS handed out.
+    private(set) var last = Int64.min
+    /// How many packets got a DTS other than their own.
+    private(set) var repaired = 0
+
+    /// The DTS to write for the next packet (in decode order): its own when above the previous one, else one
+    /// tick after it; nil when that would pass the packet's PTS (no order of timestamps is valid then).
+    mutating func dts(pts: Int64, dts: Int64) -> Int64? {
+        var dts = dts
+        if dts <= last {
+            dts = last + 1
+            repaired += 1
+            if dts > pts { return nil }
+        }
+        last = dts
+        return dts
     }
 }

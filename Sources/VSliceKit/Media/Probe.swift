@@ -77,7 +77,7 @@ public struct StreamInfo: Codable, Sendable {
     }
 }
 
-/// What `vslice probe` reports. Keys are documented in README ("probe --json").
+/// What `vslice probe` reports. Keys are documented in docs/usage.md ("probe --json" keys).
 public struct ProbeReport: Codable, Sendable {
     public var path: String
     public var format: String
@@ -173,6 +173,17 @@ public struct Probe: Sendable {
     /// The video stream's display matrix (rotation), 9 × Int32, if any.
     public var displayMatrix: Data?
 
+    /// A probe put together from its parts (the unit tests build them in memory); the best audio track is the
+    /// first.
+    init(report: ProbeReport, video: VideoIndex?, audioTracks: [(stream: Int, span: AudioSpan)] = [],
+         subtitleTracks: [SubtitleSpan] = []) {
+        self.report = report
+        self.video = video
+        self.audio = audioTracks.first?.span
+        self.audioTracks = audioTracks
+        self.subtitleTracks = subtitleTracks
+    }
+
     /// Opens and indexes `path`: stream properties, and every video packet's timing.
     /// With `expect`, only the file with that identity is read (see `InputFile`).
     public init(path: String, expect: FileIdentity? = nil) throws(VSliceError) {
@@ -228,124 +239,154 @@ public struct Probe: Sendable {
     }
 
     /// Reads every packet of the video stream (timestamps and flags only; nothing is decoded), and the
-    /// audio stream's packet times.
+    /// audio and subtitle streams' packet times.
     static func indexStreams(_ input: InputFile, video streamIndex: Int, audio: [Int]) throws(VSliceError)
         -> (VideoIndex, [Int: AudioSpan], [SubtitleSpan]) {
-        let st = input.stream(streamIndex)
         let subtitles = (0..<input.streamCount).filter { input.stream($0).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_SUBTITLE }
         for i in 0..<input.streamCount where i != streamIndex && !audio.contains(i) && !subtitles.contains(i) {
             input.stream(i).pointee.discard = AVDISCARD_ALL
         }
-        var subtitleEvents: [Int: (first: Int64, count: Int)] = [:]
+        var scan = PacketScan(path: input.path, video: streamIndex, audio: audio, subtitles: subtitles)
         let pkt = Packet()
+        while try input.read(into: pkt) { try scan.add(pkt) }
+        let video = try scan.videoIndex(timeBase: input.stream(streamIndex).pointee.time_base)
+        var spans: [Int: AudioSpan] = [:]
+        for audio in audio { spans[audio] = scan.audioSpan(audio, in: input) }
+        let subs = subtitles.map { i in
+            SubtitleSpan(stream: i, first: scan.subtitleEvents[i].map { Double($0.first) * av_q2d(input.stream(i).pointee.time_base) },
+                         events: scan.subtitleEvents[i]?.count ?? 0)
+        }
+        return (video, spans, subs)
+    }
+
+    /// What one read through the file's packets collects: every video packet's time and key flag in decode
+    /// order, each audio stream's first and last packet times, each subtitle stream's events.
+    struct PacketScan {
+        let path: String
+        let video: Int
+        let audio: [Int]
+        let subtitles: [Int]
+        var subtitleEvents: [Int: (first: Int64, count: Int)] = [:]
         var decodeOrder: [(pts: Int64, key: Bool)] = []
         var videoEnd = Int64.min
         var lastDts = Int64.min
         var dtsIncreasing = true
+        /// Per audio stream: the first packet kept by the demuxer, the end of the last one, the first of all
+        /// (discarded priming included), the last packet's duration.
         var audioFirst: [Int: Int64] = [:], audioEnd: [Int: Int64] = [:], audioFirstAll: [Int: Int64] = [:]
         var audioLastDuration: [Int: Int64] = [:]
-        while try input.read(into: pkt) {
+
+        init(path: String, video: Int, audio: [Int], subtitles: [Int]) {
+            self.path = path
+            self.video = video
+            self.audio = audio
+            self.subtitles = subtitles
+        }
+
+        mutating func add(_ pkt: Packet) throws(VSliceError) {
+            let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
             if subtitles.contains(pkt.streamIndex) {
                 // Events with text (MP4's mov_text fills the gaps between them with empty samples).
-                let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
                 if t != AV_NOPTS && pkt.size > 2 {
                     let e = subtitleEvents[pkt.streamIndex] ?? (.max, 0)
                     subtitleEvents[pkt.streamIndex] = (min(e.first, t), e.count + 1)
                 }
-                continue
+            } else if pkt.streamIndex != video {
+                guard audio.contains(pkt.streamIndex) else { return }
+                addAudio(pkt, at: t)
+            } else if !pkt.isDiscard {
+                try addVideo(pkt, at: t)
             }
-            if pkt.streamIndex != streamIndex {
-                guard audio.contains(pkt.streamIndex) else { continue }
-                let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
-                if t != AV_NOPTS { audioFirstAll[pkt.streamIndex] = min(audioFirstAll[pkt.streamIndex] ?? .max, t) }
-                guard !pkt.isDiscard else { continue }
-                if t != AV_NOPTS {
-                    audioFirst[pkt.streamIndex] = min(audioFirst[pkt.streamIndex] ?? .max, t)
-                    if t + pkt.duration >= audioEnd[pkt.streamIndex] ?? .min {
-                        audioEnd[pkt.streamIndex] = t + pkt.duration
-                        audioLastDuration[pkt.streamIndex] = max(pkt.duration, 0)
-                    }
-                }
-                continue
+        }
+
+        mutating func addAudio(_ pkt: Packet, at t: Int64) {
+            let s = pkt.streamIndex
+            if t != AV_NOPTS { audioFirstAll[s] = min(audioFirstAll[s] ?? .max, t) }
+            guard !pkt.isDiscard, t != AV_NOPTS else { return }
+            audioFirst[s] = min(audioFirst[s] ?? .max, t)
+            if t + pkt.duration >= audioEnd[s] ?? .min {
+                audioEnd[s] = t + pkt.duration
+                audioLastDuration[s] = max(pkt.duration, 0)
             }
-            guard pkt.streamIndex == streamIndex, !pkt.isDiscard else { continue }
+        }
+
+        mutating func addVideo(_ pkt: Packet, at t: Int64) throws(VSliceError) {
             if pkt.dts != AV_NOPTS {
                 if pkt.dts <= lastDts { dtsIncreasing = false }
                 lastDts = pkt.dts
             }
             if pkt.isCorrupt {
-                throw VSliceError(.input, "read video", path: input.path, reason: "corrupt packet at dts \(pkt.dts)")
+                throw VSliceError(.input, "read video", path: path, reason: "corrupt packet at dts \(pkt.dts)")
             }
-            let t = pkt.pts != AV_NOPTS ? pkt.pts : pkt.dts
             if t == AV_NOPTS {
-                throw VSliceError(.input, "read video", path: input.path,
-                                  reason: "video packet \(decodeOrder.count) has no timestamp")
+                throw VSliceError(.input, "read video", path: path, reason: "video packet \(decodeOrder.count) has no timestamp")
             }
             decodeOrder.append((t, pkt.isKey))
             videoEnd = max(videoEnd, t + max(pkt.duration, 0))
         }
-        if decodeOrder.isEmpty {
-            throw VSliceError(.input, "read video", path: input.path, reason: "the video stream has no frames")
+
+        /// The video's frames in presentation order, its keyframes, open GOPs, and the last frame's duration.
+        func videoIndex(timeBase: AVRational) throws(VSliceError) -> VideoIndex {
+            if decodeOrder.isEmpty {
+                throw VSliceError(.input, "read video", path: path, reason: "the video stream has no frames")
+            }
+            // Open GOP: a frame decoded after a keyframe but presented before it.
+            var openGop = false
+            var lastKeyPts: Int64? = nil
+            for p in decodeOrder {
+                if p.key { lastKeyPts = p.pts } else if let k = lastKeyPts, p.pts < k { openGop = true; break }
+            }
+            let sorted = decodeOrder.map(\.pts).sorted()
+            for i in 1..<max(sorted.count, 1) where sorted[i] == sorted[i - 1] {
+                throw VSliceError(.input, "read video", path: path, reason: "two video frames share the timestamp \(sorted[i])")
+            }
+            let keyPts = Set(decodeOrder.filter(\.key).map(\.pts))
+            var keyIdx: [Int] = []
+            for (i, p) in sorted.enumerated() where keyPts.contains(p) { keyIdx.append(i) }
+            if keyIdx.first != 0 {
+                // The first frame shown must be decodable on its own for a segment to start there.
+                keyIdx.insert(0, at: 0)
+            }
+            // Where the last frame's duration comes from (it is the only part of the video's length that the
+            // frame timestamps do not give): the duration libavformat reports for the packets, as far as they
+            // reach past the last frame's start. That is the container's own figure where the demuxer reads one
+            // (Matroska BlockDuration or the track's default duration); FFmpeg 5.1's MP4/MOV demuxer reads no
+            // sample durations and libavformat derives them from the codec's frame rate, or reports none. When
+            // nothing is reported, the typical (median) frame interval is used, not the interval before the
+            // last frame: a screen recording's long-held frames or the gap a stream-copy trim leaves where
+            // B-frames were cut would otherwise stretch the last frame to seconds. The output stores this
+            // duration on its last packet (see SegmentEncoder), so the output ends where the source ends.
+            let stated = videoEnd - sorted[sorted.count - 1]
+            var lastDuration = stated
+            if lastDuration <= 0 { lastDuration = Probe.medianInterval(sorted) }
+            lastDuration = max(lastDuration, 0)
+            let endTime = Double(sorted[sorted.count - 1] + lastDuration) * av_q2d(timeBase)
+            return VideoIndex(streamIndex: video, timeBase: Ratio(timeBase), pts: sorted, keyframeIndices: keyIdx,
+                              openGop: openGop, endTime: endTime, dtsStrictlyIncreasing: dtsIncreasing,
+                              lastFrameDuration: lastDuration, lastFrameDurationStated: stated > 0)
         }
-        // Open GOP: a frame decoded after a keyframe but presented before it.
-        var openGop = false
-        var lastKeyPts: Int64? = nil
-        for p in decodeOrder {
-            if p.key { lastKeyPts = p.pts } else if let k = lastKeyPts, p.pts < k { openGop = true; break }
-        }
-        let sorted = decodeOrder.map(\.pts).sorted()
-        for i in 1..<max(sorted.count, 1) where sorted[i] == sorted[i - 1] {
-            throw VSliceError(.input, "read video", path: input.path,
-                              reason: "two video frames share the timestamp \(sorted[i])")
-        }
-        let keyPts = Set(decodeOrder.filter(\.key).map(\.pts))
-        var keyIdx: [Int] = []
-        for (i, p) in sorted.enumerated() where keyPts.contains(p) { keyIdx.append(i) }
-        if keyIdx.first != 0 {
-            // The first frame shown must be decodable on its own for a segment to start there.
-            keyIdx.insert(0, at: 0)
-        }
-        let tb = av_q2d(st.pointee.time_base)
-        // Where the last frame's duration comes from (it is the only part of the video's length that the
-        // frame timestamps do not give): the duration libavformat reports for the packets, as far as they
-        // reach past the last frame's start. That is the container's own figure where the demuxer reads one
-        // (Matroska BlockDuration or the track's default duration); FFmpeg 5.1's MP4/MOV demuxer reads no
-        // sample durations and libavformat derives them from the codec's frame rate, or reports none. When
-        // nothing is reported, the typical (median) frame interval is used, not the interval before the
-        // last frame: a screen recording's long-held frames or the gap a stream-copy trim leaves where
-        // B-frames were cut would otherwise stretch the last frame to seconds. The output stores this
-        // duration on its last packet (see SegmentEncoder), so the output ends where the source ends.
-        let stated = videoEnd - sorted[sorted.count - 1]
-        var lastDuration = stated
-        if lastDuration <= 0 { lastDuration = Probe.medianInterval(sorted) }
-        let video = VideoIndex(streamIndex: streamIndex, timeBase: Ratio(st.pointee.time_base),
-                               pts: sorted, keyframeIndices: keyIdx, openGop: openGop,
-                               endTime: Double(sorted[sorted.count - 1] + max(lastDuration, 0)) * tb,
-                               dtsStrictlyIncreasing: dtsIncreasing, lastFrameDuration: max(lastDuration, 0),
-                               lastFrameDurationStated: stated > 0)
-        var spans: [Int: AudioSpan] = [:]
-        for audio in audio {
-            guard let audioEnd = audioEnd[audio], let audioFirst = audioFirst[audio] else { continue }
+
+        /// Where audio stream `audio`'s sound starts and ends, and the priming its demuxer leaves in it; nil when
+        /// it has no packets.
+        func audioSpan(_ audio: Int, in input: InputFile) -> AudioSpan? {
+            guard let audioEnd = audioEnd[audio], let audioFirst = audioFirst[audio] else { return nil }
             let ast = input.stream(audio)
             let atb = av_q2d(ast.pointee.time_base)
             // The stream's start time accounts for encoder priming that the demuxer trims.
             let start = ast.pointee.start_time != AV_NOPTS ? ast.pointee.start_time : audioFirst
             var startSeconds = Double(start) * atb
-            let par0 = ast.pointee.codecpar.pointee
-            let fmtName0 = String(cString: input.ctx.pointee.iformat.pointee.name)
+            let par = ast.pointee.codecpar.pointee
+            let fmtName = String(cString: input.ctx.pointee.iformat.pointee.name)
             // Matroska signals a codec delay (Opus pre-skip) that the decoder drops: the stream's start time
             // is that of the dropped samples, and the sound starts this much later (−7 ms → −0.5 ms for
             // ffmpeg's Opus). The sound's start is what vslice decodes, keeps in sync and checks.
-            if String(cString: input.ctx.pointee.iformat.pointee.name).hasPrefix("matroska"),
-               par0.initial_padding > 0, par0.sample_rate > 0 {
-                startSeconds += Double(par0.initial_padding) / Double(par0.sample_rate)
+            if fmtName.hasPrefix("matroska"), par.initial_padding > 0, par.sample_rate > 0 {
+                startSeconds += Double(par.initial_padding) / Double(par.sample_rate)
             }
             // Matroska signals no encoder delay but Opus's, so its demuxer trims nothing: the decoder returns
             // the encoder's priming (AAC 1024 samples, MP3 1105, MP2 481, AC-3 256), and the sound starts after
             // it (as in ffmpeg's own MKV output); a Vorbis decoder returns nothing for the first packet, so its
             // samples start a block after the stream's start. Both as FFmpeg's encoder and decoder measure.
-            let par = ast.pointee.codecpar.pointee
-            let fmtName = String(cString: input.ctx.pointee.iformat.pointee.name)
             var priming = 0.0
             if fmtName.hasPrefix("matroska"), par.initial_padding == 0, par.sample_rate > 0 {
                 let delay = CodecDelay.of(par.codec_id, rate: par.sample_rate, channels: par.ch_layout.nb_channels)
@@ -357,19 +398,14 @@ public struct Probe: Sendable {
             // decoder returns as samples from the stream's start on. That rest (up to 1024 samples, the AAC
             // encoders' priming) is untrimmed priming like Matroska's: `start` stays where the decoded samples
             // start (what a re-encode, vslice's or ffmpeg's, carries over from a source), the sound after it.
-            if fmtName0.contains("mp4") || fmtName0.hasPrefix("mov"), par0.codec_id == AV_CODEC_ID_AAC, par0.sample_rate > 0,
+            if fmtName.contains("mp4") || fmtName.hasPrefix("mov"), par.codec_id == AV_CODEC_ID_AAC, par.sample_rate > 0,
                let firstAll = audioFirstAll[audio] {
-                priming = max(0, Double(firstAll) * atb + 1024 / Double(par0.sample_rate) - startSeconds)
+                priming = max(0, Double(firstAll) * atb + 1024 / Double(par.sample_rate) - startSeconds)
             }
-            spans[audio] = AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
-                                     firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb,
-                                     lastPacketDuration: Double(audioLastDuration[audio] ?? 0) * atb)
+            return AudioSpan(start: startSeconds, end: Double(audioEnd) * atb, unsignalledPriming: priming,
+                             firstPacket: Double(audioFirstAll[audio] ?? audioFirst) * atb,
+                             lastPacketDuration: Double(audioLastDuration[audio] ?? 0) * atb)
         }
-        let subs = subtitles.map { i in
-            SubtitleSpan(stream: i, first: subtitleEvents[i].map { Double($0.first) * av_q2d(input.stream(i).pointee.time_base) },
-                         events: subtitleEvents[i]?.count ?? 0)
-        }
-        return (video, spans, subs)
     }
 
     /// The median of the intervals between consecutive frame timestamps (sorted), 0 for a single frame.
