@@ -10,7 +10,7 @@ struct PlanCommand: ParsableCommand {
             EXAMPLES:
               vslice plan in.mp4 --segment-seconds 5 --min-split-seconds 0
               vslice plan in.mp4 --split frames --segment-frames 250 --overlap 0,4 --json
-              vslice plan in.mp4 --process 'python3 upscale.py' --overlap 2,2
+              vslice plan in.mp4 --process cat --overlap 2,2
             """)
 
     @Argument(help: "The input media file.")

@@ -13,12 +13,17 @@ struct TranscodeCommand: ParsableCommand {
             work (the encoder is opened once with them): a bad one is exit 2. Running the same command again \
             resumes an unfinished task.
 
+            Any program can be the per-segment algorithm: --process 'python3 examples/denoise.py' --overlap 2,2 \
+            runs OpenCV's temporal denoiser on every segment, two buffer frames each side (examples/ has it and a \
+            cartoonizer; see --process below).
+
             EXAMPLES:
               vslice transcode in.mov -o out.mp4
               vslice transcode in.mp4 -o out.mkv --vcodec libx265 --crf 26 --preset medium
               vslice transcode in.mp4 -o out.mp4 --vbitrate 2M --abitrate 96k --jobs 4
               vslice transcode in.mp4 -o out.mp4 --vf scale=1280:-2 --codec-opt tune=film
               vslice transcode in.mp4 -o out.mp4 --json | jq -c 'select(.event == "progress")'
+              vslice transcode in.mp4 -o out.mkv --process cat --process-format rgb24
             """)
 
     @Argument(help: "The input media file.")

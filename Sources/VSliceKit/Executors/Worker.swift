@@ -47,78 +47,86 @@ public enum SegmentWorker {
         }
         scopeFaultInjection(index: index, firstAttempt: earlier.isEmpty, environment: environment)
 
-        let segment = order.plan.segments[index]
         let trace = UUID().uuidString.lowercased()
-        let file = order.segmentFiles[index]
-        let finalPath = (workDir as NSString).appendingPathComponent(file)
-        let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
         let startedAt = Date().timeIntervalSince1970
         let t0 = monotonicSeconds(), c0 = processCPUSeconds()
         var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: "failed", error: nil,
                                         exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
                                         wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
                                         engine: .from(environment: environment))
-        var processorCPU = 0.0
+        func measured() {
+            record.endedAt = Date().timeIntervalSince1970
+            record.wallSeconds = monotonicSeconds() - t0
+            record.cpuSeconds = processCPUSeconds() - c0
+        }
+        let result: SegmentResult
         do throws(VSliceError) {
-            let fingerprint = try Fingerprint.of(order.input)
-            guard fingerprint == order.fingerprint else {
-                throw VSliceError(.input, "check input", path: order.input,
-                                  reason: "the input changed since the task was planned (or this node sees another file)")
-            }
-            // Every open of the input checks it is still this file (not replaced while the segment runs).
-            guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
-            var settings = order.settings
-            settings.threads = settings.threads ?? threads(environment: environment)
-            // Frames done so far, for the coordinator's progress bar (seg-NNNNN.progress, every second).
-            let framesDone = Atomic<Int>(0)
-            let progressFile = (workDir as NSString).appendingPathComponent(WorkFolder.progressFileName(index))
-            let reporter = PeriodicThread(every: 1) {
-                let n = framesDone.load(ordering: .relaxed)
-                if n > 0 { try? WorkFolder.writeAtomically(Data("\(trace) \(n)\n".utf8), to: progressFile, durable: false) }
-            }
-            defer { reporter.stop() }
-            let counted: @Sendable (Int) -> Void = { n in
-                framesDone.add(n, ordering: .relaxed)
-                progress(n)
-            }
-            try ProcessorFiles.check(settings.process)
-            let attempt = SegmentAttempt(task: order.task, input: order.input, identity: identity, index: order.index, plan: order.plan,
-                                         segment: segment, settings: settings, workDir: workDir, partPath: partPath,
-                                         environment: environment, progress: counted, cpuClock: processCPUSeconds)
-            let watchdog = StallWatchdog(timeout: order.stallTimeout)
-            defer { watchdog.stop() }
-            let result = try attempt.run(watchdog: watchdog).result
-            processorCPU = result.processorCPU
-            if rename(partPath, finalPath) != 0 {
-                throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(errno)))
-            }
-            FileOps.fsyncDirectory(workDir)
-            record.status = "done"
-            record.exitKind = "ok"
-            record.exitCode = 0
-            record.framesIn = result.framesProcessed
-            record.framesOut = result.framesKept
-            record.bytes = result.bytes
-            record.checksum = Int64(result.checksum)
-            record.file = file
+            result = try attempt(order, index: index, workDir: workDir, trace: trace, environment: environment, progress: progress)
         } catch {
-            unlink(partPath)
             record.error = error.description
             record.exitKind = error.kind.rawValue
             record.exitCode = error.workerExitCode
             record.deterministic = error.failsEveryTime
-            record.endedAt = Date().timeIntervalSince1970
-            record.wallSeconds = monotonicSeconds() - t0
-            record.cpuSeconds = processCPUSeconds() - c0
+            measured()
             // The failure is what the caller needs to hear; a record that cannot be written adds nothing.
             _ = try? record.write(workDir: workDir)
             throw error
         }
-        record.endedAt = Date().timeIntervalSince1970
-        record.wallSeconds = monotonicSeconds() - t0
-        record.cpuSeconds = processCPUSeconds() - c0 + processorCPU
+        record.status = "done"
+        record.exitKind = "ok"
+        record.exitCode = 0
+        record.framesIn = result.framesProcessed
+        record.framesOut = result.framesKept
+        record.bytes = result.bytes
+        record.checksum = Int64(result.checksum)
+        record.file = order.segmentFiles[index]
+        measured()
+        record.cpuSeconds += result.processorCPU
         try record.write(workDir: workDir)
         return Outcome(record: record, alreadyDone: nil)
+    }
+
+    /// The attempt itself: the input checked against the work order (and the processor's files), the segment
+    /// run (`SegmentAttempt`, its progress written for the coordinator every second) and its file sealed.
+    private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: String, environment: [String: String],
+                                progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
+        let file = order.segmentFiles[index]
+        let finalPath = (workDir as NSString).appendingPathComponent(file)
+        let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
+        let fingerprint = try Fingerprint.of(order.input)
+        guard fingerprint == order.fingerprint else {
+            throw VSliceError(.input, "check input", path: order.input,
+                              reason: "the input changed since the task was planned (or this node sees another file)")
+        }
+        // Every open of the input checks it is still this file (not replaced while the segment runs).
+        guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
+        var settings = order.settings
+        settings.threads = settings.threads ?? threads(environment: environment)
+        try ProcessorFiles.check(settings.process)
+        // Frames done so far, for the coordinator's progress bar (seg-NNNNN.progress, every second).
+        let framesDone = Atomic<Int>(0)
+        let progressFile = (workDir as NSString).appendingPathComponent(WorkFolder.progressFileName(index))
+        let reporter = PeriodicThread(every: 1) {
+            let n = framesDone.load(ordering: .relaxed)
+            if n > 0 { try? WorkFolder.writeAtomically(Data("\(trace) \(n)\n".utf8), to: progressFile, durable: false) }
+        }
+        defer { reporter.stop() }
+        let counted: @Sendable (Int) -> Void = { n in
+            framesDone.add(n, ordering: .relaxed)
+            progress(n)
+        }
+        let attempt = SegmentAttempt(task: order.task, input: order.input, identity: identity, index: order.index, plan: order.plan,
+                                     segment: order.plan.segments[index], settings: settings, workDir: workDir, partPath: partPath,
+                                     environment: environment, progress: counted, cpuClock: processCPUSeconds)
+        let watchdog = StallWatchdog(timeout: order.stallTimeout)
+        defer { watchdog.stop() }
+        let result = try attempt.run(watchdog: watchdog).result
+        if rename(partPath, finalPath) != 0 {
+            unlink(partPath)
+            throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(errno)))
+        }
+        FileOps.fsyncDirectory(workDir)
+        return result
     }
 
     /// Encoder threads for a worker whose task did not fix `--threads`: the CPUs the scheduler gave it
