@@ -41,7 +41,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VSliceKitTests", dependencies: ["VSliceKit"]),
+        .testTarget(name: "VSliceKitTests", dependencies: ["VSliceKit", "CFFmpeg"]),
         .testTarget(name: "vsliceTests", dependencies: ["vslice", "VSliceKit"]),
     ],
     swiftLanguageModes: [.v6]
