@@ -14,6 +14,9 @@ import sys
 import cv2
 import numpy as np
 
+# vslice runs several segments at once: use this segment's share of the cores, not all of them.
+if "VSLICE_THREADS" in os.environ:
+    cv2.setNumThreads(int(os.environ["VSLICE_THREADS"]))
 W = int(os.environ["VSLICE_WIDTH"])
 H = int(os.environ["VSLICE_HEIGHT"])
 LEVELS = int(os.environ.get("CARTOON_LEVELS", "8"))

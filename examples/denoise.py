@@ -20,6 +20,9 @@ import cv2
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import y4m  # noqa: E402
 
+# vslice runs several segments at once: use this segment's share of the cores, not all of them.
+if "VSLICE_THREADS" in os.environ:
+    cv2.setNumThreads(int(os.environ["VSLICE_THREADS"]))
 WINDOW = int(os.environ.get("DENOISE_WINDOW", "5"))
 STRENGTH = float(os.environ.get("DENOISE_STRENGTH", "6"))
 SEARCH = int(os.environ.get("DENOISE_SEARCH", "11"))

@@ -73,6 +73,7 @@ struct SegmentAttempt {
         env["VSLICE_FRAMES"] = String(segment.frameCount)
         env["VSLICE_BUFFER_BEFORE"] = String(segment.firstFrame - segment.bufferStart)
         env["VSLICE_BUFFER_AFTER"] = String(segment.bufferEnd - segment.lastFrame)
+        env.merge(ProcessorCheck.threadEnvironment(settings.threadsPerJob, inherited: environment)) { $1 }
         if let gpu {
             env["VSLICE_GPU"] = gpu
             env["CUDA_VISIBLE_DEVICES"] = gpu

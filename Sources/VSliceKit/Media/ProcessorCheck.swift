@@ -30,6 +30,15 @@ public enum ProcessorCheck {
         }
     }
 
+    /// The cores a processor has beside the others running at once (`--jobs`): `VSLICE_THREADS`, and
+    /// OpenMP's `OMP_NUM_THREADS` (PyTorch on the CPU, BLAS) unless the user set it. Without them a program
+    /// that spreads over every core runs `--jobs` times over the machine.
+    static func threadEnvironment(_ threads: Int, inherited: [String: String]) -> [String: String] {
+        var env = ["VSLICE_THREADS": String(threads)]
+        if inherited["OMP_NUM_THREADS"] == nil { env["OMP_NUM_THREADS"] = String(threads) }
+        return env
+    }
+
     private static func runOnce(source: String, index: VideoIndex, settings: TranscodeSettings, process: ProcessorSettings,
                                 expect: FileIdentity?, muxer: String?, watch: WorkWatch,
                                 onStderrLine: (@Sendable (String) -> Void)?) throws(VSliceError) -> ProcessorOutput {
@@ -50,6 +59,7 @@ public enum ProcessorCheck {
             geometry = stage.output
         }
         var env = ProcessInfo.processInfo.environment
+        env.merge(threadEnvironment(settings.threadsPerJob, inherited: env)) { $1 }
         for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": "0", "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": "0",
                        "VSLICE_FRAMES": String(n), "VSLICE_BUFFER_BEFORE": "0", "VSLICE_BUFFER_AFTER": "0", "VSLICE_CHECK": "1"] {
             env[k] = v
