@@ -313,6 +313,25 @@ struct ProcessorFailureTests {
         #expect(edited.stderr.contains("--fresh"), "\(edited.stderr)")
     }
 
+    @Test("--gpus 0,1: each job slot's processor gets its own device (VSLICE_GPU, CUDA_VISIBLE_DEVICES), --jobs defaults to the devices")
+    func gpus() throws {
+        let dir = try Paths.scratch("pgpu")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("gpus.log").path
+        let cmd = try Self.afterCheck(dir, "gpu.sh", """
+            echo "$VSLICE_SEGMENT $VSLICE_GPU $CUDA_VISIBLE_DEVICES $VSLICE_THREADS" >> '\(log)'
+            exec cat
+            """)
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--process", cmd, "--gpus", "0,1",
+                              "--segment-seconds", "1", "--min-split-seconds", "0", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(lines.count == 6)
+        #expect(lines.allSatisfy { $0.count == 4 && ["0", "1"].contains($0[1]) && $0[1] == $0[2] && $0[3] == "1" }, "\(lines)")
+        #expect(Set(lines.map { $0[1] }) == ["0", "1"])
+    }
+
     @Test("a broken processor is refused before any work (exit 2, its stderr in the message, no task or work folder); plan --process says what it learnt")
     func checkedBeforeWork() throws {
         let dir = try Paths.scratch("pcheck")
