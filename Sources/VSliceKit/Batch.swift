@@ -105,7 +105,9 @@ public struct BatchRunner {
             throw VSliceError(.usage, "batch", path: outDir, reason: "cannot create the output folder: \(error.localizedDescription)")
         }
         items = try BatchPlanner.items(dir: dir, outDir: outDir, pattern: pattern, recursive: recursive, extension: container)
-        self.settings = settings
+        // With the processor's files hashed, as the transcode's task stores them: else every output would look
+        // made with other settings.
+        self.settings = try settings.withProcessorFiles()
         self.force = force
     }
 
@@ -165,13 +167,27 @@ public struct BatchRunner {
             onEvent(.redone(item, reason: "made with other settings (\(previous))"))
             return true
         }
-        if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter), check.ok {
+        if let check = try? Verifier.verify(output: item.output, against: item.input, filter: settings.videoFilter,
+                                            rate: processorRate(item.output, store: store)), check.ok {
             summary.skipped += 1
             summary.skippedInputs[item.relative] = Self.verifiedReason
             onEvent(.skipped(item, reason: Self.verifiedReason, verified: true))
             return nil
         }
         return false
+    }
+
+    /// The processor's rate the output was made with: as given, else as the job store's task for it learnt it
+    /// (nil without a processor, or when unknown: then verification counts the source's frames).
+    func processorRate(_ output: String, store: JobStore) -> Ratio? {
+        guard let process = settings.process else { return nil }
+        if let given = process.rate { return given }
+        let path = URL(fileURLWithPath: output).standardizedFileURL.path
+        guard let tasks = try? store.tasks(),
+              let last = tasks.filter({ $0.output == path && $0.status == "done" }).max(by: { $0.updatedAt < $1.updatedAt }),
+              let json = try? store.eventDone(last.id, .plan)?.detail,
+              let plan = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)) else { return nil }
+        return plan.processor?.rate
     }
 
     /// When the job store's newest finished task for `output` was made with settings other than these: how

@@ -194,6 +194,15 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         return parts.joined(separator: ";")
     }
 
+    /// These settings with the content hashes of the files a `--process` command names (they are part of the
+    /// output's signature: read afresh for every run, so an edited script is seen).
+    public func withProcessorFiles() throws(VSliceError) -> TranscodeSettings {
+        guard let command = process?.command else { return self }
+        var s = self
+        s.process?.fileHashes = try ProcessorFiles.hashes(command)
+        return s
+    }
+
     /// The audio tracks (0-based among the source's audio streams) `audioTracks` keeps out of `count`, in
     /// source order; nil when it names one that does not exist or is malformed.
     public func selectedAudio(of count: Int) -> [Int]? {

@@ -133,9 +133,7 @@ public struct Transcoder: Sendable {
         // The files a --process command names are part of its settings (read now, also for a stored request):
         // an edited script refuses a resume.
         var hashed = self
-        if let command = request.settings.process?.command {
-            hashed.request.settings.process?.fileHashes = try ProcessorFiles.hashes(command)
-        }
+        hashed.request.settings = try request.settings.withProcessorFiles()
         return try hashed.runHashed(store: store, options: options)
     }
 

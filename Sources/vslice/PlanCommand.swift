@@ -32,8 +32,7 @@ struct PlanCommand: ParsableCommand {
         // With --vf, the graph's measured timing sizes the overlaps and cuts the segments by time.
         let timing = try settings.videoFilter.map { try FilterTiming.measure($0, source: input, index: probe.video!) }
         // With --process, the program runs on the first frames: what it puts out shapes the cut.
-        var processed = settings
-        if let command = settings.process?.command { processed.process?.fileHashes = try ProcessorFiles.hashes(command) }
+        let processed = try settings.withProcessorFiles()
         let processor = try processed.process.map { _ in try ProcessorCheck.run(source: input, index: probe.video!, settings: processed) }
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings, filter: timing,
                                  from: timing.map(Transcoder.filteredStart), processor: processor)
