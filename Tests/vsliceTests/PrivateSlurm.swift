@@ -33,11 +33,15 @@ final class PrivateSlurm {
         let host = Self.hostName
         nodes = count == 1 ? [host] : (1...count).map { "n\($0)" }
         try Self.config(dir: dir.path, host: host, nodes: nodes, maxArraySize: maxArraySize).write(toFile: conf, atomically: true, encoding: .utf8)
-        let ctld = try Proc.run("slurmctld", ["-i", "-f", conf], timeout: 60, environment: environment)
-        guard ctld.status == 0 else { throw OracleError("slurmctld did not start: \(ctld.stderr) \(log("slurmctld"))") }
         for node in nodes {
-            let slurmd = try Proc.run("slurmd", ["-f", conf, "-N", node], timeout: 60, environment: environment)
-            guard slurmd.status == 0 else { stop(); throw OracleError("slurmd \(node) did not start: \(slurmd.stderr) \(log("slurmd-\(node)"))") }
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("spool/\(node)"), withIntermediateDirectories: true)
+        }
+        guard try Self.startDaemon("slurmctld", ["-i", "-f", conf]) == 0 else {
+            throw OracleError("slurmctld did not start: \(log("slurmctld"))")
+        }
+        for node in nodes where try Self.startDaemon("slurmd", ["-f", conf, "-N", node]) != 0 {
+            stop()
+            throw OracleError("slurmd \(node) did not start: \(log("slurmd-\(node)"))")
         }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -46,6 +50,30 @@ final class PrivateSlurm {
         }
         stop()
         throw OracleError("the private Slurm nodes did not come up: \(log("slurmctld").suffix(800)) \(log("slurmd-\(nodes[0])").suffix(800))")
+    }
+
+    /// Starts a daemon (which forks itself away) with every signal unblocked and at its default, and returns the
+    /// exit status of the command. The test's threads block most signals and a child inherits the mask: a slurmd
+    /// started with it never takes SIGTERM and has to be killed (measured: 20 s per test, waiting for it).
+    static func startDaemon(_ program: String, _ args: [String]) throws -> Int32 {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv: [UnsafeMutablePointer<CChar>?] = ([program] + args).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawnp(&pid, program, nil, &attr, argv, envp)
+        guard rc == 0 else { throw OracleError("could not start \(program): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status & 0x7f != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff
     }
 
     static var hostName: String {
