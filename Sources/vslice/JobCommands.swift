@@ -270,7 +270,9 @@ struct StatusCommand: ParsableCommand {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
             // Each failed attempt, where it ran and why (a worker's error, or a lost element: its node failed…).
             for t in detail.traces where t.segmentId == s.id && t.status == "failed" {
-                let place = [t.host.isEmpty ? nil : "on \(t.host)", t.engineJob.map { "\(t.engine ?? "") job \($0)" }].compactMap { $0 }
+                // A Slurm element as Slurm names it (ARRAYJOB_INDEX), for scontrol and the slurm-*.out log.
+                let element = t.engineJob.map { job in "\(t.engine ?? "") job \(job)" + (t.engine == "slurm" ? t.engineIndex.map { "_\($0)" } ?? "" : "") }
+                let place = [t.host.isEmpty ? nil : "on \(t.host)", element].compactMap { $0 }
                 print("    failed attempt\(place.isEmpty ? "" : " " + place.joined(separator: ", ")): \(t.error ?? "no reason recorded")")
             }
         }

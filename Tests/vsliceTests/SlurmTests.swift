@@ -260,7 +260,8 @@ struct SlurmTests {
         // `vslice status TASK` says what happened.
         let task = try #require(done["task"] as? String)
         let status = try vslice(["status", String(task.prefix(8))], environment: j.environment)
-        #expect(status.stdout.contains("segment 4: done") && status.stdout.contains("lost: its node \(node) failed"), "\(status.stdout)")
+        #expect(status.stdout.contains("segment 4: done, 125/125 frames, 2 attempt(s)\n    failed attempt on \(node), slurm job ")
+                && status.stdout.contains("lost: its node \(node) failed"), "\(status.stdout)")
 
         // The same task run locally: the same decoded frames at the same times.
         let local = j.dir.appendingPathComponent("local.mp4").path
