@@ -194,8 +194,15 @@ final class PrivateSlurm {
         return pid
     }
 
-    /// Stops the daemons by the pids in their own pid files (all told at once), and waits for them to end.
+    /// Cancels what this controller still runs (a failed test may leave elements running, whose steps would
+    /// outlive the daemons), then stops the daemons by the pids in their own pid files (all told at once), and
+    /// waits for them to end.
     func stop() {
+        if let q = try? queue(), !q.isEmpty, pidFromFile("slurmctld") != nil {
+            _ = try? Proc.run("scancel", ["--user=\(getuid())"], timeout: 30, environment: environment)
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline, let q = try? queue(), !q.isEmpty { Thread.sleep(forTimeInterval: 0.25) }
+        }
         let pids = (nodes.map { "slurmd-\($0)" } + ["slurmctld"]).compactMap(pidFromFile)
         for pid in pids { kill(pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(20)
