@@ -216,6 +216,13 @@ struct StatusCommand: ParsableCommand {
         for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
         for s in detail.segments {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
+            // Each failed attempt, where it ran and why (a worker's error, or a lost element: its node failed…).
+            for t in detail.traces where t.segmentId == s.id && t.status == "failed" {
+                // A Slurm element as Slurm names it (ARRAYJOB_INDEX), for scontrol and the slurm-*.out log.
+                let element = t.engineJob.map { job in "\(t.engine ?? "") job \(job)" + (t.engine == "slurm" ? t.engineIndex.map { "_\($0)" } ?? "" : "") }
+                let place = [t.host.isEmpty ? nil : "on \(t.host)", element].compactMap { $0 }
+                print("    failed attempt\(place.isEmpty ? "" : " " + place.joined(separator: ", ")): \(t.error ?? "no reason recorded")")
+            }
         }
         print("  \(detail.traces.count) traces")
     }

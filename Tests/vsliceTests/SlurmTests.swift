@@ -1,120 +1,8 @@
 import Foundation
 import Testing
 
-/// A private Slurm controller and node on 127.0.0.1 for one test: generated slurm.conf (no munge, no
-/// systemd, no accounting), state, spool, logs and pid files in a scratch folder, ports of its own. Stopped
-/// by the pids in its own pid files.
-final class PrivateSlurm {
-    static let installed: Bool = ["slurmctld", "slurmd", "sbatch", "squeue", "scancel"].allSatisfy { tool in
-        ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].contains {
-            FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)")
-        }
-    }
-    static let skipReason: Comment = "Slurm is not installed (slurmctld, slurmd, sbatch, squeue, scancel); scripts/setup installs it"
-
-    let dir: URL
-    var conf: String { dir.appendingPathComponent("slurm.conf").path }
-    var environment: [String: String] { ["SLURM_CONF": conf] }
-
-    init() throws {
-        if !Self.installed { print("SlurmTests skipped: \(Self.skipReason)") }
-        dir = try Paths.scratch("slurm")
-        for sub in ["state", "spool"] {
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
-        }
-        var name = [UInt8](repeating: 0, count: 256)
-        gethostname(&name, name.count)
-        let host = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self).split(separator: ".").first.map(String.init) ?? "localhost"
-        // Ports of this test process, so that test runs of other worktrees on the machine do not meet.
-        let port = 20000 + Int(getpid() % 10000) * 2
-        let d = dir.path
-        let text = """
-            ClusterName=vslicetest
-            SlurmctldHost=\(host)(127.0.0.1)
-            SlurmUser=root
-            SlurmdUser=root
-            SlurmctldPort=\(port)
-            SlurmdPort=\(port + 1)
-            AuthType=auth/none
-            CredType=cred/none
-            ProctrackType=proctrack/pgid
-            TaskPlugin=task/none
-            MpiDefault=none
-            SwitchType=switch/none
-            StateSaveLocation=\(d)/state
-            SlurmdSpoolDir=\(d)/spool
-            SlurmctldPidFile=\(d)/slurmctld.pid
-            SlurmdPidFile=\(d)/slurmd.pid
-            SlurmctldLogFile=\(d)/slurmctld.log
-            SlurmdLogFile=\(d)/slurmd.log
-            SchedulerType=sched/backfill
-            SchedulerParameters=batch_sched_delay=0
-            SelectType=select/cons_tres
-            SelectTypeParameters=CR_CPU
-            AccountingStorageType=accounting_storage/none
-            JobAcctGatherType=jobacct_gather/none
-            JobCompType=jobcomp/none
-            ReturnToService=2
-            KillWait=5
-            InactiveLimit=0
-            NodeName=\(host) NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
-            PartitionName=test Nodes=\(host) Default=YES MaxTime=INFINITE State=UP
-
-            """
-        try text.write(toFile: conf, atomically: true, encoding: .utf8)
-        let ctld = try Proc.run("slurmctld", ["-i", "-f", conf], timeout: 60, environment: environment)
-        guard ctld.status == 0 else { throw OracleError("slurmctld did not start: \(ctld.stderr) \(log("slurmctld"))") }
-        let slurmd = try Proc.run("slurmd", ["-f", conf], timeout: 60, environment: environment)
-        guard slurmd.status == 0 else { stop(); throw OracleError("slurmd did not start: \(slurmd.stderr) \(log("slurmd"))") }
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let s = try Proc.run("sinfo", ["--noheader", "--format=%T"], timeout: 30, environment: environment)
-            if s.status == 0 && s.stdout.contains("idle") { return }
-            Thread.sleep(forTimeInterval: 0.25)
-        }
-        stop()
-        throw OracleError("the private Slurm node did not come up: \(log("slurmctld").suffix(800)) \(log("slurmd").suffix(800))")
-    }
-
-    func log(_ daemon: String) -> String {
-        (try? String(contentsOfFile: dir.appendingPathComponent("\(daemon).log").path, encoding: .utf8)) ?? ""
-    }
-
-    /// How many batch jobs (arrays) were submitted to this controller.
-    var submissions: Int {
-        log("slurmctld").components(separatedBy: "_slurm_rpc_submit_batch_job").count - 1
-    }
-
-    /// `squeue` lines (index|state|job id) of vslice's arrays.
-    func queue() throws -> [(index: Int, state: String, job: String)] {
-        let r = try Proc.run("squeue", ["--noheader", "--array", "--format=%K|%T|%i|%j"], timeout: 30, environment: environment)
-        return r.stdout.split(separator: "\n").compactMap { line in
-            let f = line.split(separator: "|").map(String.init)
-            guard f.count == 4, f[3].hasPrefix("vslice-"), let i = Int(f[0]) else { return nil }
-            return (i, f[1], f[2])
-        }
-    }
-
-    /// Stops both daemons by the pids in their own pid files, and waits for them to end.
-    func stop() {
-        for daemon in ["slurmd", "slurmctld"] {
-            let file = dir.appendingPathComponent("\(daemon).pid").path
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-                  let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
-            kill(pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(20)
-            while kill(pid, 0) == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
-        }
-    }
-
-    deinit {
-        stop()
-        try? FileManager.default.removeItem(at: dir)
-    }
-}
-
-/// `--executor slurm` against a private controller: the segments run as one job array of `vslice segment`.
+/// `--executor slurm` against a private controller: the segments run as job arrays of `vslice segment`, on one
+/// node or on three (one of which dies mid-run).
 @Suite("slurm executor", .serialized, .enabled(if: PrivateSlurm.installed, PrivateSlurm.skipReason))
 struct SlurmTests {
     static let clip: String = {
@@ -148,9 +36,9 @@ struct SlurmTests {
         }
     }
 
-    func job(_ tag: String) throws -> Job {
+    func job(_ tag: String, nodes: Int = 1, maxArraySize: Int? = nil) throws -> Job {
         try #require(FileManager.default.fileExists(atPath: Self.clip), "could not make the 60 s clip")
-        return Job(dir: try Paths.scratch(tag), slurm: try PrivateSlurm())
+        return Job(dir: try Paths.scratch(tag), slurm: try PrivateSlurm(nodes: nodes, maxArraySize: maxArraySize))
     }
 
     @Test("a 60 s clip as one job array: oracle passes, same frames and timestamps as local, one element per segment; bad input never reaches Slurm")
@@ -325,6 +213,88 @@ struct SlurmTests {
         let deadline = Date().addingTimeInterval(60)
         while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
         #expect(try j.slurm.queue().isEmpty, "cancel left the array in the queue")
+        #expect(try j.sql("SELECT status FROM task WHERE id = '\(task2)'") == "cancelled")
+    }
+
+    @Test("three nodes, one killed mid-run (its slurmd and job steps, kill -9): Slurm marks it down, its element is submitted again and runs on another; the output equals the local run's, one done trace per segment, and status tells")
+    func nodeKilled() throws {
+        let j = try job("nodes", nodes: 3)
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        // Segment 4's first attempt hangs after its first frames, so that its node dies in the middle of it; the
+        // attempt after it runs clean (the fault is scoped to a segment's first attempt).
+        let same = ["--jobs", "3", "--threads", "1"] + Self.short
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--keep-temp"] + same + Self.args,
+                                         environment: j.environment.merging(["VSLICE_FAULT": "segment-stall", "VSLICE_FAULT_SEGMENT": "4"]) { $1 })
+        var node = ""
+        let running = try coordinator.waitUntil(timeout: 120) {
+            guard let e = try j.slurm.queue().first(where: { $0.index == 4 && $0.state == "RUNNING" }) else { return false }
+            node = e.node
+            return true
+        }
+        try #require(running && j.slurm.nodes.contains(node), "segment 4 never ran")
+        Thread.sleep(forTimeInterval: 1)
+        let killed = try j.slurm.killNode(node)
+        #expect(killed.count >= 3, "slurmd, slurmstepd and the worker: \(killed)")
+        let r = coordinator.finish(timeout: 240)
+        #expect(r.status == 0, "\(r.stderr)")
+        let states = try j.slurm.nodeStates()
+        #expect(states[node]?.hasPrefix("down") == true, "\(states)")
+        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        let done = try lastEvent(r.stdout, "task_done")
+        let n = try #require(done["segments"] as? Int)
+        #expect(n == 12)
+        #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        // One array, then segment 4 alone again; its lost attempt is a failed trace naming the node.
+        #expect(j.slurm.submissions == 2)
+        let failed = try ndjson(r.stdout).filter { $0["event"] as? String == "segment_failed" }
+        #expect(failed.count == 1 && failed.first?["segment"] as? Int == 4, "\(failed)")
+        #expect((failed.first?["error"] as? String)?.contains("node \(node) failed") == true, "\(failed)")
+        #expect(try j.sql("SELECT group_concat(status || '|' || (host = '\(node)'), ',') FROM (SELECT * FROM trace WHERE segment_id LIKE '%_encode_4' ORDER BY started_at)") == "failed|1,done|0")
+        // The retry ran on another node (the workers' records name the node Slurm ran them on).
+        let work = try #require(done["work_dir"] as? String)
+        let records = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("seg-00004.trace-") }
+            .map { try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/" + $0))) as? [String: Any] }
+        let doneNode = records.first { $0?["status"] as? String == "done" }??["engine"] as? [String: Any]
+        let retryNode = try #require(doneNode?["node"] as? String)
+        #expect(retryNode != node && j.slurm.nodes.contains(retryNode))
+        // `vslice status TASK` says what happened.
+        let task = try #require(done["task"] as? String)
+        let status = try vslice(["status", String(task.prefix(8))], environment: j.environment)
+        #expect(status.stdout.contains("segment 4: done, 125/125 frames, 2 attempt(s)\n    failed attempt on \(node), slurm job ")
+                && status.stdout.contains("lost: its node \(node) failed"), "\(status.stdout)")
+
+        // The same task run locally: the same decoded frames at the same times.
+        let local = j.dir.appendingPathComponent("local.mp4").path
+        let l = try vslice(["transcode", Self.clip, "-o", local, "-q", "--preset", "veryfast"] + same, environment: ["VSLICE_HOME": j.home])
+        #expect(l.status == 0, "\(l.stderr)")
+        #expect(try FFprobe.packets(j.out).pts == FFprobe.packets(local).pts)
+        #expect(try FFmpegOracle.frameMD5s(j.out) == FFmpegOracle.frameMD5s(local))
+    }
+
+    @Test("more segments than MaxArraySize (4): three arrays, the output right, one done trace per segment; cancel scancels every array")
+    func severalArrays() throws {
+        let j = try job("arrays", nodes: 3, maxArraySize: 4)
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let r = try j.transcode(["--jobs", "3"] + Self.short)
+        #expect(r.status == 0, "\(r.stderr)")
+        let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
+        #expect(n == 12)
+        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        #expect(j.slurm.submissions == 3)
+        #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        // Each array's elements are numbered from 0 (below MaxArraySize); the segment is the array's base + that.
+        #expect(try j.sql("SELECT count(DISTINCT engine_job) || ' ' || min(engine_index) || ' ' || max(engine_index) FROM trace WHERE engine = 'slurm'") == "3 0 3")
+
+        // A detached task whose elements hang: three arrays in the queue, all of them gone after cancel.
+        let out2 = j.dir.appendingPathComponent("out2.mp4").path
+        let r2 = try j.transcode(["--detach", "--jobs", "3"] + Self.short, output: out2, environment: ["VSLICE_FAULT": "segment-stall"])
+        let task2 = try #require(try lastEvent(r2.stdout, "task_detached")["task"] as? String)
+        #expect(try Set(j.slurm.queue().map(\.array)).count == 3)
+        let cancel = try vslice(["cancel", task2], environment: j.environment)
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        let deadline = Date().addingTimeInterval(60)
+        while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try j.slurm.queue().isEmpty, "cancel left arrays in the queue")
         #expect(try j.sql("SELECT status FROM task WHERE id = '\(task2)'") == "cancelled")
     }
 }

@@ -1,12 +1,4 @@
 import Foundation
-import Synchronization
-
-/// Where an element stands according to its scheduler.
-enum ElementState: Sendable, Equatable {
-    /// Waiting for resources (or to be requeued).
-    case queued
-    case running
-}
 
 /// A scheduler that runs `vslice segment` for chosen indices of a task.
 protocol ClusterEngine: Sendable {
@@ -16,12 +8,15 @@ protocol ClusterEngine: Sendable {
     var pollInterval: Double { get }
     /// Whether this coordinator can start elements itself (and so resubmit failed ones).
     var canSubmit: Bool { get }
-    /// Starts `vslice segment --work-dir DIR` for each index, at most `parallel` at once; returns the
-    /// scheduler's ID for the submission.
-    func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> String
+    /// Starts `vslice segment --work-dir DIR` for each index, at most `parallel` at once (per submission);
+    /// returns the scheduler's submissions (one, or several when the scheduler caps a submission's size), each
+    /// with its ID and the indices it holds. All or nothing: a submission that fails cancels the ones before it.
+    func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])]
     /// The task's elements the scheduler still holds (queued or running), by segment index; nil when the
     /// scheduler cannot be asked right now.
-    func inFlight(task: String) -> [Int: ElementState]?
+    func inFlight(task: String) -> [Int: ElementSighting]?
+    /// Of these nodes, those the scheduler reports down, drained or not responding, with its words.
+    func nodeTrouble(_ nodes: Set<String>) -> [String: String]
     /// Stops every element of the task.
     func cancel(task: String)
 }
@@ -53,194 +48,176 @@ struct Submission: Codable, Sendable {
 /// The coordinator side of an executor whose segments run in other processes (`vslice segment`): it submits
 /// the segments to a scheduler, then watches the scheduler and the work folder — never the scheduler's
 /// accounting, never job dependencies: an element is done when its trace record says so and its sealed file
-/// matches; it is lost when the scheduler no longer holds it and it left no record. Records are ingested
-/// into the ledger as they appear; failed and lost elements are submitted again (a new submission of just
-/// those) up to `--max-attempts`; a deterministic failure (a record marked so: the worker's exit 2, 3 or 7 —
-/// the policy of RetryPolicy.swift, the local executor's too) fails the task at once with the worker's error.
+/// matches; it is lost when the scheduler no longer holds it and it left no record (cancelled, killed, its node
+/// failed). Records are ingested into the ledger as they appear; failed and lost elements are submitted again (a
+/// new submission of just those) up to `--max-attempts`; a deterministic failure (a record marked so: the
+/// worker's exit 2, 3 or 7 — the policy of RetryPolicy.swift, the local executor's too) fails the task at once
+/// with the worker's error. Each element's state and what follows from a look or a record is `ElementTracker`'s
+/// (pure transitions); `RemoteRun` does the I/O around it.
 struct RemoteExecutor: SegmentExecutor {
     var engine: ClusterEngine
 
-    /// Polls in a row an element may be missing from the scheduler, without a record, before it counts as lost
-    /// (its record may be on its way through a shared filesystem).
-    static let lostAfterPolls = 3
-
     func encode(_ job: EncodeJob) throws(VSliceError) -> EncodeOutcome {
-        let work = job.workDir, taskId = job.task.id
-        let maxAttempts = job.options.maxAttempts
-        var pending = Set(job.todo.map(\.index))
-        if pending.isEmpty { return .finished }
-        let frames = Dictionary(uniqueKeysWithValues: job.plan.segments.map { ($0.index, $0.frameCount) })
-
-        var submissions = Submission.load(workDir: work).filter { $0.engine == engine.name }
-        var attempts: [Int: Int] = [:]
-        for s in submissions { for i in s.indices { attempts[i, default: 0] += 1 } }
-        var failures: [Int: Int] = [:]
-        var lastError: [Int: String] = [:]
-        // A deterministic failure recorded before (an earlier coordinator's run) is final.
-        let earlier = SegmentTraceRecord.all(workDir: work).filter { pending.contains($0.segment) }
-        for r in earlier where r.status == "failed" {
-            failures[r.segment, default: 0] += 1
-            lastError[r.segment] = r.error
-        }
-        for i in pending.sorted() {
-            if let last = earlier.last(where: { $0.segment == i }), last.deterministicFailure { throw Self.failure(last, index: i) }
-        }
-
-        var started = Set<Int>()
-        func markStarted(_ i: Int) {
-            if started.insert(i).inserted { job.onEvent(.segmentStarted(index: i)) }
-        }
-        var outstanding = Set<Int>()
-        var missing: [Int: Int] = [:]
-        // Frames reported for each running attempt (from its progress file), and attempts that have ended.
-        var reported: [Int: Int] = [:]
-        var ended = Set<String>()
-        func attemptEnded(_ i: Int, trace: String?) {
-            reported[i] = nil
-            if let trace { ended.insert(trace) }
-            if let p = WorkFolder.progress(workDir: work, segment: i) { ended.insert(p.trace) }
-        }
-
-        /// Ingests the records that appeared since the last look; done segments leave `pending`, failed ones
-        /// leave `outstanding` (to be submitted again) — or fail the task.
-        func ingest() throws(VSliceError) {
-            for r in try job.store.ingestTraceRecords(task: taskId, workDir: work) where pending.contains(r.segment) {
-                let i = r.segment
-                markStarted(i)
-                missing[i] = nil
-                let n = r.framesOut ?? frames[i] ?? 0
-                let shown = r.trace == WorkFolder.progress(workDir: work, segment: i)?.trace ? reported[i] ?? 0 : 0
-                attemptEnded(i, trace: r.trace)
-                if r.status == "done" {
-                    if n > shown { job.onEvent(.framesProcessed(segment: i, frames: n - shown)) }
-                    job.onEvent(.segmentDone(index: i, frames: n))
-                    job.kept(i, n)
-                    pending.remove(i)
-                    outstanding.remove(i)
-                    continue
-                }
-                started.remove(i)
-                job.onEvent(.segmentFailed(index: i, error: r.error ?? "failed"))
-                failures[i, default: 0] += 1
-                lastError[i] = r.error
-                if r.deterministicFailure {
-                    if engine.canSubmit { engine.cancel(task: taskId) }
-                    throw Self.failure(r, index: i)
-                }
-                if engine.canSubmit {
-                    outstanding.remove(i)
-                } else if failures[i]! >= maxAttempts {
-                    throw Self.failure(r, index: i, attempts: failures[i]!)
-                }
-            }
-        }
-
-        /// Submits what is pending and not outstanding, unless an index has used up its attempts.
-        func submitMissing() throws(VSliceError) {
-            let again = pending.subtracting(outstanding).sorted()
-            guard !again.isEmpty else { return }
-            if let over = again.first(where: { attempts[$0, default: 0] >= maxAttempts }) {
-                engine.cancel(task: taskId)
-                throw VSliceError(.processing, "encode segment \(over)", path: job.input,
-                                  reason: "\(attempts[over]!) attempts under \(engine.name) failed (--max-attempts \(maxAttempts))"
-                                      + (lastError[over].map { "; last: " + $0 } ?? ""))
-            }
-            if !submissions.isEmpty {
-                job.logger.warning("submitting segments again", metadata: ["segments": "\(again)"])
-            }
-            try submit(again, job: job, submissions: &submissions, attempts: &attempts)
-            outstanding.formUnion(again)
-        }
-
-        // What the scheduler already holds (a re-attach) is left alone; the rest is submitted. The scheduler is
-        // asked first, then the records read: an element that ends in between is then seen done, not missing.
-        if engine.canSubmit {
-            guard let live = engine.inFlight(task: taskId) else {
-                throw VSliceError(.processing, "ask \(engine.name)", path: work, reason: "the scheduler does not answer")
-            }
-            for (i, state) in live where pending.contains(i) {
-                outstanding.insert(i)
-                if state == .running { markStarted(i) }
-            }
-            try ingest()
-            if pending.isEmpty { return .finished }
-            try submitMissing()
-        } else {
-            outstanding = pending
-            try ingest()
-            if pending.isEmpty { return .finished }
-        }
+        var run = try RemoteRun(engine: engine, job: job)
+        if run.tracker.finished { return .finished }
+        try run.attach()
+        if run.tracker.finished { return .finished }
         if job.options.detach { return .detached }
+        try run.watch()
+        return .finished
+    }
+}
 
-        var unanswered = 0
+/// One coordinator's watch over a task's elements: asks the scheduler, reads the progress files, ingests the
+/// records into the ledger, submits, and carries out the tracker's effects (events, records of lost attempts,
+/// the task's failure).
+struct RemoteRun {
+    let engine: ClusterEngine
+    let job: EncodeJob
+    private(set) var tracker: ElementTracker
+    private var submissions: [Submission]
+    /// Looks in a row the scheduler did not answer.
+    private var unanswered = 0
+
+    /// The tracker of the segments still to do, with what earlier coordinators of the task submitted and the
+    /// failed records they left. A deterministic failure recorded before is final.
+    init(engine: ClusterEngine, job: EncodeJob) throws(VSliceError) {
+        self.engine = engine
+        self.job = job
+        let pending = job.todo.map(\.index)
+        let wanted = Set(pending)
+        submissions = Submission.load(workDir: job.workDir).filter { $0.engine == engine.name }
+        let earlier = SegmentTraceRecord.all(workDir: job.workDir).filter { wanted.contains($0.segment) }
+        tracker = ElementTracker(task: job.task.id, engine: engine.name, canSubmit: engine.canSubmit,
+                                 maxAttempts: job.options.maxAttempts, pending: pending,
+                                 frames: Dictionary(uniqueKeysWithValues: job.plan.segments.map { ($0.index, $0.frameCount) }),
+                                 submitted: submissions.map(\.indices), failed: earlier)
+        if let final = ElementTracker.finalFailure(pending: pending, earlier: earlier) { throw final }
+    }
+
+    /// What the scheduler already holds (a re-attach) is left alone; what finished meanwhile is taken in; the
+    /// rest is submitted. The scheduler is asked first, then the records read: an element that ends in between
+    /// is then seen done, not missing.
+    mutating func attach() throws(VSliceError) {
+        var live: [Int: ElementSighting]?
+        if engine.canSubmit {
+            live = engine.inFlight(task: job.task.id)
+            if live == nil {
+                throw VSliceError(.processing, "ask \(engine.name)", path: job.workDir, reason: "the scheduler does not answer")
+            }
+        }
+        try perform(tracker.attach(ElementLook(live: live, now: now())))
+        try ingest()
+        if !tracker.finished && engine.canSubmit { try submitDue() }
+    }
+
+    /// Looks every poll interval until every element is done, the task fails or is cancelled, or this process
+    /// is told to stop watching.
+    mutating func watch() throws(VSliceError) {
         while true {
-            if job.watchdog.cancelled {
-                engine.cancel(task: taskId)
-                throw VSliceError(.interrupted, "transcode", path: job.input, reason: "the task was cancelled")
-            }
-            if Cancellation.stopRequested {
-                throw VSliceError(.interrupted, "transcode", path: job.input,
-                                  reason: "stopped watching; the segments already submitted keep running under \(engine.name) "
-                                      + "(`vslice resume \(taskId.prefix(8))` re-attaches, `vslice cancel \(taskId.prefix(8))` stops them)")
-            }
-            let live: [Int: ElementState]?
-            if engine.canSubmit {
-                live = engine.inFlight(task: taskId)
-                if live == nil {
-                    unanswered += 1
-                    if Double(unanswered) * engine.pollInterval > 300 {
-                        throw VSliceError(.processing, "ask \(engine.name)", path: work, reason: "the scheduler has not answered for 5 minutes")
-                    }
-                } else {
-                    unanswered = 0
-                }
-            } else {
-                live = nil
-            }
-            try ingest()
-            if pending.isEmpty { return .finished }
-            for i in outstanding.sorted() {
-                guard let p = WorkFolder.progress(workDir: work, segment: i), !ended.contains(p.trace),
-                      p.frames > reported[i] ?? 0 else { continue }
-                markStarted(i)
-                job.onEvent(.framesProcessed(segment: i, frames: p.frames - (reported[i] ?? 0)))
-                reported[i] = p.frames
-            }
-            if let live {
-                for (i, state) in live where state == .running && pending.contains(i) { markStarted(i) }
-                for i in outstanding {
-                    if live[i] != nil { missing[i] = nil; continue }
-                    missing[i, default: 0] += 1
-                    guard missing[i]! >= Self.lostAfterPolls else { continue }
-                    missing[i] = nil
-                    outstanding.remove(i)
-                    markStarted(i)
-                    started.remove(i)
-                    let why = "\(engine.name) no longer holds it and it left no trace record (cancelled, killed, or its node failed)"
-                    job.onEvent(.segmentFailed(index: i, error: why))
-                    lastError[i] = why
-                    attemptEnded(i, trace: nil)
-                }
-                try submitMissing()
-            }
+            try checkStop()
+            try poll()
+            if tracker.finished { return }
             Thread.sleep(forTimeInterval: engine.pollInterval)
         }
     }
 
-    private func submit(_ indices: [Int], job: EncodeJob, submissions: inout [Submission],
-                        attempts: inout [Int: Int]) throws(VSliceError) {
-        let id = try engine.submit(indices: indices, parallel: job.settings.jobs, job: job)
-        submissions.append(Submission(engine: engine.name, id: id, indices: indices, submittedAt: Date().timeIntervalSince1970))
-        for i in indices { attempts[i, default: 0] += 1 }
-        try Submission.save(submissions, workDir: job.workDir)
-        job.logger.info("submitted", metadata: ["engine": "\(engine.name)", "id": "\(id)", "segments": "\(indices.count)"])
+    /// One look: the scheduler first, then the records, then the progress files, the sightings and the losses
+    /// (with the troubles of the nodes lost elements ran on); then what is due is submitted.
+    mutating func poll() throws(VSliceError) {
+        let live = try askScheduler()
+        try ingest()
+        if tracker.finished { return }
+        var look = ElementLook(live: live, now: now())
+        for i in tracker.held {
+            if let p = WorkFolder.progress(workDir: job.workDir, segment: i) { look.progress[i] = p }
+        }
+        if let live {
+            let nodes = tracker.nodesAboutToBeLost(live)
+            if !nodes.isEmpty { look.nodeTrouble = engine.nodeTrouble(nodes) }
+        }
+        try perform(tracker.look(look))
+        if live != nil { try submitDue() }
     }
 
-    static func failure(_ r: SegmentTraceRecord, index: Int, attempts: Int? = nil) -> VSliceError {
-        let kind = VSliceError.Kind(rawValue: r.exitKind) ?? .processing
-        let kindKept: VSliceError.Kind = [.usage, .input].contains(kind) ? kind : .processing
-        return VSliceError(kindKept, "encode segment \(index)", path: nil,
-                           reason: "worker on \(r.host) failed" + (attempts.map { " (\($0) attempts)" } ?? "") + ": \(r.error ?? r.exitKind)")
+    private func checkStop() throws(VSliceError) {
+        let taskId = job.task.id
+        if job.watchdog.cancelled {
+            engine.cancel(task: taskId)
+            throw VSliceError(.interrupted, "transcode", path: job.input, reason: "the task was cancelled")
+        }
+        if Cancellation.stopRequested {
+            throw VSliceError(.interrupted, "transcode", path: job.input,
+                              reason: "stopped watching; the segments already submitted keep running under \(engine.name) "
+                                  + "(`vslice resume \(taskId.prefix(8))` re-attaches, `vslice cancel \(taskId.prefix(8))` stops them)")
+        }
+    }
+
+    /// The scheduler's elements, or nil (an external runner; a scheduler that did not answer, for at most 5 minutes).
+    private mutating func askScheduler() throws(VSliceError) -> [Int: ElementSighting]? {
+        guard engine.canSubmit else { return nil }
+        guard let live = engine.inFlight(task: job.task.id) else {
+            unanswered += 1
+            if Double(unanswered) * engine.pollInterval > 300 {
+                throw VSliceError(.processing, "ask \(engine.name)", path: job.workDir, reason: "the scheduler has not answered for 5 minutes")
+            }
+            return nil
+        }
+        unanswered = 0
+        return live
+    }
+
+    /// Ingests the records that appeared since the last look, and hands each to the tracker.
+    private mutating func ingest() throws(VSliceError) {
+        for r in try job.store.ingestTraceRecords(task: job.task.id, workDir: job.workDir) {
+            let progress = WorkFolder.progress(workDir: job.workDir, segment: r.segment)?.trace
+            try perform(tracker.record(r, progressTrace: progress))
+        }
+    }
+
+    /// Submits what is due, unless an index has used up its submissions (then the task fails).
+    private mutating func submitDue() throws(VSliceError) {
+        let again: [Int]
+        switch tracker.due() {
+        case .success(let indices): again = indices
+        case .failure(var e):
+            engine.cancel(task: job.task.id)
+            e.path = job.input
+            throw e
+        }
+        guard !again.isEmpty else { return }
+        if !submissions.isEmpty {
+            job.logger.warning("submitting segments again", metadata: ["segments": "\(again)"])
+        }
+        let made = try engine.submit(indices: again, parallel: job.settings.jobs, job: job)
+        let t = now()
+        submissions += made.map { Submission(engine: engine.name, id: $0.id, indices: $0.indices, submittedAt: t) }
+        tracker.submitted(again, now: t)
+        try Submission.save(submissions, workDir: job.workDir)
+        job.logger.info("submitted", metadata: ["engine": "\(engine.name)", "ids": "\(made.map(\.id).joined(separator: ","))",
+                                                "segments": "\(again.count)"])
+    }
+
+    /// Carries out the tracker's effects, in order.
+    private func perform(_ effects: [ElementTracker.Effect]) throws(VSliceError) {
+        for effect in effects {
+            switch effect {
+            case .started(let i): job.onEvent(.segmentStarted(index: i))
+            case .frames(let i, let n): job.onEvent(.framesProcessed(segment: i, frames: n))
+            case .done(let i, let n):
+                job.onEvent(.segmentDone(index: i, frames: n))
+                job.kept(i, n)
+            case .failed(let i, let error): job.onEvent(.segmentFailed(index: i, error: error))
+            case .writeRecord(let r):
+                job.logger.warning("segment attempt lost", metadata: ["segment": "\(r.segment)", "reason": "\(r.error ?? "")"])
+                do { try r.write(workDir: job.workDir) } catch {
+                    job.logger.warning("could not record the lost attempt", metadata: ["error": "\(error)"])
+                }
+            case .failTask(let e, let cancel):
+                if cancel { engine.cancel(task: job.task.id) }
+                throw e
+            }
+        }
     }
 }
 
@@ -251,7 +228,8 @@ struct ExternalEngine: ClusterEngine {
     var name: String { "external" }
     var pollInterval: Double { 0.5 }
     var canSubmit: Bool { false }
-    func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> String { "" }
-    func inFlight(task: String) -> [Int: ElementState]? { nil }
+    func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])] { [] }
+    func inFlight(task: String) -> [Int: ElementSighting]? { nil }
+    func nodeTrouble(_ nodes: Set<String>) -> [String: String] { [:] }
     func cancel(task: String) {}
 }

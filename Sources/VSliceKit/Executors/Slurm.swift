@@ -1,11 +1,16 @@
 import Foundation
 
-/// `--executor slurm`: the segments still to do become one `sbatch --array=LIST%K` job (named
-/// `vslice-TASK`) whose element i runs `vslice segment --work-dir DIR` (index from SLURM_ARRAY_TASK_ID).
+/// `--executor slurm`: the segments still to do become `sbatch --array=LIST%K` jobs (named `vslice-TASK`) whose
+/// element runs `vslice segment --work-dir DIR --index I` — one array, or several when the segment indices
+/// reach past the cluster's `MaxArraySize` (an array's indices stay below it: each array holds indices
+/// BASE+0 … BASE+MaxArraySize−1, its elements get SLURM_ARRAY_TASK_ID + BASE, and BASE is the batch script's
+/// argument, which `squeue` shows). Elements are submitted `--no-requeue`: an element whose node fails ends,
+/// and the coordinator submits it again at once (Slurm's own requeue holds a job back two minutes or more).
 /// The coordinator asks `squeue` what is queued or running (by job name, so a re-attached coordinator finds
-/// the arrays an earlier one submitted) and never `sacct` (many clusters run without accounting) nor job
-/// dependencies (`afterok` never fires once an element failed, even after a requeue). `sbatch`, `squeue` and
-/// `scancel` are found on PATH and get this process's environment (e.g. SLURM_CONF).
+/// the arrays an earlier one submitted), `sinfo` about the nodes of elements that vanished, and never `sacct`
+/// (many clusters run without accounting) nor job dependencies (`afterok` never fires once an element failed,
+/// even after a requeue). `sbatch`, `squeue`, `scancel`, `scontrol` and `sinfo` are found on PATH and get this
+/// process's environment (e.g. SLURM_CONF).
 struct SlurmEngine: ClusterEngine {
     var extraArgs: [String]
 
@@ -15,27 +20,54 @@ struct SlurmEngine: ClusterEngine {
 
     static func jobName(task: String) -> String { "vslice-" + task }
 
+    /// Slurm's default `MaxArraySize` (array indices 0–1000), used when `scontrol` cannot say.
+    static let defaultMaxArraySize = 1001
+
     static func checkInstalled() throws(VSliceError) {
         for tool in ["sbatch", "squeue", "scancel"] where ExternalCommand.find(tool) == nil {
             throw VSliceError(.usage, "check options", reason: "--executor slurm needs Slurm's \(tool) on PATH")
         }
     }
 
-    func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> String {
+    func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])] {
+        let script = try Self.writeScript(job: job)
+        var made: [(id: String, indices: [Int])] = []
+        for array in Self.arrays(indices, maxArraySize: Self.maxArraySize()) {
+            do {
+                let id = try sbatch(array, parallel: parallel, script: script, job: job)
+                made.append((id, array.indices))
+            } catch {
+                // All or nothing: the arrays already submitted are cancelled, so that none runs unrecorded.
+                for m in made { _ = try? ExternalCommand.run("scancel", [m.id], timeout: 60) }
+                throw error
+            }
+        }
+        return made
+    }
+
+    /// `segment.sbatch`: runs the element's segment, BASE (its first argument) + SLURM_ARRAY_TASK_ID.
+    private static func writeScript(job: EncodeJob) throws(VSliceError) -> String {
         let work = job.workDir
         let script = (work as NSString).appendingPathComponent("segment.sbatch")
         let body = """
             #!/bin/sh
-            # One segment of vslice task \(job.task.id); the index comes from SLURM_ARRAY_TASK_ID.
-            exec \(ExternalCommand.quote(ExternalCommand.currentExecutable)) segment --work-dir \(ExternalCommand.quote(work))
+            # One segment of vslice task \(job.task.id): index $1 (the array's base, default 0) + SLURM_ARRAY_TASK_ID.
+            exec \(ExternalCommand.quote(ExternalCommand.currentExecutable)) segment --work-dir \(ExternalCommand.quote(work)) \\
+                --index "$(( ${1:-0} + SLURM_ARRAY_TASK_ID ))"
 
             """
         try WorkFolder.writeAtomically(Data(body.utf8), to: script)
         chmod(script, 0o755)
-        let args = ["--parsable", "--job-name=\(Self.jobName(task: job.task.id))",
-                    "--array=\(Self.arraySpec(indices))%\(max(1, parallel))",
+        return script
+    }
+
+    /// One `sbatch` of one array; returns its job ID.
+    private func sbatch(_ array: (base: Int, indices: [Int]), parallel: Int, script: String, job: EncodeJob) throws(VSliceError) -> String {
+        let work = job.workDir
+        let args = ["--parsable", "--job-name=\(Self.jobName(task: job.task.id))", "--no-requeue",
+                    "--array=\(Self.arraySpec(array.indices.map { $0 - array.base }))%\(max(1, parallel))",
                     "--output=\((work as NSString).appendingPathComponent("slurm-%A_%a.out"))",
-                    "--chdir=\(work)"] + extraArgs + [script]
+                    "--chdir=\(work)"] + extraArgs + [script, String(array.base)]
         let r = try ExternalCommand.run("sbatch", args, timeout: 120)
         let id = r.stdout.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         guard r.status == 0, !id.isEmpty, id.allSatisfy(\.isNumber) else {
@@ -46,24 +78,84 @@ struct SlurmEngine: ClusterEngine {
         return id
     }
 
-    func inFlight(task: String) -> [Int: ElementState]? {
+    /// The cluster's `MaxArraySize` (`scontrol show config`), read at each submission; Slurm's default when
+    /// `scontrol` is missing or does not say.
+    static func maxArraySize() -> Int {
+        guard ExternalCommand.find("scontrol") != nil,
+              let r = try? ExternalCommand.run("scontrol", ["show", "config"], timeout: 60), r.status == 0 else { return defaultMaxArraySize }
+        return maxArraySize(config: r.stdout) ?? defaultMaxArraySize
+    }
+
+    /// `MaxArraySize = N` of `scontrol show config`'s output.
+    static func maxArraySize(config: String) -> Int? {
+        for line in config.split(separator: "\n") {
+            let f = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if f.count == 2, f[0] == "MaxArraySize", let n = Int(f[1]), n > 0 { return n }
+        }
+        return nil
+    }
+
+    /// The indices as arrays whose own indices (index − base) stay below `maxArraySize`, ascending.
+    static func arrays(_ indices: [Int], maxArraySize: Int) -> [(base: Int, indices: [Int])] {
+        var out: [(base: Int, indices: [Int])] = []
+        for i in Set(indices).sorted() {
+            if let last = out.last, i - last.base < maxArraySize {
+                out[out.count - 1].indices.append(i)
+            } else {
+                out.append((i, [i]))
+            }
+        }
+        return out
+    }
+
+    func inFlight(task: String) -> [Int: ElementSighting]? {
         guard let r = try? ExternalCommand.run("squeue", ["--noheader", "--array", "--name=\(Self.jobName(task: task))",
-                                                          "--format=%K|%T"], timeout: 60), r.status == 0 else { return nil }
-        var out: [Int: ElementState] = [:]
-        for line in r.stdout.split(separator: "\n") {
-            let f = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard f.count == 2, let i = Int(f[0]) else { continue }
+                                                          "--format=%K|%T|%A|%F|%N|%o"], timeout: 60), r.status == 0 else { return nil }
+        return Self.sightings(squeue: r.stdout)
+    }
+
+    /// `squeue --format=%K|%T|%A|%F|%N|%o` lines as sightings by segment index (the array index + the base the
+    /// command ends with).
+    static func sightings(squeue text: String) -> [Int: ElementSighting] {
+        var out: [Int: ElementSighting] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "|", maxSplits: 5, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard f.count == 6, let k = Int(f[0]) else { continue }
+            let base = f[5].split(separator: " ").last.flatMap { Int($0) } ?? 0
             let state: ElementState = ["RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"]
                 .contains(f[1]) ? .running : .queued
+            let s = ElementSighting(state: state, node: f[4].isEmpty ? nil : f[4], job: f[2], arrayJob: f[3], arrayIndex: k)
             // One index may appear twice (an old element still completing, a resubmitted one queued): running wins.
-            if out[i] != .running { out[i] = state }
+            if out[base + k]?.state != .running { out[base + k] = s }
+        }
+        return out
+    }
+
+    func nodeTrouble(_ nodes: Set<String>) -> [String: String] {
+        guard ExternalCommand.find("sinfo") != nil,
+              let r = try? ExternalCommand.run("sinfo", ["--noheader", "--Node", "--nodes=\(nodes.sorted().joined(separator: ","))",
+                                                         "--format=%N|%T|%E"], timeout: 60), r.status == 0 else { return [:] }
+        return Self.nodeTrouble(sinfo: r.stdout)
+    }
+
+    /// `sinfo --Node --format=%N|%T|%E` lines: the nodes down, drained, failing or not responding (`*`), with
+    /// their state and reason ("down* (Not responding)").
+    static func nodeTrouble(sinfo text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard f.count == 3 else { continue }
+            let state = f[1].lowercased()
+            guard ["down", "drain", "fail", "unknown", "no_respond"].contains(where: state.hasPrefix) || state.hasSuffix("*") else { continue }
+            out[f[0]] = state + (f[2].isEmpty || f[2] == "none" ? "" : " (\(f[2]))")
         }
         return out
     }
 
     func cancel(task: String) { Self.cancel(task: task) }
 
-    /// scancel every element of the task's arrays (`vslice cancel`, a cancelled coordinator).
+    /// scancel every element of the task's arrays (`vslice cancel`, a cancelled coordinator): they share the
+    /// job name, however many arrays there are.
     @discardableResult
     static func cancel(task: String) -> Bool {
         guard ExternalCommand.find("scancel") != nil,

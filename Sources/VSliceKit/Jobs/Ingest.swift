@@ -47,7 +47,7 @@ extension JobStore {
                     """, arguments: [r.trace, eventId, segmentId, r.status,
                                      r.startedAt, r.endedAt, r.wallSeconds, r.cpuSeconds, r.framesIn, r.framesOut, r.bytes,
                                      r.error,
-                                     r.pid, r.host, r.engine?.kind, r.engine?.job, r.engine?.arrayIndex, Int(r.exitCode)])
+                                     r.pid, r.host, r.engine?.kind, r.engine?.job, r.engine?.arrayIndex, r.exitCode.map { Int($0) }])
                 guard db.changesCount > 0 else { return false }
                 let t = now()
                 try db.execute(sql: "UPDATE segment SET attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segmentId])

@@ -15,9 +15,11 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     public var status: String
     public var error: String?
     /// How the worker exited: ok, processing (1, worth a retry; 7 when `deterministic`), usage (2), input (3),
-    /// interrupted (130).
+    /// interrupted (130) — or `lost` in a record the coordinator wrote for an attempt that ended without one (its
+    /// element vanished from the scheduler: cancelled, killed, its node failed).
     public var exitKind: String
-    public var exitCode: Int32
+    /// The worker's exit code; absent in a coordinator's `lost` record (no one saw the worker exit).
+    public var exitCode: Int32?
     /// A failed attempt that would fail the same way again (exit 2, 3 or 7): never retried. Absent in done
     /// records and in records of workers that predate the field (then only exit 2 and 3 count as such).
     public var deterministic: Bool?
@@ -47,12 +49,15 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
         public var arrayIndex: Int?
         /// Slurm: the element's own job ID (SLURM_JOB_ID).
         public var elementJob: String?
+        /// Slurm: the node it ran on, by Slurm's name for it (SLURMD_NODENAME; several nodes may share a host).
+        public var node: String? = nil
 
         /// What the environment says about the scheduler running this process, if any.
         public static func from(environment env: [String: String]) -> Engine? {
             if let id = env["SLURM_JOB_ID"] {
                 return Engine(kind: "slurm", job: env["SLURM_ARRAY_JOB_ID"] ?? id,
-                              arrayIndex: env["SLURM_ARRAY_TASK_ID"].flatMap { Int($0) }, elementJob: id)
+                              arrayIndex: env["SLURM_ARRAY_TASK_ID"].flatMap { Int($0) }, elementJob: id,
+                              node: env["SLURMD_NODENAME"])
             }
             if let index = env["JOB_COMPLETION_INDEX"] {
                 return Engine(kind: "kubernetes", job: env["HOSTNAME"], arrayIndex: Int(index), elementJob: nil)
@@ -64,6 +69,9 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     /// The failure is deterministic (bad options, bad or changed input, a filter or encoder rejecting its input):
     /// running the segment again fails again. Decided by the executors' one policy (`VSliceError.failsEveryTime`).
     public var deterministicFailure: Bool { failure?.failsEveryTime ?? false }
+
+    /// `exit_kind` of a record the coordinator wrote for a lost attempt (see `exitKind`).
+    public static let lostExitKind = "lost"
 
     /// The worker's error as it threw it (kind, message, deterministic or not), for a failed record.
     public var failure: VSliceError? {
