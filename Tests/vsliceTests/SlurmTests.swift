@@ -76,6 +76,23 @@ struct SlurmTests {
         #expect(j.slurm.submissions == 1)
     }
 
+    @Test("--process through Slurm workers (an OpenCV 2x interpolator): the same frames at the same times as the local run")
+    func processorMatchesLocal() throws {
+        let j = try job("slurm-proc")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let src = Paths.fixture("h264_aac.mp4")
+        let same = ["--process", Processors.interpolate, "--min-split-seconds", "0", "--segment-seconds", "1", "--codec-opt", "qp=0"]
+        let r = try j.transcode(same + ["--jobs", "2"], input: src)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done'") == "6")
+        let local = j.dir.appendingPathComponent("local.mp4").path
+        let l = try vslice(["transcode", src, "-o", local, "-q", "--preset", "veryfast"] + same, environment: ["VSLICE_HOME": j.home])
+        #expect(l.status == 0, "\(l.stderr)")
+        #expect(try MediaFacts(j.out).frames == 360)
+        #expect(try FFmpegOracle.frameMD5s(j.out) == FFmpegOracle.frameMD5s(local))
+        #expect(try FFprobe.packets(j.out).pts == FFprobe.packets(local).pts)
+    }
+
     @Test("scancel of one running element: that index alone is submitted again and the output is right")
     func scancelledElement() throws {
         let j = try job("scancel")

@@ -45,6 +45,8 @@ public enum SegmentWorker {
         if let done = earlier.last(where: { $0.sealedFileMatches(workDir: workDir) }) {
             return Outcome(record: nil, alreadyDone: done)
         }
+        // A sealed file no done record vouches for (its worker died between sealing and recording) is no one's.
+        unlink((workDir as NSString).appendingPathComponent(order.segmentFiles[index]))
         scopeFaultInjection(index: index, firstAttempt: earlier.isEmpty, environment: environment)
 
         let trace = UUID().uuidString.lowercased()
@@ -121,9 +123,16 @@ public enum SegmentWorker {
         let watchdog = StallWatchdog(timeout: order.stallTimeout)
         defer { watchdog.stop() }
         let result = try attempt.run(watchdog: watchdog).result
-        if rename(partPath, finalPath) != 0 {
-            unlink(partPath)
-            throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(errno)))
+        // Sealed without replacing: when a node was thought lost but its worker went on, the attempt that seals
+        // first wins, and the late one records a failure instead of a second done trace.
+        let sealed = link(partPath, finalPath) == 0 ? 0 : errno
+        unlink(partPath)
+        if sealed == EEXIST {
+            throw VSliceError(.processing, "seal segment", path: finalPath,
+                              reason: "another attempt sealed this segment first (this one's node was thought lost); its frames are dropped")
+        }
+        if sealed != 0 {
+            throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(sealed)))
         }
         FileOps.fsyncDirectory(workDir)
         return result
