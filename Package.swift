@@ -1,9 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Linux only: vslice uses Glibc, /proc, prctl(PR_SET_PDEATHSIG), pipe2 and F_SETPIPE_SZ, and Debian's FFmpeg
+// packages (apt); no Apple platform is declared, as none could run it.
 let package = Package(
     name: "vslice",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "vslice", targets: ["vslice"]),
         .library(name: "VSliceKit", targets: ["VSliceKit"]),

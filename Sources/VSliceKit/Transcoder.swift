@@ -119,6 +119,24 @@ public struct Transcoder: Sendable {
         public var maxAttempts = 3
         /// A segment attempt with no decoded frame for this many seconds is abandoned (and retried).
         public var stallTimeout = 300.0
+        /// The ranges of `maxAttempts` and `stallTimeout`, for the command line's checks and the library's.
+        public enum Limits {
+            public static let maxAttempts = 1...10
+            public static let stallTimeout = 0.001...1_000_000.0
+        }
+
+        /// Refuses values outside `Limits`.
+        public func validate() throws(VSliceError) {
+            if !Limits.maxAttempts.contains(maxAttempts) {
+                throw VSliceError(.usage, "check options",
+                                  reason: "--max-attempts takes \(Limits.maxAttempts.lowerBound) to \(Limits.maxAttempts.upperBound), got \(maxAttempts)")
+            }
+            if !Limits.stallTimeout.contains(stallTimeout) {
+                throw VSliceError(.usage, "check options",
+                                  reason: "--stall-timeout takes seconds above 0, up to \(Int(Limits.stallTimeout.upperBound)), got \(stallTimeout)")
+            }
+        }
+
         /// Resume exactly this task (`vslice resume`), instead of looking it up by input and output.
         public var taskId: String? = nil
         /// With a remote executor: return once the segments are submitted (the task stays running).
@@ -140,9 +158,7 @@ public struct Transcoder: Sendable {
     private func runHashed(store: JobStore, options: RunOptions) throws(VSliceError) -> TranscodeReport {
         let started = monotonicSeconds()
         try request.settings.validate()
-        if !(options.stallTimeout > 0) || options.maxAttempts < 1 {
-            throw VSliceError(.usage, "check options", reason: "--stall-timeout must be positive and --max-attempts at least 1")
-        }
+        try options.validate()
         let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
 
         // Everything that can be known up front is checked before a task or a work folder exists.

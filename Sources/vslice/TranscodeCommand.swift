@@ -85,15 +85,8 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried.")
     var stallTimeout = 300.0
 
-    static let maxStallTimeout = 1_000_000.0
-
     func validate() throws {
-        if !(1...10).contains(maxAttempts) {
-            throw ValidationError("--max-attempts takes 1 to 10, got \(maxAttempts)")
-        }
-        if !(stallTimeout > 0 && stallTimeout <= Self.maxStallTimeout) {
-            throw ValidationError("--stall-timeout takes seconds above 0, up to 1000000, got \(stallTimeout)")
-        }
+        do { try pipelineOptions.validate() } catch { throw ValidationError(error.reason) }
     }
 
     @OptionGroup var store: StoreOptions

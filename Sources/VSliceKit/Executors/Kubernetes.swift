@@ -28,7 +28,10 @@ public enum KubernetesJob {
         guard order.input == Transcoder.absolute(input) else {
             throw VSliceError(.usage, "emit k8s-job", path: input, reason: "the task in \(dir) transcodes \(order.input), not this input")
         }
-        guard options.maxAttempts >= 1 else { throw VSliceError(.usage, "emit k8s-job", reason: "--max-attempts must be at least 1") }
+        let limits = Transcoder.RunOptions.Limits.maxAttempts
+        guard limits.contains(options.maxAttempts) else {
+            throw VSliceError(.usage, "emit k8s-job", reason: "--max-attempts takes \(limits.lowerBound) to \(limits.upperBound), got \(options.maxAttempts)")
+        }
         let top = "/" + (dir.split(separator: "/").first.map(String.init) ?? "")
         let mount = Transcoder.absolute(options.mountPath ?? top)
         if options.pvc != nil {
