@@ -85,9 +85,7 @@ final class ExternalProcessor: FrameProcessor {
             pipeInFormat = AV_PIX_FMT_RGB48LE
             pipeInFullRange = true
         }
-        let plain = [AV_PIX_FMT_YUVJ420P: AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUVJ422P: AV_PIX_FMT_YUV422P,
-                     AV_PIX_FMT_YUVJ444P: AV_PIX_FMT_YUV444P][input.pixelFormat]
-        inConverter = pipeInFormat == input.pixelFormat || pipeInFormat == plain ? nil
+        inConverter = PixelConverter.sameLayout(input.pixelFormat, pipeInFormat) ? nil
             : try PixelConverter(width: input.width, height: input.height, from: input.pixelFormat, fromFullRange: input.fullRange,
                                  to: pipeInFormat, toFullRange: pipeInFullRange, space: input.colorSpace, path: path)
         if let logPath = spec.logPath {
@@ -229,6 +227,8 @@ final class ExternalProcessor: FrameProcessor {
 extension ExternalProcessor {
     /// Queues `frame` (converted to the pipe's format) for the program's stdin, its Y4M header first.
     private func queue(_ frame: Frame) throws(VSliceError) {
+        // A program that closed its input takes nothing more: how it ends decides (see `judge`).
+        guard child.stdin >= 0 else { return }
         if spec.settings.format == .y4m {
             if !wroteHeader { writer.queue(inputHeader.line) }
             writer.queue("FRAME\n")
@@ -441,12 +441,10 @@ extension ExternalProcessor {
             var list = accepted + [AV_PIX_FMT_NONE]
             target = list.withUnsafeMutableBufferPointer { avcodec_find_best_pix_fmt_of_list($0.baseAddress, fmt, 0, nil) }
         }
-        let plain = [AV_PIX_FMT_YUVJ420P: AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUVJ422P: AV_PIX_FMT_YUV422P,
-                     AV_PIX_FMT_YUVJ444P: AV_PIX_FMT_YUV444P][target]
         let outFull = PixelConverter.isRGB(fmt) ? true : (out.fullRange ?? pipeInFullRange)
         outFormat = target
         reader.expect(frameBytes: Int(av_image_get_buffer_size(fmt, Int32(out.width), Int32(out.height), 1)))
-        outConverter = (target == fmt || plain == fmt) && (PixelConverter.isRGB(fmt) || outFull == wantFull) ? nil
+        outConverter = PixelConverter.sameLayout(target, fmt) && (PixelConverter.isRGB(fmt) || outFull == wantFull) ? nil
             : try PixelConverter(width: Int32(out.width), height: Int32(out.height), from: fmt, fromFullRange: outFull,
                                  to: target, toFullRange: wantFull, space: input.colorSpace, path: path)
     }

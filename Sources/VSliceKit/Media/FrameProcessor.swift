@@ -56,7 +56,7 @@ struct FrameGeometry {
 
     /// Full range (JPEG) rather than limited (MPEG); the deprecated yuvj formats are full range too.
     var fullRange: Bool {
-        colorRange == AVCOL_RANGE_JPEG || [AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P].contains(pixelFormat)
+        colorRange == AVCOL_RANGE_JPEG || PixelConverter.plainTwin(pixelFormat) != pixelFormat
     }
 
     var pixelFormatName: String { av_get_pix_fmt_name(pixelFormat).map { String(cString: $0) } ?? "none" }

@@ -48,6 +48,19 @@ final class PixelConverter {
         return d.pointee.flags & UInt64(AV_PIX_FMT_FLAG_RGB) != 0
     }
 
+    /// The same bytes in memory: equal, or a deprecated full-range yuvj format and its plain twin.
+    static func sameLayout(_ a: AVPixelFormat, _ b: AVPixelFormat) -> Bool { plainTwin(a) == plainTwin(b) }
+
+    /// The plain format of a deprecated full-range yuvj format (the same layout); any other format itself.
+    static func plainTwin(_ f: AVPixelFormat) -> AVPixelFormat {
+        switch f {
+        case AV_PIX_FMT_YUVJ420P: AV_PIX_FMT_YUV420P
+        case AV_PIX_FMT_YUVJ422P: AV_PIX_FMT_YUV422P
+        case AV_PIX_FMT_YUVJ444P: AV_PIX_FMT_YUV444P
+        default: f
+        }
+    }
+
     static func name(_ f: AVPixelFormat) -> String { av_get_pix_fmt_name(f).map { String(cString: $0) } ?? "\(f.rawValue)" }
 
     /// `frame` converted into `out` (its buffers allocated here); timestamps and colour tags are the caller's.

@@ -110,13 +110,7 @@ enum Y4MChroma {
     /// The format `format` crosses the pipe in: itself when Y4M carries it (the full-range yuvj formats as their
     /// plain twins, with XCOLORRANGE=FULL), else the carried format nearest to it.
     static func carrier(for format: AVPixelFormat) -> AVPixelFormat {
-        switch format {
-        case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P
-        case AV_PIX_FMT_YUVJ422P: return AV_PIX_FMT_YUV422P
-        case AV_PIX_FMT_YUVJ444P: return AV_PIX_FMT_YUV444P
-        default: break
-        }
-        if tag(format) != nil { return format }
+        if tag(PixelConverter.plainTwin(format)) != nil { return PixelConverter.plainTwin(format) }
         var list = formats
         list.append(AV_PIX_FMT_NONE)
         let best = list.withUnsafeBufferPointer { avcodec_find_best_pix_fmt_of_list($0.baseAddress, format, 0, nil) }
