@@ -152,3 +152,37 @@ struct ProcessorUnitTests {
         #expect(a.processorEnvironment["VSLICE_GPU"] == "3")
     }
 }
+
+@Suite("the work order stays small")
+struct WorkOrderSizeTests {
+    @Test("a 2-hour 60 fps input planned for 64 jobs: task.json is a few kB (frame times as runs), read back equal")
+    func twoHours() throws {
+        let n = 2 * 3600 * 60
+        let index = VideoIndex(streamIndex: 0, timeBase: Ratio(num: 1, den: 15360), pts: (0..<n).map { Int64($0) * 256 },
+                               keyframeIndices: Array(stride(from: 0, to: n, by: 120)), openGop: false,
+                               endTime: 7200, dtsStrictlyIncreasing: true, lastFrameDuration: 256)
+        var s = TranscodeSettings()
+        s.jobs = 64
+        let plan = Plan(index: index, settings: s)
+        #expect(plan.segments.count >= 64)
+        let order = WorkOrder(task: "t", input: "/in.mp4", fingerprint: "f", settings: s, plan: plan, index: index, stallTimeout: 300)
+        let data = try JSONEncoder().encode(order)
+        // The plain list alone was 3.9 MB (measured: 3,885,969 bytes); now the plan's 565 segments are most of it
+        // (139 kB in all, the index 211 bytes).
+        let parts = (try JSONEncoder().encode(index).count, try JSONEncoder().encode(plan).count, plan.segments.count)
+        #expect(data.count < 200_000, "\(data.count) bytes: index \(parts.0), plan \(parts.1) for \(parts.2) segments")
+        let back = try JSONDecoder().decode(WorkOrder.self, from: data)
+        #expect(back.index.pts == index.pts)
+        #expect(back.index.keyframeIndices == index.keyframeIndices)
+        // A VFR source: runs of its own rhythm, read back exactly.
+        var vfr = index
+        vfr.pts = (0..<5000).map { Int64($0) * 256 + ($0 % 7 == 0 ? 17 : 0) }
+        vfr.keyframeIndices = [0, 1000, 2500]
+        let again = try JSONDecoder().decode(VideoIndex.self, from: try JSONEncoder().encode(vfr))
+        #expect(again.pts == vfr.pts && again.keyframeIndices == vfr.keyframeIndices)
+        // Written by the previous version (a plain list): still read.
+        let old = #"{"streamIndex":0,"timeBase":"1/25","pts":[0,1,2,5],"keyframeIndices":[0,2],"openGop":false,"endTime":0.24,"dtsStrictlyIncreasing":true,"lastFrameDuration":1}"#
+        let legacy = try JSONDecoder().decode(VideoIndex.self, from: Data(old.utf8))
+        #expect(legacy.pts == [0, 1, 2, 5] && legacy.keyframeIndices == [0, 2])
+    }
+}

@@ -5,7 +5,10 @@ import Foundation
 /// and the input: never the job database.
 public struct WorkOrder: Codable, Sendable {
     public static let fileName = "task.json"
-    public static let currentVersion = 1
+    /// 2: frame times and keyframes as runs (`VideoIndex`); a worker of version 1 refuses it by its version.
+    public static let currentVersion = 2
+    /// Versions this vslice reads.
+    static let readable = 1...2
 
     public var version: Int
     public var task: String
@@ -46,9 +49,9 @@ public struct WorkOrder: Codable, Sendable {
         do { order = try JSONDecoder().decode(WorkOrder.self, from: data) } catch {
             throw VSliceError(.usage, "read work order", path: path, reason: "not a vslice work order: \(error)")
         }
-        guard order.version == currentVersion else {
+        guard readable.contains(order.version) else {
             throw VSliceError(.usage, "read work order", path: path,
-                              reason: "work order version \(order.version); this vslice reads version \(currentVersion)")
+                              reason: "work order version \(order.version); this vslice reads versions \(readable.lowerBound)–\(readable.upperBound)")
         }
         guard order.segmentFiles.count == order.plan.segments.count else {
             throw VSliceError(.usage, "read work order", path: path, reason: "segment files do not match the plan")
