@@ -196,6 +196,8 @@ struct StatusCommand: ParsableCommand {
         var task: TaskRecord
         var events: [EventRecord]
         var segments: [SegmentRecord]
+        /// The audio event's pieces (segments `TASK_audio_N`).
+        var audioPieces: [SegmentRecord]
         var traces: [TraceRecord]
     }
 
@@ -261,13 +263,17 @@ struct StatusCommand: ParsableCommand {
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
         let live = store.liveStatus(t)
         let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
-                            segments: try store.segments(task: t.id), traces: try store.traces(task: t.id))
+                            segments: try store.segments(task: t.id), audioPieces: try store.audioPieces(task: t.id),
+                            traces: try store.traces(task: t.id))
         if json { try Terminal.printJSON(detail); return }
         print("task \(t.id) \(live.status)\(live.note.map { " (\($0))" } ?? "")\(t.error.map { ": " + $0 } ?? "")"
               + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
         for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
         for s in detail.segments {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
+        }
+        for p in detail.audioPieces {
+            print("  audio piece \(p.ord): \(p.status), \(p.framesDone ?? 0)/\(p.framesPlanned) packets, \(p.attempts) attempt(s)")
         }
         print("  \(detail.traces.count) traces")
     }
