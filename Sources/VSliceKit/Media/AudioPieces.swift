@@ -169,6 +169,14 @@ struct AudioEncoderShape {
     /// Packets the encoder makes beyond one per frame given (AAC's priming packet): measured on one frame of silence.
     var extraPackets: Int
 
+    init(rate: Int32, sourceRate: Int32, frameSize: Int64, padding: Int64, extraPackets: Int) {
+        self.rate = rate
+        self.sourceRate = sourceRate
+        self.frameSize = frameSize
+        self.padding = padding
+        self.extraPackets = extraPackets
+    }
+
     init(codec: String, decoder: Decoder, bitrate: Int64) throws(VSliceError) {
         let encoder = try Encoder(name: codec, path: "(audio encoder)")
         var format = try AudioFormat(encoder: encoder, source: decoder.ctx, bitrate: bitrate)
