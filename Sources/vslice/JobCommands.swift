@@ -164,7 +164,7 @@ struct BatchFailure: Error, CustomStringConvertible {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "List tasks with their progress, or one task's events, segments and traces.",
+        abstract: "List tasks with their progress, or one task's events, segments, audio pieces and traces.",
         discussion: """
             Columns: TASK (ID prefix, usable with resume/cancel/status), STATUS, DONE (frames of finished \
             segments), SEGMENTS done/planned, UPDATED (last change or heartbeat), INPUT → OUTPUT. A task \
@@ -174,7 +174,7 @@ struct StatusCommand: ParsableCommand {
             EXAMPLES:
               vslice status                 the 20 newest tasks, newest first
               vslice status --limit 0       all of them
-              vslice status 20da0bc1        one task: events, segments, traces
+              vslice status 20da0bc1        one task: events, segments, audio pieces, traces
               vslice status --json | jq '.[] | select(.status == "running") | .percent'
             """)
 
