@@ -31,7 +31,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// Re-encoded audio is cut into pieces of about this many seconds, encoded in parallel and joined (where
     /// the encoder's pieces join cleanly); 0: every track in one pass; nil: `defaultAudioPieceSeconds`.
     public var audioPieceSeconds: Double? = nil
-    public static let defaultAudioPieceSeconds = 60.0
+    public static let defaultAudioPieceSeconds = 30.0
 
     // How it runs.
     public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount

@@ -32,7 +32,7 @@ struct TranscodeOptions: ParsableArguments {
     @Option(name: .customLong("abitrate"), help: "Audio bit rate: 128k, or a number (below 1000: kb/s, so 128 is 128k).")
     var audioBitrate = "128k"
 
-    @Option(help: ArgumentHelp("Re-encoded audio is cut into pieces of about N seconds, encoded in parallel and joined (default 60; 0: one pass).",
+    @Option(help: ArgumentHelp("Re-encoded audio is cut into pieces of about N seconds, encoded in parallel and joined (default 30; 0: one pass).",
                                discussion: "Only where the encoder's pieces join cleanly (aac, ac3, eac3, mp2) and the track is at least about two pieces long; `vslice plan` says which tracks."))
     var audioPieceSeconds: Double?
 

@@ -61,7 +61,7 @@ struct AudioPieceUnitTests {
         let m = map(frames: 600, start: 960, hole: (at: 300, samples: 10_000))
         #expect(m.totalSamples == 600 * 1024 + 10_000)
         let layout = AudioPieceLayout.make(totalSamples: m.totalSamples, frameSize: 1024, pieceSamples: 100 * 1024)
-        let pieces = m.pieces(layout, stream: 1, track: 0, codec: "aac", bitrate: 128_000, firstOrder: 3, preroll: 8)
+        let pieces = m.pieces(layout, stream: 1, track: 0, codec: "aac", bitrate: 128_000, firstOrder: 3, preroll: 8, silence: 4)
         #expect(pieces.map(\.order) == Array(3..<(3 + layout.count)))
         // Packets: one per frame of the track, plus the priming packet, as the single pass makes.
         let frames = (m.totalSamples + 1023) / 1024
@@ -70,6 +70,8 @@ struct AudioPieceUnitTests {
             #expect(p.keepFrom == layout.starts[k])
             #expect(p.keepTo == (k + 1 < pieces.count ? layout.starts[k + 1] : nil))
             #expect(p.feedFrom == (k == 0 ? 0 : p.keepFrom - 8 * 1024))
+            // Silence warms an encoder up only where the pre-roll does not reach the track's start.
+            #expect(p.silence == (p.feedFrom > 0 ? 4 : 0))
             if let keepTo = p.keepTo { #expect(p.feedTo == keepTo + 2 * 1024) }
             guard k > 0, let anchor = p.anchor else { continue }
             // The anchor is the last frame laid at or before the piece's first fed sample, with the timeline there.
@@ -94,11 +96,11 @@ struct AudioPieceUnitTests {
     func codecs() {
         for c in ["aac", "ac3", "eac3", "mp2"] { #expect(AudioJoin.whyOnePass(c) == nil) }
         for c in ["libmp3lame", "libopus", "libvorbis", "flac", "alac", "pcm_s16le"] { #expect(AudioJoin.whyOnePass(c) != nil) }
-        // AAC: 5 s of pre-roll (235 frames at 48 kHz, 216 at 44.1 kHz); AC-3: 2 frames.
-        #expect(AudioJoin.prerollFrames("aac", rate: 48000, frameSize: 1024) == 235)
-        #expect(AudioJoin.prerollFrames("aac", rate: 44100, frameSize: 1024) == 216)
-        #expect(AudioJoin.prerollFrames("ac3", rate: 48000, frameSize: 1536) == 2)
-        #expect(AudioJoin.prerollFrames("libmp3lame", rate: 48000, frameSize: 1152) == nil)
+        // AAC: 64 frames of pre-roll after 8 of silence; AC-3: 2 frames, no silence.
+        #expect(AudioJoin.warmupFrames("aac", rate: 48000, frameSize: 1024)! == (64, 8))
+        #expect(AudioJoin.warmupFrames("ac3", rate: 48000, frameSize: 1536)! == (2, 0))
+        #expect(AudioJoin.warmupFrames("libmp3lame", rate: 48000, frameSize: 1152) == nil)
         #expect(LedgerID.audioPiece("t", 4) == "t_audio_4")
     }
 }
+

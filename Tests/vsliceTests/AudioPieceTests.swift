@@ -61,8 +61,8 @@ enum AudioOracle {
 struct AudioPieceTests {
     static let pieceArgs = ["--audio-piece-seconds", "1.5", "--min-split-seconds", "0", "--segment-seconds", "2", "--preset", "ultrafast"]
 
-    /// Tones (one per channel, so a click at a join stands out) over a little noise (at −46 dB: more makes a
-    /// fresh AAC encoder's slower start show; see docs/audio-pieces.md), `seconds` long, with a small video.
+    /// Tones (one per channel, so a click at a join stands out) over a little noise (at −46 dB), `seconds` long,
+    /// with a small video.
     static func makeClip(_ path: String, rate: Int, layout: String, seconds: Double, audioInput: [String] = [], audioFilter: String? = nil) throws {
         let freqs = layout == "5.1" ? [440, 550, 660, 0, 770, 880] : [440, 660]
         let channels = freqs.enumerated().map { i, f in
@@ -119,15 +119,29 @@ struct AudioPieceTests {
         // No click at a join: nothing near a join differs from the single pass more than something elsewhere does.
         let j = AudioOracle.joins(p, s, channels: channels, at: joins)
         #expect(j.atJoins <= j.elsewhere, "at joins \(j.atJoins), elsewhere \(j.elsewhere)")
-        // As close to the source as the single pass.
+        // As close to the source as the single pass, at its bit rate: not worse by more than 0.3 dB, beyond what
+        // the single pass itself moves when −100 dB of noise is added to its input (FFmpeg's AAC encoder is
+        // chaotic: up to ±3 dB in 5.1 on these clips, ±0.3 dB in stereo; docs/audio-pieces.md). Better is fine:
+        // a piece's encoder, warmed up with silence, starts with the full bit reservoir a single pass only has
+        // after 10–20 s.
         let ref = try AudioOracle.pcm(src, channels: channels, filter: ffmpegFilter)
         let snrPieces = AudioOracle.snr(ref, p, channels: channels), snrSingle = AudioOracle.snr(ref, s, channels: channels)
-        #expect(abs(snrPieces - snrSingle) <= 0.3, "SNR pieces \(snrPieces) dB, single pass \(snrSingle) dB")
-        #expect(snrSingle > 10, "the single pass is not aligned with the source: \(snrSingle) dB")
+        let nudged = dir.appendingPathComponent("nudged.mp4").path
+        let noise = "aeval=exprs=val(ch)+0.00002*(random(0)-0.5):c=same" + (ffmpegFilter.map { "," + $0 } ?? "")
+        try #require(try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-y", "-i", src, "-map", "0:a", "-af", noise, "-c:a", "aac",
+                                             "-b:a", bitrate, nudged]).status == 0)
+        let floor = abs(AudioOracle.snr(ref, try AudioOracle.pcm(nudged, channels: channels), channels: channels) - snrSingle)
+        #expect(snrPieces >= snrSingle - 0.3 - floor, "SNR pieces \(snrPieces) dB, single pass \(snrSingle) dB (± \(floor) dB)")
+        #expect(snrSingle > 20, "the single pass is not aligned with the source: \(snrSingle) dB")
+        let bytes = { (f: String) throws -> Double in
+            try FFprobe.csv(f, "a:0", "size").compactMap { Double($0.first ?? "") }.reduce(0, +)
+        }
+        let ratio = try bytes(out) / bytes(ff)
+        #expect(abs(ratio - 1) < 0.02, "audio bytes pieces / single pass: \(ratio)")
         if checkOracle { #expect(try oracleProblems(source: src, output: out).isEmpty) }
     }
 
-    @Test("AAC stereo and 5.1 at 44.1 and 48 kHz: same samples and offset as ffmpeg, no click at a join, SNR within 0.3 dB",
+    @Test("AAC stereo and 5.1 at 44.1 and 48 kHz: same samples and offset as ffmpeg, no click at a join, SNR not 0.3 dB worse",
           arguments: [(48000, "stereo"), (44100, "stereo"), (48000, "5.1"), (44100, "5.1")])
     func layouts(rate: Int, layout: String) throws {
         let dir = try Paths.scratch("apieces")
@@ -205,7 +219,7 @@ struct AudioPieceTests {
             try #require(r.status == 0, "\(r.stderr)")
             return try #require((try jsonObject(r.stdout)["audio"] as? [[String: Any]])?.first)
         }
-        // 10 s in 2 s pieces: 5; the default (60 s): one pass, the track being shorter than two pieces.
+        // 10 s in 2 s pieces: 5; the default (30 s): one pass, the track being shorter than two pieces.
         let aac = try audio(["--audio-piece-seconds", "2"])
         #expect(aac["pieces"] as? Int == 5 && aac["codec"] as? String == "aac", "\(aac)")
         #expect(try audio([])["pieces"] as? Int == 1)

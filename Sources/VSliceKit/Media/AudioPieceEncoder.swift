@@ -46,7 +46,7 @@ struct AudioTrackMap {
 
     /// The pieces of this track for `layout`, numbered in the task from `firstOrder`.
     func pieces(_ layout: AudioPieceLayout, stream: Int, track: Int, codec: String, bitrate: Int64, firstOrder: Int,
-                preroll: Int64) -> [AudioPiece] {
+                preroll: Int64, silence: Int64 = 0) -> [AudioPiece] {
         let f = shape.frameSize, total = totalSamples, n = layout.count
         return (0..<n).map { k in
             let keepFrom = layout.starts[k]
@@ -55,7 +55,7 @@ struct AudioTrackMap {
             let feedTo = keepTo.map { $0 + AudioJoin.postroll * f }.flatMap { $0 < total ? $0 : nil }
             let packets = keepTo.map { Int(($0 - keepFrom) / f) } ?? Int((total - keepFrom + f - 1) / f) + shape.extraPackets
             var piece = AudioPiece(order: firstOrder + k, stream: stream, track: track, index: k, count: n, codec: codec, bitrate: bitrate,
-                                   seek: nil, anchor: nil, timeline: AudioTimeline(holeThreshold: f), feedFrom: feedFrom, feedTo: feedTo,
+                                   seek: nil, anchor: nil, timeline: AudioTimeline(holeThreshold: f), silence: 0, feedFrom: feedFrom, feedTo: feedTo,
                                    keepFrom: keepFrom, keepTo: keepTo, packets: packets, trackSamples: total)
             guard k > 0 else { return piece }
             // The last frame laid at or before the piece's first fed sample, and a few frames before it to decode from.
@@ -65,6 +65,8 @@ struct AudioTrackMap {
                 if marks[mid].laidBefore <= feedFrom { lo = mid } else { hi = mid - 1 }
             }
             piece.anchor = marks[lo].time
+            // A piece whose pre-roll reaches the track's start starts as the single pass does: no silence.
+            piece.silence = feedFrom > 0 ? silence : 0
             piece.timeline = AudioTimeline(holeThreshold: f, start: timeline.start, laid: marks[lo].laidBefore)
             let from = lo - AudioJoin.decoderWarmup
             piece.seek = from > 0 ? marks[from].time : nil
@@ -102,6 +104,10 @@ struct AudioPieceEncoder {
         layer.fifo.from = piece.feedFrom
         layer.fifo.until = piece.feedTo ?? .max
         sink.keep = piece.keepFrom..<(piece.keepTo ?? .max)
+        if piece.silence > 0, let start = piece.timeline.start {
+            sink.origin = start
+            try sink.encodeSilence(frames: piece.silence, before: piece.feedFrom)
+        }
         if let seek = piece.seek { try decoding.seek(to: seek) }
         let outTB = AVRational(num: 1, den: sink.format.rate)
         var laying = piece.anchor == nil

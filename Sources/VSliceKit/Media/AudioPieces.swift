@@ -36,29 +36,40 @@ public enum AudioJoin {
     /// there equals the single pass's (its own overlap and bit reservoir filled).
     static let decoderWarmup = 16
 
-    /// Pre-roll by encoder, for those whose pieces join into the single pass's stream: frames that decode given
-    /// the frame before alone (no bit reservoir reaching across frames, no prediction from earlier frames), a
-    /// fixed frame size, and packets timed frame time − priming. AC-3, E-AC-3 and MP2 keep no state across
-    /// frames but the filter bank's: their pieces are bit-identical to the single pass from one frame of
-    /// pre-roll on. FFmpeg's AAC encoder joins without a click from 4 frames on, but its psychoacoustic model
-    /// carries state for seconds (the bit demand follows the range of perceptual entropy seen so far and the bit
-    /// reservoir's fill), so a fresh encoder starts at a lower quality and reaches the single pass's within
-    /// seconds: 5 s of pre-roll keeps a piece within about 0.2 dB of it (measured: docs/audio-pieces.md).
-    static let preroll: [String: (frames: Int64, seconds: Double)] = [
-        "aac": (4, 5), "ac3": (2, 0), "eac3": (2, 0), "mp2": (2, 0),
+    /// How a piece's encoder is warmed up before its first kept frame: `silence` frames of digital silence, then
+    /// `frames` frames of the track (at least `seconds` of them), all encoded and dropped.
+    struct Warmup: Sendable {
+        var frames: Int64
+        var seconds: Double = 0
+        var silence: Int64 = 0
+    }
+
+    /// The warm-up by encoder, for those whose pieces join into the single pass's stream: frames that decode
+    /// given the frame before alone (no bit reservoir reaching across frames, no prediction from earlier
+    /// frames), a fixed frame size, and packets timed frame time − priming. AC-3, E-AC-3 and MP2 keep no state
+    /// across frames but the filter bank's: their pieces are bit-identical to the single pass from one frame of
+    /// pre-roll on. FFmpeg's AAC encoder joins without a click from 4 frames of pre-roll on, but a fresh encoder
+    /// starts with an empty bit reservoir model, which its bit demand fills by a few bits a frame: it codes the
+    /// first 10–20 s 1–3 dB worse than the single pass, which has long filled it. A few frames of silence
+    /// (which cost no bits) fill it at once; the pre-roll then lets its rate control and window decisions settle
+    /// on the track itself. Measured: docs/audio-pieces.md.
+    static let warmup: [String: Warmup] = [
+        "aac": Warmup(frames: 64, silence: 8), "ac3": Warmup(frames: 2), "eac3": Warmup(frames: 2), "mp2": Warmup(frames: 2),
     ]
 
-    /// The pre-roll for `codec` at `rate` with frames of `frameSize`, in frames; `VSLICE_AUDIO_PREROLL_FRAMES`
-    /// overrides it (for measuring how much is needed).
-    static func prerollFrames(_ codec: String, rate: Int32, frameSize: Int64) -> Int64? {
-        guard let p = preroll[codec], frameSize > 0 else { return nil }
-        if let v = ProcessInfo.processInfo.environment["VSLICE_AUDIO_PREROLL_FRAMES"], let n = Int64(v), n >= 0 { return n }
-        return max(p.frames, Int64((p.seconds * Double(rate) / Double(frameSize)).rounded(.up)))
+    /// The warm-up for `codec` at `rate` with frames of `frameSize`: pre-roll and silence, in frames.
+    /// `VSLICE_AUDIO_PREROLL_FRAMES` and `VSLICE_AUDIO_SILENCE_FRAMES` override them (to measure what is needed).
+    static func warmupFrames(_ codec: String, rate: Int32, frameSize: Int64) -> (preroll: Int64, silence: Int64)? {
+        guard let w = warmup[codec], frameSize > 0 else { return nil }
+        let env = ProcessInfo.processInfo.environment
+        func given(_ name: String) -> Int64? { env[name].flatMap { Int64($0) }.flatMap { $0 >= 0 ? $0 : nil } }
+        let preroll = given("VSLICE_AUDIO_PREROLL_FRAMES") ?? max(w.frames, Int64((w.seconds * Double(rate) / Double(frameSize)).rounded(.up)))
+        return (preroll, given("VSLICE_AUDIO_SILENCE_FRAMES") ?? w.silence)
     }
 
     /// Why `codec`'s pieces are not joined (nil: they are).
     public static func whyOnePass(_ codec: String) -> String? {
-        if preroll[codec] != nil { return nil }
+        if warmup[codec] != nil { return nil }
         switch codec {
         case "libmp3lame": return "MP3's bit reservoir lets a frame's data start in the frames before it"
         case "libopus": return "Opus predicts each frame's band energies from the frames before (pieces click below a second of pre-roll)"
@@ -95,6 +106,8 @@ public struct AudioPiece: Codable, Sendable, Equatable {
     public var anchor: Int64?
     /// The timeline as the single pass has it just before that frame (its frame size, start and position).
     public var timeline: AudioTimeline
+    /// Frames of digital silence encoded (and dropped) before the first fed sample, to warm the encoder up.
+    public var silence: Int64 = 0
     /// The samples encoded: positions [feedFrom, feedTo) (nil: to the track's end).
     public var feedFrom: Int64
     public var feedTo: Int64?

@@ -135,7 +135,10 @@ final class AudioFIFO {
 
     var size: Int64 { Int64(av_audio_fifo_size(fifo)) }
     /// Samples that may be read now: those held, up to `until`.
-    var available: Int64 { max(0, min(size, until - position)) }
+    var available: Int64 {
+        let (room, overflow) = until.subtractingReportingOverflow(position)
+        return overflow ? size : max(0, min(size, room))
+    }
 
     /// Appends `count` samples (av_samples_alloc_array_and_samples layout).
     func write(_ buffers: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, count: Int32) throws(VSliceError) {
@@ -166,7 +169,8 @@ final class AudioFIFO {
 
     private func dropBeforeFrom() {
         guard position < from else { return }
-        let n = min(size, from - position)
+        let (gap, overflow) = from.subtractingReportingOverflow(position)
+        let n = overflow ? size : min(size, gap)
         av_audio_fifo_drain(fifo, Int32(n))
         position += n
     }
@@ -318,6 +322,16 @@ final class AudioSink {
             while try encoder.send(frame) == .again { try drain() }
             try drain()
         }
+    }
+
+    /// Encodes `frames` frames of digital silence ending at timeline position `position` (before the packets
+    /// kept: they are dropped).
+    func encodeSilence(frames: Int64, before position: Int64) throws(VSliceError) {
+        let fifo = try AudioFIFO(sampleFormat: format.sampleFormat, channels: format.layout.nb_channels, capacity: Int32(frameSize),
+                                 position: position - frames * frameSize)
+        fifo.from = .min
+        try fifo.writeSilence(frames * frameSize)
+        try encode(from: fifo, final: false)
     }
 
     /// Flushes the encoder and seals the packet file.

@@ -83,7 +83,7 @@ enum AudioStage: Stage {
             let map = try AudioTrackMap.scan(source: ctx.input, stream: track.stream, codec: codec, bitrate: ctx.settings.audioBitrate,
                                              expect: ctx.identity)
             let shape = map.shape
-            guard let preroll = AudioJoin.prerollFrames(codec, rate: shape.rate, frameSize: shape.frameSize) else { continue }
+            guard let warmup = AudioJoin.warmupFrames(codec, rate: shape.rate, frameSize: shape.frameSize) else { continue }
             if let why = map.whyOnePass {
                 ctx.logger.info("audio track \(track.ordinal) in one pass: \(why)")
                 continue
@@ -92,7 +92,8 @@ enum AudioStage: Stage {
                                                pieceSamples: AudioJoin.pieceSamples(seconds: ctx.settings.audioPieceSeconds, rate: shape.rate))
             guard layout.count > 1 else { continue }
             planned[track.ordinal] = map.pieces(layout, stream: track.stream, track: track.ordinal, codec: codec,
-                                                bitrate: ctx.settings.audioBitrate, firstOrder: order, preroll: preroll)
+                                                bitrate: ctx.settings.audioBitrate, firstOrder: order, preroll: warmup.preroll,
+                                                silence: warmup.silence)
             order += layout.count
             ctx.logger.info("audio track \(track.ordinal) in \(layout.count) pieces")
         }
