@@ -30,6 +30,10 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public var videoFilter: String? = nil
     /// An external program every segment's frames go through (`--process`), after `videoFilter`.
     public var process: ProcessorSettings? = nil
+    /// Re-encoded audio is cut into pieces of about this many seconds, encoded in parallel and joined (where
+    /// the encoder's pieces join cleanly); 0: every track in one pass; nil: `defaultAudioPieceSeconds`.
+    public var audioPieceSeconds: Double? = nil
+    public static let defaultAudioPieceSeconds = 30.0
 
     // How it runs.
     public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -42,8 +46,8 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case videoCodec, crf, preset, videoBitrate, codecOptions, audioCodec, audioBitrate, audioTracks, strictStreams,
-             split, segmentSeconds, segmentFrames, minSplitSeconds, overlapBefore, overlapAfter, videoFilter, process, jobs, threads,
-             gpus
+             split, segmentSeconds, segmentFrames, minSplitSeconds, overlapBefore, overlapAfter, videoFilter, process,
+             audioPieceSeconds, jobs, threads, gpus
     }
 
     /// Reads settings stored by any version: a key a task stored before the setting existed takes its default
@@ -69,6 +73,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         videoFilter = try c.decodeIfPresent(String.self, forKey: .videoFilter)
         process = try c.decodeIfPresent(ProcessorSettings.self, forKey: .process)
         gpus = try c.decodeIfPresent([String].self, forKey: .gpus) ?? d.gpus
+        audioPieceSeconds = try c.decodeIfPresent(Double.self, forKey: .audioPieceSeconds)
         jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
         threads = try c.decodeIfPresent(Int.self, forKey: .threads)
     }
@@ -189,6 +194,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
                      "overlap=\(overlapBefore),\(overlapAfter)", "vf=\(videoFilter ?? "-")"]
         for k in codecOptions.keys.sorted() { parts.append("opt.\(k)=\(codecOptions[k]!)") }
         if audioTracks != "all" { parts.append("audio=\(audioTracks)") }
+        if let s = audioPieceSeconds, s != Self.defaultAudioPieceSeconds { parts.append("audio_piece_s=\(s)") }
         if strictStreams { parts.append("strict_streams") }
         if let process { parts.append(process.signature) }
         return parts.joined(separator: ";")
@@ -239,6 +245,8 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         public static let overlap = 0...1_000_000
         public static let videoBitrate: ClosedRange<Int64> = 1_000...10_000_000_000
         public static let audioBitrate: ClosedRange<Int64> = 1_000...10_000_000
+        /// Or 0 (one pass).
+        public static let audioPieceSeconds = 0.1...1_000_000.0
     }
 
     public func validate() throws(VSliceError) {
@@ -270,6 +278,9 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         }
         if let b = videoBitrate, !Limits.videoBitrate.contains(b) {
             throw usage("--vbitrate takes 1k to 10G (bits per second), got \(b)")
+        }
+        if let a = audioPieceSeconds, a != 0 && !Limits.audioPieceSeconds.contains(a) {
+            throw usage("--audio-piece-seconds takes 0 (one pass) or \(show(Limits.audioPieceSeconds.lowerBound)) to \(show(Limits.audioPieceSeconds.upperBound)), got \(show(a))")
         }
         if !Limits.audioBitrate.contains(audioBitrate) {
             throw usage("--abitrate takes 1k to 10M (bits per second), got \(audioBitrate)")

@@ -164,7 +164,7 @@ struct BatchFailure: Error, CustomStringConvertible {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "List tasks with their progress, or one task's events, segments and traces.",
+        abstract: "List tasks with their progress, or one task's events, segments, audio pieces and traces.",
         discussion: """
             Columns: TASK (ID prefix, usable with resume/cancel/status), STATUS, DONE (frames of finished \
             segments), SEGMENTS done/planned, UPDATED (last change or heartbeat), INPUT → OUTPUT. A task \
@@ -174,7 +174,7 @@ struct StatusCommand: ParsableCommand {
             EXAMPLES:
               vslice status                 the 20 newest tasks, newest first
               vslice status --limit 0       all of them
-              vslice status 20da0bc1        one task: events, segments, traces
+              vslice status 20da0bc1        one task: events, segments, audio pieces, traces
               vslice status --json | jq '.[] | select(.status == "running") | .percent'
             """)
 
@@ -196,6 +196,8 @@ struct StatusCommand: ParsableCommand {
         var task: TaskRecord
         var events: [EventRecord]
         var segments: [SegmentRecord]
+        /// The audio event's pieces (segments `TASK_audio_N`).
+        var audioPieces: [SegmentRecord]
         var traces: [TraceRecord]
     }
 
@@ -209,7 +211,8 @@ struct StatusCommand: ParsableCommand {
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
         let live = store.liveStatus(t)
         let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
-                            segments: try store.segments(task: t.id), traces: try store.traces(task: t.id))
+                            segments: try store.segments(task: t.id), audioPieces: try store.audioPieces(task: t.id),
+                            traces: try store.traces(task: t.id))
         if json { try Terminal.printJSON(detail); return }
         print("task \(t.id) \(live.status)\(live.note.map { " (\($0))" } ?? "")\(t.error.map { ": " + $0 } ?? "")"
               + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
@@ -223,6 +226,9 @@ struct StatusCommand: ParsableCommand {
                 let place = [t.host.isEmpty ? nil : "on \(t.host)", element].compactMap { $0 }
                 print("    failed attempt\(place.isEmpty ? "" : " " + place.joined(separator: ", ")): \(t.error ?? "no reason recorded")")
             }
+        }
+        for p in detail.audioPieces {
+            print("  audio piece \(p.ord): \(p.status), \(p.framesDone ?? 0)/\(p.framesPlanned) packets, \(p.attempts) attempt(s)")
         }
         print("  \(detail.traces.count) traces")
     }

@@ -36,8 +36,9 @@ struct PlanCommand: ParsableCommand {
         let processor = try processed.process.map { _ in try ProcessorCheck.run(source: input, index: probe.video!, settings: processed) }
         let plan = try Plan.make(source: input, index: probe.video!, settings: settings, filter: timing,
                                  from: timing.map(Transcoder.filteredStart), processor: processor)
+        let audio = try AudioTrackPlan.describe(source: input, probe: probe, settings: settings)
         if json {
-            try Terminal.printJSON(plan)
+            try Terminal.printJSON(PlanWithAudio(plan: plan, audio: audio))
             return
         }
         let tb = plan.timeBase.value
@@ -53,11 +54,31 @@ struct PlanCommand: ParsableCommand {
             print("    puts out \(p.width)x\(p.height) \(p.pixelFormat), \(rate) frame(s) per input frame "
                   + "(learnt from a run on the first \(min(ProcessorCheck.frames, plan.frameCount)) frames)")
         }
+        for a in audio {
+            let what = a.codec.map { "\($0), " + (a.pieces > 1 ? "\(a.pieces) pieces of about \(a.pieceSeconds ?? 0) s" : "one pass (\(a.onePass ?? ""))") }
+                ?? "copied (re-encoded to aac in one pass where the output's container cannot hold it)"
+            print("  audio track \(a.track) (stream \(a.stream)): \(what)")
+        }
         print("  seg  decode-from  buffer-start  first  last  buffer-end  frames      start s       end s")
         for s in plan.segments {
             print(String(format: "%5d  %11d  %12d  %5d  %4d  %10d  %6d  %11.3f  %10.3f", s.index, s.decodeFrom,
                          s.bufferStart, s.firstFrame, s.lastFrame, s.bufferEnd, s.frameCount,
                          Double(s.startPts) * tb, Double(s.endPts) * tb))
         }
+    }
+}
+
+/// `plan --json`: the plan's own keys, plus `audio` (each kept audio track: `track`, `stream`, `codec`, `pieces`,
+/// `piece_seconds`, `one_pass`).
+struct PlanWithAudio: Encodable {
+    var plan: Plan
+    var audio: [AudioTrackPlan]
+
+    private enum Keys: String, CodingKey { case audio }
+
+    func encode(to encoder: any Encoder) throws {
+        try plan.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(audio, forKey: .audio)
     }
 }

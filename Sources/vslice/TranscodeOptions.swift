@@ -32,6 +32,10 @@ struct TranscodeOptions: ParsableArguments {
     @Option(name: .customLong("abitrate"), help: "Audio bit rate: 128k, or a number (below 1000: kb/s, so 128 is 128k).")
     var audioBitrate = "128k"
 
+    @Option(help: ArgumentHelp("Re-encoded audio is cut into pieces of about N seconds, encoded in parallel and joined (default 30; 0: one pass).",
+                               discussion: "Only where the encoder's pieces join cleanly (aac, ac3, eac3, mp2) and the track is at least about two pieces long; `vslice plan` says which tracks."))
+    var audioPieceSeconds: Double?
+
     @Option(help: "How to cut the video: gop (at keyframes), frames (exact frame indices), or scene (at a scene change near each cut of the default plan).")
     var split: TranscodeSettings.SplitMode = .gop
 
@@ -84,6 +88,7 @@ struct TranscodeOptions: ParsableArguments {
         s.audioTracks = audioTracks
         s.strictStreams = strictStreams
         s.audioBitrate = try Self.parseBitrate(audioBitrate, option: "--abitrate", range: TranscodeSettings.Limits.audioBitrate)
+        s.audioPieceSeconds = audioPieceSeconds
         s.split = split
         s.segmentSeconds = segmentSeconds
         s.segmentFrames = segmentFrames ?? 0

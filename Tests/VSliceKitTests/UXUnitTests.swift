@@ -99,9 +99,12 @@ struct UXUnitTests {
             { $0.minSplitSeconds = .nan }, { $0.minSplitSeconds = -1 }, { $0.minSplitSeconds = .infinity },
             { $0.overlapBefore = .max }, { $0.overlapAfter = -1 }, { $0.videoBitrate = 0 }, { $0.videoBitrate = .max },
             { $0.audioBitrate = 0 }, { $0.audioBitrate = .max },
+            { $0.audioPieceSeconds = .nan }, { $0.audioPieceSeconds = -1 }, { $0.audioPieceSeconds = 0.05 }, { $0.audioPieceSeconds = .infinity },
         ] {
             #expect(refused(bad) != nil)
         }
+        #expect(refused { $0.audioPieceSeconds = 0 } == nil)
+        #expect(refused { $0.audioPieceSeconds = 2.5 } == nil)
         #expect(refused { $0.videoCodec = "h264" }?.contains("did you mean libx264") == true)
         #expect(refused { $0.audioCodec = "libx264" }?.contains("not an audio encoder") == true)
     }

@@ -252,7 +252,7 @@ struct UXTests {
             ("--crf", []), ("--vbitrate", []), ("--abitrate", []), ("--segment-seconds", ["--min-split-seconds", "0"]),
             ("--segment-frames", ["--split", "frames", "--min-split-seconds", "0"]), ("--min-split-seconds", []),
             ("--overlap", ["--min-split-seconds", "0", "--segment-seconds", "2"]), ("--jobs", []), ("--threads", []),
-            ("--max-attempts", []), ("--stall-timeout", []),
+            ("--max-attempts", []), ("--stall-timeout", []), ("--audio-piece-seconds", []),
         ]
         var n = 0
         for o in options {

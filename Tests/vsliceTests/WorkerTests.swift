@@ -63,7 +63,7 @@ struct WorkerTests {
         #expect(FileManager.default.fileExists(atPath: work + "/task.json"))
         #expect(!FileManager.default.fileExists(atPath: j.out))
         #expect(try j.sql("SELECT status, lease_pid IS NULL FROM task") == "running|1")
-        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL") == "0")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%'") == "0")
         let before = j.databaseState()
 
         // Indices from --index, SLURM_ARRAY_TASK_ID and JOB_COMPLETION_INDEX.
@@ -103,13 +103,13 @@ struct WorkerTests {
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
         // One done trace per segment, each the worker's (its engine ids kept), and nothing encoded again.
-        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL") == "\(n)")
-        let perSegment = try j.sql("SELECT s.ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status = 'done') FROM segment s ORDER BY s.ord")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%'") == "\(n)")
+        let perSegment = try j.sql("SELECT s.ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status = 'done') FROM segment s WHERE s.event_id LIKE '%_encode' ORDER BY s.ord")
         #expect(perSegment == (0..<n).map { "\($0):1" }.joined(separator: "\n"))
-        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND pid = (SELECT lease_pid FROM task)") == "0")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%' AND pid = (SELECT lease_pid FROM task)") == "0")
         #expect(try j.sql("SELECT engine || ' ' || engine_job || ' ' || engine_index FROM trace WHERE segment_id LIKE '%_encode_1'") == "slurm 700 1")
         #expect(try j.sql("SELECT engine || ' ' || engine_index FROM trace WHERE segment_id LIKE '%_encode_2'") == "kubernetes 2")
-        #expect(try j.sql("SELECT group_concat(attempts) FROM segment") == Array(repeating: "1", count: n).joined(separator: ","))
+        #expect(try j.sql("SELECT group_concat(attempts) FROM segment WHERE event_id LIKE '%_encode'") == Array(repeating: "1", count: n).joined(separator: ","))
         #expect(try j.sql("SELECT status FROM task") == "done")
         #expect(!FileManager.default.fileExists(atPath: work), "work folder kept after success")
     }
@@ -144,7 +144,7 @@ struct WorkerTests {
         #expect(events.filter { $0["event"] as? String == "segment_done" }.count == 6)
         #expect(try lastEvent(done.stdout, "task_done")["segments"] as? Int == 6)
         #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
-        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status = 'done'") == "6")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%' AND status = 'done'") == "6")
     }
 
     @Test("a worker's deterministic processing failure (exit 7, recorded so) fails the waiting coordinator at once with its message; resume does not retry it")
@@ -172,7 +172,7 @@ struct WorkerTests {
         #expect(lines.count == 1 && lines[0].contains(message), "\(r.stderr)")
         #expect(try lastEvent(r.stdout, "task_failed")["exit_code"] as? Int == 1)
         #expect(try j.sql("SELECT status FROM task") == "failed")
-        #expect(try j.sql("SELECT attempts || ' ' || status FROM segment WHERE ord = 2") == "1 failed")
+        #expect(try j.sql("SELECT attempts || ' ' || status FROM segment WHERE ord = 2 AND event_id LIKE '%_encode'") == "1 failed")
         #expect(try j.sql("SELECT count(*) || ' ' || max(exit_code) FROM trace WHERE segment_id LIKE '%_encode_2'") == "1 7")
         #expect(!FileManager.default.fileExists(atPath: j.out))
 
@@ -180,7 +180,7 @@ struct WorkerTests {
         let task = try #require(try j.sql("SELECT id FROM task").split(separator: "\n").first.map(String.init))
         let resumed = try vslice(["resume", String(task.prefix(8))], timeout: 60, environment: ["VSLICE_HOME": j.home])
         #expect(resumed.status == 1 && resumed.stderr.contains(message), "\(resumed.stderr)")
-        #expect(try j.sql("SELECT attempts FROM segment WHERE ord = 2") == "1")
+        #expect(try j.sql("SELECT attempts FROM segment WHERE ord = 2 AND event_id LIKE '%_encode'") == "1")
 
         // The local executor's policy is the same one: the same failure in process, one attempt, exit 1.
         let local = j.dir.appendingPathComponent("local.mp4").path

@@ -2,8 +2,9 @@ import Foundation
 import Synchronization
 
 /// Fault injection for the resume tests: `VSLICE_FAULT=POINT[:N]` acts the N-th time (default 1st) the
-/// process reaches POINT. Kill points (SIGKILL): audio, segment-encode, segment-commit, segment-done, concat,
-/// publish (before the rename), published (after it, before the commit). Stall point: segment-stall (the segment
+/// process reaches POINT. Kill points (SIGKILL): audio (the one-pass encode), audio-piece (after an audio piece's
+/// commit), segment-encode, segment-commit, segment-done, concat, publish (before the rename), published (after it,
+/// before the commit). Stall point: segment-stall (the segment
 /// stops making progress until abandoned). Reject point: segment-reject (the segment fails as a filter rejecting
 /// its input would: a deterministic processing error). Unset in normal use; a no-op then.
 enum Fault {

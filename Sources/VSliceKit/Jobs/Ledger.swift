@@ -17,10 +17,14 @@ protocol Ledger: Sendable {
                  error: String?, detail: String?, seal: JobStore.Seal?) throws(VSliceError)
     func markEventDone(_ task: String, _ node: Node) throws(VSliceError)
 
-    // The encode event's segments.
+    // The encode event's segments (the video).
     func ensureSegments(task: String, plan: Plan, files: [String]) throws(VSliceError)
     func segments(task: String) throws(VSliceError) -> [SegmentRecord]
     func resetSegment(_ task: String, _ id: String) throws(VSliceError)
+
+    // The audio event's pieces (segments `TASK_audio_N`).
+    func ensureAudioPieces(task: String, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError)
+    func audioPieces(task: String) throws(VSliceError) -> [SegmentRecord]
     /// Takes in the trace records `vslice segment` workers wrote into the work folder.
     @discardableResult
     func ingestTraceRecords(task: String, workDir: String) throws(VSliceError) -> [SegmentTraceRecord]

@@ -170,8 +170,14 @@ extension JobStore {
         try read { db in try EventRecord.fetchAll(db, sql: "SELECT * FROM event WHERE task_id = ? ORDER BY created_at", arguments: [task]) }
     }
 
-    public func segments(task: String) throws(VSliceError) -> [SegmentRecord] {
-        try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [LedgerID.event(task, .encode)]) }
+    /// The encode event's segments (the video), in order.
+    public func segments(task: String) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .encode) }
+
+    /// The audio event's pieces, in order.
+    public func audioPieces(task: String) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .audio) }
+
+    func segments(task: String, of node: Node) throws(VSliceError) -> [SegmentRecord] {
+        try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [LedgerID.event(task, node)]) }
     }
 
     public func traces(task: String) throws(VSliceError) -> [TraceRecord] {
@@ -261,8 +267,8 @@ extension JobStore {
                 // Whatever the previous holder had running died with it (or lost its lease and stops).
                 try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
                                arguments: [now(), t.id.count + 1, LedgerID.eventPrefix(t.id)])
-                try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND event_id = ?",
-                               arguments: [LedgerID.event(t.id, .encode)])
+                try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
+                               arguments: [t.id.count + 1, LedgerID.eventPrefix(t.id)])
                 let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [t.id])!
                 return Claim(task: task, resumed: true, discarded: discarded)
             }
@@ -298,8 +304,8 @@ extension JobStore {
         let t = now()
         try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status IN ('running', 'pending')",
                        arguments: [status, t, task])
-        try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE event_id = ? AND status = 'running'",
-                       arguments: [t, LedgerID.event(task, .encode)])
+        try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = 'running'",
+                       arguments: [t, task.count + 1, LedgerID.eventPrefix(task)])
         try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
                        arguments: [t, task.count + 1, LedgerID.eventPrefix(task)])
     }
@@ -351,8 +357,8 @@ extension JobStore {
     func finishTask(_ id: String, status: String, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
         try writeAsHolder(id) { db in
             if discardWork {
-                try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE event_id = ? AND status = 'done'",
-                               arguments: [now(), LedgerID.event(id, .encode)])
+                try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = 'done'",
+                               arguments: [now(), id.count + 1, LedgerID.eventPrefix(id)])
                 try db.execute(sql: "UPDATE event SET status = 'failed', updated_at = ? WHERE task_id = ? AND status = 'done'",
                                arguments: [now(), id])
             }
@@ -527,6 +533,29 @@ extension JobStore {
                     VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
                     """, arguments: [LedgerID.segment(task, s.index), eventId, s.index, s.frameCount, files[s.index], t, t])
             }
+        }
+    }
+
+    /// Makes the audio event's piece rows match a plan of pieces (`order` → packets planned, file): a row that
+    /// is missing is added, one whose plan or file differs is set back to pending, one past the plan removed.
+    func ensureAudioPieces(task: String, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError) {
+        let eventId = LedgerID.event(task, .audio)
+        try writeAsHolder(task) { db in
+            let t = now()
+            try db.execute(sql: """
+                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, 'audio', 'running', 0, ?, ?)
+                ON CONFLICT(id) DO NOTHING
+                """, arguments: [eventId, task, t, t])
+            for p in pieces {
+                try db.execute(sql: """
+                    INSERT INTO segment (id, event_id, ord, status, frames_planned, file, created_at, updated_at)
+                    VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET frames_planned = excluded.frames_planned, file = excluded.file, status = 'pending',
+                                                  updated_at = excluded.updated_at
+                    WHERE frames_planned != excluded.frames_planned OR file != excluded.file
+                    """, arguments: [LedgerID.audioPiece(task, p.order), eventId, p.order, p.packets, p.file, t, t])
+            }
+            try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord >= ?", arguments: [eventId, pieces.count])
         }
     }
 

@@ -10,8 +10,9 @@ public struct AudioResult: Codable, Sendable {
 }
 
 /// Decodes the source's audio stream once, converts it with libswresample to what the encoder takes, and
-/// encodes it (AAC by default) into a packet file. Packet timestamps are in 1/sample_rate on the source's
-/// timeline: the first sample keeps the source's start time, so the merge restores the A/V offset.
+/// encodes it (AAC by default) into a packet file, in one pass. Packet timestamps are in 1/sample_rate on the
+/// source's timeline: the first sample keeps the source's start time, so the merge restores the A/V offset.
+/// (A track long enough, whose encoder joins cleanly, is encoded in pieces instead: `AudioPieceEncoder`.)
 struct AudioEncoder {
     var source: String
     var audioStream: Int
@@ -23,156 +24,21 @@ struct AudioEncoder {
     var expect: FileIdentity? = nil
 
     func run() throws(VSliceError) -> AudioResult {
-        let input = try InputFile(path: source, expect: expect)
-        input.keepOnly(audioStream)
-        let st = input.stream(audioStream)
-        let decoder = try Decoder(stream: st, path: source, threads: 1)
-        let encoder = try Encoder(name: codec, path: outputPath)
-        let d = decoder.ctx
-        var format = try AudioFormat(encoder: encoder, source: d, bitrate: settings.audioBitrate)
-        defer { format.release() }
-        try encoder.open(options: [])
-        var layout = format.layout, srcLayout = format.sourceLayout
-        let rate = format.rate, sampleFormat = format.sampleFormat
-        let c = encoder.ctx
-
-        var swr: OpaquePointer? = nil
-        try ffCheck(swr_alloc_set_opts2(&swr, &layout, sampleFormat, rate,
-                                        &srcLayout, d.pointee.sample_fmt, d.pointee.sample_rate, 0, nil),
-                    "configure resampler", path: source)
-        defer { swr_free(&swr) }
-        try ffCheck(swr_init(swr), "open resampler", path: source)
-
-        guard let fifo = av_audio_fifo_alloc(sampleFormat, layout.nb_channels, max(c.pointee.frame_size, 1024)) else {
-            throw VSliceError(.processing, "allocate audio fifo", reason: "out of memory")
+        let decoding = try AudioDecoding(source: source, stream: audioStream, expect: expect)
+        let sink = try AudioSink(codec: codec, decoder: decoding.decoder, bitrate: settings.audioBitrate, outputPath: outputPath)
+        let layer = try AudioLayer(decoding: decoding, sink: sink)
+        sink.written = { if $0 == 20 { Fault.hit("audio") } }
+        let outTB = AVRational(num: 1, den: sink.format.rate)
+        try decoding.frames { (frame) throws(VSliceError) in
+            try layer.lay(frame, time: decoding.time(of: frame, in: outTB))
+            sink.origin = layer.timeline.start ?? 0
+            try sink.encode(from: layer.fifo, final: false)
+            return true
         }
-        defer { av_audio_fifo_free(fifo) }
-
-        let writer = try PacketFileWriter(path: outputPath, params: StreamParams(encoder: c))
-        let packet = Packet(), frame = Frame(), out = Frame(), encoded = Packet()
-        let frameSize = c.pointee.frame_size > 0 ? Int(c.pointee.frame_size) : 1024
-        var nextPts: Int64? = nil
-        var samplesOut: Int64 = 0
-        /// Samples (at the output rate) written to the FIFO so far, silence included.
-        var samplesQueued: Int64 = 0
-        var silenceInserted: Int64 = 0
-        var packets = 0
-        let outTB = AVRational(num: 1, den: rate)
-        let srcTB = st.pointee.time_base
-
-        func drainEncoder() throws(VSliceError) {
-            while try encoder.receive(encoded) == .ok {
-                try writer.write(encoded)
-                packets += 1
-                if packets == 20 { Fault.hit("audio") }
-            }
-        }
-        func encodeFromFifo(final: Bool) throws(VSliceError) {
-            while av_audio_fifo_size(fifo) >= Int32(frameSize) || (final && av_audio_fifo_size(fifo) > 0) {
-                let n = min(Int32(frameSize), av_audio_fifo_size(fifo))
-                out.unref()
-                out.ptr.pointee.nb_samples = n
-                out.ptr.pointee.format = sampleFormat.rawValue
-                out.ptr.pointee.sample_rate = rate
-                try ffCheck(av_channel_layout_copy(&out.ptr.pointee.ch_layout, &layout), "set frame layout")
-                try ffCheck(av_frame_get_buffer(out.ptr, 0), "allocate audio frame")
-                let read = out.ptr.pointee.extended_data.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(layout.nb_channels)) {
-                    av_audio_fifo_read(fifo, $0, n)
-                }
-                try ffCheck(read, "read audio fifo")
-                out.pts = (nextPts ?? 0) + samplesOut
-                samplesOut += Int64(n)
-                while try encoder.send(out) == .again { try drainEncoder() }
-                try drainEncoder()
-            }
-        }
-        func convert(_ input: Frame?) throws(VSliceError) {
-            let inSamples = input?.sampleCount ?? 0
-            let cap = swr_get_out_samples(swr, Int32(inSamples))
-            if cap <= 0 && input == nil { return }
-            var buffers: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>? = nil
-            var lines: Int32 = 0
-            try ffCheck(av_samples_alloc_array_and_samples(&buffers, &lines, layout.nb_channels, max(cap, 1), sampleFormat, 0),
-                        "allocate resample buffer")
-            defer {
-                av_freep(&buffers![0])
-                av_freep(&buffers)
-            }
-            let got: Int32
-            if let input {
-                got = input.ptr.pointee.extended_data.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) {
-                    swr_convert(swr, buffers, max(cap, 1), $0, Int32(inSamples))
-                }
-            } else {
-                got = swr_convert(swr, buffers, max(cap, 1), nil, 0)
-            }
-            try ffCheck(got, "resample audio", path: source)
-            if got > 0 {
-                let w = buffers!.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(layout.nb_channels)) {
-                    av_audio_fifo_write(fifo, $0, got)
-                }
-                try ffCheck(w, "write audio fifo")
-                samplesQueued += Int64(got)
-            }
-        }
-        /// A hole in the source's audio timestamps (a dropped stretch, a splice) becomes silence of the same
-        /// length, so every later sample keeps its time and the audio lasts as long as the source's.
-        func fillGap(before frame: Frame, start: Int64) throws(VSliceError) {
-            let ts = frame.bestEffortTimestamp
-            guard ts != AV_NOPTS else { return }
-            let expected = av_rescale_q(ts, srcTB, outTB) - start
-            let queued = samplesQueued + swr_get_delay(swr, Int64(rate))
-            let gap = expected - queued
-            guard gap > Int64(frameSize) else { return }
-            var buffers: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>? = nil
-            var lines: Int32 = 0
-            var left = gap
-            while left > 0 {
-                let n = Int32(min(left, Int64(rate)))
-                try ffCheck(av_samples_alloc_array_and_samples(&buffers, &lines, layout.nb_channels, n, sampleFormat, 0),
-                            "allocate silence")
-                av_samples_set_silence(buffers, 0, n, layout.nb_channels, sampleFormat)
-                let w = buffers!.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(layout.nb_channels)) {
-                    av_audio_fifo_write(fifo, $0, n)
-                }
-                av_freep(&buffers![0])
-                av_freep(&buffers)
-                try ffCheck(w, "write audio fifo")
-                samplesQueued += Int64(n)
-                left -= Int64(n)
-            }
-            silenceInserted += gap
-        }
-        func drainDecoder() throws(VSliceError) {
-            while try decoder.receive(frame) == .ok {
-                if frame.isCorrupt {
-                    throw VSliceError(.input, "decode audio", path: source, reason: "corrupt data in the audio stream")
-                }
-                if let start = nextPts {
-                    try fillGap(before: frame, start: start)
-                } else {
-                    let ts = frame.bestEffortTimestamp
-                    nextPts = ts == AV_NOPTS ? 0 : av_rescale_q(ts, srcTB, outTB)
-                }
-                try convert(frame)
-                try encodeFromFifo(final: false)
-                try Cancellation.throwIfAborted("encode audio", path: source)
-            }
-        }
-
-        while try input.read(into: packet) {
-            guard packet.streamIndex == audioStream else { continue }
-            while try decoder.send(packet) == .again { try drainDecoder() }
-            try drainDecoder()
-        }
-        _ = try decoder.send(nil)
-        try drainDecoder()
-        try convert(nil)
-        try encodeFromFifo(final: true)
-        _ = try encoder.send(nil)
-        try drainEncoder()
-        try writer.finish()
-        return AudioResult(samples: samplesOut, packets: packets, bytes: writer.bytesWritten, silenceSamples: silenceInserted)
+        try layer.flush()
+        try sink.encode(from: layer.fifo, final: true)
+        try sink.finish()
+        return AudioResult(samples: sink.samplesSent, packets: sink.packetsWritten, bytes: sink.bytes, silenceSamples: layer.silenceLaid)
     }
 }
 
