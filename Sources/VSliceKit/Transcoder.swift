@@ -265,7 +265,8 @@ public struct Transcoder: Sendable {
         defer { heartbeat.stop() }
         let ctx = StageContext(request: request, task: task, store: store, probe: checked.probe, extras: checked.extras,
                                identity: checked.identity, input: input, output: output, format: checked.format,
-                               options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent)
+                               options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent,
+                               preflightSeconds: Transcoder.sinceStart(started))
         do throws(VSliceError) {
             do {
                 try FileManager.default.createDirectory(atPath: task.workDir, withIntermediateDirectories: true)
@@ -329,6 +330,14 @@ public struct Transcoder: Sendable {
         options.taskId = t.id
         return try Transcoder(request: request, logger: logger, onEvent: onEvent).run(store: store, options: options)
     }
+
+    /// Wall seconds since `started` (a run's `monotonicSeconds()` at its start), plus, for the first run in this
+    /// process, the process's own start until then.
+    static func sinceStart(_ started: Double) -> Double {
+        let own = firstRun.set() ? (ProcessClock.age().map { max(0, $0 - (monotonicSeconds() - started)) } ?? 0) : 0
+        return monotonicSeconds() - started + own
+    }
+    private static let firstRun = AtomicFlag()
 
     /// The merged file before it is published: beside the output, named after the task.
     static func partPath(task: TaskRecord) -> String { TaskPaths.partFile(output: task.output, taskId: task.id) }

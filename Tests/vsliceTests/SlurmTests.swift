@@ -57,6 +57,12 @@ struct SlurmTests {
         #expect(j.slurm.submissions == 1)
         #expect(try j.sql("SELECT count(*) || ' ' || count(DISTINCT engine_index) || ' ' || count(DISTINCT engine_job) FROM trace WHERE engine = 'slurm'") == "\(n) \(n) 1")
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        // Each element's fixed costs: its start-up, flush and process start-up, the scheduler's latency (all
+        // measured, under a minute), submitted before its worker started.
+        #expect(try j.sql("""
+            SELECT count(*) FROM trace WHERE engine = 'slurm' AND startup_seconds BETWEEN 0 AND 60 AND flush_seconds BETWEEN 0 AND 60
+            AND process_seconds BETWEEN 0 AND 60 AND scheduler_seconds BETWEEN 0 AND 60 AND submitted_at <= started_at
+            """) == "\(n)")
         let work = try #require(done["work_dir"] as? String)
         let logs = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("slurm-") && $0.hasSuffix(".out") }
         #expect(logs.count == n)

@@ -111,6 +111,13 @@ public struct TraceRecord: Codable, FetchableRecord, Sendable {
     public var engineJob: String?
     public var engineIndex: Int?
     public var exitCode: Int?
+    /// An element's fixed costs (see `FixedCost`), where measured.
+    public var startupSeconds: Double? = nil
+    public var flushSeconds: Double? = nil
+    public var processSeconds: Double? = nil
+    public var submittedAt: Double? = nil
+    public var schedulerSeconds: Double? = nil
+    public var collectedSeconds: Double? = nil
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
@@ -476,6 +483,8 @@ extension JobStore {
         var framesIn: Int? = nil
         var framesOut: Int? = nil
         var bytes: Int64? = nil
+        /// An element's fixed costs (start-up, flush), when measured.
+        var fixed = FixedCost()
     }
 
     /// A file finished under a temporary name, moved to its final name by the commit that records it.
@@ -499,6 +508,7 @@ extension JobStore {
                 UPDATE trace SET status = ?, ended_at = ?, wall_seconds = ?, cpu_seconds = ?, frames_in = ?, frames_out = ?,
                                  bytes = ?, error = ? WHERE id = ?
                 """, arguments: [status, t, figures.wall, figures.cpu, figures.framesIn, figures.framesOut, figures.bytes, error, trace])
+            try Self.recordFixedCost(db, trace: trace, figures.fixed)
             if let segment {
                 try db.execute(sql: """
                     UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = ?, updated_at = ? WHERE id = ?

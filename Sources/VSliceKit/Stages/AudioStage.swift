@@ -166,7 +166,8 @@ struct AudioPieceRunner {
             try store.endStep(trace: trace, task: task, node: .audio,
                               segment: .init(id: id, frames: r.packets, size: r.bytes, checksum: Int64(r.checksum)),
                               figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                             framesIn: Int(r.samples / max(piece.timeline.holeThreshold, 1)), framesOut: r.packets, bytes: r.bytes),
+                                             framesIn: Int(r.samples / max(piece.timeline.holeThreshold, 1)), framesOut: r.packets, bytes: r.bytes,
+                                             fixed: .init(startupSeconds: r.startupSeconds, flushSeconds: r.flushSeconds)),
                               error: nil, detail: nil, seal: .init(from: tmp, to: path))
             Fault.hit("audio-piece")
         } catch {

@@ -54,10 +54,14 @@ final class StageContext: Sendable {
     let published: Bool
     let logger: Logger
     let onEvent: @Sendable (PipelineEvent) -> Void
+    /// Wall seconds from the run's start (its process's start, for the first task a process runs) until the DAG
+    /// started: the checks before any work. Recorded on the probe trace (`process_seconds`).
+    let preflightSeconds: Double
 
     init(request: TranscodeRequest, task: TaskRecord, store: any Ledger, probe: Probe, extras: SourceExtras,
          identity: FileIdentity, input: String, output: String, format: String, options: Transcoder.RunOptions,
-         watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void) {
+         watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void,
+         preflightSeconds: Double = 0) {
         self.request = request
         self.task = task
         self.store = store
@@ -72,6 +76,7 @@ final class StageContext: Sendable {
         self.published = published
         self.logger = logger
         self.onEvent = onEvent
+        self.preflightSeconds = preflightSeconds
     }
 
     var settings: TranscodeSettings { request.settings }
@@ -131,6 +136,8 @@ struct StepRecord<T> {
     var bytes: Int64? = nil
     /// A file or folder finished under a temporary name, renamed into place by the commit that records the step.
     var seal: JobStore.Seal? = nil
+    /// The step's fixed costs, when it measures any (the probe: the checks before any work).
+    var fixed = FixedCost()
 }
 
 extension StageContext {
@@ -143,7 +150,7 @@ extension StageContext {
             let r = try body(trace)
             try store.endStep(trace: trace, task: taskId, node: node, segment: nil,
                               figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                             framesOut: r.framesOut, bytes: r.bytes),
+                                             framesOut: r.framesOut, bytes: r.bytes, fixed: r.fixed),
                               error: nil, detail: r.detail, seal: r.seal)
             return r.value
         } catch {
