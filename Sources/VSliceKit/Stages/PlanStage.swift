@@ -18,7 +18,7 @@ enum PlanStage: Stage {
             plan = try ctx.traced(node) { (_) throws(VSliceError) in
                 var p = try Plan.make(source: ctx.input, index: index, settings: ctx.settings, expect: ctx.identity,
                                       filter: ctx.extras.filterTiming, from: ctx.extras.filterTiming.map(Transcoder.filteredStart),
-                                      processor: ctx.extras.processor)
+                                      processor: ctx.extras.processor, workers: ctx.request.executor.isRemote)
                 p.hdr = ctx.extras.hdr
                 return StepRecord(value: p, detail: (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) })
             }
