@@ -175,7 +175,7 @@ struct StatusCommand: ParsableCommand {
               vslice status                 the 20 newest tasks, newest first
               vslice status --limit 0       all of them
               vslice status 20da0bc1        one task: events, segments, audio pieces, traces
-              vslice status --json | jq '.[] | select(.status == "running") | .percent'
+              vslice status --json | jq '.[] | select(.status == "\(TaskStatus.running.rawValue)") | .percent'
             """)
 
     @Argument(help: "A task ID (or its first characters).")
@@ -220,7 +220,7 @@ struct StatusCommand: ParsableCommand {
         for s in detail.segments {
             print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
             // Each failed attempt, where it ran and why (a worker's error, or a lost element: its node failed…).
-            for t in detail.traces where t.segmentId == s.id && t.status == "failed" {
+            for t in detail.traces where t.segmentId == s.id && t.status == .failed {
                 // A Slurm element as Slurm names it (ARRAYJOB_INDEX), for scontrol and the slurm-*.out log.
                 let element = t.engineJob.map { job in "\(t.engine ?? "") job \(job)" + (t.engine == "slurm" ? t.engineIndex.map { "_\($0)" } ?? "" : "") }
                 let place = [t.host.isEmpty ? nil : "on \(t.host)", element].compactMap { $0 }

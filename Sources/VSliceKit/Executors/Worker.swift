@@ -52,7 +52,7 @@ public enum SegmentWorker {
         let trace = UUID().uuidString.lowercased()
         let startedAt = Date().timeIntervalSince1970
         let t0 = monotonicSeconds(), c0 = processCPUSeconds()
-        var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: "failed", error: nil,
+        var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: .failed, error: nil,
                                         exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
                                         wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
                                         engine: .from(environment: environment))
@@ -74,7 +74,7 @@ public enum SegmentWorker {
             _ = try? record.write(workDir: workDir)
             throw error
         }
-        record.status = "done"
+        record.status = .done
         record.exitKind = "ok"
         record.exitCode = 0
         record.framesIn = result.framesProcessed

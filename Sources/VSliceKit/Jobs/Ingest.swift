@@ -29,8 +29,8 @@ extension JobStore {
         var ingested: [SegmentTraceRecord] = []
         for var r in records where !known.contains(r.trace) {
             // Checked outside the transaction: reading the file may take a moment.
-            if r.status == "done" && !r.sealedFileMatches(workDir: workDir) {
-                r.status = "failed"
+            if r.status == .done && !r.sealedFileMatches(workDir: workDir) {
+                r.status = .failed
                 r.exitKind = "processing"
                 r.error = "segment file missing or damaged since the worker sealed it"
             }
@@ -51,14 +51,14 @@ extension JobStore {
                 guard db.changesCount > 0 else { return false }
                 let t = now()
                 try db.execute(sql: "UPDATE segment SET attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segmentId])
-                if r.status == "done" {
+                if r.status == .done {
                     try db.execute(sql: """
-                        UPDATE segment SET status = 'done', frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
-                                           updated_at = ? WHERE id = ? AND status != 'done'
-                        """, arguments: [r.framesOut, r.bytes, r.checksum, t, segmentId])
+                        UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
+                                           updated_at = ? WHERE id = ? AND status != ?
+                        """, arguments: [SegmentStatus.done, r.framesOut, r.bytes, r.checksum, t, segmentId, SegmentStatus.done])
                 } else {
-                    try db.execute(sql: "UPDATE segment SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status != 'done'",
-                                   arguments: [r.error, t, segmentId])
+                    try db.execute(sql: "UPDATE segment SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
+                                   arguments: [SegmentStatus.failed, r.error, t, segmentId, SegmentStatus.done])
                 }
                 return true
             }
@@ -72,9 +72,9 @@ extension JobStore {
     func releaseDetached(_ id: String) throws(VSliceError) {
         try writeAsHolder(id) { db in
             try db.execute(sql: """
-                UPDATE task SET status = 'running', lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
+                UPDATE task SET status = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
                 WHERE id = ?
-                """, arguments: [now(), id])
+                """, arguments: [TaskStatus.running, now(), id])
         }
         leases.withLock { $0[id] = nil }
     }

@@ -121,7 +121,7 @@ struct AudioPieceRunner {
     func run(_ pieces: [AudioPiece]) throws(VSliceError) -> Set<Int> {
         let rows = Dictionary(uniqueKeysWithValues: try ctx.store.audioPieces(task: ctx.taskId).map { ($0.ord, $0) })
         let todo = pieces.filter { p in
-            guard let row = rows[p.order], row.status == "done" else { return true }
+            guard let row = rows[p.order], row.status == .done else { return true }
             return !Transcoder.segmentFileIsIntact(row)
         }.sorted { $0.order < $1.order }
         if todo.count < pieces.count { ctx.logger.info("\(pieces.count - todo.count) of \(pieces.count) audio pieces already done") }

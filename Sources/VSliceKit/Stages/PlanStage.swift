@@ -32,7 +32,7 @@ enum PlanStage: Stage {
 
         ctx.resetKept(count: plan.segments.count)
         var done = Set<Int>(), framesDone = 0
-        for row in try store.segments(task: taskId) where row.status == "done" {
+        for row in try store.segments(task: taskId) where row.status == .done {
             if Transcoder.segmentFileIsIntact(row) {
                 done.insert(row.ord)
                 framesDone += plan.segments[row.ord].frameCount
@@ -43,7 +43,7 @@ enum PlanStage: Stage {
             }
         }
         ctx.doneSegments = done
-        ctx.logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        ctx.logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", SegmentStatus.done.rawValue: "\(done.count)"])
         ctx.onEvent(.alreadyDone(segments: done.count))
         ctx.onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
         return .done

@@ -130,7 +130,7 @@ struct StepRecord<T> {
     var framesOut: Int? = nil
     var bytes: Int64? = nil
     /// A file or folder finished under a temporary name, renamed into place by the commit that records the step.
-    var seal: JobStore.Seal? = nil
+    var seal: Seal? = nil
 }
 
 extension StageContext {
