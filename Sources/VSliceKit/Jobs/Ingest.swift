@@ -51,15 +51,9 @@ extension JobStore {
                 guard db.changesCount > 0 else { return false }
                 let t = now()
                 try db.execute(sql: "UPDATE segment SET attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segmentId])
-                if r.status == .done {
-                    try db.execute(sql: """
-                        UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
-                                           updated_at = ? WHERE id = ? AND status != ?
-                        """, arguments: [SegmentStatus.done, r.framesOut, r.bytes, r.checksum, t, segmentId, SegmentStatus.done])
-                } else {
-                    try db.execute(sql: "UPDATE segment SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
-                                   arguments: [SegmentStatus.failed, r.error, t, segmentId, SegmentStatus.done])
-                }
+                let done = r.status == .done
+                    ? SegmentDone(id: segmentId, frames: r.framesOut ?? 0, size: r.bytes ?? 0, checksum: r.checksum ?? 0) : nil
+                try Self.endSegment(db, segmentId, done: done, error: r.error, at: t)
                 return true
             }
             if inserted { ingested.append(r) }

@@ -482,15 +482,28 @@ extension JobStore {
                 """, arguments: [done ? StepStatus.done : .failed, t, figures.wall, figures.cpu, figures.framesIn, figures.framesOut,
                                  figures.bytes, error, trace])
             if let segment {
-                try db.execute(sql: """
-                    UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [done ? SegmentStatus.done : .failed, segment.frames, segment.size, segment.checksum, error, t, segment.id])
+                try Self.endSegment(db, segment.id, done: done ? segment : nil, error: error, at: t)
             } else {
                 try db.execute(sql: "UPDATE event SET status = ?, error = ?, detail = COALESCE(?, detail), updated_at = ? WHERE id = ?",
                                arguments: [done ? StepStatus.done : .failed, error, detail, t, LedgerID.event(task, node)])
             }
         }
         if let seal { FileOps.fsyncDirectory((seal.to as NSString).deletingLastPathComponent) }
+    }
+
+    /// The one write that ends a segment's attempt, for the local executor (`endStep`) and a worker's ingested
+    /// record alike: done, with its frames and sealed file's size and checksum; or failed, with why. A segment
+    /// already done stays done (a late attempt of a node thought lost changes nothing).
+    static func endSegment(_ db: Database, _ id: String, done: SegmentDone?, error: String?, at t: Double) throws {
+        if let done {
+            try db.execute(sql: """
+                UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
+                                   updated_at = ? WHERE id = ? AND status != ?
+                """, arguments: [SegmentStatus.done, done.frames, done.size, done.checksum, t, id, SegmentStatus.done])
+        } else {
+            try db.execute(sql: "UPDATE segment SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
+                           arguments: [SegmentStatus.failed, error, t, id, SegmentStatus.done])
+        }
     }
 
     /// Creates the encode event's segment rows for a plan (once).
