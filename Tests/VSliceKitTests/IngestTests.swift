@@ -70,9 +70,9 @@ struct IngestTests {
         // A record of another task in the same folder is not this task's.
         try sealed(task: "someone-else", segment: 1, packets: 50).write(workDir: work + "/..")
 
-        let first = try store.ingestTraceRecords(task: id, workDir: work)
+        let first = try store.ingestTraceRecords(task: id, workDir: work, videoSegments: .max)
         #expect(Set(first.map(\.trace)) == [done.trace, bad.trace])
-        #expect(try store.ingestTraceRecords(task: id, workDir: work).isEmpty)
+        #expect(try store.ingestTraceRecords(task: id, workDir: work, videoSegments: .max).isEmpty)
 
         let segments = try store.segments(task: id)
         #expect(segments[0].status == .done && segments[0].framesDone == 50)
@@ -100,7 +100,7 @@ struct IngestTests {
         h.write(Data([0xff, 0x00, 0xff]))
         try h.close()
         #expect(!r.sealedFileMatches(workDir: work))
-        let got = try store.ingestTraceRecords(task: id, workDir: work)
+        let got = try store.ingestTraceRecords(task: id, workDir: work, videoSegments: .max)
         #expect(got.count == 1 && got[0].status == .failed && got[0].exitKind == "processing")
         #expect(try store.segments(task: id)[1].status == .failed)
         #expect(try store.traces(task: id).first?.status == .failed)
@@ -116,9 +116,9 @@ struct IngestTests {
         _ = try b.claim(.init(input: "/in.mp4", output: dir + "/out.mp4", fingerprint: "1:2:3", request: request,
                               taskId: nil, fresh: false))
         try sealed(task: id, segment: 0, packets: 50).write(workDir: work)
-        #expect(throws: VSliceError.self) { try a.ingestTraceRecords(task: id, workDir: work) }
+        #expect(throws: VSliceError.self) { try a.ingestTraceRecords(task: id, workDir: work, videoSegments: .max) }
         #expect(try b.traces(task: id).isEmpty)
-        #expect(try b.ingestTraceRecords(task: id, workDir: work).count == 1)
+        #expect(try b.ingestTraceRecords(task: id, workDir: work, videoSegments: .max).count == 1)
     }
 
     @Test("the worker's index: --index, else SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX; anything else is a usage error")

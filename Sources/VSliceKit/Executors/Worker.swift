@@ -37,16 +37,18 @@ public enum SegmentWorker {
                            progress: @escaping @Sendable (Int) -> Void = { _ in }) throws(VSliceError) -> Outcome {
         let workDir = Transcoder.absolute(given)
         let order = try WorkOrder.read(workDir: workDir)
-        guard order.plan.segments.indices.contains(index) else {
+        guard (0..<order.elementCount).contains(index) else {
+            let pieces = order.audioPieces?.count ?? 0
             throw VSliceError(.usage, "choose segment", path: workDir,
-                              reason: "index \(index) is out of range: the task has \(order.plan.segments.count) segments (0–\(order.plan.segments.count - 1))")
+                              reason: "index \(index) is out of range: the task has \(order.plan.segments.count) segments"
+                                + (pieces > 0 ? " and \(pieces) audio pieces" : "") + " (0–\(order.elementCount - 1))")
         }
         let earlier = SegmentTraceRecord.all(workDir: workDir).filter { $0.segment == index }
         if let done = earlier.last(where: { $0.sealedFileMatches(workDir: workDir) }) {
             return Outcome(record: nil, alreadyDone: done)
         }
         // A sealed file no done record vouches for (its worker died between sealing and recording) is no one's.
-        unlink((workDir as NSString).appendingPathComponent(order.segmentFiles[index]))
+        unlink((workDir as NSString).appendingPathComponent(order.file(ofElement: index)))
         scopeFaultInjection(index: index, firstAttempt: earlier.isEmpty, environment: environment)
 
         let trace = UUID().uuidString.lowercased()
@@ -81,7 +83,7 @@ public enum SegmentWorker {
         record.framesOut = result.framesKept
         record.bytes = result.bytes
         record.checksum = Int64(result.checksum)
-        record.file = order.segmentFiles[index]
+        record.file = order.file(ofElement: index)
         measured()
         record.cpuSeconds += result.processorCPU
         try record.write(workDir: workDir)
@@ -92,7 +94,7 @@ public enum SegmentWorker {
     /// run (`SegmentAttempt`, its progress written for the coordinator every second) and its file sealed.
     private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: String, environment: [String: String],
                                 progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
-        let file = order.segmentFiles[index]
+        let file = order.file(ofElement: index)
         let finalPath = (workDir as NSString).appendingPathComponent(file)
         let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
         let fingerprint = try Fingerprint.of(order.input)
@@ -102,6 +104,11 @@ public enum SegmentWorker {
         }
         // Every open of the input checks it is still this file (not replaced while the segment runs).
         guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
+        if let piece = order.audioPiece(ofElement: index) {
+            let r = try AudioPieceAttempt(input: order.input, identity: identity, piece: piece, partPath: partPath).run()
+            try seal(partPath, as: finalPath, workDir: workDir)
+            return SegmentResult(framesProcessed: 0, framesKept: r.packets, bytes: r.bytes, checksum: r.checksum)
+        }
         var settings = order.settings
         settings.threads = settings.threads ?? threads(environment: environment)
         try ProcessorFiles.check(settings.process)
@@ -123,8 +130,13 @@ public enum SegmentWorker {
         let watchdog = StallWatchdog(timeout: order.stallTimeout)
         defer { watchdog.stop() }
         let result = try attempt.run(watchdog: watchdog).result
-        // Sealed without replacing: when a node was thought lost but its worker went on, the attempt that seals
-        // first wins, and the late one records a failure instead of a second done trace.
+        try seal(partPath, as: finalPath, workDir: workDir)
+        return result
+    }
+
+    /// Seals a part file without replacing: when a node was thought lost but its worker went on, the attempt that
+    /// seals first wins, and the late one records a failure instead of a second done trace.
+    private static func seal(_ partPath: String, as finalPath: String, workDir: String) throws(VSliceError) {
         let sealed = link(partPath, finalPath) == 0 ? 0 : errno
         unlink(partPath)
         if sealed == EEXIST {
@@ -135,7 +147,6 @@ public enum SegmentWorker {
             throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(sealed)))
         }
         FileOps.fsyncDirectory(workDir)
-        return result
     }
 
     /// Encoder threads for a worker whose task did not fix `--threads`: the CPUs the scheduler gave it

@@ -16,15 +16,18 @@ extension JobStore {
     }
 
     /// Ingests the trace records that `vslice segment` workers wrote into the task's work folder: each record
-    /// not seen before becomes a trace row of the task's encode event, and a done record whose sealed file is
-    /// intact marks its segment done (frames, size, checksum) — in one transaction per record. Idempotent (a
+    /// not seen before becomes a trace row — of the encode event for a video segment's element (index below
+    /// `videoSegments`), of the audio event for an audio piece's (index `videoSegments + k`: piece k) — and a done
+    /// record whose sealed file is intact marks its segment done (frames, size, checksum) — in one transaction
+    /// per record. Idempotent (a
     /// record is known by its trace ID). Returns the records ingested now, oldest first.
     @discardableResult
-    public func ingestTraceRecords(task: String, workDir: String) throws(VSliceError) -> [SegmentTraceRecord] {
+    public func ingestTraceRecords(task: String, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord] {
         let records = SegmentTraceRecord.all(workDir: workDir).filter { $0.task == task }
         guard !records.isEmpty else { return [] }
         let known = try read { db in
-            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id = ?", arguments: [LedgerID.event(task, .encode)]))
+            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id IN (?, ?)",
+                                    arguments: [LedgerID.event(task, .encode), LedgerID.event(task, .audio)]))
         }
         var ingested: [SegmentTraceRecord] = []
         for var r in records where !known.contains(r.trace) {
@@ -34,8 +37,9 @@ extension JobStore {
                 r.exitKind = "processing"
                 r.error = "segment file missing or damaged since the worker sealed it"
             }
-            let eventId = LedgerID.event(task, .encode)
-            let segmentId = LedgerID.segment(task, r.segment)
+            let piece = r.segment >= videoSegments
+            let eventId = LedgerID.event(task, piece ? .audio : .encode)
+            let segmentId = piece ? LedgerID.audioPiece(task, r.segment - videoSegments) : LedgerID.segment(task, r.segment)
             let inserted: Bool = try writeAsHolder(task) { db in
                 guard try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE id = ?", arguments: [segmentId]) == 1 else {
                     return false

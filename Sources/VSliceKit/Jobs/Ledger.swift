@@ -31,7 +31,7 @@ protocol Ledger: Sendable {
     func audioPieces(task: String) throws(VSliceError) -> [SegmentRecord]
     /// Takes in the trace records `vslice segment` workers wrote into the work folder.
     @discardableResult
-    func ingestTraceRecords(task: String, workDir: String) throws(VSliceError) -> [SegmentTraceRecord]
+    func ingestTraceRecords(task: String, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord]
 
     // The output.
     func publish(_ task: String, part: String, to output: String, replace: Bool) throws(VSliceError)

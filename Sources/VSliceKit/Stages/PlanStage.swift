@@ -26,9 +26,12 @@ enum PlanStage: Stage {
         ctx.plan = plan
         try store.setFrames(taskId, plan.frameCount)
         try store.ensureSegments(task: taskId, plan: plan, files: ctx.segmentPaths)
+        // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
+        // elements beside the video's (the audio node encodes only the other tracks).
+        ctx.audioPieces = try AudioStage.planPieces(ctx)
         try WorkOrder(task: taskId, input: ctx.input, fingerprint: ctx.task.inputFingerprint, settings: ctx.settings, plan: plan,
-                      index: index, stallTimeout: ctx.options.stallTimeout).write(workDir: ctx.work)
-        try store.ingestTraceRecords(task: taskId, workDir: ctx.work)
+                      index: index, stallTimeout: ctx.options.stallTimeout, audioPieces: ctx.allAudioPieces).write(workDir: ctx.work)
+        try store.ingestTraceRecords(task: taskId, workDir: ctx.work, videoSegments: plan.segments.count)
 
         ctx.resetKept(count: plan.segments.count)
         var done = Set<Int>(), framesDone = 0
