@@ -82,7 +82,7 @@ struct StatusCommand: ParsableCommand {
             let rows: [[String: Any]] = tasks.map { t in
                 var row = EventWriter.fields(t.task)
                 row["status"] = t.status
-                row["recorded_status"] = t.task.status
+                row["recorded_status"] = t.task.status.rawValue
                 if let note = t.note { row["status_note"] = note }
                 row["frames_done"] = t.framesDone
                 row["percent"] = t.percent
