@@ -184,7 +184,7 @@ public struct BatchRunner {
         if let given = process.rate { return given }
         let path = URL(fileURLWithPath: output).standardizedFileURL.path
         guard let tasks = try? store.tasks(),
-              let last = tasks.filter({ $0.output == path && $0.status == "done" }).max(by: { $0.updatedAt < $1.updatedAt }),
+              let last = tasks.filter({ $0.output == path && $0.status == .done }).max(by: { $0.updatedAt < $1.updatedAt }),
               let json = try? store.eventDone(last.id, .plan)?.detail,
               let plan = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)) else { return nil }
         return plan.processor?.rate
@@ -195,7 +195,7 @@ public struct BatchRunner {
     public static func madeWithOtherSettings(_ output: String, settings: TranscodeSettings, store: JobStore) -> String? {
         let path = URL(fileURLWithPath: output).standardizedFileURL.path
         guard let tasks = try? store.tasks(),
-              let last = tasks.filter({ $0.output == path && $0.status == "done" }).max(by: { $0.updatedAt < $1.updatedAt })
+              let last = tasks.filter({ $0.output == path && $0.status == .done }).max(by: { $0.updatedAt < $1.updatedAt })
         else { return nil }
         let now = settings.outputSignature
         guard last.settingsSignature != now else { return nil }

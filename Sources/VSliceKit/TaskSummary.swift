@@ -16,7 +16,7 @@ public struct TaskSummary: Sendable {
 
     public init(_ t: TaskRecord, store: JobStore, now: Double = Date().timeIntervalSince1970) throws(VSliceError) {
         let segs = try store.segments(task: t.id)
-        let done = segs.filter { $0.status == "done" }
+        let done = segs.filter { $0.status == .done }
         let live = store.liveStatus(t)
         task = t
         status = live.status

@@ -170,13 +170,13 @@ public struct Transcoder: Sendable {
             known = try store.unfinishedTask(input: input, output: out)
         }
         let checked: Preflight
-        let claim: JobStore.Claim
+        let claim: Claim
         do throws(VSliceError) {
             checked = try preflight(input: input, known: known, store: store, options: options)
             claim = try self.claim(checked, input: input, output: out, known: known, store: store, options: options)
         } catch {
             // A task left `running` by a process that died, and refused now: say so in the ledger.
-            if let t = known, t.status == "running" { store.markAbandoned(t.id, error: error.description) }
+            if let t = known, t.status == .running { store.markAbandoned(t.id, error: error.description) }
             throw error
         }
         for old in claim.discarded where !old.workDir.isEmpty {
@@ -246,7 +246,7 @@ public struct Transcoder: Sendable {
     /// Takes the task in the ledger (a new one, or the unfinished one resumed), once the input's fingerprint
     /// is taken and the input is still the file that was checked.
     func claim(_ checked: Preflight, input: String, output: String, known: TaskRecord?, store: JobStore,
-               options: RunOptions) throws(VSliceError) -> JobStore.Claim {
+               options: RunOptions) throws(VSliceError) -> Claim {
         let fingerprint = try Fingerprint.of(input)
         guard FileIdentity.of(input) == checked.identity else { throw FileIdentity.changed(input) }
         return try store.claim(.init(input: input, output: output, fingerprint: fingerprint, request: request,
@@ -255,7 +255,7 @@ public struct Transcoder: Sendable {
 
     /// Walks the DAG for the claimed task under a stall watchdog and a heartbeat, then finishes it: done (its
     /// work folder removed), released to its scheduler (detached), or failed.
-    func walk(_ claim: JobStore.Claim, _ checked: Preflight, input: String, output: String, store: JobStore,
+    func walk(_ claim: Claim, _ checked: Preflight, input: String, output: String, store: JobStore,
               options: RunOptions, started: Double) throws(VSliceError) -> TranscodeReport {
         let task = claim.task
         let published = claim.resumed && ((try? store.publishedAlready(task)) ?? false)
@@ -285,7 +285,7 @@ public struct Transcoder: Sendable {
                 // The segments run under the scheduler; the task stays running, with no process holding it.
                 try store.releaseDetached(task.id)
             } else {
-                try store.finishTask(task.id, status: "done")
+                try store.finishTask(task.id, status: .done)
                 if !request.keepTemp { try? FileManager.default.removeItem(atPath: task.workDir) }
             }
             return report
@@ -299,9 +299,8 @@ public struct Transcoder: Sendable {
     func failed(_ task: TaskRecord, error: VSliceError, heartbeat: Heartbeat, store: JobStore, input: String) -> VSliceError {
         // A holder that lost its lease touches nothing: the task and its files are another process's now.
         if heartbeat.lost || !store.holdsLease(task.id) { return JobStore.leaseLost(task.id) }
-        let cancelled = (try? store.status(of: task.id)) == "cancelled"
-        let status = cancelled ? "cancelled"
-            : error.kind == .interrupted || Cancellation.stopRequested ? "interrupted" : "failed"
+        let cancelled = (try? store.status(of: task.id)) == .cancelled
+        let status: TaskStatus = cancelled ? .cancelled : error.kind == .interrupted || Cancellation.stopRequested ? .interrupted : .failed
         var error = error
         if error.isDiskFull {
             error.reason += " — the disk is full; free space, then run the same command to resume (finished segments are kept)"

@@ -16,10 +16,10 @@ struct ElementTrackerTests {
         return t
     }
 
-    static func record(_ segment: Int, _ status: String, trace: String = UUID().uuidString, kind: String = "processing",
+    static func record(_ segment: Int, _ status: StepStatus, trace: String = UUID().uuidString, kind: String = "processing",
                        deterministic: Bool? = nil, elementJob: String? = nil, frames: Int? = nil) -> SegmentTraceRecord {
-        SegmentTraceRecord(trace: trace, task: "T", segment: segment, status: status, error: status == "done" ? nil : "it broke",
-                           exitKind: status == "done" ? "ok" : kind, exitCode: status == "done" ? 0 : 1, deterministic: deterministic,
+        SegmentTraceRecord(trace: trace, task: "T", segment: segment, status: status, error: status == .done ? nil : "it broke",
+                           exitKind: status == .done ? "ok" : kind, exitCode: status == .done ? 0 : 1, deterministic: deterministic,
                            startedAt: 1, endedAt: 2, wallSeconds: 1, cpuSeconds: 1, framesOut: frames, pid: 9, host: "h",
                            engine: .init(kind: "slurm", job: "50", arrayIndex: segment, elementJob: elementJob))
     }
@@ -52,11 +52,11 @@ struct ElementTrackerTests {
         let fx1 = t.look(ElementLook(live: [0: Self.running("n1"), 1: .init(state: .queued)], progress: [0: ("a", 40)], now: 11))
         #expect(Self.names(fx1) == ["started 0", "frames 0 40"])
         #expect(t.phase(0) == .running(node: "n1") && t.phase(1) == .submitted)
-        let fx2 = t.record(Self.record(0, "done", trace: "a", frames: 100), progressTrace: "a")
+        let fx2 = t.record(Self.record(0, .done, trace: "a", frames: 100), progressTrace: "a")
         #expect(Self.names(fx2) == ["frames 0 60", "done 0 100"])
         // The ended attempt's progress file counts no more.
         #expect(Self.names(t.look(ElementLook(live: [1: Self.running("n2")], progress: [0: ("a", 100)], now: 12))) == ["started 1"])
-        #expect(Self.names(t.record(Self.record(1, "done", frames: 100), progressTrace: nil)) == ["frames 1 100", "done 1 100"])
+        #expect(Self.names(t.record(Self.record(1, .done, frames: 100), progressTrace: nil)) == ["frames 1 100", "done 1 100"])
         #expect(t.finished)
     }
 
@@ -74,7 +74,7 @@ struct ElementTrackerTests {
         let fx = t.look(ElementLook(live: [:], nodeTrouble: ["n2": "down* (Not responding)"], now: 107))
         #expect(Self.names(fx) == ["failed 3", "record 3"])
         guard case .writeRecord(let r) = fx[1] else { Issue.record("no record"); return }
-        #expect(r.trace == "lost-1" && r.status == "failed" && r.exitKind == SegmentTraceRecord.lostExitKind && r.exitCode == nil)
+        #expect(r.trace == "lost-1" && r.status == .failed && r.exitKind == SegmentTraceRecord.lostExitKind && r.exitCode == nil)
         #expect(r.host == "n2" && r.engine?.node == "n2" && r.engine?.elementJob == "77" && r.startedAt == 101 && r.endedAt == 107)
         #expect(r.error?.contains("its node n2 failed while running it (down* (Not responding))") == true, "\(r.error ?? "")")
         #expect(!r.deterministicFailure)
@@ -84,7 +84,7 @@ struct ElementTrackerTests {
         #expect(t.record(r, progressTrace: nil).isEmpty)
         t.submitted([3], now: 108)
         #expect(Self.names(t.look(ElementLook(live: [3: Self.running("n1", job: "78")], now: 109))) == ["started 3"])
-        #expect(Self.names(t.record(Self.record(3, "done", elementJob: "78", frames: 100), progressTrace: nil)) == ["frames 3 100", "done 3 100"])
+        #expect(Self.names(t.record(Self.record(3, .done, elementJob: "78", frames: 100), progressTrace: nil)) == ["frames 3 100", "done 3 100"])
         #expect(t.finished)
     }
 
@@ -107,23 +107,23 @@ struct ElementTrackerTests {
     func retryPolicy() throws {
         var t = Self.tracker([2], maxAttempts: 2)
         t.submitted([2], now: 0)
-        #expect(Self.names(t.record(Self.record(2, "failed"), progressTrace: nil)) == ["started 2", "failed 2"])
+        #expect(Self.names(t.record(Self.record(2, .failed), progressTrace: nil)) == ["started 2", "failed 2"])
         #expect(try t.due().get() == [2])
         t.submitted([2], now: 1)
-        _ = t.record(Self.record(2, "failed"), progressTrace: nil)
+        _ = t.record(Self.record(2, .failed), progressTrace: nil)
         guard case .failure(let e) = t.due() else { Issue.record("a third submission was allowed"); return }
         #expect(e.description.contains("2 attempts under slurm failed (--max-attempts 2); last: it broke"))
 
         var d = Self.tracker([5])
         d.submitted([5], now: 0)
-        let fx = d.record(Self.record(5, "failed", kind: "input"), progressTrace: nil)
+        let fx = d.record(Self.record(5, .failed, kind: "input"), progressTrace: nil)
         #expect(Self.names(fx) == ["started 5", "failed 5", "fail+cancel"])
         if case .failTask(let e, _) = fx.last { #expect(e.kind == .input && e.description.contains("encode segment 5")) }
         var p = Self.tracker([6])
         p.submitted([6], now: 0)
-        #expect(Self.names(p.record(Self.record(6, "failed", deterministic: true), progressTrace: nil)).last == "fail+cancel")
-        #expect(ElementTracker.finalFailure(pending: [6], earlier: [Self.record(6, "failed", deterministic: true)]) != nil)
-        #expect(ElementTracker.finalFailure(pending: [6], earlier: [Self.record(6, "failed")]) == nil)
+        #expect(Self.names(p.record(Self.record(6, .failed, deterministic: true), progressTrace: nil)).last == "fail+cancel")
+        #expect(ElementTracker.finalFailure(pending: [6], earlier: [Self.record(6, .failed, deterministic: true)]) != nil)
+        #expect(ElementTracker.finalFailure(pending: [6], earlier: [Self.record(6, .failed)]) == nil)
     }
 
     @Test("an external runner: nothing is submitted, every pending element counts as held; --max-attempts failed records fail the task")
@@ -132,24 +132,24 @@ struct ElementTrackerTests {
         #expect(t.attach(ElementLook(live: nil, now: 0)).isEmpty)
         #expect(t.phase(0) == .submitted)
         #expect(try t.due().get().isEmpty)
-        #expect(Self.names(t.record(Self.record(0, "failed"), progressTrace: nil)) == ["started 0", "failed 0"])
+        #expect(Self.names(t.record(Self.record(0, .failed), progressTrace: nil)) == ["started 0", "failed 0"])
         #expect(t.phase(0) == .submitted)
-        #expect(Self.names(t.record(Self.record(0, "failed"), progressTrace: nil)) == ["started 0", "failed 0", "fail"])
+        #expect(Self.names(t.record(Self.record(0, .failed), progressTrace: nil)) == ["started 0", "failed 0", "fail"])
     }
 
     @Test("re-attach: what the scheduler holds is left to it; a failed record of an older attempt does not resubmit a held index")
     func reattach() throws {
         var t = ElementTracker(task: "T", engine: "slurm", canSubmit: true, maxAttempts: 3, pending: [0, 1, 2], frames: [:],
-                               submitted: [[0, 1, 2]], failed: [Self.record(2, "failed", trace: "old")])
+                               submitted: [[0, 1, 2]], failed: [Self.record(2, .failed, trace: "old")])
         let fx = t.attach(ElementLook(live: [0: Self.running("n1", job: "61"), 1: .init(state: .queued, job: "60")], now: 0))
         #expect(Self.names(fx) == ["started 0"])
         #expect(try t.due().get() == [2])
         // The earlier run's failed record, ingested now, was counted already.
-        #expect(t.record(Self.record(2, "failed", trace: "old"), progressTrace: nil).isEmpty)
+        #expect(t.record(Self.record(2, .failed, trace: "old"), progressTrace: nil).isEmpty)
         // Index 0's previous attempt (job 59) failed; Slurm now runs job 61 for it: nothing to submit.
-        #expect(t.record(Self.record(0, "failed", elementJob: "59"), progressTrace: nil).isEmpty)
+        #expect(t.record(Self.record(0, .failed, elementJob: "59"), progressTrace: nil).isEmpty)
         #expect(t.phase(0) == .running(node: "n1"))
-        #expect(Self.names(t.record(Self.record(0, "failed", elementJob: "61"), progressTrace: nil)) == ["failed 0"])
+        #expect(Self.names(t.record(Self.record(0, .failed, elementJob: "61"), progressTrace: nil)) == ["failed 0"])
         #expect(t.phase(0) == .waiting)
     }
 
@@ -189,11 +189,11 @@ struct ElementTrackerTests {
         job.watchdog.stop()
 
         let id = job.job.task.id
-        #expect(try store.segments(task: id).map(\.status) == ["done", "done", "done", "done"])
+        #expect(try store.segments(task: id).map(\.status) == [.done, .done, .done, .done])
         let traces = try store.traces(task: id)
-        #expect(traces.filter { $0.status == "done" }.count == 4)
+        #expect(traces.filter { $0.status == .done }.count == 4)
         let two = traces.filter { $0.segmentId == LedgerID.segment(id, 2) }
-        #expect(two.map(\.status) == ["failed", "done"])
+        #expect(two.map(\.status) == [.failed, .done])
         #expect(two.first?.host == "n2" && two.first?.exitCode == nil && two.first?.engineJob == "1")
         #expect(two.first?.error?.contains("its node n2 failed while running it (down* (Not responding))") == true, "\(two)")
         #expect(engine.submissions == [[0, 1, 2, 3], [2]])
@@ -292,7 +292,7 @@ final class FakeCluster: ClusterEngine, @unchecked Sendable {
         }
         try w.finish()
         let now = Date().timeIntervalSince1970
-        try SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: e.index, status: "done", error: nil,
+        try SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: e.index, status: .done, error: nil,
                                exitKind: "ok", exitCode: 0, startedAt: now, endedAt: now, wallSeconds: 0, cpuSeconds: 0,
                                framesIn: 10, framesOut: 10, bytes: w.bytesWritten, checksum: Int64(w.sealedChecksum), file: file,
                                pid: 1, host: "fake", engine: .init(kind: "slurm", job: "\(e.array)", arrayIndex: e.index,

@@ -22,7 +22,7 @@ struct FixedCostTests {
     }
 
     func record(_ segment: Int, start: Double, end: Double, process: Double? = nil, kind: String = "ok") -> SegmentTraceRecord {
-        var r = SegmentTraceRecord(trace: UUID().uuidString, task: "t", segment: segment, status: kind == "ok" ? "done" : "failed",
+        var r = SegmentTraceRecord(trace: UUID().uuidString, task: "t", segment: segment, status: kind == "ok" ? .done : .failed,
                                    error: nil, exitKind: kind, exitCode: 0, startedAt: start, endedAt: end, wallSeconds: end - start,
                                    cpuSeconds: end - start, pid: 1, host: "h", engine: nil)
         r.processStartedAt = process
@@ -67,7 +67,7 @@ struct FixedCostTests {
         done.flushSeconds = 0.0625
         try done.write(workDir: t.work)
         try Submission.save([Submission(engine: "slurm", id: "900", indices: [0, 1], submittedAt: done.startedAt - 1.25)], workDir: t.work)
-        try store.ingestTraceRecords(task: id, workDir: t.work)
+        try store.ingestTraceRecords(task: id, workDir: t.work, videoSegments: 2)
         let trace = try #require(try store.traces(task: id).first { $0.id == done.trace })
         #expect(trace.startupSeconds == 0.125 && trace.flushSeconds == 0.0625)
         #expect(abs(trace.processSeconds! - 0.25) < 1e-6)

@@ -44,7 +44,7 @@ struct IngestTests {
             try w.write(p)
         }
         try w.finish()
-        return SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: segment, status: "done", error: nil,
+        return SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: segment, status: .done, error: nil,
                                   exitKind: "ok", exitCode: 0, startedAt: 1, endedAt: 2, wallSeconds: 1, cpuSeconds: 0.5,
                                   framesIn: packets, framesOut: packets, bytes: w.bytesWritten, checksum: Int64(w.sealedChecksum),
                                   file: file, pid: 42, host: "node7",
@@ -52,7 +52,7 @@ struct IngestTests {
     }
 
     func failed(task: String, segment: Int, kind: String, code: Int32) -> SegmentTraceRecord {
-        SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: segment, status: "failed",
+        SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: segment, status: .failed,
                            error: "it broke", exitKind: kind, exitCode: code, startedAt: 1, endedAt: 3, wallSeconds: 2,
                            cpuSeconds: 1, pid: 43, host: "node8", engine: nil)
     }
@@ -70,20 +70,20 @@ struct IngestTests {
         // A record of another task in the same folder is not this task's.
         try sealed(task: "someone-else", segment: 1, packets: 50).write(workDir: work + "/..")
 
-        let first = try store.ingestTraceRecords(task: id, workDir: work)
+        let first = try store.ingestTraceRecords(task: id, workDir: work, videoSegments: .max)
         #expect(Set(first.map(\.trace)) == [done.trace, bad.trace])
-        #expect(try store.ingestTraceRecords(task: id, workDir: work).isEmpty)
+        #expect(try store.ingestTraceRecords(task: id, workDir: work, videoSegments: .max).isEmpty)
 
         let segments = try store.segments(task: id)
-        #expect(segments[0].status == "done" && segments[0].framesDone == 50)
+        #expect(segments[0].status == .done && segments[0].framesDone == 50)
         #expect(segments[0].fileSize == done.bytes && segments[0].fileChecksum == done.checksum)
         #expect(Transcoder.segmentFileIsIntact(segments[0]))
-        #expect(segments[1].status == "failed" && segments[1].error == "it broke")
+        #expect(segments[1].status == .failed && segments[1].error == "it broke")
         #expect(segments.map(\.attempts) == [1, 1])
         let traces = try store.traces(task: id)
         #expect(traces.count == 2)
         let t0 = try #require(traces.first { $0.id == done.trace })
-        #expect(t0.status == "done" && t0.host == "node7" && t0.pid == 42 && t0.engine == "slurm" && t0.engineJob == "900"
+        #expect(t0.status == .done && t0.host == "node7" && t0.pid == 42 && t0.engine == "slurm" && t0.engineJob == "900"
                 && t0.engineIndex == 0 && t0.exitCode == 0 && t0.framesOut == 50)
         #expect(traces.first { $0.id == bad.trace }?.exitCode == 3)
     }
@@ -100,10 +100,10 @@ struct IngestTests {
         h.write(Data([0xff, 0x00, 0xff]))
         try h.close()
         #expect(!r.sealedFileMatches(workDir: work))
-        let got = try store.ingestTraceRecords(task: id, workDir: work)
-        #expect(got.count == 1 && got[0].status == "failed" && got[0].exitKind == "processing")
-        #expect(try store.segments(task: id)[1].status == "failed")
-        #expect(try store.traces(task: id).first?.status == "failed")
+        let got = try store.ingestTraceRecords(task: id, workDir: work, videoSegments: .max)
+        #expect(got.count == 1 && got[0].status == .failed && got[0].exitKind == "processing")
+        #expect(try store.segments(task: id)[1].status == .failed)
+        #expect(try store.traces(task: id).first?.status == .failed)
     }
 
     @Test("only the task's holder ingests: after a takeover the old holder's ingest is refused and writes nothing")
@@ -116,9 +116,9 @@ struct IngestTests {
         _ = try b.claim(.init(input: "/in.mp4", output: dir + "/out.mp4", fingerprint: "1:2:3", request: request,
                               taskId: nil, fresh: false))
         try sealed(task: id, segment: 0, packets: 50).write(workDir: work)
-        #expect(throws: VSliceError.self) { try a.ingestTraceRecords(task: id, workDir: work) }
+        #expect(throws: VSliceError.self) { try a.ingestTraceRecords(task: id, workDir: work, videoSegments: .max) }
         #expect(try b.traces(task: id).isEmpty)
-        #expect(try b.ingestTraceRecords(task: id, workDir: work).count == 1)
+        #expect(try b.ingestTraceRecords(task: id, workDir: work, videoSegments: .max).count == 1)
     }
 
     @Test("the worker's index: --index, else SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX; anything else is a usage error")

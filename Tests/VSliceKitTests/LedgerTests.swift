@@ -14,7 +14,7 @@ struct LedgerTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
-    func request(crf: Double? = nil) -> JobStore.ClaimRequest {
+    func request(crf: Double? = nil) -> ClaimRequest {
         var settings = TranscodeSettings()
         settings.crf = crf
         return .init(input: "/in.mp4", output: dir + "/out.mp4", fingerprint: "1:2:3",
@@ -30,7 +30,7 @@ struct LedgerTests {
         #expect(!first.resumed)
         #expect(throws: VSliceError.self) { try b.claim(request()) }
         #expect(try a.tasks().count == 1)
-        try a.finishTask(first.task.id, status: "done")
+        try a.finishTask(first.task.id, status: .done)
         let next = try b.claim(request())
         #expect(!next.resumed && next.task.id != first.task.id)
     }
@@ -45,7 +45,7 @@ struct LedgerTests {
         try a.write { db in try db.execute(sql: "UPDATE task SET lease_heartbeat = 0 WHERE id = ?", arguments: [task.id]) }
         let taken = try b.claim(request())
         #expect(taken.resumed && taken.task.id == task.id)
-        #expect(try b.traces(task: task.id).first { $0.id == trace }?.status == "abandoned")
+        #expect(try b.traces(task: task.id).first { $0.id == trace }?.status == .abandoned)
         #expect(a.heartbeat(task.id) == .lost)
         #expect(!a.holdsLease(task.id))
         do {
@@ -55,15 +55,15 @@ struct LedgerTests {
             #expect(error.kind == .resumeRefused)
         }
         do {
-            try a.finishTask(task.id, status: "failed", error: "x")
+            try a.finishTask(task.id, status: .failed, error: "x")
             Issue.record("a holder that lost its lease ended the task")
         } catch {
             #expect(error.kind == .resumeRefused)
         }
-        #expect(try b.status(of: task.id) == "running")
+        #expect(try b.status(of: task.id) == .running)
         #expect(b.heartbeat(task.id) == .held)
-        try b.finishTask(task.id, status: "done")
-        #expect(try b.events(task: task.id).allSatisfy { $0.status == "done" })
+        try b.finishTask(task.id, status: .done)
+        #expect(try b.events(task: task.id).allSatisfy { $0.status == .done })
     }
 
     @Test("changed settings: replaced quietly without finished work, refused (saying how much) with it")
@@ -71,10 +71,10 @@ struct LedgerTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = try JobStore(path: db)
         let first = try a.claim(request()).task
-        try a.finishTask(first.id, status: "failed", error: "encoder option")
+        try a.finishTask(first.id, status: .failed, error: "encoder option")
         let replaced = try a.claim(request(crf: 30))
         #expect(!replaced.resumed && replaced.discarded.map(\.id) == [first.id])
-        #expect(try a.status(of: first.id) == "cancelled")
+        #expect(try a.status(of: first.id) == .cancelled)
 
         let plan = Plan(index: VideoIndex(streamIndex: 0, timeBase: Ratio(num: 1, den: 25), pts: Array(0..<50),
                                           keyframeIndices: [0, 25], openGop: false, endTime: 2,
@@ -85,7 +85,7 @@ struct LedgerTests {
         let trace = try a.beginEvent(task.id, .encode, segment: task.id + "_encode_0")
         try a.endStep(trace: trace, task: task.id, node: .encode, segment: .init(id: task.id + "_encode_0", frames: 25, size: 1, checksum: 1),
                       figures: .init(wall: 0, cpu: 0), error: nil)
-        try a.finishTask(task.id, status: "interrupted")
+        try a.finishTask(task.id, status: .interrupted)
         do {
             _ = try a.claim(request(crf: 20))
             Issue.record("work was discarded without --fresh")

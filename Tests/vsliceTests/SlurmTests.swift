@@ -41,7 +41,7 @@ struct SlurmTests {
         return Job(dir: try Paths.scratch(tag), slurm: try PrivateSlurm(nodes: nodes, maxArraySize: maxArraySize))
     }
 
-    @Test("a 60 s clip as one job array: oracle passes, same frames and timestamps as local, one element per segment; bad input never reaches Slurm")
+    @Test("a 60 s clip as one job array: oracle passes, same frames and timestamps as local, one element per segment and per audio piece; bad input never reaches Slurm")
     func arrayMatchesLocal() throws {
         let j = try job("slurm")
         defer { try? FileManager.default.removeItem(at: j.dir) }
@@ -53,9 +53,13 @@ struct SlurmTests {
         #expect(try ndjson(r.stdout).filter { $0["event"] as? String == "segment_done" }.count == n)
         #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
 
-        // One array, one element per segment, each reported by its own worker.
+        // One array: one element per segment and per audio piece (the 60 s track in two pieces), each reported by
+        // its own worker; the pieces' traces are the audio event's.
+        let pieces = try #require(Int(try j.sql("SELECT count(*) FROM segment WHERE event_id LIKE '%\\_audio' ESCAPE '\\'")))
+        #expect(pieces == 2)
         #expect(j.slurm.submissions == 1)
-        #expect(try j.sql("SELECT count(*) || ' ' || count(DISTINCT engine_index) || ' ' || count(DISTINCT engine_job) FROM trace WHERE engine = 'slurm'") == "\(n) \(n) 1")
+        #expect(try j.sql("SELECT count(*) || ' ' || count(DISTINCT engine_index) || ' ' || count(DISTINCT engine_job) FROM trace WHERE engine = 'slurm'") == "\(n + pieces) \(n + pieces) 1")
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done' AND event_id LIKE '%\\_audio' ESCAPE '\\'") == "\(pieces)")
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
         // Each element's fixed costs: its start-up, flush and process start-up, the scheduler's latency (all
         // measured, under a minute), submitted before its worker started.
@@ -65,7 +69,7 @@ struct SlurmTests {
             """) == "\(n)")
         let work = try #require(done["work_dir"] as? String)
         let logs = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("slurm-") && $0.hasSuffix(".out") }
-        #expect(logs.count == n)
+        #expect(logs.count == n + pieces)
 
         // The same task run locally: the same frames at the same times.
         let local = j.dir.appendingPathComponent("local.mp4").path
@@ -294,7 +298,7 @@ struct SlurmTests {
         #expect(try FFmpegOracle.frameMD5s(j.out) == FFmpegOracle.frameMD5s(local))
     }
 
-    @Test("more segments than MaxArraySize (4): three arrays, the output right, one done trace per segment; cancel scancels every array")
+    @Test("more elements than MaxArraySize (4): 12 segments and 2 audio pieces in four arrays, the output right, one done trace per segment; cancel scancels every array")
     func severalArrays() throws {
         let j = try job("arrays", nodes: 3, maxArraySize: 4)
         defer { try? FileManager.default.removeItem(at: j.dir) }
@@ -303,16 +307,16 @@ struct SlurmTests {
         let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
         #expect(n == 12)
         #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
-        #expect(j.slurm.submissions == 3)
+        #expect(j.slurm.submissions == 4)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
-        // Each array's elements are numbered from 0 (below MaxArraySize); the segment is the array's base + that.
-        #expect(try j.sql("SELECT count(DISTINCT engine_job) || ' ' || min(engine_index) || ' ' || max(engine_index) FROM trace WHERE engine = 'slurm'") == "3 0 3")
+        // Each array's elements are numbered from 0 (below MaxArraySize); the element is the array's base + that.
+        #expect(try j.sql("SELECT count(DISTINCT engine_job) || ' ' || min(engine_index) || ' ' || max(engine_index) FROM trace WHERE engine = 'slurm'") == "4 0 3")
 
-        // A detached task whose elements hang: three arrays in the queue, all of them gone after cancel.
+        // A detached task whose elements hang: four arrays in the queue, all of them gone after cancel.
         let out2 = j.dir.appendingPathComponent("out2.mp4").path
         let r2 = try j.transcode(["--detach", "--jobs", "3"] + Self.short, output: out2, environment: ["VSLICE_FAULT": "segment-stall"])
         let task2 = try #require(try lastEvent(r2.stdout, "task_detached")["task"] as? String)
-        #expect(try Set(j.slurm.queue().map(\.array)).count == 3)
+        #expect(try Set(j.slurm.queue().map(\.array)).count == 4)
         let cancel = try vslice(["cancel", task2], environment: j.environment)
         #expect(cancel.status == 0, "\(cancel.stderr)")
         let deadline = Date().addingTimeInterval(60)

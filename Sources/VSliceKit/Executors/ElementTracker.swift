@@ -122,7 +122,7 @@ struct ElementTracker: Sendable {
         self.frames = frames
         elements = Dictionary(uniqueKeysWithValues: pending.map { ($0, Element()) })
         for indices in earlier { for i in indices where elements[i] != nil { elements[i]!.submissions += 1 } }
-        for r in failed where r.status == "failed" && elements[r.segment] != nil {
+        for r in failed where r.status == .failed && elements[r.segment] != nil {
             elements[r.segment]!.failures += 1
             elements[r.segment]!.lastError = r.error
             accounted.insert(r.trace)
@@ -229,17 +229,17 @@ struct ElementTracker: Sendable {
     mutating func record(_ r: SegmentTraceRecord, progressTrace: String?) -> [Effect] {
         let i = r.segment
         guard let e = elements[i], e.phase != .done, !accounted.contains(r.trace) else { return [] }
-        if r.status != "done" && !isCurrent(r, e) { return olderAttemptFailed(r) }
+        if r.status != .done && !isCurrent(r, e) { return olderAttemptFailed(r) }
         var fx = markStarted(i)
         let shown = r.trace == progressTrace ? e.reported : 0
         endAttempt(i, trace: r.trace, progressTrace: progressTrace)
-        if r.status == "done" {
+        if r.status == .done {
             let n = r.framesOut ?? frames[i] ?? 0
             if n > shown { fx.append(.frames(i, n - shown)) }
             elements[i]!.phase = .done
             return fx + [.done(i, frames: n)]
         }
-        fx.append(.failed(i, error: r.error ?? "failed"))
+        fx.append(.failed(i, error: r.error ?? StepStatus.failed.rawValue))
         elements[i]!.failures += 1
         elements[i]!.lastError = r.error
         if r.deterministicFailure { return fx + [.failTask(Self.failure(r, index: i), cancel: canSubmit)] }
@@ -309,7 +309,7 @@ struct ElementTracker: Sendable {
         accounted.insert(trace)
         let started = e.since ?? look.now
         let record = SegmentTraceRecord(
-            trace: trace, task: task, segment: i, status: "failed", error: why, exitKind: SegmentTraceRecord.lostExitKind,
+            trace: trace, task: task, segment: i, status: .failed, error: why, exitKind: SegmentTraceRecord.lostExitKind,
             exitCode: nil, deterministic: false, startedAt: started, endedAt: look.now, wallSeconds: max(0, look.now - started),
             cpuSeconds: 0, pid: 0, host: node ?? "",
             engine: .init(kind: engine, job: e.sighting?.arrayJob, arrayIndex: e.sighting?.arrayIndex, elementJob: e.sighting?.job, node: node))

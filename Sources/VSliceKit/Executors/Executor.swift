@@ -74,6 +74,9 @@ struct EncodeJob: Sendable {
     var segmentPaths: [String]
     /// Segments not done yet, longest first.
     var todo: [SegmentPlan]
+    /// Audio pieces not done yet, in order; `piecePaths` by piece order (element `plan.segments.count + order`).
+    var pieces: [AudioPiece] = []
+    var piecePaths: [String] = []
     var settings: TranscodeSettings
     var options: Transcoder.RunOptions
     var watchdog: StallWatchdog
@@ -83,6 +86,18 @@ struct EncodeJob: Sendable {
     var kept: @Sendable (_ segment: Int, _ frames: Int) -> Void
 
     var workDir: String { task.workDir }
+
+    /// Element indices: the video segments', then `plan.segments.count + k` for audio piece k.
+    var firstPieceElement: Int { plan.segments.count }
+    /// The elements still to do: the video segments, longest first, then the audio pieces (short: they fill
+    /// the tail).
+    var elements: [Element] { todo.map { .segment($0) } + pieces.map { .audioPiece($0) } }
+}
+
+/// One unit of work an executor runs: a video segment or an audio piece.
+enum Element: Sendable {
+    case segment(SegmentPlan)
+    case audioPiece(AudioPiece)
 }
 
 enum EncodeOutcome: Sendable {

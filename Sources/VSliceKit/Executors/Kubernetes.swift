@@ -40,7 +40,7 @@ public enum KubernetesJob {
                                   reason: "not under the volume's mount path \(mount): pods would not see it (--mount-path)")
             }
         }
-        let n = order.plan.segments.count
+        let n = order.elementCount
         let name = "vslice-" + order.task.prefix(8)
         let labels: [String: Any] = ["app.kubernetes.io/name": "vslice", "vslice.task": order.task]
         var container: [String: Any] = [

@@ -1,62 +1,129 @@
 import Foundation
 
-/// The default executor: segments encoded on threads in this process, `--jobs` at a time, each attempt
-/// traced in the ledger directly; a failed attempt is retried here with backoff.
+/// The default executor: the elements — video segments, then audio pieces — run on threads in this process,
+/// `--jobs` at a time, each attempt traced in the ledger directly; a failed attempt is retried here with backoff.
 struct LocalExecutor: SegmentExecutor {
     func encode(_ job: EncodeJob) throws(VSliceError) -> EncodeOutcome {
-        let store = job.store, taskId = job.task.id, onEvent = job.onEvent, logger = job.logger
-        let watchdog = job.watchdog, maxAttempts = job.options.maxAttempts
-        let segmentPaths = job.segmentPaths, kept = job.kept
         let encodeSettings = job.settings.forRun(segments: job.todo.count)
         let gpus = job.settings.gpus
-        let errors = WorkerPool.run(job.todo, jobs: job.settings.jobs) { (segment: SegmentPlan, slot: Int) throws(VSliceError) in
-            let segId = LedgerID.segment(taskId, segment.index)
-            var attempt = 0
-            while true {
-                attempt += 1
-                onEvent(.segmentStarted(index: segment.index))
-                let trace = try store.beginEvent(taskId, .encode, segment: segId)
-                // Written under a name of its own, renamed into place by the commit that records it.
-                let tmp = segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
-                let run = SegmentAttempt(task: taskId, input: job.input, identity: job.identity, index: job.index, plan: job.plan,
-                                         segment: segment, settings: encodeSettings, workDir: job.workDir, partPath: tmp,
-                                         gpu: gpus.isEmpty ? nil : gpus[slot % gpus.count],
-                                         progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
-                                         onProcessorLine: { logger.debug("processor: \($0)", metadata: ["segment": "\(segment.index)"]) })
-                var spent = (wall: 0.0, cpu: 0.0)
-                do throws(VSliceError) {
-                    let done = try run.run(watchdog: watchdog) { spent = $0 }
-                    let result = done.result
-                    Fault.hit("segment-commit")
-                    try store.endStep(trace: trace, task: taskId, node: .encode,
-                                      segment: .init(id: segId, frames: result.framesKept, size: result.bytes,
-                                                     checksum: Int64(result.checksum)),
-                                      figures: .init(wall: done.wallSeconds, cpu: done.cpuSeconds,
-                                                     framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes,
-                                                     fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds)),
-                                      error: nil, detail: nil, seal: .init(from: tmp, to: segmentPaths[segment.index]))
-                    kept(segment.index, result.framesKept)
-                    onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
-                    Fault.hit("segment-done")
-                    return
-                } catch {
-                    try? FileManager.default.removeItem(atPath: tmp)
-                    // A holder that lost the task writes nothing more.
-                    if error.kind == .resumeRefused { throw error }
-                    try? store.endStep(trace: trace, task: taskId, node: .encode,
-                                       segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
-                                       figures: .init(wall: spent.wall, cpu: spent.cpu), error: error.description)
-                    onEvent(.segmentFailed(index: segment.index, error: error.description))
-                    // Only processing failures are worth another try; bad input, bad options and Ctrl-C are not,
-                    // nor a failure that would repeat (a filter or encoder rejecting its input): RetryPolicy.swift.
-                    guard error.worthRetry, attempt < maxAttempts, !Cancellation.stopRequested,
-                          !watchdog.cancelled else { throw error }
-                    logger.warning("segment failed; retrying", metadata: ["segment": "\(segment.index)", "error": "\(error)"])
-                    Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
+        let errors = WorkerPool.run(job.elements, jobs: job.settings.jobs) { (element: Element, slot: Int) throws(VSliceError) in
+            switch element {
+            case .segment(let segment):
+                try Self.retrying(job, what: "segment \(segment.index)", onFailure: { job.onEvent(.segmentFailed(index: segment.index, error: $0)) }) {
+                    () throws(VSliceError) in
+                    try Self.attempt(segment, job: job, settings: encodeSettings, gpu: gpus.isEmpty ? nil : gpus[slot % gpus.count])
+                }
+            case .audioPiece(let piece):
+                try Self.retrying(job, what: "audio piece \(piece.order)", onFailure: { _ in }) { () throws(VSliceError) in
+                    try Self.attempt(piece, job: job)
                 }
             }
         }
         if let e = errors.first(where: { $0.kind == .resumeRefused }) ?? errors.first { throw e }
         return .finished
+    }
+
+    /// Runs `body` until it succeeds, or fails in a way not worth another try, or `--max-attempts` is used up:
+    /// only processing failures that may pass are retried; bad input, bad options, Ctrl-C and a failure that
+    /// would repeat (a filter or encoder rejecting its input) are not (RetryPolicy.swift).
+    static func retrying(_ job: EncodeJob, what: String, onFailure: (String) -> Void,
+                         _ body: () throws(VSliceError) -> Void) throws(VSliceError) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do throws(VSliceError) { return try body() } catch {
+                // A holder that lost the task writes nothing more.
+                if error.kind == .resumeRefused { throw error }
+                onFailure(error.description)
+                guard error.worthRetry, attempt < job.options.maxAttempts, !Cancellation.stopRequested,
+                      !job.watchdog.cancelled else { throw error }
+                job.logger.warning("\(what) failed; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: 0.5 * Double(1 << (attempt - 1)))
+            }
+        }
+    }
+
+    /// One traced attempt at a video segment: written under a name of its own, renamed into place by the
+    /// commit that records it.
+    static func attempt(_ segment: SegmentPlan, job: EncodeJob, settings: TranscodeSettings, gpu: String?) throws(VSliceError) {
+        let store = job.store, taskId = job.task.id, onEvent = job.onEvent, logger = job.logger
+        let segId = LedgerID.segment(taskId, segment.index)
+        onEvent(.segmentStarted(index: segment.index))
+        let trace = try store.beginEvent(taskId, .encode, segment: segId)
+        let tmp = job.segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
+        let run = SegmentAttempt(task: taskId, input: job.input, identity: job.identity, index: job.index, plan: job.plan,
+                                 segment: segment, settings: settings, workDir: job.workDir, partPath: tmp, gpu: gpu,
+                                 progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
+                                 onProcessorLine: { logger.debug("processor: \($0)", metadata: ["segment": "\(segment.index)"]) })
+        var spent = (wall: 0.0, cpu: 0.0)
+        do throws(VSliceError) {
+            let done = try run.run(watchdog: job.watchdog) { spent = $0 }
+            let result = done.result
+            Fault.hit("segment-commit")
+            try store.endStep(trace: trace, task: taskId, node: .encode,
+                              segment: .init(id: segId, frames: result.framesKept, size: result.bytes, checksum: Int64(result.checksum)),
+                              figures: .init(wall: done.wallSeconds, cpu: done.cpuSeconds,
+                                             framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes,
+                                             fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds)),
+                              error: nil, detail: nil, seal: .init(from: tmp, to: job.segmentPaths[segment.index]))
+            job.kept(segment.index, result.framesKept)
+            onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
+            Fault.hit("segment-done")
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            if error.kind != .resumeRefused {
+                try? store.endStep(trace: trace, task: taskId, node: .encode, segment: .init(id: segId, frames: 0, size: 0, checksum: 0),
+                                   figures: .init(wall: spent.wall, cpu: spent.cpu), error: error.description)
+            }
+            throw error
+        }
+    }
+
+    /// One traced attempt at an audio piece (a segment of the audio event), sealed as a video segment is.
+    static func attempt(_ piece: AudioPiece, job: EncodeJob) throws(VSliceError) {
+        let store = job.store, task = job.task.id, id = LedgerID.audioPiece(task, piece.order), path = job.piecePaths[piece.order]
+        let trace = try store.beginEvent(task, .audio, segment: id)
+        let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+        let tmp = path + ".\(trace.prefix(8)).tmp"
+        do throws(VSliceError) {
+            let r = try AudioPieceAttempt(input: job.input, identity: job.identity, piece: piece, partPath: tmp).run()
+            try store.endStep(trace: trace, task: task, node: .audio,
+                              segment: .init(id: id, frames: r.packets, size: r.bytes, checksum: Int64(r.checksum)),
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0, framesOut: r.packets, bytes: r.bytes,
+                                             fixed: .init(startupSeconds: r.startupSeconds, flushSeconds: r.flushSeconds)),
+                              error: nil, detail: nil, seal: .init(from: tmp, to: path))
+            Fault.hit("audio-piece")
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            if error.kind != .resumeRefused {
+                try? store.endStep(trace: trace, task: task, node: .audio, segment: .init(id: id, frames: 0, size: 0, checksum: 0),
+                                   figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
+            }
+            throw error
+        }
+    }
+}
+
+/// One attempt at one audio piece, wherever it runs (a local job slot, a `vslice segment` worker): the piece
+/// encoded into a part file. A piece that, after its seek, does not meet the frame the map recorded (a demuxer
+/// whose timestamps after a seek differ from a continuous read; not seen with MP4, MOV or Matroska) fails in a
+/// way that repeats: the task then fails, naming `--audio-piece-seconds 0`.
+struct AudioPieceAttempt {
+    var input: String
+    var identity: FileIdentity?
+    var piece: AudioPiece
+    var partPath: String
+
+    func run() throws(VSliceError) -> AudioPieceResult {
+        do throws(VSliceError) {
+            return try AudioPieceEncoder(source: input, piece: piece, outputPath: partPath, expect: identity).run()
+        } catch {
+            unlink(partPath)
+            guard error.operation == AudioPieceEncoder.missedStart else { throw error }
+            var e = error
+            e.reason += " (this input's audio cannot be cut into pieces; run with --audio-piece-seconds 0)"
+            e.deterministic = true
+            throw e
+        }
     }
 }

@@ -84,13 +84,15 @@ struct RemoteRun {
     init(engine: ClusterEngine, job: EncodeJob) throws(VSliceError) {
         self.engine = engine
         self.job = job
-        let pending = job.todo.map(\.index)
+        // Video segments, then audio pieces (element `firstPieceElement + order`).
+        let pending = job.todo.map(\.index) + job.pieces.map { job.firstPieceElement + $0.order }
         let wanted = Set(pending)
         submissions = Submission.load(workDir: job.workDir).filter { $0.engine == engine.name }
         let earlier = SegmentTraceRecord.all(workDir: job.workDir).filter { wanted.contains($0.segment) }
         tracker = ElementTracker(task: job.task.id, engine: engine.name, canSubmit: engine.canSubmit,
                                  maxAttempts: job.options.maxAttempts, pending: pending,
-                                 frames: Dictionary(uniqueKeysWithValues: job.plan.segments.map { ($0.index, $0.frameCount) }),
+                                 frames: Dictionary(uniqueKeysWithValues: job.plan.segments.map { ($0.index, $0.frameCount) }
+                                     + job.pieces.map { (job.firstPieceElement + $0.order, $0.packets) }),
                                  submitted: submissions.map(\.indices), failed: earlier)
         if let final = ElementTracker.finalFailure(pending: pending, earlier: earlier) { throw final }
     }
@@ -169,7 +171,7 @@ struct RemoteRun {
 
     /// Ingests the records that appeared since the last look, and hands each to the tracker.
     private mutating func ingest() throws(VSliceError) {
-        for r in try job.store.ingestTraceRecords(task: job.task.id, workDir: job.workDir) {
+        for r in try job.store.ingestTraceRecords(task: job.task.id, workDir: job.workDir, videoSegments: job.firstPieceElement) {
             let progress = WorkFolder.progress(workDir: job.workDir, segment: r.segment)?.trace
             try perform(tracker.record(r, progressTrace: progress))
         }
@@ -200,8 +202,14 @@ struct RemoteRun {
 
     /// Carries out the tracker's effects, in order.
     private func perform(_ effects: [ElementTracker.Effect]) throws(VSliceError) {
+        let pieces = job.firstPieceElement
         for effect in effects {
             switch effect {
+            // An audio piece's element tells the log only: the progress counts the video's segments and frames.
+            case .started(let i) where i >= pieces, .frames(let i, _) where i >= pieces: break
+            case .done(let i, _) where i >= pieces: job.logger.info("audio piece done", metadata: ["piece": "\(i - pieces)"])
+            case .failed(let i, let error) where i >= pieces:
+                job.logger.warning("audio piece failed", metadata: ["piece": "\(i - pieces)", "error": "\(error)"])
             case .started(let i): job.onEvent(.segmentStarted(index: i))
             case .frames(let i, let n): job.onEvent(.framesProcessed(segment: i, frames: n))
             case .done(let i, let n):

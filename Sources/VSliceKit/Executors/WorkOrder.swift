@@ -24,9 +24,26 @@ public struct WorkOrder: Codable, Sendable {
     public var segmentFiles: [String]
     /// Seconds without a decoded frame after which a worker abandons its segment (exit 1).
     public var stallTimeout: Double
+    /// The audio pieces, in order: element `plan.segments.count + k` is piece k (absent: none).
+    public var audioPieces: [AudioPiece]?
+    /// Their files, relative to the work folder.
+    public var audioPieceFiles: [String]?
+
+    /// Elements: the video segments, then the audio pieces.
+    public var elementCount: Int { plan.segments.count + (audioPieces?.count ?? 0) }
+
+    /// The audio piece element `i` is (nil: a video segment).
+    func audioPiece(ofElement i: Int) -> AudioPiece? {
+        i >= plan.segments.count ? audioPieces?[i - plan.segments.count] : nil
+    }
+
+    /// Element `i`'s sealed file, relative to the work folder.
+    func file(ofElement i: Int) -> String {
+        i >= plan.segments.count ? audioPieceFiles![i - plan.segments.count] : segmentFiles[i]
+    }
 
     init(task: String, input: String, fingerprint: String, settings: TranscodeSettings, plan: Plan, index: VideoIndex,
-         stallTimeout: Double) {
+         stallTimeout: Double, audioPieces: [AudioPiece] = []) {
         version = Self.currentVersion
         self.task = task
         self.input = input
@@ -36,6 +53,8 @@ public struct WorkOrder: Codable, Sendable {
         self.index = index
         segmentFiles = plan.segments.map { WorkFolder.segmentFileName($0.index) }
         self.stallTimeout = stallTimeout
+        self.audioPieces = audioPieces.isEmpty ? nil : audioPieces
+        audioPieceFiles = audioPieces.isEmpty ? nil : audioPieces.map { WorkFolder.audioPieceFileName($0.order) }
     }
 
     /// Reads `DIR/task.json`. A missing or unreadable order is a usage error: the folder is not a planned task's.
@@ -72,6 +91,8 @@ public struct WorkOrder: Codable, Sendable {
 /// Names inside a task's work folder, and the atomic write every file there that other processes read uses.
 public enum WorkFolder {
     public static func segmentFileName(_ index: Int) -> String { String(format: "seg-%05d.vseg", index) }
+    /// `audio-piece-NNNNN.vseg`: audio piece N's sealed packet file.
+    public static func audioPieceFileName(_ order: Int) -> String { String(format: "audio-piece-%05d.vseg", order) }
 
     /// `seg-NNNNN.process.log`: the `--process` program's stderr, every attempt's appended.
     public static func processLogName(_ index: Int) -> String { String(format: "seg-%05d.process.log", index) }

@@ -37,22 +37,24 @@ public enum SegmentWorker {
                            progress: @escaping @Sendable (Int) -> Void = { _ in }) throws(VSliceError) -> Outcome {
         let workDir = Transcoder.absolute(given)
         let order = try WorkOrder.read(workDir: workDir)
-        guard order.plan.segments.indices.contains(index) else {
+        guard (0..<order.elementCount).contains(index) else {
+            let pieces = order.audioPieces?.count ?? 0
             throw VSliceError(.usage, "choose segment", path: workDir,
-                              reason: "index \(index) is out of range: the task has \(order.plan.segments.count) segments (0–\(order.plan.segments.count - 1))")
+                              reason: "index \(index) is out of range: the task has \(order.plan.segments.count) segments"
+                                + (pieces > 0 ? " and \(pieces) audio pieces" : "") + " (0–\(order.elementCount - 1))")
         }
         let earlier = SegmentTraceRecord.all(workDir: workDir).filter { $0.segment == index }
         if let done = earlier.last(where: { $0.sealedFileMatches(workDir: workDir) }) {
             return Outcome(record: nil, alreadyDone: done)
         }
         // A sealed file no done record vouches for (its worker died between sealing and recording) is no one's.
-        unlink((workDir as NSString).appendingPathComponent(order.segmentFiles[index]))
+        unlink((workDir as NSString).appendingPathComponent(order.file(ofElement: index)))
         scopeFaultInjection(index: index, firstAttempt: earlier.isEmpty, environment: environment)
 
         let trace = UUID().uuidString.lowercased()
         let startedAt = Date().timeIntervalSince1970
         let t0 = monotonicSeconds(), c0 = processCPUSeconds()
-        var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: "failed", error: nil,
+        var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: .failed, error: nil,
                                         exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
                                         wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
                                         engine: .from(environment: environment))
@@ -75,14 +77,14 @@ public enum SegmentWorker {
             _ = try? record.write(workDir: workDir)
             throw error
         }
-        record.status = "done"
+        record.status = .done
         record.exitKind = "ok"
         record.exitCode = 0
         record.framesIn = result.framesProcessed
         record.framesOut = result.framesKept
         record.bytes = result.bytes
         record.checksum = Int64(result.checksum)
-        record.file = order.segmentFiles[index]
+        record.file = order.file(ofElement: index)
         record.startupSeconds = result.startupSeconds
         record.flushSeconds = result.flushSeconds
         measured()
@@ -95,7 +97,7 @@ public enum SegmentWorker {
     /// run (`SegmentAttempt`, its progress written for the coordinator every second) and its file sealed.
     private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: String, environment: [String: String],
                                 startedAt: Double, progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
-        let file = order.segmentFiles[index]
+        let file = order.file(ofElement: index)
         let finalPath = (workDir as NSString).appendingPathComponent(file)
         let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
         let fingerprint = try Fingerprint.of(order.input)
@@ -105,6 +107,14 @@ public enum SegmentWorker {
         }
         // Every open of the input checks it is still this file (not replaced while the segment runs).
         guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
+        if let piece = order.audioPiece(ofElement: index) {
+            let began = monotonicSeconds()
+            let r = try AudioPieceAttempt(input: order.input, identity: identity, piece: piece, partPath: partPath).run()
+            try seal(partPath, as: finalPath, workDir: workDir)
+            // Its start-up from the attempt's start (the fingerprint check included), as a segment's.
+            return SegmentResult(framesProcessed: 0, framesKept: r.packets, bytes: r.bytes, checksum: r.checksum,
+                                 startupSeconds: r.startupSeconds.map { $0 + began - startedAt }, flushSeconds: r.flushSeconds)
+        }
         var settings = order.settings
         settings.threads = settings.threads ?? threads(environment: environment)
         try ProcessorFiles.check(settings.process)
@@ -126,8 +136,13 @@ public enum SegmentWorker {
         let watchdog = StallWatchdog(timeout: order.stallTimeout)
         defer { watchdog.stop() }
         let result = try attempt.run(watchdog: watchdog).result
-        // Sealed without replacing: when a node was thought lost but its worker went on, the attempt that seals
-        // first wins, and the late one records a failure instead of a second done trace.
+        try seal(partPath, as: finalPath, workDir: workDir)
+        return result
+    }
+
+    /// Seals a part file without replacing: when a node was thought lost but its worker went on, the attempt that
+    /// seals first wins, and the late one records a failure instead of a second done trace.
+    private static func seal(_ partPath: String, as finalPath: String, workDir: String) throws(VSliceError) {
         let sealed = link(partPath, finalPath) == 0 ? 0 : errno
         unlink(partPath)
         if sealed == EEXIST {
@@ -138,7 +153,6 @@ public enum SegmentWorker {
             throw VSliceError(.processing, "seal segment", path: finalPath, reason: String(cString: strerror(sealed)))
         }
         FileOps.fsyncDirectory(workDir)
-        return result
     }
 
     /// Encoder threads for a worker whose task did not fix `--threads`: the CPUs the scheduler gave it

@@ -4,6 +4,7 @@ import Foundation
 public enum GarbageCollector {
     public struct Item: Codable, Sendable {
         public var task: String
+        /// The task's status (`unknown` for files of no task in this ledger).
         public var status: String
         /// Why the task's files may go.
         public var reason: String
@@ -19,8 +20,7 @@ public enum GarbageCollector {
         for t in try store.tasks() where !store.isLeasedByOther(t) {
             let reason: String
             switch t.status {
-            case "done": reason = "done"
-            case "cancelled": reason = "cancelled"
+            case .done, .cancelled: reason = t.status.rawValue
             default:
                 if (try? Fingerprint.of(t.input)) != t.inputFingerprint { reason = "input gone or changed; cannot resume" }
                 else if includeUnfinished { reason = "unfinished (--unfinished)" }
@@ -30,14 +30,14 @@ public enum GarbageCollector {
             if t.workDir.isEmpty && removed.isEmpty { continue }
             let bytes = removed.map(diskUsage).reduce(0, +)
             if !dryRun {
-                if JobStore.resumableStatuses.contains(t.status) {
+                if t.status.isResumable {
                     try store.cancel(t.id)
                     ExecutorControl.cancelScheduled(t)
                 }
                 try remove(t, store: store)
             }
             if !removed.isEmpty {
-                items.append(Item(task: t.id, status: t.status, reason: reason, removed: removed, bytes: bytes))
+                items.append(Item(task: t.id, status: t.status.rawValue, reason: reason, removed: removed, bytes: bytes))
             }
         }
         return items

@@ -16,27 +16,31 @@ extension JobStore {
     }
 
     /// Ingests the trace records that `vslice segment` workers wrote into the task's work folder: each record
-    /// not seen before becomes a trace row of the task's encode event, and a done record whose sealed file is
-    /// intact marks its segment done (frames, size, checksum) — in one transaction per record. Idempotent (a
+    /// not seen before becomes a trace row — of the encode event for a video segment's element (index below
+    /// `videoSegments`), of the audio event for an audio piece's (index `videoSegments + k`: piece k) — and a done
+    /// record whose sealed file is intact marks its segment done (frames, size, checksum) — in one transaction
+    /// per record. Idempotent (a
     /// record is known by its trace ID). Returns the records ingested now, oldest first.
     @discardableResult
-    public func ingestTraceRecords(task: String, workDir: String) throws(VSliceError) -> [SegmentTraceRecord] {
+    public func ingestTraceRecords(task: String, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord] {
         let records = SegmentTraceRecord.all(workDir: workDir).filter { $0.task == task }
         guard !records.isEmpty else { return [] }
         let known = try read { db in
-            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id = ?", arguments: [LedgerID.event(task, .encode)]))
+            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id IN (?, ?)",
+                                    arguments: [LedgerID.event(task, .encode), LedgerID.event(task, .audio)]))
         }
         var ingested: [SegmentTraceRecord] = []
         let submitted = Submission.load(workDir: workDir).map { (at: $0.submittedAt, indices: Set($0.indices)) }
         for var r in records where !known.contains(r.trace) {
             // Checked outside the transaction: reading the file may take a moment.
-            if r.status == "done" && !r.sealedFileMatches(workDir: workDir) {
-                r.status = "failed"
+            if r.status == .done && !r.sealedFileMatches(workDir: workDir) {
+                r.status = .failed
                 r.exitKind = "processing"
                 r.error = "segment file missing or damaged since the worker sealed it"
             }
-            let eventId = LedgerID.event(task, .encode)
-            let segmentId = LedgerID.segment(task, r.segment)
+            let piece = r.segment >= videoSegments
+            let eventId = LedgerID.event(task, piece ? .audio : .encode)
+            let segmentId = piece ? LedgerID.audioPiece(task, r.segment - videoSegments) : LedgerID.segment(task, r.segment)
             let inserted: Bool = try writeAsHolder(task) { db in
                 guard try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE id = ?", arguments: [segmentId]) == 1 else {
                     return false
@@ -53,15 +57,9 @@ extension JobStore {
                 try Self.recordFixedCost(db, trace: r.trace, Self.fixedCost(of: r, submissions: submitted, records: records))
                 let t = now()
                 try db.execute(sql: "UPDATE segment SET attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segmentId])
-                if r.status == "done" {
-                    try db.execute(sql: """
-                        UPDATE segment SET status = 'done', frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
-                                           updated_at = ? WHERE id = ? AND status != 'done'
-                        """, arguments: [r.framesOut, r.bytes, r.checksum, t, segmentId])
-                } else {
-                    try db.execute(sql: "UPDATE segment SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status != 'done'",
-                                   arguments: [r.error, t, segmentId])
-                }
+                let done = r.status == .done
+                    ? SegmentDone(id: segmentId, frames: r.framesOut ?? 0, size: r.bytes ?? 0, checksum: r.checksum ?? 0) : nil
+                try Self.endSegment(db, segmentId, done: done, error: r.error, at: t)
                 return true
             }
             if inserted { ingested.append(r) }
@@ -90,9 +88,9 @@ extension JobStore {
     func releaseDetached(_ id: String) throws(VSliceError) {
         try writeAsHolder(id) { db in
             try db.execute(sql: """
-                UPDATE task SET status = 'running', lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
+                UPDATE task SET status = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
                 WHERE id = ?
-                """, arguments: [now(), id])
+                """, arguments: [TaskStatus.running, now(), id])
         }
         leases.withLock { $0[id] = nil }
     }

@@ -4,17 +4,21 @@
 /// holder of the task's lease and is refused (`.resumeRefused`) once another process took the task over.
 protocol Ledger: Sendable {
     // The task and its lease.
+    /// Takes the task a run asks for (new, or the unfinished one resumed) with its lease, in one transaction.
+    func claim(_ request: ClaimRequest) throws(VSliceError) -> Claim
+    /// A task left `running` by a holder that is gone, refused before it was taken up again: recorded failed.
+    func markAbandoned(_ task: String, error: String)
     func setFrames(_ task: String, _ n: Int) throws(VSliceError)
     func holdsLease(_ task: String) -> Bool
-    func heartbeat(_ task: String) -> JobStore.HeartbeatResult
-    func finishTask(_ task: String, status: String, error: String?, discardWork: Bool) throws(VSliceError)
+    func heartbeat(_ task: String) -> HeartbeatResult
+    func finishTask(_ task: String, status: TaskStatus, error: String?, discardWork: Bool) throws(VSliceError)
     func releaseDetached(_ task: String) throws(VSliceError)
 
     // Events (one per DAG node) and their traces (one per attempt).
     func eventDone(_ task: String, _ node: Node) throws(VSliceError) -> EventRecord?
     func beginEvent(_ task: String, _ node: Node, segment: String?) throws(VSliceError) -> String
-    func endStep(trace: String, task: String, node: Node, segment: JobStore.SegmentDone?, figures: JobStore.TraceFigures,
-                 error: String?, detail: String?, seal: JobStore.Seal?) throws(VSliceError)
+    func endStep(trace: String, task: String, node: Node, segment: SegmentDone?, figures: TraceFigures,
+                 error: String?, detail: String?, seal: Seal?) throws(VSliceError)
     func markEventDone(_ task: String, _ node: Node) throws(VSliceError)
 
     // The encode event's segments (the video).
@@ -27,7 +31,7 @@ protocol Ledger: Sendable {
     func audioPieces(task: String) throws(VSliceError) -> [SegmentRecord]
     /// Takes in the trace records `vslice segment` workers wrote into the work folder.
     @discardableResult
-    func ingestTraceRecords(task: String, workDir: String) throws(VSliceError) -> [SegmentTraceRecord]
+    func ingestTraceRecords(task: String, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord]
 
     // The output.
     func publish(_ task: String, part: String, to output: String, replace: Bool) throws(VSliceError)
@@ -40,12 +44,63 @@ extension Ledger {
         try beginEvent(task, node, segment: nil)
     }
 
-    func endStep(trace: String, task: String, node: Node, segment: JobStore.SegmentDone? = nil, figures: JobStore.TraceFigures,
+    func endStep(trace: String, task: String, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
                  error: String?, detail: String? = nil) throws(VSliceError) {
         try endStep(trace: trace, task: task, node: node, segment: segment, figures: figures, error: error, detail: detail, seal: nil)
     }
 
-    func finishTask(_ task: String, status: String) throws(VSliceError) {
+    func finishTask(_ task: String, status: TaskStatus) throws(VSliceError) {
         try finishTask(task, status: status, error: nil, discardWork: false)
     }
+}
+
+// MARK: what the ledger is told and tells
+
+/// What a run asks of `claim`.
+struct ClaimRequest {
+    var input: String
+    var output: String
+    var fingerprint: String
+    var request: TranscodeRequest
+    /// Resume exactly this task (`vslice resume`); else the unfinished task for input → output, if any.
+    var taskId: String?
+    var fresh: Bool
+}
+
+/// What `claim` found and did.
+struct Claim {
+    var task: TaskRecord
+    /// An unfinished task was taken up again (else a new one was created).
+    var resumed: Bool
+    /// Unfinished tasks cancelled on the way (`--fresh`, or a changed request with no finished work):
+    /// their work folders are to be removed.
+    var discarded: [TaskRecord]
+}
+
+/// What a heartbeat found: the lease still held, the task cancelled (`vslice cancel`), or the lease lost.
+enum HeartbeatResult { case held, cancelled, lost }
+
+/// A finished step's figures, kept in its trace.
+struct TraceFigures {
+    var wall: Double
+    var cpu: Double
+    var framesIn: Int? = nil
+    var framesOut: Int? = nil
+    var bytes: Int64? = nil
+    /// An element's fixed costs (start-up, flush), when measured.
+    var fixed = FixedCost()
+}
+
+/// A file finished under a temporary name, moved to its final name by the commit that records it.
+struct Seal {
+    var from: String
+    var to: String
+}
+
+/// A segment (or audio piece) finished: its frames (packets) and its sealed file's size and checksum.
+struct SegmentDone {
+    var id: String
+    var frames: Int
+    var size: Int64
+    var checksum: Int64
 }

@@ -6,11 +6,11 @@ extension JobStore {
     /// A task's status as it is now: a `running` task whose process is gone is `interrupted`; one whose holder
     /// sends no heartbeat (stopped, or on another host and silent) is `stale`; with why.
     public func liveStatus(_ t: TaskRecord) -> (status: String, note: String?) {
-        guard t.status == "running" else { return (t.status, nil) }
-        if isLeasedByOther(t) { return ("running", nil) }
-        guard let pid = t.leasePid else { return ("interrupted", "no process holds it") }
+        guard t.status == .running else { return (t.status.rawValue, nil) }
+        if isLeasedByOther(t) { return (TaskStatus.running.rawValue, nil) }
+        guard let pid = t.leasePid else { return (TaskStatus.interrupted.rawValue, "no process holds it") }
         if t.leaseHost == Host.name && kill(pid_t(pid), 0) != 0 && errno == ESRCH {
-            return ("interrupted", "its process \(pid) is gone")
+            return (TaskStatus.interrupted.rawValue, "its process \(pid) is gone")
         }
         let quiet = t.leaseHeartbeat.map { Int(Date().timeIntervalSince1970 - $0) } ?? 0
         return ("stale", "no heartbeat from process \(pid) on \(t.leaseHost ?? "?") for \(quiet) s")
@@ -18,13 +18,13 @@ extension JobStore {
 
     /// The tasks `vslice resume --all` takes up: unfinished ones no live process holds, oldest first.
     public func resumableTasks() throws(VSliceError) -> [TaskRecord] {
-        try tasks().filter { JobStore.resumableStatuses.contains($0.status) && !isLeasedByOther($0) }
+        try tasks().filter { $0.status.isResumable && !isLeasedByOther($0) }
     }
 
     /// What `cancelTask` did.
     public struct CancelOutcome: Sendable, Encodable {
         public var task: String
-        public var status: String
+        public var status: TaskStatus
         /// The task was unfinished and is cancelled now.
         public var changed: Bool
         /// A live process holds it: it stops at its next heartbeat (and removes its own files).

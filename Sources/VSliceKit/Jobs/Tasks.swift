@@ -10,8 +10,7 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     /// must have the same.
     public var settingsSignature: String
     public var workDir: String
-    /// running | interrupted | failed (all resumable) | done | cancelled
-    public var status: String
+    public var status: TaskStatus
     public var error: String?
     public var framesTotal: Int
     public var leasePid: Int?
@@ -68,7 +67,7 @@ public struct EventRecord: Codable, FetchableRecord, Sendable {
     public var id: String
     public var taskId: String
     public var node: String
-    public var status: String
+    public var status: StepStatus
     public var attempts: Int
     public var detail: String?
     public var error: String?
@@ -79,7 +78,7 @@ public struct SegmentRecord: Codable, FetchableRecord, Sendable {
     public var id: String
     public var eventId: String
     public var ord: Int
-    public var status: String
+    public var status: SegmentStatus
     public var attempts: Int
     public var framesPlanned: Int
     public var framesDone: Int?
@@ -94,7 +93,7 @@ public struct TraceRecord: Codable, FetchableRecord, Sendable {
     public var id: String
     public var eventId: String
     public var segmentId: String?
-    public var status: String
+    public var status: StepStatus
     public var startedAt: Double
     public var endedAt: Double?
     public var wallSeconds: Double?
@@ -138,8 +137,6 @@ extension JobStore {
         if let v = ProcessInfo.processInfo.environment["VSLICE_LEASE_STALE_SECONDS"], let s = Double(v), s > 0 { return s }
         return 15
     }()
-    /// Statuses from which a task resumes.
-    public static let resumableStatuses: Set<String> = ["running", "interrupted", "failed"]
 
     /// The task with this ID, or the one task whose ID starts with it. An ambiguous prefix is refused.
     public func task(_ id: String) throws(VSliceError) -> TaskRecord? {
@@ -168,7 +165,7 @@ extension JobStore {
 
     private static func unfinished(_ db: Database, input: String, output: String) throws -> TaskRecord? {
         try TaskRecord.fetchOne(db, sql: """
-            SELECT * FROM task WHERE input = ? AND output = ? AND status IN ('running','interrupted','failed')
+            SELECT * FROM task WHERE input = ? AND output = ? AND status IN \(TaskStatus.resumableSQL)
             ORDER BY created_at DESC LIMIT 1
             """, arguments: [input, output])
     }
@@ -196,27 +193,6 @@ extension JobStore {
 
     // MARK: claiming a task
 
-    /// What `claim` found and did.
-    struct Claim {
-        var task: TaskRecord
-        /// An unfinished task was taken up again (else a new one was created).
-        var resumed: Bool
-        /// Unfinished tasks cancelled on the way (`--fresh`, or a changed request with no finished work):
-        /// their work folders are to be removed.
-        var discarded: [TaskRecord]
-    }
-
-    /// What a run asks of `claim`.
-    struct ClaimRequest {
-        var input: String
-        var output: String
-        var fingerprint: String
-        var request: TranscodeRequest
-        /// Resume exactly this task (`vslice resume`); else the unfinished task for input → output, if any.
-        var taskId: String?
-        var fresh: Bool
-    }
-
     /// Finds the unfinished task for the request and takes its lease, or creates a new task holding the lease,
     /// in ONE `BEGIN IMMEDIATE` transaction: of processes started together for the same input and output,
     /// exactly one gets the task and the others are refused (exit 5), before any work.
@@ -224,97 +200,114 @@ extension JobStore {
     /// amount is said), and quietly replaced when it has none.
     func claim(_ r: ClaimRequest) throws(VSliceError) -> Claim {
         let token = UUID().uuidString.lowercased()
-        let signature = r.request.settings.outputSignature
         let claim: Claim = try write { db in
-            var discarded: [TaskRecord] = []
-            var existing: TaskRecord?
-            if let id = r.taskId {
-                guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) else {
-                    throw VSliceError(.usage, "resume", reason: "no task '\(id)'")
-                }
-                guard JobStore.resumableStatuses.contains(t.status) else {
-                    throw VSliceError(.usage, "resume task \(t.id.prefix(8))", path: t.output, reason: "the task is \(t.status); nothing to resume")
-                }
-                existing = t
-            } else {
-                existing = try Self.unfinished(db, input: r.input, output: r.output)
-            }
+            var existing = try Self.claimable(db, r)
             if let t = existing, isLeasedByOther(t) {
                 throw VSliceError(.resumeRefused, "take task \(t.id.prefix(8))", path: t.output,
                                   reason: "another vslice process (pid \(t.leasePid ?? 0) on \(t.leaseHost ?? "?")) is running it")
             }
-            if let t = existing {
-                let changed = t.inputFingerprint != r.fingerprint ? "the input changed since the task started"
-                    : t.settingsSignature != signature ? "settings differ from the unfinished task's [\(t.settingsSignature)]" : nil
-                if r.fresh {
-                    discarded.append(t)
-                } else if let changed {
-                    let work = try Self.finishedWork(db, task: t.id)
-                    if r.taskId != nil || work.segments > 0 || work.merged {
-                        let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segments already encoded"
-                        throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: changed.hasPrefix("the input") ? r.input : r.output,
-                                          reason: "\(changed); the task has \(what) (run the same command as before to finish it, or add --fresh to discard that work and start over)")
-                    }
-                    discarded.append(t)   // nothing finished: nothing is lost by starting over
-                }
-                if !discarded.isEmpty {
-                    try db.execute(sql: """
-                        UPDATE task SET status = 'cancelled', error = 'replaced by a new task', lease_pid = NULL, lease_heartbeat = NULL,
-                                        lease_token = NULL, updated_at = ? WHERE id = ?
-                        """, arguments: [now(), t.id])
-                    try Self.closeOpenRows(db, task: t.id, status: "cancelled")
-                    existing = nil
-                }
-            }
-            if let t = existing {
+            var discarded: [TaskRecord] = []
+            if let t = existing, try Self.discards(db, t, for: r) {
                 try db.execute(sql: """
-                    UPDATE task SET lease_pid = ?, lease_host = ?, lease_heartbeat = ?, lease_token = ?, status = 'running',
-                                    error = NULL, updated_at = ? WHERE id = ?
-                    """, arguments: [Int(getpid()), Host.name, now(), token, now(), t.id])
-                // Whatever the previous holder had running died with it (or lost its lease and stops).
-                try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
-                               arguments: [now(), t.id.count + 1, LedgerID.eventPrefix(t.id)])
-                try db.execute(sql: "UPDATE segment SET status = 'pending' WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
-                               arguments: [t.id.count + 1, LedgerID.eventPrefix(t.id)])
-                let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [t.id])!
-                return Claim(task: task, resumed: true, discarded: discarded)
+                    UPDATE task SET status = ?, error = 'replaced by a new task', lease_pid = NULL, lease_heartbeat = NULL,
+                                    lease_token = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [TaskStatus.cancelled, now(), t.id])
+                try Self.closeOpenRows(db, task: t.id, status: .cancelled)
+                discarded.append(t)
+                existing = nil
             }
-            let id = LedgerID.newTask()
-            let t = now()
-            let req = r.request
-            let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
-                                       executor: req.executor)
-            let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
-            let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map(Transcoder.absolute))
-            try db.execute(sql: """
-                INSERT INTO task (id, input, output, input_fingerprint, settings_signature, request_json, work_dir,
-                                  status, lease_pid, lease_host, lease_heartbeat, lease_token, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, r.input, r.output, r.fingerprint, signature, json, workDir,
-                                 Int(getpid()), Host.name, t, token, t, t])
-            let task = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id])!
-            return Claim(task: task, resumed: false, discarded: discarded)
+            if let t = existing {
+                return Claim(task: try Self.takeOver(db, t, token: token), resumed: true, discarded: discarded)
+            }
+            return Claim(task: try Self.create(db, r, token: token), resumed: false, discarded: discarded)
         }
         leases.withLock { $0[claim.task.id] = token }
         return claim
     }
 
+    /// The task a claim takes up: the one named (`vslice resume`), which must be resumable, else the
+    /// unfinished task for the same input and output, if any.
+    private static func claimable(_ db: Database, _ r: ClaimRequest) throws -> TaskRecord? {
+        guard let id = r.taskId else { return try unfinished(db, input: r.input, output: r.output) }
+        guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) else {
+            throw VSliceError(.usage, "resume", reason: "no task '\(id)'")
+        }
+        guard t.status.isResumable else {
+            throw VSliceError(.usage, "resume task \(t.id.prefix(8))", path: t.output, reason: "the task is \(t.status.rawValue); nothing to resume")
+        }
+        return t
+    }
+
+    /// Whether the unfinished task `t` is replaced by a new one: asked to (`--fresh`), or the request differs
+    /// and it has no finished work. A request that differs from a task with finished work is refused (exit 5).
+    private static func discards(_ db: Database, _ t: TaskRecord, for r: ClaimRequest) throws -> Bool {
+        if r.fresh { return true }
+        let changed = t.inputFingerprint != r.fingerprint ? "the input changed since the task started"
+            : t.settingsSignature != r.request.settings.outputSignature ? "settings differ from the unfinished task's [\(t.settingsSignature)]"
+            : nil
+        guard let changed else { return false }
+        let work = try finishedWork(db, task: t.id)
+        if r.taskId != nil || work.segments > 0 || work.merged {
+            let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segments already encoded"
+            throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: changed.hasPrefix("the input") ? r.input : r.output,
+                              reason: "\(changed); the task has \(what) (run the same command as before to finish it, or add --fresh to discard that work and start over)")
+        }
+        return true   // nothing finished: nothing is lost by starting over
+    }
+
+    /// Takes the lease of an unfinished task; what its previous holder had running died with it (or lost its
+    /// lease and stops).
+    private static func takeOver(_ db: Database, _ t: TaskRecord, token: String) throws -> TaskRecord {
+        try db.execute(sql: """
+            UPDATE task SET lease_pid = ?, lease_host = ?, lease_heartbeat = ?, lease_token = ?, status = ?,
+                            error = NULL, updated_at = ? WHERE id = ?
+            """, arguments: [Int(getpid()), Host.name, now(), token, TaskStatus.running, now(), t.id])
+        try resetRunningRows(db, task: t.id, at: now())
+        return try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [t.id])!
+    }
+
+    /// A new task for the request, holding the lease.
+    private static func create(_ db: Database, _ r: ClaimRequest, token: String) throws -> TaskRecord {
+        let id = LedgerID.newTask()
+        let t = now()
+        let req = r.request
+        let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
+                                   executor: req.executor)
+        let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
+        let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map(Transcoder.absolute))
+        try db.execute(sql: """
+            INSERT INTO task (id, input, output, input_fingerprint, settings_signature, request_json, work_dir,
+                              status, lease_pid, lease_host, lease_heartbeat, lease_token, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, r.input, r.output, r.fingerprint, req.settings.outputSignature, json, workDir, TaskStatus.running,
+                             Int(getpid()), Host.name, t, token, t, t])
+        return try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id])!
+    }
+
     private static func finishedWork(_ db: Database, task: String) throws -> (segments: Int, total: Int, merged: Bool) {
-        let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = 'done'", arguments: [LedgerID.event(task, .encode)]) ?? 0
+        let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = ?",
+                                    arguments: [LedgerID.event(task, .encode), SegmentStatus.done]) ?? 0
         let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [LedgerID.event(task, .encode)]) ?? 0
-        let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = 'done'", arguments: [LedgerID.event(task, .mux)]) ?? 0
+        let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = ?",
+                                      arguments: [LedgerID.event(task, .mux), StepStatus.done]) ?? 0
         return (done, total, merged > 0)
     }
 
     /// Ends whatever a task left open: events and segments still `running`, traces still `running`.
-    private static func closeOpenRows(_ db: Database, task: String, status: String) throws {
+    private static func closeOpenRows(_ db: Database, task: String, status: StepStatus) throws {
         let t = now()
-        try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status IN ('running', 'pending')",
-                       arguments: [status, t, task])
-        try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = 'running'",
-                       arguments: [t, task.count + 1, LedgerID.eventPrefix(task)])
-        try db.execute(sql: "UPDATE trace SET status = 'abandoned', ended_at = ? WHERE status = 'running' AND substr(event_id, 1, ?) = ?",
-                       arguments: [t, task.count + 1, LedgerID.eventPrefix(task)])
+        try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status IN (?, ?)",
+                       arguments: [status, t, task, StepStatus.running, StepStatus.pending])
+        try resetRunningRows(db, task: task, at: t)
+    }
+
+    /// Segments left `running` go back to `pending`, traces left `running` become `abandoned`: their process is
+    /// gone (or lost the task).
+    private static func resetRunningRows(_ db: Database, task: String, at t: Double) throws {
+        try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = ?",
+                       arguments: [SegmentStatus.pending, t, task.count + 1, LedgerID.eventPrefix(task), SegmentStatus.running])
+        try db.execute(sql: "UPDATE trace SET status = ?, ended_at = ? WHERE status = ? AND substr(event_id, 1, ?) = ?",
+                       arguments: [StepStatus.abandoned, t, StepStatus.running, task.count + 1, LedgerID.eventPrefix(task)])
     }
 
     // MARK: the lease
@@ -342,38 +335,36 @@ extension JobStore {
         return (try? read { db in try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task]) }) == token
     }
 
-    enum HeartbeatResult { case held, cancelled, lost }
-
     /// Refreshes the lease. `.lost` once another process took the task over; `.cancelled` after `vslice cancel`.
     func heartbeat(_ id: String) -> HeartbeatResult {
         guard let token = leases.withLock({ $0[id] }) else { return .lost }
-        let status: String?? = try? write { db in
+        let status: TaskStatus?? = try? write { db in
             try db.execute(sql: "UPDATE task SET lease_heartbeat = ? WHERE id = ? AND lease_token = ?", arguments: [now(), id, token])
-            guard db.changesCount > 0 else { return String?.none }
-            return try String.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id])
+            guard db.changesCount > 0 else { return TaskStatus?.none }
+            return try TaskStatus.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id])
         }
         switch status {
         case .none: return .held            // the database is busy or unwritable: not a verdict
         case .some(.none): return .lost
-        case .some(.some(let s)): return s == "cancelled" ? .cancelled : .held
+        case .some(.some(let s)): return s == .cancelled ? .cancelled : .held
         }
     }
 
     /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its
     /// work folder is being removed: bad input, bad options, cancelled) no segment counts as done any more.
-    func finishTask(_ id: String, status: String, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
+    func finishTask(_ id: String, status: TaskStatus, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
         try writeAsHolder(id) { db in
             if discardWork {
-                try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = 'done'",
-                               arguments: [now(), id.count + 1, LedgerID.eventPrefix(id)])
-                try db.execute(sql: "UPDATE event SET status = 'failed', updated_at = ? WHERE task_id = ? AND status = 'done'",
-                               arguments: [now(), id])
+                try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = ?",
+                               arguments: [SegmentStatus.pending, now(), id.count + 1, LedgerID.eventPrefix(id), SegmentStatus.done])
+                try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status = ?",
+                               arguments: [StepStatus.failed, now(), id, StepStatus.done])
             }
             try db.execute(sql: """
                 UPDATE task SET status = ?, error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
                 WHERE id = ?
                 """, arguments: [status, error, now(), id])
-            try Self.closeOpenRows(db, task: id, status: status == "done" ? "done" : status == "cancelled" ? "cancelled" : "failed")
+            try Self.closeOpenRows(db, task: id, status: status == .done ? .done : status == .cancelled ? .cancelled : .failed)
         }
         leases.withLock { $0[id] = nil }
     }
@@ -383,10 +374,10 @@ extension JobStore {
     func markAbandoned(_ id: String, error: String) {
         _ = try? write { db in
             guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]),
-                  t.status == "running", !isLeasedByOther(t) else { return }
-            try db.execute(sql: "UPDATE task SET status = 'failed', error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ? WHERE id = ?",
-                           arguments: [error, now(), id])
-            try Self.closeOpenRows(db, task: id, status: "failed")
+                  t.status == .running, !isLeasedByOther(t) else { return }
+            try db.execute(sql: "UPDATE task SET status = ?, error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ? WHERE id = ?",
+                           arguments: [TaskStatus.failed, error, now(), id])
+            try Self.closeOpenRows(db, task: id, status: .failed)
         }
     }
 
@@ -399,8 +390,8 @@ extension JobStore {
     @discardableResult
     public func cancel(_ id: String) throws(VSliceError) -> Bool {
         try write { db in
-            try db.execute(sql: "UPDATE task SET status = 'cancelled', updated_at = ? WHERE id = ? AND status NOT IN ('done', 'cancelled')",
-                           arguments: [now(), id])
+            try db.execute(sql: "UPDATE task SET status = ?, updated_at = ? WHERE id = ? AND status NOT IN (?, ?)",
+                           arguments: [TaskStatus.cancelled, now(), id, TaskStatus.done, TaskStatus.cancelled])
             return db.changesCount > 0
         }
     }
@@ -414,8 +405,8 @@ extension JobStore {
         return now() - hb < JobStore.leaseStaleSeconds && alive
     }
 
-    public func status(of id: String) throws(VSliceError) -> String? {
-        try read { db in try String.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id]) }
+    public func status(of id: String) throws(VSliceError) -> TaskStatus? {
+        try read { db in try TaskStatus.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id]) }
     }
 
     /// Forgets the work folder of an ended task (after `gc` removed it).
@@ -446,14 +437,16 @@ extension JobStore {
 
     func markEventDone(_ task: String, _ node: Node) throws(VSliceError) {
         try writeAsHolder(task) { db in
-            try db.execute(sql: "UPDATE event SET status = 'done', updated_at = ? WHERE id = ?", arguments: [now(), LedgerID.event(task, node)])
+            try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE id = ?", arguments: [StepStatus.done, now(), LedgerID.event(task, node)])
         }
     }
 
     // MARK: events
 
     func eventDone(_ task: String, _ node: Node) throws(VSliceError) -> EventRecord? {
-        try read { db in try EventRecord.fetchOne(db, sql: "SELECT * FROM event WHERE id = ? AND status = 'done'", arguments: [LedgerID.event(task, node)]) }
+        try read { db in
+            try EventRecord.fetchOne(db, sql: "SELECT * FROM event WHERE id = ? AND status = ?", arguments: [LedgerID.event(task, node), StepStatus.done])
+        }
     }
 
     /// Marks a node running (creating it if needed), counts the attempt, and opens its trace.
@@ -463,34 +456,20 @@ extension JobStore {
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
-                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'running', 0, ?, ?)
+                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)
                 ON CONFLICT(id) DO NOTHING
-                """, arguments: [eventId, task, node.rawValue, t, t])
+                """, arguments: [eventId, task, node.rawValue, StepStatus.running, t, t])
             if let segment {
-                try db.execute(sql: "UPDATE segment SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segment])
+                try db.execute(sql: "UPDATE segment SET status = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                               arguments: [SegmentStatus.running, t, segment])
             } else {
-                try db.execute(sql: "UPDATE event SET status = 'running', attempts = attempts + 1, error = NULL, updated_at = ? WHERE id = ?", arguments: [t, eventId])
+                try db.execute(sql: "UPDATE event SET status = ?, attempts = attempts + 1, error = NULL, updated_at = ? WHERE id = ?",
+                               arguments: [StepStatus.running, t, eventId])
             }
-            try db.execute(sql: "INSERT INTO trace (id, event_id, segment_id, status, started_at, pid, host) VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                           arguments: [traceId, eventId, segment, t, Int(getpid()), Host.name])
+            try db.execute(sql: "INSERT INTO trace (id, event_id, segment_id, status, started_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [traceId, eventId, segment, StepStatus.running, t, Int(getpid()), Host.name])
         }
         return traceId
-    }
-
-    struct TraceFigures {
-        var wall: Double
-        var cpu: Double
-        var framesIn: Int? = nil
-        var framesOut: Int? = nil
-        var bytes: Int64? = nil
-        /// An element's fixed costs (start-up, flush), when measured.
-        var fixed = FixedCost()
-    }
-
-    /// A file finished under a temporary name, moved to its final name by the commit that records it.
-    struct Seal {
-        var from: String
-        var to: String
     }
 
     /// Closes a trace and, in the same transaction, marks the node (or segment) done or failed. With `seal`,
@@ -498,7 +477,7 @@ extension JobStore {
     /// lost the task never replaces a file the new holder recorded.
     func endStep(trace: String, task: String, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
                  error: String?, detail: String? = nil, seal: Seal? = nil) throws(VSliceError) {
-        let status = error == nil ? "done" : "failed"
+        let done = error == nil
         try writeAsHolder(task) { db in
             let t = now()
             if let seal, rename(seal.from, seal.to) != 0 {
@@ -507,25 +486,32 @@ extension JobStore {
             try db.execute(sql: """
                 UPDATE trace SET status = ?, ended_at = ?, wall_seconds = ?, cpu_seconds = ?, frames_in = ?, frames_out = ?,
                                  bytes = ?, error = ? WHERE id = ?
-                """, arguments: [status, t, figures.wall, figures.cpu, figures.framesIn, figures.framesOut, figures.bytes, error, trace])
+                """, arguments: [done ? StepStatus.done : .failed, t, figures.wall, figures.cpu, figures.framesIn, figures.framesOut,
+                                 figures.bytes, error, trace])
             try Self.recordFixedCost(db, trace: trace, figures.fixed)
             if let segment {
-                try db.execute(sql: """
-                    UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [status, segment.frames, segment.size, segment.checksum, error, t, segment.id])
+                try Self.endSegment(db, segment.id, done: done ? segment : nil, error: error, at: t)
             } else {
                 try db.execute(sql: "UPDATE event SET status = ?, error = ?, detail = COALESCE(?, detail), updated_at = ? WHERE id = ?",
-                               arguments: [status, error, detail, t, LedgerID.event(task, node)])
+                               arguments: [done ? StepStatus.done : .failed, error, detail, t, LedgerID.event(task, node)])
             }
         }
         if let seal { FileOps.fsyncDirectory((seal.to as NSString).deletingLastPathComponent) }
     }
 
-    struct SegmentDone {
-        var id: String
-        var frames: Int
-        var size: Int64
-        var checksum: Int64
+    /// The one write that ends a segment's attempt, for the local executor (`endStep`) and a worker's ingested
+    /// record alike: done, with its frames and sealed file's size and checksum; or failed, with why. A segment
+    /// already done stays done (a late attempt of a node thought lost changes nothing).
+    static func endSegment(_ db: Database, _ id: String, done: SegmentDone?, error: String?, at t: Double) throws {
+        if let done {
+            try db.execute(sql: """
+                UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
+                                   updated_at = ? WHERE id = ? AND status != ?
+                """, arguments: [SegmentStatus.done, done.frames, done.size, done.checksum, t, id, SegmentStatus.done])
+        } else {
+            try db.execute(sql: "UPDATE segment SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
+                           arguments: [SegmentStatus.failed, error, t, id, SegmentStatus.done])
+        }
     }
 
     /// Creates the encode event's segment rows for a plan (once).
@@ -534,14 +520,14 @@ extension JobStore {
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
-                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, 'encode', 'running', 0, ?, ?)
+                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)
                 ON CONFLICT(id) DO NOTHING
-                """, arguments: [eventId, task, t, t])
+                """, arguments: [eventId, task, Node.encode.rawValue, StepStatus.running, t, t])
             for s in plan.segments {
                 try db.execute(sql: """
                     INSERT INTO segment (id, event_id, ord, status, frames_planned, file, created_at, updated_at)
-                    VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
-                    """, arguments: [LedgerID.segment(task, s.index), eventId, s.index, s.frameCount, files[s.index], t, t])
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+                    """, arguments: [LedgerID.segment(task, s.index), eventId, s.index, SegmentStatus.pending, s.frameCount, files[s.index], t, t])
             }
         }
     }
@@ -553,23 +539,25 @@ extension JobStore {
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
-                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, 'audio', 'running', 0, ?, ?)
+                INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)
                 ON CONFLICT(id) DO NOTHING
-                """, arguments: [eventId, task, t, t])
+                """, arguments: [eventId, task, Node.audio.rawValue, StepStatus.running, t, t])
             for p in pieces {
                 try db.execute(sql: """
                     INSERT INTO segment (id, event_id, ord, status, frames_planned, file, created_at, updated_at)
-                    VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET frames_planned = excluded.frames_planned, file = excluded.file, status = 'pending',
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET frames_planned = excluded.frames_planned, file = excluded.file, status = excluded.status,
                                                   updated_at = excluded.updated_at
                     WHERE frames_planned != excluded.frames_planned OR file != excluded.file
-                    """, arguments: [LedgerID.audioPiece(task, p.order), eventId, p.order, p.packets, p.file, t, t])
+                    """, arguments: [LedgerID.audioPiece(task, p.order), eventId, p.order, SegmentStatus.pending, p.packets, p.file, t, t])
             }
             try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord >= ?", arguments: [eventId, pieces.count])
         }
     }
 
     func resetSegment(_ task: String, _ id: String) throws(VSliceError) {
-        try writeAsHolder(task) { db in try db.execute(sql: "UPDATE segment SET status = 'pending', updated_at = ? WHERE id = ?", arguments: [now(), id]) }
+        try writeAsHolder(task) { db in
+            try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE id = ?", arguments: [SegmentStatus.pending, now(), id])
+        }
     }
 }

@@ -11,8 +11,8 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     public var trace: String
     public var task: String
     public var segment: Int
-    /// done | failed
-    public var status: String
+    /// `done` or `failed`.
+    public var status: StepStatus
     public var error: String?
     /// How the worker exited: ok, processing (1, worth a retry; 7 when `deterministic`), usage (2), input (3),
     /// interrupted (130) — or `lost` in a record the coordinator wrote for an attempt that ended without one (its
@@ -81,7 +81,7 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
 
     /// The worker's error as it threw it (kind, message, deterministic or not), for a failed record.
     public var failure: VSliceError? {
-        guard status == "failed" else { return nil }
+        guard status == .failed else { return nil }
         var e = VSliceError(VSliceError.Kind(rawValue: exitKind) ?? .processing, "segment \(segment)", reason: error ?? exitKind)
         e.deterministic = deterministic ?? false
         return e
@@ -128,7 +128,7 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     /// True when the record is a done one and its segment file is there, sealed, with the recorded size
     /// and checksum.
     public func sealedFileMatches(workDir: String) -> Bool {
-        guard status == "done", let file, let bytes, let checksum else { return false }
+        guard status == .done, let file, let bytes, let checksum else { return false }
         let path = (workDir as NSString).appendingPathComponent(file)
         guard FileOps.size(path) == bytes, let reader = try? PacketFileReader(path: path) else { return false }
         return Int64(reader.checksum) == checksum && (framesOut.map { Int(reader.packetCount) == $0 } ?? true)

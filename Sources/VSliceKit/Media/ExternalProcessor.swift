@@ -62,7 +62,6 @@ final class ExternalProcessor: FrameProcessor {
     /// CPU seconds the program used (known once it has ended).
     var cpuSeconds: Double { ended?.cpu ?? 0 }
     var framesIn: Int { inputTimes.count }
-    var framesOut: Int { produced }
 
     /// Starts the program for frames of `input` geometry.
     init(_ spec: ProcessorSpec, input: FrameGeometry, watch: WorkWatch, path: String) throws(VSliceError) {
@@ -107,9 +106,6 @@ final class ExternalProcessor: FrameProcessor {
         child.kill()
         try? log?.close()
     }
-
-    /// Stops the program now (its whole process group).
-    func kill() { child.kill() }
 
     /// "run the processor (segment 3)", for errors.
     var operation: String { "run the processor (\(spec.label))" }

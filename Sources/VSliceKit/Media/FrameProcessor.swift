@@ -78,6 +78,39 @@ protocol FrameProcessor: AnyObject {
     func receive(_ frame: Frame) throws(VSliceError) -> CodecResult
 }
 
+/// Stages in a row, each one's output the next one's input, the last one's given to `sink`: frames pushed in
+/// travel as far as they can at once (a stage that refuses input gets what it has ready taken first).
+struct StageChain {
+    let stages: [any FrameProcessor]
+    let sink: (Frame) throws(VSliceError) -> Void
+    private let outs: [Frame]
+
+    init(_ stages: [any FrameProcessor], sink: @escaping (Frame) throws(VSliceError) -> Void) {
+        self.stages = stages
+        self.sink = sink
+        outs = stages.map { _ in Frame() }
+    }
+
+    /// Sends a frame into stage `k` (the sink past the last).
+    func push(_ frame: Frame, into k: Int = 0) throws(VSliceError) {
+        guard k < stages.count else { return try sink(frame) }
+        while try !stages[k].send(frame) { try drain(k) }
+        try drain(k)
+    }
+
+    private func drain(_ k: Int) throws(VSliceError) {
+        while try stages[k].receive(outs[k]) == .ok { try push(outs[k], into: k + 1) }
+    }
+
+    /// Ends every stage's input in turn (the last frame shown until `end`) and drains it.
+    func finish(end: Int64) throws(VSliceError) {
+        for k in stages.indices {
+            try stages[k].finish(end: end)
+            try drain(k)
+        }
+    }
+}
+
 /// A libavfilter graph as a pipeline stage: source timestamps in (the stream's time base, absolute), the graph's
 /// frames out, timed in that same clock. The graph runs on a clock that starts where the file does (`offset`
 /// ticks are taken off on the way in and added back on the way out), and a graph that counts frames gets

@@ -418,7 +418,7 @@ public struct Probe: Sendable {
             // nothing is reported, the typical (median) frame interval is used, not the interval before the
             // last frame: a screen recording's long-held frames or the gap a stream-copy trim leaves where
             // B-frames were cut would otherwise stretch the last frame to seconds. The output stores this
-            // duration on its last packet (see SegmentEncoder), so the output ends where the source ends.
+            // duration on its last packet (see SegmentSink), so the output ends where the source ends.
             let stated = videoEnd - sorted[sorted.count - 1]
             var lastDuration = stated
             if lastDuration <= 0 { lastDuration = Probe.medianInterval(sorted) }

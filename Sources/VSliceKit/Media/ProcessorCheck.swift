@@ -70,28 +70,17 @@ public enum ProcessorCheck {
                                                            preferredFormat: geometry.pixelFormat),
                                              input: geometry, watch: watch, path: source)
         stages.append(external)
-        var first: Frame? = nil
-        let outs = stages.map { _ in Frame() }
-        func feed(_ k: Int, _ frame: Frame) throws(VSliceError) {
-            if k == stages.count {
-                if first == nil { first = Frame(); av_frame_ref(first!.ptr, frame.ptr) }
-                return
-            }
-            while try !stages[k].send(frame) { try drain(k) }
-            try drain(k)
+        let first = Frame()
+        var got = false
+        let chain = StageChain(stages) { (frame) throws(VSliceError) in
+            if !got { got = true; try ffCheck(av_frame_ref(first.ptr, frame.ptr), "keep a frame") }
         }
-        func drain(_ k: Int) throws(VSliceError) {
-            while try stages[k].receive(outs[k]) == .ok { try feed(k + 1, outs[k]) }
-        }
-        try src.run { (frame) throws(VSliceError) in try feed(0, frame) }
-        for k in stages.indices {
-            try stages[k].finish(end: src.end)
-            try drain(k)
-        }
-        guard let learnt = external.learnt, let frame = first else {
+        try src.run { (frame) throws(VSliceError) in try chain.push(frame) }
+        try chain.finish(end: src.end)
+        guard got, let learnt = external.learnt else {
             throw VSliceError(.processing, "check --process", reason: "the processor put out no frame for \(external.framesIn) input frames")
         }
-        try EncoderCheck.checkProcessed(frame, geometry: external.output, settings: settings, muxer: muxer)
+        try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer)
         return learnt
     }
 }

@@ -61,23 +61,12 @@ struct SegmentPipeline {
         let sink = try SegmentSink(.init(settings: settings, geometry: geometry, hdr: hdr, cut: cut,
                                          rate: processor?.output.rate ?? Ratio(num: 1, den: 1)),
                                    segment: segment, index: index, path: source, outputPath: outputPath, watch: watch)
-        let outs = stages.map { _ in Frame() }
-        func feed(_ k: Int, _ frame: Frame) throws(VSliceError) {
-            guard k < stages.count else { return try sink.take(frame) }
-            while try !stages[k].send(frame) { try drain(k) }
-            try drain(k)
-        }
-        func drain(_ k: Int) throws(VSliceError) {
-            while try stages[k].receive(outs[k]) == .ok { try feed(k + 1, outs[k]) }
-        }
+        let chain = StageChain(stages) { (frame) throws(VSliceError) in try sink.take(frame) }
         try src.run { (frame) throws(VSliceError) in
             if firstFrame == nil { firstFrame = monotonicSeconds() }
-            try feed(0, frame)
+            try chain.push(frame)
         }
-        for k in stages.indices {
-            try stages[k].finish(end: src.end)
-            try drain(k)
-        }
+        try chain.finish(end: src.end)
         let flushFrom = monotonicSeconds()
         let sealed = try sink.finish()
         let flushed = monotonicSeconds() - flushFrom

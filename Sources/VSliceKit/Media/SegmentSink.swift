@@ -64,13 +64,6 @@ final class SegmentSink {
     }
 
     /// Pixel formats `codec`'s encoder takes (empty: any).
-    static func supportedPixelFormats(_ encoder: Encoder) -> [AVPixelFormat] {
-        var out: [AVPixelFormat] = []
-        guard var p = encoder.ctx.pointee.codec.pointee.pix_fmts else { return out }
-        while p.pointee != AV_PIX_FMT_NONE { out.append(p.pointee); p += 1 }
-        return out
-    }
-
     static func supportedPixelFormats(codec: String) -> [AVPixelFormat] {
         guard let c = avcodec_find_encoder_by_name(codec), var p = c.pointee.pix_fmts else { return [] }
         var out: [AVPixelFormat] = []

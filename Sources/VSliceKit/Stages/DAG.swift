@@ -3,11 +3,12 @@ import Synchronization
 
 /// The transcode DAG, declared in one place:
 ///
-///     probe ──► plan ──► encode ──┐
-///       └────► audio ─────────────┴► mux ──► verify ──► publish
+///     probe ──► plan ──► encode (video segments, audio pieces) ──┐
+///                 └────► audio (the other tracks) ───────────────┴► mux (joins the pieces) ──► verify ──► publish
 ///
 /// A node starts, on a thread of its own, as soon as the nodes it needs are done, so the audio runs beside the
-/// plan and the encode. Adding a node is one file under Stages/ (a `Stage`) and one line here.
+/// encode. The plan cuts the audio tracks that go in pieces too: their pieces are elements of the encode, on the
+/// same pool (or job array) as the video's segments. Adding a node is one file under Stages/ (a `Stage`) and one line here.
 enum TranscodeDAG {
     static let stages: [DAGNode] = [
         .init(ProbeStage.self),

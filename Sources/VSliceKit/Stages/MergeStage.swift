@@ -1,6 +1,7 @@
 import Foundation
 
-/// mux: concatenates the segments and interleaves the tracks, in one streaming pass, into the part file beside
+/// mux: joins the pieces of the audio tracks encoded in pieces, then concatenates the segments and interleaves the
+/// tracks, in one streaming pass, into the part file beside
 /// the output (same filesystem, so publishing is a rename). A finished part file is recorded with its size and
 /// checksum and reused by a resume only while it still has them; every segment is checked against what its
 /// commit recorded before it is merged.
@@ -16,11 +17,13 @@ enum MergeStage: Stage {
                   FileOps.size(part) != nil, recorded == FileOps.signature(part) {
             ctx.logger.info("merged file from the interrupted run kept", metadata: ["file": "\(part)"])
         } else {
-            for row in try store.segments(task: ctx.taskId) where !Transcoder.segmentFileIsIntact(row) {
+            for row in try store.segments(task: ctx.taskId) + store.audioPieces(task: ctx.taskId) where !Transcoder.segmentFileIsIntact(row) {
                 try? store.resetSegment(ctx.taskId, row.id)
+                let what = row.eventId.hasSuffix(Node.audio.rawValue) ? "audio piece" : "segment"
                 throw VSliceError(.processing, "merge", path: row.file,
-                                  reason: "segment \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
+                                  reason: "\(what) \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
             }
+            try AudioStage.joinPieces(ctx)
             let merger = try makeMerger(ctx)
             _ = try ctx.traced(node) { (_) throws(VSliceError) in
                 // The merge writes a file of its own: a previous holder still writing the old one cannot touch it.

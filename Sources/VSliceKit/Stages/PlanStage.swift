@@ -26,13 +26,16 @@ enum PlanStage: Stage {
         ctx.plan = plan
         try store.setFrames(taskId, plan.frameCount)
         try store.ensureSegments(task: taskId, plan: plan, files: ctx.segmentPaths)
+        // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
+        // elements beside the video's (the audio node encodes only the other tracks).
+        ctx.audioPieces = try AudioStage.planPieces(ctx)
         try WorkOrder(task: taskId, input: ctx.input, fingerprint: ctx.task.inputFingerprint, settings: ctx.settings, plan: plan,
-                      index: index, stallTimeout: ctx.options.stallTimeout).write(workDir: ctx.work)
-        try store.ingestTraceRecords(task: taskId, workDir: ctx.work)
+                      index: index, stallTimeout: ctx.options.stallTimeout, audioPieces: ctx.allAudioPieces).write(workDir: ctx.work)
+        try store.ingestTraceRecords(task: taskId, workDir: ctx.work, videoSegments: plan.segments.count)
 
         ctx.resetKept(count: plan.segments.count)
         var done = Set<Int>(), framesDone = 0
-        for row in try store.segments(task: taskId) where row.status == "done" {
+        for row in try store.segments(task: taskId) where row.status == .done {
             if Transcoder.segmentFileIsIntact(row) {
                 done.insert(row.ord)
                 framesDone += plan.segments[row.ord].frameCount
@@ -43,7 +46,7 @@ enum PlanStage: Stage {
             }
         }
         ctx.doneSegments = done
-        ctx.logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", "done": "\(done.count)"])
+        ctx.logger.info("planned", metadata: ["segments": "\(plan.segments.count)", "frames": "\(plan.frameCount)", SegmentStatus.done.rawValue: "\(done.count)"])
         ctx.onEvent(.alreadyDone(segments: done.count))
         ctx.onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
         return .done

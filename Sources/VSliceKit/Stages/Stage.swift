@@ -89,6 +89,7 @@ final class StageContext: Sendable {
     private struct Produced: Sendable {
         var plan: Plan?
         var doneSegments = Set<Int>()
+        var audioPieces: [Int: [AudioPiece]] = [:]
         var keptFrames: [Int] = []
         var verify: VerifyReport?
     }
@@ -104,6 +105,14 @@ final class StageContext: Sendable {
         get { produced.withLock { $0.doneSegments } }
         set { produced.withLock { $0.doneSegments = newValue } }
     }
+    /// The audio pieces of every track encoded in pieces, by track number (set by `PlanStage`; the executor
+    /// encodes them beside the video segments, the merge joins them).
+    var audioPieces: [Int: [AudioPiece]] {
+        get { produced.withLock { $0.audioPieces } }
+        set { produced.withLock { $0.audioPieces = newValue } }
+    }
+    /// Every audio piece, in order (their element indices follow the video segments').
+    var allAudioPieces: [AudioPiece] { audioPieces.values.flatMap { $0 }.sorted { $0.order < $1.order } }
     /// Frames each segment kept (set by `PlanStage` for the segments already done, by `EncodeStage` for the rest).
     func setKept(_ segment: Int, _ frames: Int) { produced.withLock { $0.keptFrames[segment] = frames } }
     func resetKept(count: Int) { produced.withLock { $0.keptFrames = Array(repeating: 0, count: count) } }
@@ -123,7 +132,19 @@ final class StageContext: Sendable {
     var tracksDir: String { (work as NSString).appendingPathComponent("tracks") }
     var audioTrackNames: [String] { extras.streams.audio.map { "audio-\($0.ordinal).vseg" } }
     var subtitleTrackNames: [String] { extras.streams.subtitles.map { "subtitle-\($0.ordinal).vseg" } }
-    var trackPaths: [String] { (audioTrackNames + subtitleTrackNames).map { (tracksDir as NSString).appendingPathComponent($0) } }
+    /// Every kept track's packet file, audio then subtitles: in `tracksDir`, but for a track encoded in pieces the
+    /// file the merge joins them into (`joined/`).
+    var trackPaths: [String] {
+        let pieced = audioPieces
+        let audio = zip(extras.streams.audio, audioTrackNames).map { track, name in
+            pieced[track.ordinal] != nil ? (joinedDir as NSString).appendingPathComponent(name) : (tracksDir as NSString).appendingPathComponent(name)
+        }
+        return audio + subtitleTrackNames.map { (tracksDir as NSString).appendingPathComponent($0) }
+    }
+    /// Where the merge joins the pieces of a track encoded in pieces.
+    var joinedDir: String { (work as NSString).appendingPathComponent("joined") }
+    /// Audio piece `order`'s sealed file in the work folder.
+    func audioPiecePath(_ order: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.audioPieceFileName(order)) }
     /// The merged file before it is published: beside the output, named after the task.
     var partPath: String { Transcoder.partPath(task: task) }
 }
@@ -136,7 +157,7 @@ struct StepRecord<T> {
     var framesOut: Int? = nil
     var bytes: Int64? = nil
     /// A file or folder finished under a temporary name, renamed into place by the commit that records the step.
-    var seal: JobStore.Seal? = nil
+    var seal: Seal? = nil
     /// The step's fixed costs, when it measures any.
     var fixed = FixedCost()
     /// Work done for the step before its trace opened (the probe: the checks before any work), added to its wall

@@ -48,7 +48,7 @@ final class EventWriter: Sendable {
             let m = p.model
             var fields: [String: Any] = ["frames_done": m.done, "frames_total": m.total,
                                          "percent": (m.fraction * 1000).rounded() / 10,
-                                         "segments_done": m.segmentsDone, "segments": m.segments, "running": m.running]
+                                         "segments_done": m.segmentsDone, "segments": m.segments, SegmentStatus.running.rawValue: m.running]
             if let fps = m.fps(now: now) { fields["fps"] = (fps * 10).rounded() / 10 }
             if let eta = m.eta(now: now) { fields["eta_seconds"] = (eta * 10).rounded() / 10 }
             return fields

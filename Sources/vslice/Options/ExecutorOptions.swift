@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+import VSliceKit
+
+/// Where a transcode's segments run: `--executor`, `--slurm-arg`, `--detach`.
+struct ExecutorOptions: ParsableArguments {
+    @Option(help: "Where segments run: local (threads here), slurm (one job array), external (you run `vslice segment` per index).")
+    var executor: ExecutorConfig.Kind = .local
+
+    @Option(name: .customLong("slurm-arg"), parsing: .unconditionalSingleValue,
+            help: "An argument for sbatch (repeatable), e.g. --slurm-arg=--partition=render.")
+    var slurmArgs: [String] = []
+
+    @Flag(help: "slurm/external: return once the segments are submitted; `vslice resume TASK` finishes the task.")
+    var detach = false
+
+    var config: ExecutorConfig { ExecutorConfig(kind: executor, slurmArgs: slurmArgs) }
+}
+
+extension ExecutorConfig.Kind: ExpressibleByArgument {}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import VSliceKit
+
+/// `--process` and its options: an external program every segment's frames go through.
+struct ProcessorOptions: ParsableArguments {
+    @Option(name: .customLong("process"), help: ArgumentHelp(
+        "A program each segment's frames go through: it reads frames on stdin and writes frames on stdout (run with /bin/sh -c).",
+        discussion: """
+            vslice writes every segment's frames — buffer frames (--overlap) included, after --vf — to its stdin and \
+            encodes what it writes on stdout, the buffer frames' share dropped. It runs once on the first frames \
+            before any work (a broken one is exit 2). Its environment tells it the segment (VSLICE_SEGMENT, \
+            VSLICE_FIRST_FRAME, VSLICE_FRAMES, VSLICE_BUFFER_BEFORE/AFTER…), the frames (VSLICE_WIDTH, VSLICE_HEIGHT, \
+            VSLICE_PIX_FMT, VSLICE_COLOR_*) and its GPU (VSLICE_GPU). Its stderr goes to seg-NNNNN.process.log in \
+            the work folder (-v shows it). A non-zero exit is retried; a wrong frame count is not.
+            """,
+        valueName: "command"))
+    var command: String?
+
+    @Option(name: .customLong("process-format"), help: "How frames cross the pipes: y4m (the source's pixel format, with headers), rgb24, rgb48le (raw).")
+    var format: ProcessFormat = .y4m
+
+    @Option(name: .customLong("process-rate"), help: "Frames the processor writes per input frame: an integer or a fraction (2, 5/2); y4m: read from the headers when not given.")
+    var rate: String?
+
+    @Option(name: .customLong("process-size"), help: "Raw formats: the size of the frames the processor writes, WxH (default: the input's).")
+    var size: String?
+
+    @Option(help: "GPU devices for the processor, one per concurrent segment (0,1): sets VSLICE_GPU and CUDA_VISIBLE_DEVICES.")
+    var gpus: String?
+
+    func settings() throws -> ProcessorSettings? {
+        guard let command else {
+            if rate != nil || size != nil || format != .y4m {
+                throw VSliceError(.usage, "check options", reason: "--process-format, --process-rate and --process-size need --process")
+            }
+            return nil
+        }
+        var p = ProcessorSettings(command: command)
+        p.format = format
+        if let rate {
+            let parts = rate.split(separator: "/", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let n = Int32(parts[0]), parts.count == 1 || Int32(parts[1]) != nil else {
+                throw VSliceError(.usage, "check options", reason: "--process-rate takes an integer or a fraction P/Q, got '\(rate)'")
+            }
+            p.rate = Ratio(num: n, den: parts.count == 2 ? Int32(parts[1])! : 1)
+        }
+        if let size {
+            let parts = size.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+            guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) else {
+                throw VSliceError(.usage, "check options", reason: "--process-size takes WxH (1920x1080), got '\(size)'")
+            }
+            p.width = w
+            p.height = h
+        }
+        return p
+    }
+
+    func gpuList() throws -> [String] {
+        guard let gpus else { return [] }
+        return gpus.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+}
+
+extension ProcessFormat: ExpressibleByArgument {}

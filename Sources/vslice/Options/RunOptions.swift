@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import VSliceKit
+
+/// How a task runs and reports: shared by transcode, resume and batch.
+struct RunOptions: ParsableArguments {
+    @Flag(help: "Write NDJSON events on stdout (task_started, segment_done, task_done with the verify figures, task_failed …).")
+    var json = false
+
+    @Flag(help: "Start over instead of resuming an unfinished task for the same input and output.")
+    var fresh = false
+
+    @Option(help: "Attempts per segment before the task fails (1–10).")
+    var maxAttempts = 3
+
+    @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried.")
+    var stallTimeout = 300.0
+
+    func validate() throws {
+        do { try pipelineOptions.validate() } catch { throw ValidationError(error.reason) }
+    }
+
+    @OptionGroup var store: StoreOptions
+
+    @Flag(name: .shortAndLong, help: "No progress output.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Log each step, and FFmpeg's warnings, on stderr.")
+    var verbose = false
+
+    /// Logging, FFmpeg's log level and the Ctrl-C handler.
+    func prepare() {
+        if verbose { FFmpegLog.set(.warning) }
+        Signals.install()
+    }
+
+    /// `-v`: everything; default: warnings (a segment retried…); `-q`: errors only.
+    var logger: Logger { Log.make(verbose: verbose, quiet: quiet) }
+    var session: TaskSession { TaskSession(json: json, quiet: quiet) }
+
+    var pipelineOptions: Transcoder.RunOptions {
+        var o = Transcoder.RunOptions()
+        o.fresh = fresh
+        o.maxAttempts = maxAttempts
+        o.stallTimeout = stallTimeout
+        return o
+    }
+}

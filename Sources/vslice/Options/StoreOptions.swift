@@ -1,0 +1,14 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import VSliceKit
+
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The job database (default: $VSLICE_HOME/vslice.db, else $XDG_DATA_HOME/vslice/, else ~/.local/share/vslice/).")
+    var db: String?
+
+    func open() throws -> JobStore {
+        try JobStore(path: db ?? JobStore.defaultPath())
+    }
+}
