@@ -11,6 +11,10 @@ enum PlanStage: Stage {
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
         let store = ctx.store, taskId = ctx.taskId, index = ctx.probe.video!
         let plan: Plan
+        // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
+        // elements beside the video's (the audio node encodes only the other tracks). Inside the plan's trace
+        // when the plan is made (the map decodes each such track: serial work, recorded as the plan's).
+        var pieces: [Int: [AudioPiece]]? = nil
         if let json = try store.eventDone(taskId, node)?.detail,
            let stored = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)), stored.frameCount == index.pts.count {
             plan = stored
@@ -20,15 +24,14 @@ enum PlanStage: Stage {
                                       filter: ctx.extras.filterTiming, from: ctx.extras.filterTiming.map(Transcoder.filteredStart),
                                       processor: ctx.extras.processor, workers: ctx.request.executor.isRemote)
                 p.hdr = ctx.extras.hdr
+                pieces = try AudioStage.planPieces(ctx)
                 return StepRecord(value: p, detail: (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) })
             }
         }
         ctx.plan = plan
         try store.setFrames(taskId, plan.frameCount)
         try store.ensureSegments(task: taskId, plan: plan, files: ctx.segmentPaths)
-        // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
-        // elements beside the video's (the audio node encodes only the other tracks).
-        ctx.audioPieces = try AudioStage.planPieces(ctx)
+        if let pieces { ctx.audioPieces = pieces } else { ctx.audioPieces = try AudioStage.planPieces(ctx) }
         try WorkOrder(task: taskId, input: ctx.input, fingerprint: ctx.task.inputFingerprint, settings: ctx.settings, plan: plan,
                       index: index, stallTimeout: ctx.options.stallTimeout, audioPieces: ctx.allAudioPieces).write(workDir: ctx.work)
         try store.ingestTraceRecords(task: taskId, workDir: ctx.work, videoSegments: plan.segments.count)

@@ -160,8 +160,8 @@ struct StepRecord<T> {
     var seal: Seal? = nil
     /// The step's fixed costs, when it measures any.
     var fixed = FixedCost()
-    /// Work done for the step before its trace opened (the probe: the checks before any work), added to its wall
-    /// and CPU time; its wall is kept as the trace's `process_seconds`.
+    /// Work done for the step before its trace opened (the probe: the checks before any work; the mux: the join of
+    /// the audio pieces), added to its wall and CPU time.
     var before: (wall: Double, cpu: Double)? = nil
 }
 
@@ -176,7 +176,7 @@ extension StageContext {
             try store.endStep(trace: trace, task: taskId, node: node, segment: nil,
                               figures: .init(wall: monotonicSeconds() - t0 + (r.before?.wall ?? 0),
                                              cpu: threadCPUSeconds() - c0 + (r.before?.cpu ?? 0), framesOut: r.framesOut, bytes: r.bytes,
-                                             fixed: r.before.map { FixedCost(processSeconds: $0.wall) } ?? r.fixed),
+                                             fixed: r.fixed),
                               error: nil, detail: r.detail, seal: r.seal)
             return r.value
         } catch {
