@@ -287,7 +287,7 @@ public struct Plan: Codable, Sendable {
                                     lengths.first ?? 0, fixed.whyBetween, at))
         }
         if shape == .even {
-            return (starts, String(format: "%d segments for %d jobs, one each, at the keyframes nearest equal marks (%.1f s to %.1f s): "
+            return (starts, String(format: "%d segments for %d jobs, at most one each, at the keyframes nearest equal marks (%.1f s to %.1f s): "
                                     + "shrinking ones of at least %@ would leave workers idle", starts.count, jobs,
                                     lengths.min() ?? 0, lengths.max() ?? 0, minimumWhy))
         }
@@ -385,8 +385,9 @@ public struct Plan: Codable, Sendable {
         /// if it fills them better by more than 2 %: keyframes far apart next to the segment lengths (five equal GOPs
         /// on two workers: a sixth of the time idle) are helped by equal segments cut between keyframes, decoding
         /// from the keyframe before (`equal`); a shortest segment longer than what shrinking asks for (many jobs, a
-        /// dear start-up) makes many segments of that length, whose last wave leaves most workers idle, and is
-        /// helped by one segment per job at the keyframes nearest equal marks (`even`).
+        /// dear start-up) makes many segments of that length, whose last wave leaves most workers idle, or fewer
+        /// segments than jobs with a long last one, and is helped by one segment per job (as many as the shortest
+        /// allows) at the keyframes nearest equal marks (`even`).
         func improved(_ starts: [Int]) -> (starts: [Int], shape: Shape)? {
             guard starts.count > 1, efficiency(starts) < 0.95, scenes.isEmpty else { return nil }
             var best: (starts: [Int], shape: Shape)? = nil
@@ -398,15 +399,27 @@ public struct Plan: Codable, Sendable {
             return best
         }
 
-        /// One segment per job, each cut at the keyframe nearest its mark that leaves the shortest segment on both sides.
+        /// One segment per job — or, when the shortest segment allows fewer, as many as fit (the most for which
+        /// every cut finds its keyframe) — each cut at the keyframe nearest its mark that leaves the shortest
+        /// segment on both sides.
         func even() -> [Int] {
             let keys = index.keyframeIndices
             guard keys.first == 0 else { return [0] }
+            var count = min(jobs, Int((duration / minimum + 1e-9).rounded(.down)))
+            while count > 1 {
+                let starts = even(count, keys)
+                if starts.count == count { return starts }
+                count -= 1
+            }
+            return [0]
+        }
+
+        /// `count` segments cut at the keyframes nearest equal marks (fewer when a mark finds none).
+        private func even(_ count: Int, _ keys: [Int]) -> [Int] {
             var starts = [0], k = 0
-            for m in 1..<jobs {
-                let current = starts[starts.count - 1], mark = n * m / jobs
-                guard mark > current else { continue }
-                guard let j = nearest(keys, after: k, current: current, target: mark) else { break }
+            for m in 1..<count {
+                let current = starts[starts.count - 1], mark = n * m / count
+                guard mark > current, let j = nearest(keys, after: k, current: current, target: mark) else { break }
                 starts.append(keys[j])
                 k = j
             }

@@ -10,12 +10,12 @@ struct ReportTests {
     /// (measured on an idle machine: within 10 %, docs/performance.md).
     static let tolerance = 0.35
 
-    @Test("a 20 s clip with --jobs 2: report --json predicts the run's wall time for two workers; the plan's element cost was measured")
+    @Test("a 40 s clip with --jobs 2: report --json predicts the run's wall time for two workers; the plan's element cost was measured")
     func predictsTheRun() throws {
         let dir = try Paths.scratch("report")
         defer { try? FileManager.default.removeItem(at: dir) }
         let src = dir.appendingPathComponent("in.mp4").path
-        try makeClip(src, size: "640x360", seconds: 20)
+        try makeClip(src, size: "640x360", seconds: 40)
         let out = dir.appendingPathComponent("out.mp4").path
         // The element cost measured, not given: the plan says so.
         let measured = ["VSLICE_ELEMENT_COST": ""]
@@ -46,7 +46,7 @@ struct ReportTests {
 
         // The text: the run checked against its own prediction; every element's start-up and flush recorded.
         let text = try vslice(["report", String(task.prefix(8))]).stdout
-        #expect(text.contains("predicted for 2 workers"), "\(text)")
+        #expect(text.contains("on 2 workers; predicted for 2:"), "\(text)")
         let status = try jsonObject(try vslice(["status", task, "--json"]).stdout)
         let traces = try #require(status["traces"] as? [[String: Any]])
         let elements = traces.filter { ($0["segment_id"] as? String) != nil && $0["status"] as? String == "done" }

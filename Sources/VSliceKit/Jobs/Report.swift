@@ -13,7 +13,8 @@ public struct TaskReport: Sendable {
     public var serialCPUSeconds: Double
     /// From the run's start (its checks before any work) to the publish's end, when one run did it all.
     public var measuredWallSeconds: Double?
-    /// The most elements that ran at once.
+    /// How many workers the run had: the most elements that ran at once — in this process, at most this
+    /// machine's CPUs (more job slots than CPUs share them).
     public var measuredConcurrency: Int
 
     /// The coordinator's nodes, in the order the report names them.
@@ -48,7 +49,7 @@ public struct TaskReport: Sendable {
         return TaskReport(task: t, input: input, segments: rows.filter { $0.eventId.hasSuffix("_" + Node.encode.rawValue) }.count,
                           pieces: rows.filter { $0.eventId.hasSuffix("_" + Node.audio.rawValue) }.count,
                           cpuSeconds: cpu, serialCPUSeconds: serialCPU, measuredWallSeconds: measuredWall(traces, done: done),
-                          measuredConcurrency: concurrency(traces.filter { elementTraces.contains($0.id) }))
+                          measuredConcurrency: workers(traces.filter { elementTraces.contains($0.id) }, local: !remote))
     }
 
     /// Each element's done attempt, in the executor's dispatch order: the local one's (video segments longest
@@ -66,7 +67,7 @@ public struct TaskReport: Sendable {
             guard let tr = last[r.id] else { return nil }
             let wall = tr.wallSeconds ?? 0
             return ScalingInput.Element(kind: r.eventId.hasSuffix(audio) ? .audioPiece : .segment, index: r.ord,
-                                        cpuSeconds: tr.cpuSeconds ?? wall, startupSeconds: tr.startupSeconds ?? 0,
+                                        cpuSeconds: tr.cpuSeconds ?? wall, wallSeconds: wall, startupSeconds: tr.startupSeconds ?? 0,
                                         flushSeconds: tr.flushSeconds ?? 0, processSeconds: tr.processSeconds ?? 0,
                                         ledgerSeconds: tr.engine == nil ? max(0, (tr.endedAt ?? tr.startedAt) - tr.startedAt - wall) : 0)
         }
@@ -111,6 +112,13 @@ public struct TaskReport: Sendable {
         return end - (probe.startedAt - (probe.processSeconds ?? 0))
     }
 
+    /// How many workers ran these attempts: as many as ran at once; in this process (`local`), at most this
+    /// machine's CPUs.
+    static func workers(_ traces: [TraceRecord], local: Bool) -> Int {
+        let most = concurrency(traces)
+        return local ? min(most, ProcessInfo.processInfo.activeProcessorCount) : most
+    }
+
     /// The most of these attempts that ran at once (each from its process's start to its end).
     static func concurrency(_ traces: [TraceRecord]) -> Int {
         var events: [(Double, Int)] = []
@@ -146,8 +154,9 @@ extension TaskReport {
                             String(task.id.prefix(8)), input.executor, jobs.map { ", --jobs \($0)" } ?? "", segments,
                             pieces > 0 ? " and \(pieces) audio pieces" : "", cpuSeconds,
                             cpuSeconds > 0 ? 100 * serialCPUSeconds / cpuSeconds : 0, serialCPUSeconds)]
-        let steps = (input.before + input.beside + input.after).map { String(format: "%@ %.2f", $0.node, $0.seconds) }
-        lines.append(String(format: "serial steps %.2f s (%@)", input.serialSeconds, steps.joined(separator: ", ")))
+        let steps = (input.before + input.after).map { String(format: "%@ %.2f", $0.node, $0.seconds) }
+        let beside = input.beside.map { String(format: "; beside the elements: %@ %.2f s", $0.node, $0.seconds) }.joined()
+        lines.append(String(format: "serial steps %.2f s (%@)%@", input.serialSeconds, steps.joined(separator: ", "), beside))
         var fixed = "per element (median): start-up \(ms(e.map(\.startupSeconds))), flush \(ms(e.map(\.flushSeconds)))"
         if input.executor == "local" {
             fixed += ", ledger writes \(ms(e.map(\.ledgerSeconds)))"
@@ -158,8 +167,8 @@ extension TaskReport {
         }
         lines.append(fixed)
         if let c = check {
-            lines.append(String(format: "measured: %.2f s wall with up to %d elements at once; predicted for %d workers: %.2f s (%+.1f %%)",
-                                c.measured, c.workers, c.workers, c.predicted, 100 * (c.predicted - c.measured) / c.measured))
+            lines.append(String(format: "measured: %.2f s wall on %d worker%@; predicted for %d: %.2f s (%+.1f %%)",
+                                c.measured, c.workers, c.workers == 1 ? "" : "s", c.workers, c.predicted, 100 * (c.predicted - c.measured) / c.measured))
         }
         lines.append("")
         lines.append("workers    wall s  speed-up  efficiency  serial  encode s   work  fixed   idle")

@@ -17,8 +17,9 @@ public struct ScalingInput: Codable, Sendable, Equatable {
         public enum Kind: String, Codable, Sendable { case segment, audioPiece = "audio_piece" }
         public var kind: Kind
         public var index: Int
-        /// CPU seconds of the attempt (its start-up and flush included).
+        /// CPU seconds of the attempt (its start-up and flush included), and its wall seconds.
         public var cpuSeconds: Double
+        public var wallSeconds: Double? = nil
         /// Wall seconds of its start-up and flush (see `FixedCost`), where measured.
         public var startupSeconds: Double = 0
         public var flushSeconds: Double = 0
@@ -27,15 +28,23 @@ public struct ScalingInput: Codable, Sendable, Equatable {
         /// Around the attempt, on its job slot: the ledger's writes that open and close its trace (local elements).
         public var ledgerSeconds: Double = 0
 
-        public init(kind: Kind, index: Int, cpuSeconds: Double, startupSeconds: Double = 0, flushSeconds: Double = 0,
-                    processSeconds: Double = 0, ledgerSeconds: Double = 0) {
+        public init(kind: Kind, index: Int, cpuSeconds: Double, wallSeconds: Double? = nil, startupSeconds: Double = 0,
+                    flushSeconds: Double = 0, processSeconds: Double = 0, ledgerSeconds: Double = 0) {
             self.kind = kind
             self.index = index
             self.cpuSeconds = cpuSeconds
+            self.wallSeconds = wallSeconds
             self.startupSeconds = startupSeconds
             self.flushSeconds = flushSeconds
             self.processSeconds = processSeconds
             self.ledgerSeconds = ledgerSeconds
+        }
+
+        /// The CPU seconds of its start-up: its wall seconds scaled by the attempt's CPU ÷ wall (a job slot that
+        /// shared its CPU with others started up no dearer, only slower).
+        var startupCPU: Double {
+            let scale = wallSeconds.map { $0 > 0 ? min(1, cpuSeconds / $0) : 1 } ?? 1
+            return min(cpuSeconds, startupSeconds * scale)
         }
     }
 
@@ -113,7 +122,7 @@ public enum ScalingModel {
             var w = 0
             for k in 1..<n where free[k] < free[w] { w = k }
             let latency = used[w] ? input.laterLatency : input.firstWaveLatency
-            let startup = min(e.startupSeconds, e.cpuSeconds)
+            let startup = e.startupCPU
             let f = latency + e.processSeconds + startup + e.ledgerSeconds
             free[w] += f + e.cpuSeconds - startup
             used[w] = true
