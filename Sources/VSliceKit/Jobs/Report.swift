@@ -40,7 +40,7 @@ public struct TaskReport: Sendable {
             .flatMap { try? JSONDecoder().decode(Plan.self, from: Data($0.utf8)) }
         let remote = rows.contains { last[$0.id]?.engine != nil }
         let elements = Self.elements(rows, last: last, plan: plan, remote: remote)
-        var input = ScalingInput(before: steps(beforeNodes, done, t.id), elements: elements, beside: steps([.audio], done, t.id),
+        var input = ScalingInput(before: steps(beforeNodes, done, t.id), elements: elements, beside: steps([.audio], done, t.id, cpu: true),
                                  after: steps(afterNodes, done, t.id), executor: t.storedRequest?.executor.kind.rawValue ?? "local")
         if remote { Self.latencies(rows.compactMap { last[$0.id] }, into: &input) }
         let elementTraces = Set(rows.compactMap { last[$0.id]?.id })
@@ -73,12 +73,13 @@ public struct TaskReport: Sendable {
         }
     }
 
-    /// The latest done trace of each of these nodes (its wall time).
-    static func steps(_ nodes: [Node], _ done: [TraceRecord], _ task: String) -> [ScalingInput.Step] {
+    /// The latest done trace of each of these nodes: its wall time (I/O included: nothing else runs then), or with
+    /// `cpu` its CPU time (a step that ran beside the elements, whose wall time they stretched).
+    static func steps(_ nodes: [Node], _ done: [TraceRecord], _ task: String, cpu: Bool = false) -> [ScalingInput.Step] {
         nodes.compactMap { node in
             let id = LedgerID.event(task, node)
             return done.filter { $0.eventId == id && $0.segmentId == nil }.max { ($0.endedAt ?? 0) < ($1.endedAt ?? 0) }
-                .map { ScalingInput.Step(node: node.rawValue, seconds: $0.wallSeconds ?? 0) }
+                .map { ScalingInput.Step(node: node.rawValue, seconds: (cpu ? $0.cpuSeconds : nil) ?? $0.wallSeconds ?? 0) }
         }
     }
 

@@ -52,7 +52,8 @@ public struct ScalingInput: Codable, Sendable, Equatable {
     public var before: [Step]
     /// The elements in the executor's dispatch order.
     public var elements: [Element]
-    /// The audio node (tracks not in pieces, copies, subtitles): beside the elements, on the coordinator.
+    /// The audio node (tracks not in pieces, copies, subtitles): beside the elements, on a CPU of the
+    /// coordinator's (its CPU time).
     public var beside: [Step] = []
     /// Mux (with the join of the audio pieces), verify, publish: after the last element.
     public var after: [Step]
