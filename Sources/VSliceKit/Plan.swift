@@ -67,11 +67,11 @@ public struct Plan: Codable, Sendable {
     /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).
     /// `from`: the first time the output keeps (nil: all the graph gives).
     public init(index: VideoIndex, settings: TranscodeSettings, filter timing: FilterTiming, from start: Int64? = nil,
-                scenes: [Int64] = []) {
+                scenes: [Int64] = [], cost: ElementCost? = nil) {
         var s = settings
         s.overlapBefore = max(s.overlapBefore, timing.memory)
         s.overlapAfter = max(s.overlapAfter, timing.lookahead > 0 ? timing.lookahead + 1 : 0)
-        self.init(index: index, settings: s, scenes: scenes)
+        self.init(index: index, settings: s, scenes: scenes, cost: cost)
         let pts = index.pts, n = pts.count
         for i in segments.indices {
             // The overlaps as times too: at least the frames that cover the measured spans.
@@ -108,8 +108,9 @@ public struct Plan: Codable, Sendable {
     }
 
     /// Cuts the video described by `index` into segments according to `settings`; `scenes` are the
-    /// timestamps of scene changes (`--split scene`, see `SceneDetect`).
-    public init(index: VideoIndex, settings: TranscodeSettings, scenes: [Int64] = []) {
+    /// timestamps of scene changes (`--split scene`, see `SceneDetect`); `cost`: what an element costs besides its
+    /// frames, measured before any work (the default plan keeps it under `fixedCostShare` of each segment's work).
+    public init(index: VideoIndex, settings: TranscodeSettings, scenes: [Int64] = [], cost: ElementCost? = nil) {
         let n = index.pts.count
         let tb = index.timeBase.value
         // First frame's start to last frame's end (a 60 s clip is 60 s, not 60 s minus a frame).
@@ -136,7 +137,7 @@ public struct Plan: Codable, Sendable {
                     }
                     reason = String(format: "--segment-seconds %g: a cut at the first keyframe at or after every mark", seconds)
                 } else {
-                    (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings)
+                    (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, cost: cost)
                 }
             case .frames:
                 starts = Array(stride(from: 0, to: n, by: max(1, settings.segmentFrames)))
@@ -153,7 +154,7 @@ public struct Plan: Codable, Sendable {
                     return nil
                 }
                 sceneChanges = frames
-                (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, scenes: frames)
+                (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, scenes: frames, cost: cost)
             }
         }
         var segs: [SegmentPlan] = []
@@ -175,13 +176,19 @@ public struct Plan: Codable, Sendable {
     /// video at a small size).
     /// With `filter` (the `--vf` graph's measured timing), segments are cut by time, output kept from `from`.
     /// With `processor` (what the `--process` program puts out), segments are cut by time too.
+    /// The default plan measures first what an element costs (`ElementCost.measure`; with `workers`, segments run
+    /// as `vslice segment` processes, whose start counts too).
     public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
                             expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil,
-                            processor: ProcessorOutput? = nil) throws(VSliceError) -> Plan {
+                            processor: ProcessorOutput? = nil, workers: Bool = false) throws(VSliceError) -> Plan {
         let scenes = settings.split == .scene
             ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
-        var plan = filter.map { Plan(index: index, settings: settings, filter: $0, from: from, scenes: scenes) }
-            ?? Plan(index: index, settings: settings, scenes: scenes)
+        // A failed measurement leaves the encoder's rule of thumb; the segments will say what is wrong.
+        let cost = !measuresElementCost(settings) || index.pts.count < 2 ? nil
+            : ElementCost.given() ?? (try? ElementCost.measure(source: source, index: index, settings: settings, expect: expect,
+                                                                workerProcess: workers))
+        var plan = filter.map { Plan(index: index, settings: settings, filter: $0, from: from, scenes: scenes, cost: cost) }
+            ?? Plan(index: index, settings: settings, scenes: scenes, cost: cost)
         if let processor { plan.process(with: processor, index: index) }
         return plan
     }
@@ -219,8 +226,16 @@ public struct Plan: Codable, Sendable {
         }
     }
 
-    /// The shortest segment worth its cost, seconds: every segment costs a fresh encoder (its start-up and
-    /// lookahead warm-up) and an IDR frame, which weigh more for the encoders with a long start-up.
+    /// The share of a segment's work its fixed cost may take, at most (the default plan's rule).
+    public static let fixedCostShare = 0.02
+
+    /// Whether the plan for these settings is the default, balanced one, which depends on what an element costs.
+    static func measuresElementCost(_ s: TranscodeSettings) -> Bool {
+        (s.split == .gop && s.segmentSeconds == nil || s.split == .scene) && s.jobs > 1
+    }
+
+    /// The shortest segment worth its cost when that cost was not measured (`Plan(index:settings:)` without one),
+    /// seconds: a rule of thumb per encoder. Transcodes and `vslice plan` measure it (`ElementCost`).
     static func minimumSegmentSeconds(encoder: String) -> Double {
         switch encoder {
         case "libsvtav1": 4
@@ -238,33 +253,28 @@ public struct Plan: Codable, Sendable {
     /// the mark when one lies within a quarter of the segment's length of it (decoding then starts at the
     /// keyframe before), else to the nearest keyframe as without.
     static func balancedStarts(index: VideoIndex, duration: Double, settings: TranscodeSettings,
-                               scenes: [Int] = []) -> ([Int], String) {
+                               scenes: [Int] = [], cost: ElementCost? = nil) -> ([Int], String) {
         let jobs = max(1, settings.jobs)
         // Every cut costs its overlap buffers: frames processed twice (a filter's memory and lookahead, or
         // --overlap), as dear as kept ones. A segment is at least ten times its buffers (≤ 10 % spent on them).
         let perCut = settings.overlapBefore + settings.overlapAfter
-        let encoderMinimum = minimumSegmentSeconds(encoder: settings.videoCodec)
-        let minimum = perCut == 0 ? encoderMinimum
-            : max(encoderMinimum, Double(10 * perCut) * Double(Probe.medianInterval(index.pts)) * index.timeBase.value)
-        let minimumWhy = minimum > encoderMinimum
-            ? String(format: "%.3g s, ten times the %d buffer frames each cut costs", minimum, perCut)
-            : String(format: "%g s for %@", minimum, settings.videoCodec)
+        let interval = Double(Probe.medianInterval(index.pts)) * index.timeBase.value
+        let fixed = FixedCostMinimum(index: index, cost: cost, encoder: settings.videoCodec, interval: interval)
+        let encoderMinimum = fixed.atKeyframes
+        let buffers = Double(10 * perCut) * interval
+        let minimum = max(encoderMinimum, buffers)
+        let minimumWhy = buffers > encoderMinimum
+            ? String(format: "%.3g s, ten times the %d buffer frames each cut costs", minimum, perCut) : fixed.why
         guard jobs > 1 else { return ([0], "one segment: one job (--jobs 1), so its encoder gets every core") }
         guard duration >= 2 * minimum else {
             return ([0], String(format: "one segment: %.1f s is shorter than two shortest segments (%@)", duration, minimumWhy))
         }
-        let cuts = BalancedCuts(index: index, jobs: jobs, minimum: minimum, perCut: perCut, duration: duration, scenes: scenes)
+        let cuts = BalancedCuts(index: index, jobs: jobs, minimum: minimum, perCut: perCut, duration: duration, scenes: scenes,
+                                minimumBetween: max(fixed.betweenKeyframes, buffers))
         var (starts, atScenes) = cuts.shrinking(index.keyframeIndices)
-        var between = false
-        // Keyframes far apart next to the segment lengths leave a worker idle at the end (five equal GOPs on two
-        // workers: a sixth of the time); cuts between keyframes, decoding from the keyframe before, fill it.
-        if starts.count > 1 && cuts.efficiency(starts) < 0.95 && scenes.isEmpty {
-            let fine = cuts.equal()
-            if fine.count > 1 && cuts.efficiency(fine) > cuts.efficiency(starts) + 0.02 {
-                (starts, atScenes) = (fine, 0)
-                between = true
-            }
-        }
+        var shape = BalancedCuts.Shape.shrinking
+        if let better = cuts.improved(starts) { (starts, atScenes, shape) = (better.starts, 0, better.shape) }
+        let between = shape == .equal
         guard starts.count > 1 else {
             return ([0], "one segment: no keyframe leaves the shortest segment (\(minimumWhy)) on both sides (cut between keyframes with --split frames)")
         }
@@ -273,7 +283,13 @@ public struct Plan: Codable, Sendable {
         let at = scenes.isEmpty && settings.split != .scene ? rest
             : "\(atScenes) cut(s) at scene changes (of \(scenes.count) found), the rest \(rest)"
         if between {
-            return (starts, String(format: "%d equal segments for %d jobs (%.1f s each), %@", starts.count, jobs, lengths.first ?? 0, at))
+            return (starts, String(format: "%d equal segments for %d jobs (%.1f s each, at least %@), %@", starts.count, jobs,
+                                    lengths.first ?? 0, fixed.whyBetween, at))
+        }
+        if shape == .even {
+            return (starts, String(format: "%d segments for %d jobs, at most one each, at the keyframes nearest equal marks (%.1f s to %.1f s): "
+                                    + "shrinking ones of at least %@ would leave workers idle", starts.count, jobs,
+                                    lengths.min() ?? 0, lengths.max() ?? 0, minimumWhy))
         }
         return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
                                 + "(each ≈ what is left ÷ 2 × jobs, at least %@), so the workers finish together",
@@ -287,6 +303,9 @@ public struct Plan: Codable, Sendable {
         let jobs: Int
         /// The shortest segment, seconds.
         let minimum: Double
+        /// The shortest segment that starts between keyframes (its fixed cost holds the frames decoded before its
+        /// first one), seconds: equal cuts and cuts at scene changes.
+        let minimumBetween: Double
         /// Buffer frames each cut costs.
         let perCut: Int
         let duration: Double
@@ -296,10 +315,11 @@ public struct Plan: Codable, Sendable {
         /// The end of the last frame, seconds.
         let end: Double
 
-        init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int]) {
+        init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int], minimumBetween: Double? = nil) {
             self.index = index
             self.jobs = jobs
             self.minimum = minimum
+            self.minimumBetween = max(minimum, minimumBetween ?? minimum)
             self.perCut = perCut
             self.duration = duration
             self.scenes = scenes
@@ -309,9 +329,11 @@ public struct Plan: Codable, Sendable {
 
         func time(_ frame: Int) -> Double { Double(index.pts[frame]) * index.timeBase.value }
 
-        /// A cut at `f` leaves at least `minimum` seconds after the segment starting at `current` and before the end.
-        func fits(_ f: Int, after current: Int) -> Bool {
-            time(f) - time(current) >= minimum - 1e-9 && end - time(f) >= minimum - 1e-9
+        /// A cut at `f` leaves at least `minimum` seconds (`shortest`, for a cut between keyframes) after the
+        /// segment starting at `current` and before the end.
+        func fits(_ f: Int, after current: Int, shortest: Double? = nil) -> Bool {
+            let m = shortest ?? minimum
+            return time(f) - time(current) >= m - 1e-9 && end - time(f) >= m - 1e-9
         }
 
         /// Cuts chosen among `candidates` (frame indices, ascending: the keyframes), each segment ≈ what is left
@@ -325,7 +347,7 @@ public struct Plan: Codable, Sendable {
                 let current = starts[starts.count - 1]
                 let target = current + max(1, (n - current) / (2 * jobs))
                 let window = max(1, (target - current) / 4)
-                if let scene = scenes.filter({ $0 > current && abs($0 - target) <= window && fits($0, after: current) })
+                if let scene = scenes.filter({ $0 > current && abs($0 - target) <= window && fits($0, after: current, shortest: minimumBetween) })
                     .min(by: { abs($0 - target) < abs($1 - target) }) {
                     starts.append(scene)
                     atScenes += 1
@@ -356,19 +378,69 @@ public struct Plan: Codable, Sendable {
             return best
         }
 
+        /// How the default plan cut.
+        enum Shape { case shrinking, equal, even }
+
+        /// When the shrinking cuts leave workers idle (under 95 % busy), the better filling of the other two ways,
+        /// if it fills them better by more than 2 %: keyframes far apart next to the segment lengths (five equal GOPs
+        /// on two workers: a sixth of the time idle) are helped by equal segments cut between keyframes, decoding
+        /// from the keyframe before (`equal`); a shortest segment longer than what shrinking asks for (many jobs, a
+        /// dear start-up) makes many segments of that length, whose last wave leaves most workers idle, or fewer
+        /// segments than jobs with a long last one, and is helped by one segment per job (as many as the shortest
+        /// allows) at the keyframes nearest equal marks (`even`).
+        func improved(_ starts: [Int]) -> (starts: [Int], shape: Shape)? {
+            guard starts.count > 1, efficiency(starts) < 0.95, scenes.isEmpty else { return nil }
+            var best: (starts: [Int], shape: Shape)? = nil
+            var bar = efficiency(starts) + 0.02
+            for (candidate, shape) in [(equal(), Shape.equal), (even(), Shape.even)] where candidate.count > 1 {
+                let e = efficiency(candidate)
+                if e > bar { (best, bar) = ((candidate, shape), e) }
+            }
+            return best
+        }
+
+        /// One segment per job — or, when the shortest segment allows fewer, as many as fit (the most for which
+        /// every cut finds its keyframe) — each cut at the keyframe nearest its mark that leaves the shortest
+        /// segment on both sides.
+        func even() -> [Int] {
+            let keys = index.keyframeIndices
+            guard keys.first == 0 else { return [0] }
+            var count = min(jobs, Int((duration / minimum + 1e-9).rounded(.down)))
+            while count > 1 {
+                let starts = even(count, keys)
+                if starts.count == count { return starts }
+                count -= 1
+            }
+            return [0]
+        }
+
+        /// `count` segments cut at the keyframes nearest equal marks (fewer when a mark finds none).
+        private func even(_ count: Int, _ keys: [Int]) -> [Int] {
+            var starts = [0], k = 0
+            for m in 1..<count {
+                let current = starts[starts.count - 1], mark = n * m / count
+                guard mark > current, let j = nearest(keys, after: k, current: current, target: mark) else { break }
+                starts.append(keys[j])
+                k = j
+            }
+            return starts
+        }
+
         /// Any frame may be a cut: two equal segments per job (one per job when two would be under the minimum,
         /// or when the buffers of the extra cuts would cost more than 1 % of the work: equal segments on one
         /// worker each already finish together), each cut at the frame nearest its mark whose decoding starts no
         /// earlier than the segment before.
         func equal() -> [Int] {
-            let perJob = min(perCut * jobs * 100 > n ? 1 : 2, Int(duration / (Double(jobs) * minimum)))
+            let perJob = min(perCut * jobs * 100 > n ? 1 : 2, Int(duration / (Double(jobs) * minimumBetween)))
             guard perJob >= 1 else { return [0] }
             let count = jobs * perJob
             var starts = [0]
             for m in 1..<count {
                 let mark = n * m / count
                 let current = starts[starts.count - 1]
-                let ok = { (f: Int) in f > current && f < n && fits(f, after: current) && Plan.decodeStart(for: f, index: index) >= current }
+                let ok = { (f: Int) in
+                    f > current && f < n && fits(f, after: current, shortest: minimumBetween) && Plan.decodeStart(for: f, index: index) >= current
+                }
                 guard let f = (0..<n).lazy.flatMap({ [mark - $0, mark + $0] }).first(where: ok) else { continue }
                 starts.append(f)
             }

@@ -192,11 +192,14 @@ public struct Transcoder: Sendable {
         var identity: FileIdentity
         var format: String
         var extras: SourceExtras
+        /// This thread's CPU seconds when the checks began.
+        var cpuAtStart: Double
     }
 
     /// The checks before any work: the output's path and container, the executor, the encoders, the input
     /// (readable, probed), the filter and the streams the output keeps.
     func preflight(input: String, known: TaskRecord?, store: JobStore, options: RunOptions) throws(VSliceError) -> Preflight {
+        let cpuAtStart = threadCPUSeconds()
         // A crash between publishing and recording it leaves our own file at the output: not "an existing output".
         let published = !options.fresh && (known.flatMap { try? store.publishedAlready($0) } ?? false)
         let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
@@ -207,7 +210,7 @@ public struct Transcoder: Sendable {
         guard let identity = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
         let probe = try Probe(path: input, expect: identity)
         let extras = try sourceExtras(input: input, probe: probe, format: format, identity: identity, stallTimeout: options.stallTimeout)
-        return Preflight(probe: probe, identity: identity, format: format, extras: extras)
+        return Preflight(probe: probe, identity: identity, format: format, extras: extras, cpuAtStart: cpuAtStart)
     }
 
     /// The filter's timing, what the processor puts out, what the output carries of the other streams (what it
@@ -265,7 +268,8 @@ public struct Transcoder: Sendable {
         defer { heartbeat.stop() }
         let ctx = StageContext(request: request, task: task, store: store, probe: checked.probe, extras: checked.extras,
                                identity: checked.identity, input: input, output: output, format: checked.format,
-                               options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent)
+                               options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent,
+                               preflight: Transcoder.preflightCost(started: started, cpuAtStart: checked.cpuAtStart))
         do throws(VSliceError) {
             do {
                 try FileManager.default.createDirectory(atPath: task.workDir, withIntermediateDirectories: true)
@@ -328,6 +332,15 @@ public struct Transcoder: Sendable {
         options.taskId = t.id
         return try Transcoder(request: request, logger: logger, onEvent: onEvent).run(store: store, options: options)
     }
+
+    /// Wall and CPU seconds since a run's start (`monotonicSeconds()` and this thread's CPU then); for the first
+    /// run in this process, since the process's start (all its CPU so far).
+    static func preflightCost(started: Double, cpuAtStart: Double) -> (wall: Double, cpu: Double) {
+        let wall = monotonicSeconds() - started
+        guard firstRun.set() else { return (wall, threadCPUSeconds() - cpuAtStart) }
+        return (max(wall, ProcessClock.age() ?? 0), processCPUSeconds())
+    }
+    private static let firstRun = AtomicFlag()
 
     /// The merged file before it is published: beside the output, named after the task.
     static func partPath(task: TaskRecord) -> String { TaskPaths.partFile(output: task.output, taskId: task.id) }

@@ -21,7 +21,7 @@ struct VSlice: ParsableCommand {
             """,
         version: VSliceKit.version,
         subcommands: [TranscodeCommand.self, BatchCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self,
-                      StatusCommand.self, ResumeCommand.self, CancelCommand.self, GCCommand.self, SegmentCommand.self])
+                      StatusCommand.self, ReportCommand.self, ResumeCommand.self, CancelCommand.self, GCCommand.self, SegmentCommand.self])
 
     /// Like ArgumentParser's `main()`, but with vslice's documented exit codes.
     static func main() {

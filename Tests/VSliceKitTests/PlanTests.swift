@@ -181,4 +181,91 @@ struct PlanTests {
         #expect(long.segments.allSatisfy { $0.frameCount >= 100 }, "\(long.segments.map(\.frameCount))")
         #expect(long.reason.contains("ten times the 10 buffer frames"), "\(long.reason)")
     }
+
+    // MARK: the fixed cost of an element (measured before any work: ElementCost)
+
+    /// 6 minutes at 30 fps (in 1/15360), a keyframe every 2 s: the bench's clip.
+    func sixMinutes() -> VideoIndex {
+        VideoIndex(streamIndex: 0, timeBase: Ratio(num: 1, den: 15360), pts: (0..<10800).map { Int64($0 * 512) },
+                   keyframeIndices: Array(stride(from: 0, to: 10800, by: 60)), openGop: false,
+                   endTime: 360, dtsStrictlyIncreasing: true, lastFrameDuration: 512)
+    }
+
+    /// Each segment's fixed cost — start-up, worker start, and the frames decoded before its first one — as a share
+    /// of its work.
+    func fixedShares(_ plan: Plan, _ cost: ElementCost) -> [Double] {
+        plan.segments.map { cost.fixedSeconds(leading: Double($0.firstFrame - $0.decodeFrom)) / (Double($0.frameCount) * cost.workSecondsPerFrame) }
+    }
+
+    /// x264 veryfast at 720p as measured here: 16 ms start-up, 1.5 ms to decode a frame, 11.3 ms of work per frame.
+    let x264 = ElementCost(startupSeconds: 0.016, decodeSecondsPerFrame: 0.0015, workSecondsPerFrame: 0.0113)
+
+    @Test("--jobs 64 plans 64-way when the start-up is cheap: one segment per job, every fixed cost under 2 % of its work")
+    func plansForItsJobs() {
+        var s = TranscodeSettings()
+        s.jobs = 64
+        let plan = Plan(index: sixMinutes(), settings: s, cost: x264)
+        #expect(plan.segments.count == 64, "\(plan.reason)")
+        #expect(fixedShares(plan, x264).allSatisfy { $0 <= Plan.fixedCostShare }, "\(fixedShares(plan, x264))")
+        #expect(plan.segments.allSatisfy { $0.decodeFrom == $0.firstFrame }, "cuts between keyframes would cost their leading frames")
+        #expect(plan.reason.contains("start-up 16 ms") && plan.reason.contains("under 2 % of its work"), "\(plan.reason)")
+        let (span, perfect) = makespan(plan, jobs: 64)
+        #expect(perfect / span >= 0.9, "\(plan.segments.map(\.frameCount))")
+        // The same 64 jobs planned for 2: the shrinking plan of old.
+        s.jobs = 2
+        let two = Plan(index: sixMinutes(), settings: s, cost: x264)
+        #expect(two.segments.count < 30 && two.reason.contains("what is left"), "\(two.reason)")
+    }
+
+    @Test("a worker's process start counts: segments stay long enough that it is under 2 % of their work")
+    func workerStartLengthensSegments() {
+        var s = TranscodeSettings()
+        s.jobs = 64
+        var remote = x264
+        remote.processSeconds = 0.08
+        let plan = Plan(index: sixMinutes(), settings: s, cost: remote)
+        // (16 + 80) ms ÷ (2 % × 11.3 ms) = 425 frames, 14.2 s: at most 25 segments of 6 minutes.
+        #expect(plan.segments.count > 1 && plan.segments.count <= 25, "\(plan.reason)")
+        #expect(plan.segments.allSatisfy { $0.frameCount >= 425 }, "\(plan.segments.map(\.frameCount))")
+        // As many as fit, of about equal length (within a GOP): no long last segment for the last worker alone.
+        let frames = plan.segments.map(\.frameCount)
+        #expect(frames.count >= 20 && frames.max()! - frames.min()! <= 60, "\(frames)")
+        #expect(fixedShares(plan, remote).allSatisfy { $0 <= Plan.fixedCostShare })
+        #expect(plan.reason.contains("worker start 80 ms"), "\(plan.reason)")
+    }
+
+    @Test("cuts between keyframes are made only where the frames they decode first stay within the 2 %")
+    func leadingFramesCost() {
+        var s = TranscodeSettings()
+        s.jobs = 2
+        // 10 s at 25 fps, 2 s GOPs: at keyframes five 2 s segments leave a worker idle; cut between them, each
+        // segment decodes 25 frames more on average.
+        let cheap = ElementCost(startupSeconds: 0.001, decodeSecondsPerFrame: 0.0001, workSecondsPerFrame: 0.01)
+        let between = Plan(index: index(frames: 250, gop: 50), settings: s, cost: cheap)
+        #expect(between.reason.contains("between keyframes"), "\(between.reason)")
+        #expect(fixedShares(between, cheap).allSatisfy { $0 <= Plan.fixedCostShare })
+        // Decoding as dear as a tenth of the work: 25 leading frames would be 25 % of a 100-frame segment's work.
+        let dear = ElementCost(startupSeconds: 0.001, decodeSecondsPerFrame: 0.001, workSecondsPerFrame: 0.01)
+        let keyframes = Plan(index: index(frames: 250, gop: 50), settings: s, cost: dear)
+        #expect(keyframes.segments.allSatisfy { $0.decodeFrom == $0.firstFrame }, "\(keyframes.reason)")
+        #expect(fixedShares(keyframes, dear).allSatisfy { $0 <= Plan.fixedCostShare })
+    }
+
+    @Test("a start-up as dear as the whole input leaves one segment, and says why")
+    func dearStartup() {
+        var s = TranscodeSettings()
+        s.jobs = 8
+        let dear = ElementCost(startupSeconds: 2, decodeSecondsPerFrame: 0.001, workSecondsPerFrame: 0.01)
+        let plan = Plan(index: index(frames: 25 * 60, gop: 25), settings: s, cost: dear)
+        #expect(plan.segments.count == 1)
+        #expect(plan.reason.contains("start-up 2000 ms"), "\(plan.reason)")
+    }
+
+    @Test("the minimum counts what an element costs: fixed seconds and the frames that keep them under a share")
+    func elementCostArithmetic() {
+        let c = ElementCost(startupSeconds: 0.02, decodeSecondsPerFrame: 0.002, workSecondsPerFrame: 0.01, processSeconds: 0.08)
+        #expect(abs(c.fixedSeconds(leading: 10) - 0.12) < 1e-12)
+        #expect(abs(c.minimumFrames(leading: 0, share: 0.02) - 500) < 1e-9)
+        #expect(abs(c.minimumFrames(leading: 10, share: 0.02) - 600) < 1e-9)
+    }
 }

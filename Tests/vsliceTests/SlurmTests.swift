@@ -61,6 +61,12 @@ struct SlurmTests {
         #expect(try j.sql("SELECT count(*) || ' ' || count(DISTINCT engine_index) || ' ' || count(DISTINCT engine_job) FROM trace WHERE engine = 'slurm'") == "\(n + pieces) \(n + pieces) 1")
         #expect(try j.sql("SELECT count(*) FROM trace WHERE engine = 'slurm' AND status = 'done' AND event_id LIKE '%\\_audio' ESCAPE '\\'") == "\(pieces)")
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        // Each element's fixed costs, the audio pieces' too: its start-up, flush and process start-up, the
+        // scheduler's latency (all measured, under a minute), submitted before its worker started.
+        #expect(try j.sql("""
+            SELECT count(*) FROM trace WHERE engine = 'slurm' AND startup_seconds BETWEEN 0 AND 60 AND flush_seconds BETWEEN 0 AND 60
+            AND process_seconds BETWEEN 0 AND 60 AND scheduler_seconds BETWEEN 0 AND 60 AND submitted_at <= started_at
+            """) == "\(n + pieces)")
         let work = try #require(done["work_dir"] as? String)
         let logs = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("slurm-") && $0.hasSuffix(".out") }
         #expect(logs.count == n + pieces)

@@ -21,7 +21,8 @@ struct UXTests {
         p.executableURL = URL(fileURLWithPath: Paths.vslice)
         p.arguments = args
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        p.environment = ProcessInfo.processInfo.environment.merging(["VSLICE_HOME": home].merging(environment) { $1 }) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(
+            ["VSLICE_HOME": home, "VSLICE_ELEMENT_COST": testElementCost].merging(environment) { $1 }) { $1 }
         let dir = FileManager.default.temporaryDirectory
         let outURL = dir.appendingPathComponent("vs-ux-out-\(UUID().uuidString)")
         let errURL = dir.appendingPathComponent("vs-ux-err-\(UUID().uuidString)")

@@ -63,7 +63,8 @@ struct LocalExecutor: SegmentExecutor {
             try store.endStep(trace: trace, task: taskId, node: .encode,
                               segment: .init(id: segId, frames: result.framesKept, size: result.bytes, checksum: Int64(result.checksum)),
                               figures: .init(wall: done.wallSeconds, cpu: done.cpuSeconds,
-                                             framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes),
+                                             framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes,
+                                             fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds)),
                               error: nil, detail: nil, seal: .init(from: tmp, to: job.segmentPaths[segment.index]))
             job.kept(segment.index, result.framesKept)
             onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
@@ -88,7 +89,8 @@ struct LocalExecutor: SegmentExecutor {
             let r = try AudioPieceAttempt(input: job.input, identity: job.identity, piece: piece, partPath: tmp).run()
             try store.endStep(trace: trace, task: task, node: .audio,
                               segment: .init(id: id, frames: r.packets, size: r.bytes, checksum: Int64(r.checksum)),
-                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0, framesOut: r.packets, bytes: r.bytes),
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0, framesOut: r.packets, bytes: r.bytes,
+                                             fixed: .init(startupSeconds: r.startupSeconds, flushSeconds: r.flushSeconds)),
                               error: nil, detail: nil, seal: .init(from: tmp, to: path))
             Fault.hit("audio-piece")
         } catch {

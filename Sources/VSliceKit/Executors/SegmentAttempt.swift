@@ -28,6 +28,8 @@ struct SegmentAttempt {
     /// How its CPU time is read: its thread's (a job slot among others in one process; an encoder's own threads,
     /// with `--threads` above 1, are not counted) or its process's (a worker, which runs one attempt).
     var cpuClock: @Sendable () -> Double = threadCPUSeconds
+    /// When the attempt started (`monotonicSeconds`): its start-up is measured from here (nil: when `run` starts).
+    var startedAt: Double? = nil
 
     struct Outcome {
         var result: SegmentResult
@@ -39,10 +41,12 @@ struct SegmentAttempt {
     /// Runs the attempt. On failure the part file is removed and the error says how long it ran (`measured`).
     func run(watchdog: StallWatchdog, measured: ((wall: Double, cpu: Double)) -> Void = { _ in }) throws(VSliceError) -> Outcome {
         let t0 = monotonicSeconds(), c0 = cpuClock()
+        let origin = startedAt ?? t0
         let watch = WorkWatch(stalledMeans: settings.process == nil ? "no frame decoded" : "no frame from the processor")
         var pipeline = SegmentPipeline(source: input, index: index, segment: segment, settings: settings, outputPath: partPath,
                                        progress: progress, watch: watch, expect: identity)
         pipeline.hdr = plan.hdr
+        pipeline.origin = origin
         if settings.process != nil {
             guard let output = plan.processor else {
                 throw VSliceError(.usage, "encode segment \(segment.index)", path: workDir,

@@ -58,6 +58,7 @@ public enum SegmentWorker {
                                         exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
                                         wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
                                         engine: .from(environment: environment))
+        record.processStartedAt = ProcessClock.startedAt()
         func measured() {
             record.endedAt = Date().timeIntervalSince1970
             record.wallSeconds = monotonicSeconds() - t0
@@ -65,7 +66,7 @@ public enum SegmentWorker {
         }
         let result: SegmentResult
         do throws(VSliceError) {
-            result = try attempt(order, index: index, workDir: workDir, trace: trace, environment: environment, progress: progress)
+            result = try attempt(order, index: index, workDir: workDir, trace: trace, environment: environment, startedAt: t0, progress: progress)
         } catch {
             record.error = error.description
             record.exitKind = error.kind.rawValue
@@ -84,6 +85,8 @@ public enum SegmentWorker {
         record.bytes = result.bytes
         record.checksum = Int64(result.checksum)
         record.file = order.file(ofElement: index)
+        record.startupSeconds = result.startupSeconds
+        record.flushSeconds = result.flushSeconds
         measured()
         record.cpuSeconds += result.processorCPU
         try record.write(workDir: workDir)
@@ -93,7 +96,7 @@ public enum SegmentWorker {
     /// The attempt itself: the input checked against the work order (and the processor's files), the segment
     /// run (`SegmentAttempt`, its progress written for the coordinator every second) and its file sealed.
     private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: String, environment: [String: String],
-                                progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
+                                startedAt: Double, progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
         let file = order.file(ofElement: index)
         let finalPath = (workDir as NSString).appendingPathComponent(file)
         let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
@@ -105,9 +108,12 @@ public enum SegmentWorker {
         // Every open of the input checks it is still this file (not replaced while the segment runs).
         guard let identity = FileIdentity.of(order.input) else { throw FileIdentity.changed(order.input) }
         if let piece = order.audioPiece(ofElement: index) {
+            let began = monotonicSeconds()
             let r = try AudioPieceAttempt(input: order.input, identity: identity, piece: piece, partPath: partPath).run()
             try seal(partPath, as: finalPath, workDir: workDir)
-            return SegmentResult(framesProcessed: 0, framesKept: r.packets, bytes: r.bytes, checksum: r.checksum)
+            // Its start-up from the attempt's start (the fingerprint check included), as a segment's.
+            return SegmentResult(framesProcessed: 0, framesKept: r.packets, bytes: r.bytes, checksum: r.checksum,
+                                 startupSeconds: r.startupSeconds.map { $0 + began - startedAt }, flushSeconds: r.flushSeconds)
         }
         var settings = order.settings
         settings.threads = settings.threads ?? threads(environment: environment)
@@ -126,7 +132,7 @@ public enum SegmentWorker {
         }
         let attempt = SegmentAttempt(task: order.task, input: order.input, identity: identity, index: order.index, plan: order.plan,
                                      segment: order.plan.segments[index], settings: settings, workDir: workDir, partPath: partPath,
-                                     environment: environment, progress: counted, cpuClock: processCPUSeconds)
+                                     environment: environment, progress: counted, cpuClock: processCPUSeconds, startedAt: startedAt)
         let watchdog = StallWatchdog(timeout: order.stallTimeout)
         defer { watchdog.stop() }
         let result = try attempt.run(watchdog: watchdog).result

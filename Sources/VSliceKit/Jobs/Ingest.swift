@@ -30,6 +30,7 @@ extension JobStore {
                                     arguments: [LedgerID.event(task, .encode), LedgerID.event(task, .audio)]))
         }
         var ingested: [SegmentTraceRecord] = []
+        let submitted = Submission.load(workDir: workDir).map { (at: $0.submittedAt, indices: Set($0.indices)) }
         for var r in records where !known.contains(r.trace) {
             // Checked outside the transaction: reading the file may take a moment.
             if r.status == .done && !r.sealedFileMatches(workDir: workDir) {
@@ -53,6 +54,7 @@ extension JobStore {
                                      r.error,
                                      r.pid, r.host, r.engine?.kind, r.engine?.job, r.engine?.arrayIndex, r.exitCode.map { Int($0) }])
                 guard db.changesCount > 0 else { return false }
+                try Self.recordFixedCost(db, trace: r.trace, Self.fixedCost(of: r, submissions: submitted, records: records))
                 let t = now()
                 try db.execute(sql: "UPDATE segment SET attempts = attempts + 1, updated_at = ? WHERE id = ?", arguments: [t, segmentId])
                 let done = r.status == .done
@@ -63,6 +65,22 @@ extension JobStore {
             if inserted { ingested.append(r) }
         }
         return ingested
+    }
+
+    /// A worker's record's fixed costs as the ledger keeps them: its start-up and flush, its process's start-up,
+    /// and — when a submission of this coordinator's holds its index — the scheduler's latency and how long the
+    /// record waited to be ingested. A lost attempt's record (the coordinator's own) measured nothing.
+    static func fixedCost(of r: SegmentTraceRecord, submissions: [(at: Double, indices: Set<Int>)],
+                          records: [SegmentTraceRecord]) -> FixedCost {
+        guard r.exitKind != SegmentTraceRecord.lostExitKind else { return FixedCost() }
+        var f = FixedCost(startupSeconds: r.startupSeconds, flushSeconds: r.flushSeconds,
+                          processSeconds: r.processStartedAt.map { max(0, r.startedAt - $0) })
+        if let latency = SchedulerLatency.of(r, submissions: submissions, records: records) {
+            f.submittedAt = latency.submittedAt
+            f.schedulerSeconds = latency.seconds
+            f.collectedSeconds = max(0, now() - r.endedAt)
+        }
+        return f
     }
 
     /// Ends this process's hold on a task whose segments it handed to a scheduler (`--detach`): the task stays

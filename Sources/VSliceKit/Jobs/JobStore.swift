@@ -190,6 +190,7 @@ public final class JobStore: Sendable {
             try db.execute(sql: "ALTER TABLE task DROP COLUMN settings_hash")
             try db.execute(sql: "ALTER TABLE task RENAME COLUMN settings_json TO settings_signature")
         }
+        registerFixedCostMigration(&m)
         return m
     }
 

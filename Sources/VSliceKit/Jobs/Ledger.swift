@@ -87,6 +87,8 @@ struct TraceFigures {
     var framesIn: Int? = nil
     var framesOut: Int? = nil
     var bytes: Int64? = nil
+    /// An element's fixed costs (start-up, flush), when measured.
+    var fixed = FixedCost()
 }
 
 /// A file finished under a temporary name, moved to its final name by the commit that records it.

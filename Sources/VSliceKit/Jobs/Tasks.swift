@@ -110,6 +110,13 @@ public struct TraceRecord: Codable, FetchableRecord, Sendable {
     public var engineJob: String?
     public var engineIndex: Int?
     public var exitCode: Int?
+    /// An element's fixed costs (see `FixedCost`), where measured.
+    public var startupSeconds: Double? = nil
+    public var flushSeconds: Double? = nil
+    public var processSeconds: Double? = nil
+    public var submittedAt: Double? = nil
+    public var schedulerSeconds: Double? = nil
+    public var collectedSeconds: Double? = nil
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
@@ -481,6 +488,7 @@ extension JobStore {
                                  bytes = ?, error = ? WHERE id = ?
                 """, arguments: [done ? StepStatus.done : .failed, t, figures.wall, figures.cpu, figures.framesIn, figures.framesOut,
                                  figures.bytes, error, trace])
+            try Self.recordFixedCost(db, trace: trace, figures.fixed)
             if let segment {
                 try Self.endSegment(db, segment.id, done: done ? segment : nil, error: error, at: t)
             } else {

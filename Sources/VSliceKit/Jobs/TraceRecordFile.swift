@@ -39,6 +39,12 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     public var host: String
     /// The scheduler that ran the worker, when there was one.
     public var engine: Engine?
+    /// The attempt's fixed costs (see `FixedCost`): attempt start → first frame handed on, end of stream to the
+    /// encoder → file sealed (a done attempt's), and when the worker's process started (Unix time, from
+    /// `/proc/self/stat`). Absent in records of workers that predate them.
+    public var startupSeconds: Double? = nil
+    public var flushSeconds: Double? = nil
+    public var processStartedAt: Double? = nil
 
     public struct Engine: Codable, Sendable, Equatable {
         /// slurm | kubernetes

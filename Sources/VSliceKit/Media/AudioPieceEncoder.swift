@@ -82,6 +82,10 @@ struct AudioPieceResult: Sendable {
     var checksum: UInt32
     /// Samples the encoder was given (pre-roll and post-roll included).
     var samples: Int64
+    /// Wall seconds from the start until the first frame was laid for the encoder, and from the end of stream
+    /// until the file was sealed (see `FixedCost`).
+    var startupSeconds: Double? = nil
+    var flushSeconds: Double? = nil
 }
 
 /// Encodes one audio piece into a packet file and seals it: the unit of work of the audio pieces, as a segment
@@ -95,6 +99,8 @@ struct AudioPieceEncoder {
     static let missedStart = "find the audio piece's first frame"
 
     func run() throws(VSliceError) -> AudioPieceResult {
+        let origin = monotonicSeconds()
+        var firstFrame: Double? = nil
         let decoding = try AudioDecoding(source: source, stream: piece.stream, expect: expect)
         let sink = try AudioSink(codec: piece.codec, decoder: decoding.decoder, bitrate: piece.bitrate, outputPath: outputPath)
         guard sink.frameSize == piece.timeline.holeThreshold else {
@@ -118,6 +124,7 @@ struct AudioPieceEncoder {
                 guard ts == anchor else { throw failure("no frame at \(anchor) after the seek (next: \(ts))", missed: true) }
                 laying = true
             }
+            if firstFrame == nil { firstFrame = monotonicSeconds() }
             try layer.lay(frame, time: decoding.time(of: frame, in: outTB))
             sink.origin = layer.timeline.start ?? 0
             try sink.encode(from: layer.fifo, final: false)
@@ -127,11 +134,14 @@ struct AudioPieceEncoder {
         if let feedTo = piece.feedTo, layer.timeline.laid < feedTo {
             throw failure("the track ended at sample \(layer.timeline.laid), before the piece's end \(feedTo)")
         }
+        let flushFrom = monotonicSeconds()
         if piece.feedTo == nil { try layer.flush() }
         try sink.encode(from: layer.fifo, final: true)
         try sink.finish()
+        let flushed = monotonicSeconds() - flushFrom
         try check(sink)
-        return AudioPieceResult(packets: sink.packetsWritten, bytes: sink.bytes, checksum: sink.writer.sealedChecksum, samples: sink.samplesSent)
+        return AudioPieceResult(packets: sink.packetsWritten, bytes: sink.bytes, checksum: sink.writer.sealedChecksum, samples: sink.samplesSent,
+                                startupSeconds: firstFrame.map { $0 - origin }, flushSeconds: flushed)
     }
 
     /// The piece kept the packets the plan says, starting and ending where the single pass has them.

@@ -10,6 +10,10 @@ public struct SegmentResult: Codable, Sendable {
     public var checksum: UInt32
     /// CPU seconds the `--process` program used (0 without one).
     public var processorCPU: Double = 0
+    /// Wall seconds from the attempt's start (`SegmentPipeline.origin`) until the source handed on its first
+    /// frame, and from the end of stream sent to the encoder until the file was sealed (see `FixedCost`).
+    public var startupSeconds: Double? = nil
+    public var flushSeconds: Double? = nil
 }
 
 /// How a segment's `--process` program runs: what it must put out (learnt before the task), its environment,
@@ -43,8 +47,12 @@ struct SegmentPipeline {
     var expect: FileIdentity? = nil
     /// The `--process` program's run (with `settings.process`).
     var processor: ProcessorRun? = nil
+    /// When the attempt started (`monotonicSeconds`), its start-up's origin; nil: when `run` is called.
+    var origin: Double? = nil
 
     func run() throws(VSliceError) -> SegmentResult {
+        let origin = origin ?? monotonicSeconds()
+        var firstFrame: Double? = nil
         let src = try SegmentSource(path: source, index: index, segment: segment, threads: settings.threadsPerJob, watch: watch,
                                     expect: expect, progress: progress)
         let cut = settings.cutsByTime ? segment.cut : nil
@@ -54,9 +62,14 @@ struct SegmentPipeline {
                                          rate: processor?.output.rate ?? Ratio(num: 1, den: 1)),
                                    segment: segment, index: index, path: source, outputPath: outputPath, watch: watch)
         let chain = StageChain(stages) { (frame) throws(VSliceError) in try sink.take(frame) }
-        try src.run { (frame) throws(VSliceError) in try chain.push(frame) }
+        try src.run { (frame) throws(VSliceError) in
+            if firstFrame == nil { firstFrame = monotonicSeconds() }
+            try chain.push(frame)
+        }
         try chain.finish(end: src.end)
+        let flushFrom = monotonicSeconds()
         let sealed = try sink.finish()
+        let flushed = monotonicSeconds() - flushFrom
         if cut == nil && (src.handedOn != segment.processedCount || sealed.kept != segment.frameCount) {
             try? FileManager.default.removeItem(atPath: outputPath)
             throw VSliceError(.processing, "encode segment \(segment.index)", path: source,
@@ -64,7 +77,8 @@ struct SegmentPipeline {
                                 + "got \(sealed.kept) (\(src.handedOn) processed)")
         }
         return SegmentResult(framesProcessed: src.handedOn, framesKept: sealed.kept, bytes: sealed.bytes,
-                             checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0)
+                             checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0,
+                             startupSeconds: firstFrame.map { $0 - origin }, flushSeconds: flushed)
     }
 
     /// The stages between the decoder and the encoder, and what comes out of the last: the `--vf` graph, the

@@ -23,8 +23,11 @@ enum MergeStage: Stage {
                 throw VSliceError(.processing, "merge", path: row.file,
                                   reason: "\(what) \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
             }
+            let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
             try AudioStage.joinPieces(ctx)
             let merger = try makeMerger(ctx)
+            // Recorded on the mux's trace: serial work, as the merge's.
+            let joined = (wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0)
             _ = try ctx.traced(node) { (_) throws(VSliceError) in
                 // The merge writes a file of its own: a previous holder still writing the old one cannot touch it.
                 try? FileManager.default.removeItem(atPath: part)
@@ -35,7 +38,7 @@ enum MergeStage: Stage {
                     }
                     ctx.logger.info("merged", metadata: ["video packets": "\(merged.videoPackets)", "track packets": "\(merged.audioPackets)",
                                                          "opening DTS repaired": "\(merged.dtsRepaired)"])
-                    return StepRecord(value: (), detail: signature, framesOut: merged.videoPackets, bytes: merged.bytes)
+                    return StepRecord(value: (), detail: signature, framesOut: merged.videoPackets, bytes: merged.bytes, before: joined)
                 } catch {
                     // A half-written merge is worth nothing (and may be what filled the disk).
                     if store.holdsLease(ctx.taskId) { try? FileManager.default.removeItem(atPath: part) }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// plan: cuts the video into segments (once: the plan is stored with the task, so a resume — maybe with
 /// another `--jobs`, which shapes the default plan — works on the same segments), creates the segment rows,
@@ -11,24 +12,35 @@ enum PlanStage: Stage {
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
         let store = ctx.store, taskId = ctx.taskId, index = ctx.probe.video!
         let plan: Plan
+        // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
+        // elements beside the video's (the audio node encodes only the other tracks). When the plan is made, the
+        // map (a decode of each such track) runs beside it, in the plan's trace: serial work, recorded as the plan's.
+        var pieces: [Int: [AudioPiece]]? = nil
         if let json = try store.eventDone(taskId, node)?.detail,
            let stored = try? JSONDecoder().decode(Plan.self, from: Data(json.utf8)), stored.frameCount == index.pts.count {
             plan = stored
         } else {
             plan = try ctx.traced(node) { (_) throws(VSliceError) in
-                var p = try Plan.make(source: ctx.input, index: index, settings: ctx.settings, expect: ctx.identity,
-                                      filter: ctx.extras.filterTiming, from: ctx.extras.filterTiming.map(Transcoder.filteredStart),
-                                      processor: ctx.extras.processor)
-                p.hdr = ctx.extras.hdr
-                return StepRecord(value: p, detail: (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) })
+                let mapped = Mutex<(pieces: [Int: [AudioPiece]], cpu: Double)?>(nil)
+                let map = WorkerPool.spawn { () throws(VSliceError) in
+                    let c0 = threadCPUSeconds()
+                    let p = try AudioStage.planPieces(ctx)
+                    mapped.withLock { $0 = (p, threadCPUSeconds() - c0) }
+                }
+                let made: Result<Plan, VSliceError>
+                do throws(VSliceError) { made = .success(try makePlan(ctx, index: index)) } catch { made = .failure(error) }
+                if let e = map.wait() { throw e }
+                let p = try made.get()
+                let m = mapped.withLock { $0 }
+                pieces = m?.pieces ?? [:]
+                return StepRecord(value: p, detail: (try? JSONEncoder().encode(p)).flatMap { String(data: $0, encoding: .utf8) },
+                                  before: (wall: 0, cpu: m?.cpu ?? 0))
             }
         }
         ctx.plan = plan
         try store.setFrames(taskId, plan.frameCount)
         try store.ensureSegments(task: taskId, plan: plan, files: ctx.segmentPaths)
-        // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
-        // elements beside the video's (the audio node encodes only the other tracks).
-        ctx.audioPieces = try AudioStage.planPieces(ctx)
+        if let pieces { ctx.audioPieces = pieces } else { ctx.audioPieces = try AudioStage.planPieces(ctx) }
         try WorkOrder(task: taskId, input: ctx.input, fingerprint: ctx.task.inputFingerprint, settings: ctx.settings, plan: plan,
                       index: index, stallTimeout: ctx.options.stallTimeout, audioPieces: ctx.allAudioPieces).write(workDir: ctx.work)
         try store.ingestTraceRecords(task: taskId, workDir: ctx.work, videoSegments: plan.segments.count)
@@ -50,5 +62,14 @@ enum PlanStage: Stage {
         ctx.onEvent(.alreadyDone(segments: done.count))
         ctx.onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
         return .done
+    }
+
+    /// The plan for this run's settings (its HDR metadata kept for every segment's encoder).
+    static func makePlan(_ ctx: StageContext, index: VideoIndex) throws(VSliceError) -> Plan {
+        var p = try Plan.make(source: ctx.input, index: index, settings: ctx.settings, expect: ctx.identity,
+                              filter: ctx.extras.filterTiming, from: ctx.extras.filterTiming.map(Transcoder.filteredStart),
+                              processor: ctx.extras.processor, workers: ctx.request.executor.isRemote)
+        p.hdr = ctx.extras.hdr
+        return p
     }
 }

@@ -9,7 +9,7 @@ enum ProbeStage: Stage {
             guard ctx.probe.video != nil else {
                 throw VSliceError(.input, "probe", path: ctx.input, reason: "no video stream")
             }
-            return StepRecord(value: (), framesOut: ctx.probe.report.frameCount)
+            return StepRecord(value: (), framesOut: ctx.probe.report.frameCount, fixed: FixedCost(processSeconds: ctx.preflight.wall), before: ctx.preflight)
         }
         return .done
     }

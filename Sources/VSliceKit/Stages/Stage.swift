@@ -54,10 +54,15 @@ final class StageContext: Sendable {
     let published: Bool
     let logger: Logger
     let onEvent: @Sendable (PipelineEvent) -> Void
+    /// Wall and CPU seconds from the run's start (its process's start, for the first task a process runs) until
+    /// the DAG started: the checks before any work (probe, encoder and filter checks, the claim). Recorded on the
+    /// probe's trace.
+    let preflight: (wall: Double, cpu: Double)
 
     init(request: TranscodeRequest, task: TaskRecord, store: any Ledger, probe: Probe, extras: SourceExtras,
          identity: FileIdentity, input: String, output: String, format: String, options: Transcoder.RunOptions,
-         watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void) {
+         watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void,
+         preflight: (wall: Double, cpu: Double) = (0, 0)) {
         self.request = request
         self.task = task
         self.store = store
@@ -72,6 +77,7 @@ final class StageContext: Sendable {
         self.published = published
         self.logger = logger
         self.onEvent = onEvent
+        self.preflight = preflight
     }
 
     var settings: TranscodeSettings { request.settings }
@@ -152,6 +158,12 @@ struct StepRecord<T> {
     var bytes: Int64? = nil
     /// A file or folder finished under a temporary name, renamed into place by the commit that records the step.
     var seal: Seal? = nil
+    /// The step's fixed costs, when it measures any.
+    var fixed = FixedCost()
+    /// Work done for the step outside its own thread's clock — before its trace opened (the probe: the checks
+    /// before any work; the mux: the join of the audio pieces) or on another thread (the plan: the audio map) —,
+    /// added to its wall and CPU time.
+    var before: (wall: Double, cpu: Double)? = nil
 }
 
 extension StageContext {
@@ -163,8 +175,9 @@ extension StageContext {
         do throws(VSliceError) {
             let r = try body(trace)
             try store.endStep(trace: trace, task: taskId, node: node, segment: nil,
-                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0,
-                                             framesOut: r.framesOut, bytes: r.bytes),
+                              figures: .init(wall: monotonicSeconds() - t0 + (r.before?.wall ?? 0),
+                                             cpu: threadCPUSeconds() - c0 + (r.before?.cpu ?? 0), framesOut: r.framesOut, bytes: r.bytes,
+                                             fixed: r.fixed),
                               error: nil, detail: r.detail, seal: r.seal)
             return r.value
         } catch {
