@@ -20,12 +20,8 @@ struct FrameGeometry {
 
     /// The geometry of a decoder's frames, timed in `timeBase`.
     init(decoder d: AVCodecContext, timeBase: AVRational, frameRate: AVRational) {
-        width = d.width
-        height = d.height
-        pixelFormat = d.pix_fmt
-        sampleAspect = d.sample_aspect_ratio
-        self.timeBase = timeBase
-        self.frameRate = frameRate
+        self.init(width: d.width, height: d.height, pixelFormat: d.pix_fmt, sampleAspect: d.sample_aspect_ratio,
+                  timeBase: timeBase, frameRate: frameRate)
         colorRange = d.color_range
         colorSpace = d.colorspace
         colorPrimaries = d.color_primaries
