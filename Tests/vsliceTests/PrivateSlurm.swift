@@ -39,17 +39,48 @@ final class PrivateSlurm {
         guard try Self.startDaemon("slurmctld", ["-i", "-f", conf]) == 0 else {
             throw OracleError("slurmctld did not start: \(log("slurmctld"))")
         }
+        try waitForController()
         for node in nodes where try Self.startDaemon("slurmd", ["-f", conf, "-N", node]) != 0 {
             stop()
             throw OracleError("slurmd \(node) did not start: \(log("slurmd-\(node)"))")
         }
-        let deadline = Date().addingTimeInterval(60)
+        try waitForNodes()
+    }
+
+    /// The controller answers `scontrol ping` before any slurmd starts, so that no node registers with a
+    /// controller still reading its state.
+    private func waitForController() throws {
+        let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if try nodeStates().values.filter({ $0 == "idle" }).count == nodes.count { return }
+            let r = try Proc.run("scontrol", ["ping"], timeout: 30, environment: environment)
+            if r.stdout.contains("UP") { return }
             Thread.sleep(forTimeInterval: 0.25)
         }
         stop()
-        throw OracleError("the private Slurm nodes did not come up: \(log("slurmctld").suffix(800)) \(log("slurmd-\(nodes[0])").suffix(800))")
+        throw OracleError("the private slurmctld did not answer within 30 s: \(log("slurmctld").suffix(1500))")
+    }
+
+    /// Every node idle within 60 s. A CI run once saw three nodes that never turned idle (logs without an error);
+    /// after 20 s `scontrol reconfigure` asks every slurmd to register again, and a failure says what `sinfo`
+    /// last said of each node, with each daemon's log.
+    private func waitForNodes() throws {
+        let start = Date()
+        var nudged = false
+        var last = ""
+        while Date().timeIntervalSince(start) < 60 {
+            let r = try Proc.run("sinfo", ["--noheader", "--Node", "--format=%N|%T|%E"], timeout: 30, environment: environment)
+            last = (r.stdout + r.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
+            if try nodeStates().values.filter({ $0 == "idle" }).count == nodes.count { return }
+            if !nudged && Date().timeIntervalSince(start) > 20 {
+                nudged = true
+                print("PrivateSlurm: nodes not idle after 20 s (\(last.replacingOccurrences(of: "\n", with: "; "))); scontrol reconfigure")
+                _ = try? Proc.run("scontrol", ["reconfigure"], timeout: 30, environment: environment)
+            }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        stop()
+        let logs = nodes.map { "slurmd-\($0): \(log("slurmd-\($0)").suffix(600))" }.joined(separator: "\n")
+        throw OracleError("the private Slurm nodes did not come up in 60 s; sinfo said: \(last)\nslurmctld: \(log("slurmctld").suffix(1500))\n\(logs)")
     }
 
     /// Starts a daemon (which forks itself away) with every signal unblocked and at its default, and returns the
