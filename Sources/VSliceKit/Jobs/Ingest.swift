@@ -27,7 +27,7 @@ extension JobStore {
         guard !records.isEmpty else { return [] }
         let known = try read { db in
             Set(try TraceID.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id IN (?, ?)",
-                                    arguments: [task.event(.encode), task.event(.audio)]))
+                                     arguments: [task.event(.encode), task.event(.audio)]))
         }
         var ingested: [SegmentTraceRecord] = []
         let submitted = Submission.load(workDir: workDir).map { (at: $0.submittedAt, indices: Set($0.indices)) }
