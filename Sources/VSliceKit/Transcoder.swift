@@ -5,7 +5,7 @@ import Synchronization
 /// What the pipeline tells its caller while it runs (progress, NDJSON events).
 public enum PipelineEvent: Sendable {
     /// The task this run works on (new, or an unfinished one resumed).
-    case taskStarted(id: String, resumed: Bool)
+    case taskStarted(id: TaskID, resumed: Bool)
     /// How many segments a resumed run found done and intact (sent just before `planned`).
     case alreadyDone(segments: Int)
     case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
@@ -44,7 +44,7 @@ public struct TranscodeRequest: Sendable {
 }
 
 public struct TranscodeReport: Codable, Sendable {
-    public var task: String
+    public var task: TaskID
     public var input: String
     public var output: String
     public var segments: Int
@@ -138,7 +138,7 @@ public struct Transcoder: Sendable {
         }
 
         /// Resume exactly this task (`vslice resume`), instead of looking it up by input and output.
-        public var taskId: String? = nil
+        public var taskId: TaskID? = nil
         /// With a remote executor: return once the segments are submitted (the task stays running).
         public var detach = false
         public init() {}
@@ -319,12 +319,12 @@ public struct Transcoder: Sendable {
     }
 
     /// Resumes a stored task by its ID (or ID prefix), with the request it was started with.
-    public static func resume(taskId: String, store: JobStore, logger: Logger, options: RunOptions = RunOptions(),
+    public static func resume(taskId: TaskID, store: JobStore, logger: Logger, options: RunOptions = RunOptions(),
                               jobs: Int? = nil, onEvent: @escaping @Sendable (PipelineEvent) -> Void = { _ in })
         throws(VSliceError) -> TranscodeReport {
         guard let t = try store.task(taskId) else { throw VSliceError(.usage, "resume", reason: "no task '\(taskId)'") }
         guard var request = t.storedRequest else {
-            throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: t.output,
+            throw VSliceError(.resumeRefused, "resume task \(t.id.short)", path: t.output,
                               reason: "the task was stored without its options; run the same transcode command again")
         }
         if let jobs { request.settings.jobs = jobs }

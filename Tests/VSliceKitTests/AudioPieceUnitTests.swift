@@ -100,7 +100,7 @@ struct AudioPieceUnitTests {
         #expect(AudioJoin.warmupFrames("aac", rate: 48000, frameSize: 1024)! == (64, 8))
         #expect(AudioJoin.warmupFrames("ac3", rate: 48000, frameSize: 1536)! == (2, 0))
         #expect(AudioJoin.warmupFrames("libmp3lame", rate: 48000, frameSize: 1152) == nil)
-        #expect(LedgerID.audioPiece("t", 4) == "t_audio_4")
+        #expect(TaskID("t").audioPiece(4) == "t_audio_4")
     }
 }
 

@@ -12,11 +12,11 @@ struct ElementTrackerTests {
         let counter = Atomic<Int>(0)
         var t = ElementTracker(task: "T", engine: "slurm", canSubmit: canSubmit, maxAttempts: maxAttempts, pending: pending,
                                frames: Dictionary(uniqueKeysWithValues: pending.map { ($0, 100) }))
-        t.makeTrace = { "lost-\(counter.add(1, ordering: .relaxed).newValue)" }
+        t.makeTrace = { TraceID("lost-\(counter.add(1, ordering: .relaxed).newValue)") }
         return t
     }
 
-    static func record(_ segment: Int, _ status: StepStatus, trace: String = UUID().uuidString, kind: String = "processing",
+    static func record(_ segment: Int, _ status: StepStatus, trace: TraceID = TraceID(UUID().uuidString), kind: String = "processing",
                        deterministic: Bool? = nil, elementJob: String? = nil, frames: Int? = nil) -> SegmentTraceRecord {
         SegmentTraceRecord(trace: trace, task: "T", segment: segment, status: status, error: status == .done ? nil : "it broke",
                            exitKind: status == .done ? "ok" : kind, exitCode: status == .done ? 0 : 1, deterministic: deterministic,
@@ -192,7 +192,7 @@ struct ElementTrackerTests {
         #expect(try store.segments(task: id).map(\.status) == [.done, .done, .done, .done])
         let traces = try store.traces(task: id)
         #expect(traces.filter { $0.status == .done }.count == 4)
-        let two = traces.filter { $0.segmentId == LedgerID.segment(id, 2) }
+        let two = traces.filter { $0.segmentId == id.segment(2) }
         #expect(two.map(\.status) == [.failed, .done])
         #expect(two.first?.host == "n2" && two.first?.exitCode == nil && two.first?.engineJob == "1")
         #expect(two.first?.error?.contains("its node n2 failed while running it (down* (Not responding))") == true, "\(two)")
@@ -218,7 +218,7 @@ final class FakeCluster: ClusterEngine, @unchecked Sendable {
     private var doomedJob: Int?
     private var down = Set<String>()
     private var submitted: [[Int]] = []
-    private var work = "", task = ""
+    private var work = "", task: TaskID = ""
 
     init(doomed: Int) { self.doomed = doomed }
 
@@ -242,7 +242,7 @@ final class FakeCluster: ClusterEngine, @unchecked Sendable {
     }
 
     /// One step of the cluster, then what it holds.
-    func inFlight(task: String) -> [Int: ElementSighting]? {
+    func inFlight(task: TaskID) -> [Int: ElementSighting]? {
         lock.withLock {
             queue = queue.compactMap(step)
             var busy = Set(queue.compactMap(\.node))
@@ -278,10 +278,10 @@ final class FakeCluster: ClusterEngine, @unchecked Sendable {
         lock.withLock { Dictionary(uniqueKeysWithValues: nodes.intersection(down).map { ($0, "down* (Not responding)") }) }
     }
 
-    func cancel(task: String) { lock.withLock { queue = [] } }
+    func cancel(task: TaskID) { lock.withLock { queue = [] } }
 
     /// The worker's part: a sealed segment file of 10 packets and its done record.
-    static func finish(_ e: Element, work: String, task: String) throws {
+    static func finish(_ e: Element, work: String, task: TaskID) throws {
         let file = WorkFolder.segmentFileName(e.index)
         let w = try PacketFileWriter(path: work + "/" + file, params: PacketFileTests.params)
         let p = Packet()
@@ -292,7 +292,7 @@ final class FakeCluster: ClusterEngine, @unchecked Sendable {
         }
         try w.finish()
         let now = Date().timeIntervalSince1970
-        try SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: e.index, status: .done, error: nil,
+        try SegmentTraceRecord(trace: TraceID(UUID().uuidString.lowercased()), task: task, segment: e.index, status: .done, error: nil,
                                exitKind: "ok", exitCode: 0, startedAt: now, endedAt: now, wallSeconds: 0, cpuSeconds: 0,
                                framesIn: 10, framesOut: 10, bytes: w.bytesWritten, checksum: Int64(w.sealedChecksum), file: file,
                                pid: 1, host: "fake", engine: .init(kind: "slurm", job: "\(e.array)", arrayIndex: e.index,

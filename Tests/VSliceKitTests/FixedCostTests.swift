@@ -22,7 +22,7 @@ struct FixedCostTests {
     }
 
     func record(_ segment: Int, start: Double, end: Double, process: Double? = nil, kind: String = "ok") -> SegmentTraceRecord {
-        var r = SegmentTraceRecord(trace: UUID().uuidString, task: "t", segment: segment, status: kind == "ok" ? .done : .failed,
+        var r = SegmentTraceRecord(trace: TraceID(UUID().uuidString), task: "t", segment: segment, status: kind == "ok" ? .done : .failed,
                                    error: nil, exitKind: kind, exitCode: 0, startedAt: start, endedAt: end, wallSeconds: end - start,
                                    cpuSeconds: end - start, pid: 1, host: "h", engine: nil)
         r.processStartedAt = process

@@ -16,7 +16,7 @@ struct IngestTests {
     }
 
     /// A claimed task with a plan of two 50-frame segments.
-    func task(_ store: JobStore) throws -> (id: String, plan: Plan) {
+    func task(_ store: JobStore) throws -> (id: TaskID, plan: Plan) {
         let request = TranscodeRequest(input: "/in.mp4", output: dir + "/out.mp4", settings: TranscodeSettings())
         let id = try store.claim(.init(input: "/in.mp4", output: dir + "/out.mp4", fingerprint: "1:2:3", request: request,
                                        taskId: nil, fresh: false)).task.id
@@ -34,7 +34,7 @@ struct IngestTests {
     }
 
     /// Seals a segment file of `packets` packets, as a worker would; returns its record (done).
-    func sealed(task: String, segment: Int, packets: Int) throws -> SegmentTraceRecord {
+    func sealed(task: TaskID, segment: Int, packets: Int) throws -> SegmentTraceRecord {
         let file = WorkFolder.segmentFileName(segment)
         let w = try PacketFileWriter(path: work + "/" + file, params: PacketFileTests.params)
         let p = Packet()
@@ -44,15 +44,15 @@ struct IngestTests {
             try w.write(p)
         }
         try w.finish()
-        return SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: segment, status: .done, error: nil,
+        return SegmentTraceRecord(trace: TraceID(UUID().uuidString.lowercased()), task: task, segment: segment, status: .done, error: nil,
                                   exitKind: "ok", exitCode: 0, startedAt: 1, endedAt: 2, wallSeconds: 1, cpuSeconds: 0.5,
                                   framesIn: packets, framesOut: packets, bytes: w.bytesWritten, checksum: Int64(w.sealedChecksum),
                                   file: file, pid: 42, host: "node7",
                                   engine: .init(kind: "slurm", job: "900", arrayIndex: segment, elementJob: "90\(segment)"))
     }
 
-    func failed(task: String, segment: Int, kind: String, code: Int32) -> SegmentTraceRecord {
-        SegmentTraceRecord(trace: UUID().uuidString.lowercased(), task: task, segment: segment, status: .failed,
+    func failed(task: TaskID, segment: Int, kind: String, code: Int32) -> SegmentTraceRecord {
+        SegmentTraceRecord(trace: TraceID(UUID().uuidString.lowercased()), task: task, segment: segment, status: .failed,
                            error: "it broke", exitKind: kind, exitCode: code, startedAt: 1, endedAt: 3, wallSeconds: 2,
                            cpuSeconds: 1, pid: 43, host: "node8", engine: nil)
     }

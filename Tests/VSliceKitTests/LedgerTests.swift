@@ -82,8 +82,8 @@ struct LedgerTests {
                         settings: { var s = TranscodeSettings(); s.minSplitSeconds = 0; s.segmentSeconds = 1; return s }())
         let task = replaced.task
         try a.ensureSegments(task: task.id, plan: plan, files: ["/a", "/b"])
-        let trace = try a.beginEvent(task.id, .encode, segment: task.id + "_encode_0")
-        try a.endStep(trace: trace, task: task.id, node: .encode, segment: .init(id: task.id + "_encode_0", frames: 25, size: 1, checksum: 1),
+        let trace = try a.beginEvent(task.id, .encode, segment: SegmentID(task.id.rawValue + "_encode_0"))
+        try a.endStep(trace: trace, task: task.id, node: .encode, segment: .init(id: SegmentID(task.id.rawValue + "_encode_0"), frames: 25, size: 1, checksum: 1),
                       figures: .init(wall: 0, cpu: 0), error: nil)
         try a.finishTask(task.id, status: .interrupted)
         do {
@@ -102,17 +102,17 @@ struct LedgerTests {
     func prefixes() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = try JobStore(path: db)
-        var ids: [String] = []
+        var ids: [TaskID] = []
         for i in 0..<17 {
             var r = request()
             r.output = dir + "/out\(i).mp4"
             let t = try a.claim(r).task
             ids.append(t.id)
         }
-        let first = try #require(Dictionary(grouping: ids, by: { $0.prefix(1) }).first { $0.value.count > 1 })
-        #expect(throws: VSliceError.self) { try a.task(String(first.key)) }
+        let first = try #require(Dictionary(grouping: ids, by: { $0.rawValue.prefix(1) }).first { $0.value.count > 1 })
+        #expect(throws: VSliceError.self) { try a.task(TaskID(String(first.key))) }
         #expect(try a.task(ids[3])?.id == ids[3])
-        #expect(try a.task(String(ids[3].prefix(12)))?.id == ids[3])
+        #expect(try a.task(TaskID(String(ids[3].rawValue.prefix(12))))?.id == ids[3])
         #expect(try a.task("zz") == nil)
         #expect(try a.task("%") == nil)
     }

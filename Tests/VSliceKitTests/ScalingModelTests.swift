@@ -84,9 +84,9 @@ struct ScalingModelTests {
             try store.endStep(trace: trace, task: id, node: node, figures: .init(wall: 0.25, cpu: 0.125), error: nil)
         }
         for (segment, cpu) in [(0, 2.0), (1, 3.0), (1, 5.0)] {
-            let trace = try store.beginEvent(id, .encode, segment: LedgerID.segment(id, segment))
+            let trace = try store.beginEvent(id, .encode, segment: id.segment(segment))
             try store.endStep(trace: trace, task: id, node: .encode,
-                              segment: .init(id: LedgerID.segment(id, segment), frames: 50, size: 1, checksum: 1),
+                              segment: .init(id: id.segment(segment), frames: 50, size: 1, checksum: 1),
                               figures: .init(wall: cpu, cpu: cpu, fixed: .init(startupSeconds: 0.03, flushSeconds: 0.02)), error: nil)
         }
         try store.finishTask(id, status: .done)
@@ -107,7 +107,7 @@ struct ScalingModelTests {
     @Test("remote latencies: the first wave's from the submission, the later ones' from the end of the element before")
     func remoteLatencies() throws {
         func trace(_ start: Double, process: Double, submitted: Double, latency: Double) -> TraceRecord {
-            TraceRecord(id: UUID().uuidString, eventId: "t_encode", segmentId: nil, status: .done, startedAt: start, endedAt: start + 1,
+            TraceRecord(id: TraceID(UUID().uuidString), eventId: "t_encode", segmentId: nil, status: .done, startedAt: start, endedAt: start + 1,
                         wallSeconds: 1, cpuSeconds: 1, framesIn: nil, framesOut: nil, bytes: nil, error: nil, pid: 1, host: "h",
                         engine: "slurm", engineJob: nil, engineIndex: nil, exitCode: 0, processSeconds: process, submittedAt: submitted,
                         schedulerSeconds: latency, collectedSeconds: 0.5)

@@ -25,7 +25,7 @@ struct ElementLook: Sendable {
     /// By segment index; nil when the scheduler was not asked (an external runner) or did not answer.
     var live: [Int: ElementSighting]?
     /// The running attempts' progress files (trace, frames so far), by segment index.
-    var progress: [Int: (trace: String, frames: Int)] = [:]
+    var progress: [Int: (trace: TraceID, frames: Int)] = [:]
     /// Nodes the scheduler reports down, drained or not responding, with its words.
     var nodeTrouble: [String: String] = [:]
     var now: Double
@@ -96,24 +96,24 @@ struct ElementTracker: Sendable {
     /// (its record may be on its way through a shared filesystem).
     static let lostAfterPolls = 3
 
-    let task: String
+    let task: TaskID
     let engine: String
     let canSubmit: Bool
     let maxAttempts: Int
     /// Planned frames by index (a record without a frame count).
     let frames: [Int: Int]
     /// Trace IDs for the records of lost attempts (a UUID each; tests give their own).
-    var makeTrace: @Sendable () -> String = { UUID().uuidString.lowercased() }
+    var makeTrace: @Sendable () -> TraceID = { TraceID.new() }
     private(set) var elements: [Int: Element]
     /// Attempts that have ended: their progress files count no more.
-    private(set) var ended = Set<String>()
+    private(set) var ended = Set<TraceID>()
     /// Records already accounted for when they are ingested: failed records an earlier run left (counted at
     /// the start) and the records this tracker wrote itself (lost attempts).
-    private var accounted = Set<String>()
+    private var accounted = Set<TraceID>()
 
     /// The elements still to do (`pending`), with what earlier coordinators did: their submissions and the
     /// failed records already in the work folder.
-    init(task: String, engine: String, canSubmit: Bool, maxAttempts: Int, pending: [Int], frames: [Int: Int],
+    init(task: TaskID, engine: String, canSubmit: Bool, maxAttempts: Int, pending: [Int], frames: [Int: Int],
          submitted earlier: [[Int]] = [], failed: [SegmentTraceRecord] = []) {
         self.task = task
         self.engine = engine
@@ -226,7 +226,7 @@ struct ElementTracker: Sendable {
 
     /// A worker's record, just ingested into the ledger. `progressTrace`: the trace the segment's progress
     /// file names now.
-    mutating func record(_ r: SegmentTraceRecord, progressTrace: String?) -> [Effect] {
+    mutating func record(_ r: SegmentTraceRecord, progressTrace: TraceID?) -> [Effect] {
         let i = r.segment
         guard let e = elements[i], e.phase != .done, !accounted.contains(r.trace) else { return [] }
         if r.status != .done && !isCurrent(r, e) { return olderAttemptFailed(r) }
@@ -271,7 +271,7 @@ struct ElementTracker: Sendable {
         return markStarted(i)
     }
 
-    private mutating func endAttempt(_ i: Int, trace: String?, progressTrace: String?) {
+    private mutating func endAttempt(_ i: Int, trace: TraceID?, progressTrace: TraceID?) {
         elements[i]!.started = false
         elements[i]!.reported = 0
         elements[i]!.missing = 0

@@ -41,8 +41,8 @@ public enum KubernetesJob {
             }
         }
         let n = order.elementCount
-        let name = "vslice-" + order.task.prefix(8)
-        let labels: [String: Any] = ["app.kubernetes.io/name": "vslice", "vslice.task": order.task]
+        let name = "vslice-" + order.task.short
+        let labels: [String: Any] = ["app.kubernetes.io/name": "vslice", "vslice.task": order.task.rawValue]
         var container: [String: Any] = [
             "name": "vslice",
             "image": options.image,

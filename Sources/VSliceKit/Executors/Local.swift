@@ -47,10 +47,10 @@ struct LocalExecutor: SegmentExecutor {
     /// commit that records it.
     static func attempt(_ segment: SegmentPlan, job: EncodeJob, settings: TranscodeSettings, gpu: String?) throws(VSliceError) {
         let store = job.store, taskId = job.task.id, onEvent = job.onEvent, logger = job.logger
-        let segId = LedgerID.segment(taskId, segment.index)
+        let segId = taskId.segment(segment.index)
         onEvent(.segmentStarted(index: segment.index))
         let trace = try store.beginEvent(taskId, .encode, segment: segId)
-        let tmp = job.segmentPaths[segment.index] + ".\(trace.prefix(8)).tmp"
+        let tmp = job.segmentPaths[segment.index] + ".\(trace.short).tmp"
         let run = SegmentAttempt(task: taskId, input: job.input, identity: job.identity, index: job.index, plan: job.plan,
                                  segment: segment, settings: settings, workDir: job.workDir, partPath: tmp, gpu: gpu,
                                  progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
@@ -81,10 +81,10 @@ struct LocalExecutor: SegmentExecutor {
 
     /// One traced attempt at an audio piece (a segment of the audio event), sealed as a video segment is.
     static func attempt(_ piece: AudioPiece, job: EncodeJob) throws(VSliceError) {
-        let store = job.store, task = job.task.id, id = LedgerID.audioPiece(task, piece.order), path = job.piecePaths[piece.order]
+        let store = job.store, task = job.task.id, id = task.audioPiece(piece.order), path = job.piecePaths[piece.order]
         let trace = try store.beginEvent(task, .audio, segment: id)
         let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
-        let tmp = path + ".\(trace.prefix(8)).tmp"
+        let tmp = path + ".\(trace.short).tmp"
         do throws(VSliceError) {
             let r = try AudioPieceAttempt(input: job.input, identity: job.identity, piece: piece, partPath: tmp).run()
             try store.endStep(trace: trace, task: task, node: .audio,

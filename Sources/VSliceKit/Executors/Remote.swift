@@ -14,11 +14,11 @@ protocol ClusterEngine: Sendable {
     func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])]
     /// The task's elements the scheduler still holds (queued or running), by segment index; nil when the
     /// scheduler cannot be asked right now.
-    func inFlight(task: String) -> [Int: ElementSighting]?
+    func inFlight(task: TaskID) -> [Int: ElementSighting]?
     /// Of these nodes, those the scheduler reports down, drained or not responding, with its words.
     func nodeTrouble(_ nodes: Set<String>) -> [String: String]
     /// Stops every element of the task.
-    func cancel(task: String)
+    func cancel(task: TaskID)
 }
 
 /// What was submitted for a task (kept in the work folder as `submissions.json`, for attempts and `cancel`).
@@ -151,7 +151,7 @@ struct RemoteRun {
         if Cancellation.stopRequested {
             throw VSliceError(.interrupted, "transcode", path: job.input,
                               reason: "stopped watching; the segments already submitted keep running under \(engine.name) "
-                                  + "(`vslice resume \(taskId.prefix(8))` re-attaches, `vslice cancel \(taskId.prefix(8))` stops them)")
+                                  + "(`vslice resume \(taskId.short)` re-attaches, `vslice cancel \(taskId.short)` stops them)")
         }
     }
 
@@ -237,7 +237,7 @@ struct ExternalEngine: ClusterEngine {
     var pollInterval: Double { 0.5 }
     var canSubmit: Bool { false }
     func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])] { [] }
-    func inFlight(task: String) -> [Int: ElementSighting]? { nil }
+    func inFlight(task: TaskID) -> [Int: ElementSighting]? { nil }
     func nodeTrouble(_ nodes: Set<String>) -> [String: String] { [:] }
-    func cancel(task: String) {}
+    func cancel(task: TaskID) {}
 }

@@ -6,7 +6,7 @@ import Foundation
 /// stall watchdog into a part file, and measured. Recording the attempt is the executor's (the ledger here, a
 /// trace record file there).
 struct SegmentAttempt {
-    var task: String
+    var task: TaskID
     var input: String
     /// The input's identity when the task started (every open checks it); nil: not checked.
     var identity: FileIdentity?
@@ -70,7 +70,7 @@ struct SegmentAttempt {
     /// reads BUFFER_BEFORE + FRAMES + BUFFER_AFTER of them, from FIRST_FRAME − BUFFER_BEFORE, before any `--vf`).
     var processorEnvironment: [String: String] {
         var env = environment
-        env["VSLICE_TASK"] = task
+        env["VSLICE_TASK"] = task.rawValue
         env["VSLICE_SEGMENT"] = String(segment.index)
         env["VSLICE_SEGMENTS"] = String(plan.segments.count)
         env["VSLICE_FIRST_FRAME"] = String(segment.firstFrame)

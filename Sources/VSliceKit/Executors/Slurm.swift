@@ -18,7 +18,7 @@ struct SlurmEngine: ClusterEngine {
     var pollInterval: Double { 1 }
     var canSubmit: Bool { true }
 
-    static func jobName(task: String) -> String { "vslice-" + task }
+    static func jobName(task: TaskID) -> String { "vslice-" + task.rawValue }
 
     /// Slurm's default `MaxArraySize` (array indices 0–1000), used when `scontrol` cannot say.
     static let defaultMaxArraySize = 1001
@@ -108,7 +108,7 @@ struct SlurmEngine: ClusterEngine {
         return out
     }
 
-    func inFlight(task: String) -> [Int: ElementSighting]? {
+    func inFlight(task: TaskID) -> [Int: ElementSighting]? {
         guard let r = try? ExternalCommand.run("squeue", ["--noheader", "--array", "--name=\(Self.jobName(task: task))",
                                                           "--format=%K|%T|%A|%F|%N|%o"], timeout: 60), r.status == 0 else { return nil }
         return Self.sightings(squeue: r.stdout)
@@ -152,12 +152,12 @@ struct SlurmEngine: ClusterEngine {
         return out
     }
 
-    func cancel(task: String) { Self.cancel(task: task) }
+    func cancel(task: TaskID) { Self.cancel(task: task) }
 
     /// scancel every element of the task's arrays (`vslice cancel`, a cancelled coordinator): they share the
     /// job name, however many arrays there are.
     @discardableResult
-    static func cancel(task: String) -> Bool {
+    static func cancel(task: TaskID) -> Bool {
         guard ExternalCommand.find("scancel") != nil,
               let r = try? ExternalCommand.run("scancel", ["--name=\(jobName(task: task))"], timeout: 60) else { return false }
         return r.status == 0

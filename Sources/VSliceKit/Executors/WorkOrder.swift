@@ -11,7 +11,7 @@ public struct WorkOrder: Codable, Sendable {
     static let readable = 1...2
 
     public var version: Int
-    public var task: String
+    public var task: TaskID
     /// Absolute path of the input, as every node sees it (shared filesystem).
     public var input: String
     /// `Fingerprint.of(input)` when the task was planned; a worker refuses an input that differs.
@@ -42,7 +42,7 @@ public struct WorkOrder: Codable, Sendable {
         i >= plan.segments.count ? audioPieceFiles![i - plan.segments.count] : segmentFiles[i]
     }
 
-    init(task: String, input: String, fingerprint: String, settings: TranscodeSettings, plan: Plan, index: VideoIndex,
+    init(task: TaskID, input: String, fingerprint: String, settings: TranscodeSettings, plan: Plan, index: VideoIndex,
          stallTimeout: Double, audioPieces: [AudioPiece] = []) {
         version = Self.currentVersion
         self.task = task
@@ -101,17 +101,17 @@ public enum WorkFolder {
     static func progressFileName(_ index: Int) -> String { String(format: "seg-%05d.progress", index) }
 
     /// The running attempt and its frames so far, as its worker last reported them.
-    static func progress(workDir: String, segment: Int) -> (trace: String, frames: Int)? {
+    static func progress(workDir: String, segment: Int) -> (trace: TraceID, frames: Int)? {
         guard let data = FileManager.default.contents(atPath: (workDir as NSString).appendingPathComponent(progressFileName(segment))),
               let text = String(data: data, encoding: .utf8) else { return nil }
         let f = text.split(whereSeparator: \.isWhitespace)
         guard f.count == 2, let n = Int(f[1]) else { return nil }
-        return (String(f[0]), n)
+        return (TraceID(String(f[0])), n)
     }
 
     /// `seg-NNNNN.trace-UUID.json`: one per worker attempt.
-    static func traceRecordName(segment: Int, trace: String) -> String {
-        String(format: "seg-%05d.trace-", segment) + trace + ".json"
+    static func traceRecordName(segment: Int, trace: TraceID) -> String {
+        String(format: "seg-%05d.trace-", segment) + trace.rawValue + ".json"
     }
 
     /// Writes `data` to `path` so that readers see the old file, or none, or the whole new one: a temporary

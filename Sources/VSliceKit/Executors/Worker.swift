@@ -51,7 +51,7 @@ public enum SegmentWorker {
         unlink((workDir as NSString).appendingPathComponent(order.file(ofElement: index)))
         scopeFaultInjection(index: index, firstAttempt: earlier.isEmpty, environment: environment)
 
-        let trace = UUID().uuidString.lowercased()
+        let trace = TraceID.new()
         let startedAt = Date().timeIntervalSince1970
         let t0 = monotonicSeconds(), c0 = processCPUSeconds()
         var record = SegmentTraceRecord(trace: trace, task: order.task, segment: index, status: .failed, error: nil,
@@ -95,11 +95,11 @@ public enum SegmentWorker {
 
     /// The attempt itself: the input checked against the work order (and the processor's files), the segment
     /// run (`SegmentAttempt`, its progress written for the coordinator every second) and its file sealed.
-    private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: String, environment: [String: String],
+    private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: TraceID, environment: [String: String],
                                 startedAt: Double, progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
         let file = order.file(ofElement: index)
         let finalPath = (workDir as NSString).appendingPathComponent(file)
-        let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.prefix(8)).part")
+        let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.short).part")
         let fingerprint = try Fingerprint.of(order.input)
         guard fingerprint == order.fingerprint else {
             throw VSliceError(.input, "check input", path: order.input,

@@ -3,7 +3,7 @@ import Foundation
 /// `vslice gc`: removes what ended tasks leave on disk — work folders and merged part files.
 public enum GarbageCollector {
     public struct Item: Codable, Sendable {
-        public var task: String
+        public var task: TaskID
         /// The task's status (`unknown` for files of no task in this ledger).
         public var status: String
         /// Why the task's files may go.
@@ -51,7 +51,7 @@ public enum GarbageCollector {
         guard let names = try? fm.contentsOfDirectory(atPath: dir) else {
             throw VSliceError(.usage, "gc", path: dir, reason: "cannot list the folder")
         }
-        let known = Set(try store.tasks().map { String($0.id.prefix(8)) })
+        let known = Set(try store.tasks().map { $0.id.short })
         let pattern = /^\..*\.vslice-([0-9a-f]{8})(\.part)?$/
         var items: [Item] = []
         for name in names.sorted() {
@@ -61,7 +61,7 @@ public enum GarbageCollector {
             guard age >= minAge else { continue }
             let bytes = diskUsage(path)
             if !dryRun { try? fm.removeItem(atPath: path) }
-            items.append(Item(task: String(m.1), status: "unknown", reason: String(format: "no task in this job store; untouched for %.0f s", age),
+            items.append(Item(task: TaskID(String(m.1)), status: "unknown", reason: String(format: "no task in this job store; untouched for %.0f s", age),
                               removed: [path], bytes: bytes))
         }
         return items

@@ -58,7 +58,7 @@ extension JobStore {
 
     /// Sets a trace's fixed-cost columns (those measured; the others stay as they are), inside the caller's
     /// transaction.
-    static func recordFixedCost(_ db: Database, trace: String, _ f: FixedCost) throws {
+    static func recordFixedCost(_ db: Database, trace: TraceID, _ f: FixedCost) throws {
         guard !f.isEmpty else { return }
         try db.execute(sql: """
             UPDATE trace SET startup_seconds = COALESCE(?, startup_seconds), flush_seconds = COALESCE(?, flush_seconds),

@@ -7,7 +7,7 @@ final class Heartbeat: Sendable {
     private let ticker: PeriodicThread
     private let lostFlag = AtomicFlag()
 
-    init(store: any Ledger, task: String, onCancelled: @escaping @Sendable () -> Void, onLost: @escaping @Sendable () -> Void) {
+    init(store: any Ledger, task: TaskID, onCancelled: @escaping @Sendable () -> Void, onLost: @escaping @Sendable () -> Void) {
         let noticed = AtomicFlag(), lost = lostFlag
         ticker = PeriodicThread(every: 2) {
             switch store.heartbeat(task) {

@@ -22,12 +22,12 @@ extension JobStore {
     /// per record. Idempotent (a
     /// record is known by its trace ID). Returns the records ingested now, oldest first.
     @discardableResult
-    public func ingestTraceRecords(task: String, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord] {
+    public func ingestTraceRecords(task: TaskID, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord] {
         let records = SegmentTraceRecord.all(workDir: workDir).filter { $0.task == task }
         guard !records.isEmpty else { return [] }
         let known = try read { db in
-            Set(try String.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id IN (?, ?)",
-                                    arguments: [LedgerID.event(task, .encode), LedgerID.event(task, .audio)]))
+            Set(try TraceID.fetchAll(db, sql: "SELECT id FROM trace WHERE event_id IN (?, ?)",
+                                     arguments: [task.event(.encode), task.event(.audio)]))
         }
         var ingested: [SegmentTraceRecord] = []
         let submitted = Submission.load(workDir: workDir).map { (at: $0.submittedAt, indices: Set($0.indices)) }
@@ -39,8 +39,8 @@ extension JobStore {
                 r.error = "segment file missing or damaged since the worker sealed it"
             }
             let piece = r.segment >= videoSegments
-            let eventId = LedgerID.event(task, piece ? .audio : .encode)
-            let segmentId = piece ? LedgerID.audioPiece(task, r.segment - videoSegments) : LedgerID.segment(task, r.segment)
+            let eventId = task.event(piece ? .audio : .encode)
+            let segmentId = piece ? task.audioPiece(r.segment - videoSegments) : task.segment(r.segment)
             let inserted: Bool = try writeAsHolder(task) { db in
                 guard try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE id = ?", arguments: [segmentId]) == 1 else {
                     return false
@@ -85,7 +85,7 @@ extension JobStore {
 
     /// Ends this process's hold on a task whose segments it handed to a scheduler (`--detach`): the task stays
     /// `running`, with no holder, for `vslice resume` to take up; its events stay as they are.
-    func releaseDetached(_ id: String) throws(VSliceError) {
+    func releaseDetached(_ id: TaskID) throws(VSliceError) {
         try writeAsHolder(id) { db in
             try db.execute(sql: """
                 UPDATE task SET status = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?

@@ -9,7 +9,7 @@ public final class JobStore: Sendable {
     public let path: String
     let db: DatabaseQueue
     /// The lease tokens of the tasks this process holds (task ID → token).
-    let leases = Mutex<[String: String]>([:])
+    let leases = Mutex<[TaskID: String]>([:])
 
     /// `$VSLICE_HOME/vslice.db`, else `$XDG_DATA_HOME/vslice/vslice.db`, else `~/.local/share/vslice/vslice.db`.
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {

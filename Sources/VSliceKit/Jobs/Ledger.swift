@@ -7,49 +7,49 @@ protocol Ledger: Sendable {
     /// Takes the task a run asks for (new, or the unfinished one resumed) with its lease, in one transaction.
     func claim(_ request: ClaimRequest) throws(VSliceError) -> Claim
     /// A task left `running` by a holder that is gone, refused before it was taken up again: recorded failed.
-    func markAbandoned(_ task: String, error: String)
-    func setFrames(_ task: String, _ n: Int) throws(VSliceError)
-    func holdsLease(_ task: String) -> Bool
-    func heartbeat(_ task: String) -> HeartbeatResult
-    func finishTask(_ task: String, status: TaskStatus, error: String?, discardWork: Bool) throws(VSliceError)
-    func releaseDetached(_ task: String) throws(VSliceError)
+    func markAbandoned(_ task: TaskID, error: String)
+    func setFrames(_ task: TaskID, _ n: Int) throws(VSliceError)
+    func holdsLease(_ task: TaskID) -> Bool
+    func heartbeat(_ task: TaskID) -> HeartbeatResult
+    func finishTask(_ task: TaskID, status: TaskStatus, error: String?, discardWork: Bool) throws(VSliceError)
+    func releaseDetached(_ task: TaskID) throws(VSliceError)
 
     // Events (one per DAG node) and their traces (one per attempt).
-    func eventDone(_ task: String, _ node: Node) throws(VSliceError) -> EventRecord?
-    func beginEvent(_ task: String, _ node: Node, segment: String?) throws(VSliceError) -> String
-    func endStep(trace: String, task: String, node: Node, segment: SegmentDone?, figures: TraceFigures,
+    func eventDone(_ task: TaskID, _ node: Node) throws(VSliceError) -> EventRecord?
+    func beginEvent(_ task: TaskID, _ node: Node, segment: SegmentID?) throws(VSliceError) -> TraceID
+    func endStep(trace: TraceID, task: TaskID, node: Node, segment: SegmentDone?, figures: TraceFigures,
                  error: String?, detail: String?, seal: Seal?) throws(VSliceError)
-    func markEventDone(_ task: String, _ node: Node) throws(VSliceError)
+    func markEventDone(_ task: TaskID, _ node: Node) throws(VSliceError)
 
     // The encode event's segments (the video).
-    func ensureSegments(task: String, plan: Plan, files: [String]) throws(VSliceError)
-    func segments(task: String) throws(VSliceError) -> [SegmentRecord]
-    func resetSegment(_ task: String, _ id: String) throws(VSliceError)
+    func ensureSegments(task: TaskID, plan: Plan, files: [String]) throws(VSliceError)
+    func segments(task: TaskID) throws(VSliceError) -> [SegmentRecord]
+    func resetSegment(_ task: TaskID, _ id: SegmentID) throws(VSliceError)
 
     // The audio event's pieces (segments `TASK_audio_N`).
-    func ensureAudioPieces(task: String, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError)
-    func audioPieces(task: String) throws(VSliceError) -> [SegmentRecord]
+    func ensureAudioPieces(task: TaskID, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError)
+    func audioPieces(task: TaskID) throws(VSliceError) -> [SegmentRecord]
     /// Takes in the trace records `vslice segment` workers wrote into the work folder.
     @discardableResult
-    func ingestTraceRecords(task: String, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord]
+    func ingestTraceRecords(task: TaskID, workDir: String, videoSegments: Int) throws(VSliceError) -> [SegmentTraceRecord]
 
     // The output.
-    func publish(_ task: String, part: String, to output: String, replace: Bool) throws(VSliceError)
+    func publish(_ task: TaskID, part: String, to output: String, replace: Bool) throws(VSliceError)
 }
 
 extension JobStore: Ledger {}
 
 extension Ledger {
-    func beginEvent(_ task: String, _ node: Node) throws(VSliceError) -> String {
+    func beginEvent(_ task: TaskID, _ node: Node) throws(VSliceError) -> TraceID {
         try beginEvent(task, node, segment: nil)
     }
 
-    func endStep(trace: String, task: String, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
+    func endStep(trace: TraceID, task: TaskID, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
                  error: String?, detail: String? = nil) throws(VSliceError) {
         try endStep(trace: trace, task: task, node: node, segment: segment, figures: figures, error: error, detail: detail, seal: nil)
     }
 
-    func finishTask(_ task: String, status: TaskStatus) throws(VSliceError) {
+    func finishTask(_ task: TaskID, status: TaskStatus) throws(VSliceError) {
         try finishTask(task, status: status, error: nil, discardWork: false)
     }
 }
@@ -63,7 +63,7 @@ struct ClaimRequest {
     var fingerprint: String
     var request: TranscodeRequest
     /// Resume exactly this task (`vslice resume`); else the unfinished task for input → output, if any.
-    var taskId: String?
+    var taskId: TaskID?
     var fresh: Bool
 }
 
@@ -99,7 +99,7 @@ struct Seal {
 
 /// A segment (or audio piece) finished: its frames (packets) and its sealed file's size and checksum.
 struct SegmentDone {
-    var id: String
+    var id: SegmentID
     var frames: Int
     var size: Int64
     var checksum: Int64

@@ -22,14 +22,14 @@ public struct TaskReport: Sendable {
 
     /// Reads a task's traces: every element's done attempt (its CPU time and fixed costs), the coordinator's
     /// steps, the scheduler's latency. A task whose elements are not all done has nothing to replay (usage error).
-    public static func load(store: JobStore, task id: String) throws(VSliceError) -> TaskReport {
+    public static func load(store: JobStore, task id: TaskID) throws(VSliceError) -> TaskReport {
         guard let t = try store.task(id) else { throw VSliceError(.usage, "report", reason: "no task '\(id)'") }
         let traces = try store.traces(task: t.id)
         let done = traces.filter { $0.status == .done }
         let rows = try store.segments(task: t.id) + store.audioPieces(task: t.id)
         let unfinished = rows.filter { $0.status != .done }.count
         guard !rows.isEmpty, unfinished == 0 else {
-            throw VSliceError(.usage, "report task \(t.id.prefix(8))",
+            throw VSliceError(.usage, "report task \(t.id.short)",
                               reason: rows.isEmpty ? "the task has no segments yet: nothing to replay"
                                   : "\(unfinished) of its \(rows.count) segments and audio pieces are not done: nothing to replay yet")
         }
@@ -46,27 +46,26 @@ public struct TaskReport: Sendable {
         let elementTraces = Set(rows.compactMap { last[$0.id]?.id })
         let cpu = done.map { $0.cpuSeconds ?? 0 }.reduce(0, +)
         let serialCPU = done.filter { $0.segmentId == nil }.map { $0.cpuSeconds ?? 0 }.reduce(0, +)
-        return TaskReport(task: t, input: input, segments: rows.filter { $0.eventId.hasSuffix("_" + Node.encode.rawValue) }.count,
-                          pieces: rows.filter { $0.eventId.hasSuffix("_" + Node.audio.rawValue) }.count,
+        return TaskReport(task: t, input: input, segments: rows.filter { $0.eventId.isNode(.encode) }.count,
+                          pieces: rows.filter { $0.eventId.isNode(.audio) }.count,
                           cpuSeconds: cpu, serialCPUSeconds: serialCPU, measuredWallSeconds: measuredWall(traces, done: done),
                           measuredConcurrency: workers(traces.filter { elementTraces.contains($0.id) }, local: !remote))
     }
 
     /// Each element's done attempt, in the executor's dispatch order: the local one's (video segments longest
     /// first, by frames processed, then the audio pieces), or a scheduler's (the array's index order).
-    static func elements(_ rows: [SegmentRecord], last: [String: TraceRecord], plan: Plan?, remote: Bool) -> [ScalingInput.Element] {
-        let audio = "_" + Node.audio.rawValue
-        func processed(_ r: SegmentRecord) -> Int {
+    static func elements(_ rows: [SegmentRecord], last: [SegmentID: TraceRecord], plan: Plan?, remote: Bool) -> [ScalingInput.Element] {
+                func processed(_ r: SegmentRecord) -> Int {
             plan.flatMap { $0.segments.indices.contains(r.ord) ? $0.segments[r.ord].processedCount : nil } ?? r.framesPlanned
         }
-        let video = rows.filter { !$0.eventId.hasSuffix(audio) }
-        let pieces = rows.filter { $0.eventId.hasSuffix(audio) }.sorted { $0.ord < $1.ord }
+        let video = rows.filter { !$0.eventId.isNode(.audio) }
+        let pieces = rows.filter { $0.eventId.isNode(.audio) }.sorted { $0.ord < $1.ord }
         let ordered = (remote ? video.sorted { $0.ord < $1.ord }
                        : video.sorted { (processed($0), -$0.ord) > (processed($1), -$1.ord) }) + pieces
         return ordered.compactMap { r in
             guard let tr = last[r.id] else { return nil }
             let wall = tr.wallSeconds ?? 0
-            return ScalingInput.Element(kind: r.eventId.hasSuffix(audio) ? .audioPiece : .segment, index: r.ord,
+            return ScalingInput.Element(kind: r.eventId.isNode(.audio) ? .audioPiece : .segment, index: r.ord,
                                         cpuSeconds: tr.cpuSeconds ?? wall, wallSeconds: wall, startupSeconds: tr.startupSeconds ?? 0,
                                         flushSeconds: tr.flushSeconds ?? 0, processSeconds: tr.processSeconds ?? 0,
                                         ledgerSeconds: tr.engine == nil ? max(0, (tr.endedAt ?? tr.startedAt) - tr.startedAt - wall) : 0)
@@ -75,9 +74,9 @@ public struct TaskReport: Sendable {
 
     /// The latest done trace of each of these nodes: its wall time (I/O included: nothing else runs then), or with
     /// `cpu` its CPU time (a step that ran beside the elements, whose wall time they stretched).
-    static func steps(_ nodes: [Node], _ done: [TraceRecord], _ task: String, cpu: Bool = false) -> [ScalingInput.Step] {
+    static func steps(_ nodes: [Node], _ done: [TraceRecord], _ task: TaskID, cpu: Bool = false) -> [ScalingInput.Step] {
         nodes.compactMap { node in
-            let id = LedgerID.event(task, node)
+            let id = task.event(node)
             return done.filter { $0.eventId == id && $0.segmentId == nil }.max { ($0.endedAt ?? 0) < ($1.endedAt ?? 0) }
                 .map { ScalingInput.Step(node: node.rawValue, seconds: (cpu ? $0.cpuSeconds : nil) ?? $0.wallSeconds ?? 0) }
         }
@@ -107,9 +106,9 @@ public struct TaskReport: Sendable {
     /// From the start of the run's checks (its probe trace's start less its `process_seconds`) to the end of its
     /// publish; nil when the task ran more than once (a resume) or did not publish.
     static func measuredWall(_ traces: [TraceRecord], done: [TraceRecord]) -> Double? {
-        let probes = traces.filter { $0.eventId.hasSuffix("_" + Node.probe.rawValue) }
+        let probes = traces.filter { $0.eventId.isNode(.probe) }
         guard probes.count == 1, let probe = probes.first,
-              let end = done.first(where: { $0.eventId.hasSuffix("_" + Node.publish.rawValue) })?.endedAt else { return nil }
+              let end = done.first(where: { $0.eventId.isNode(.publish) })?.endedAt else { return nil }
         return end - (probe.startedAt - (probe.processSeconds ?? 0))
     }
 
@@ -152,7 +151,7 @@ extension TaskReport {
         let e = input.elements
         let jobs = task.storedRequest?.settings.jobs
         var lines = [String(format: "task %@ (%@%@): %d segments%@, %.1f CPU-s; serial share of the CPU %.2f %% (%.2f CPU-s)",
-                            String(task.id.prefix(8)), input.executor, jobs.map { ", --jobs \($0)" } ?? "", segments,
+                            task.id.short, input.executor, jobs.map { ", --jobs \($0)" } ?? "", segments,
                             pieces > 0 ? " and \(pieces) audio pieces" : "", cpuSeconds,
                             cpuSeconds > 0 ? 100 * serialCPUSeconds / cpuSeconds : 0, serialCPUSeconds)]
         let steps = (input.before + input.after).map { String(format: "%@ %.2f", $0.node, $0.seconds) }

@@ -23,7 +23,7 @@ extension JobStore {
 
     /// What `cancelTask` did.
     public struct CancelOutcome: Sendable, Encodable {
-        public var task: String
+        public var task: TaskID
         public var status: TaskStatus
         /// The task was unfinished and is cancelled now.
         public var changed: Bool

@@ -8,9 +8,9 @@ public enum TaskPaths {
     static let nameMax = 255
 
     /// `.NAME.vslice-ID8` + `suffix`, at most 255 bytes.
-    static func sidecarName(output: String, taskId: String, suffix: String = "") -> String {
+    static func sidecarName(output: String, taskId: TaskID, suffix: String = "") -> String {
         let name = (output as NSString).lastPathComponent
-        let tail = ".vslice-\(taskId.prefix(8))\(suffix)"
+        let tail = ".vslice-\(taskId.short)\(suffix)"
         let room = nameMax - 1 - tail.utf8.count
         var kept = ""
         var used = 0
@@ -24,13 +24,13 @@ public enum TaskPaths {
     }
 
     /// The task's work folder: under `root` (`--work-dir`), else beside the output.
-    public static func workDir(output: String, taskId: String, root: String?) -> String {
+    public static func workDir(output: String, taskId: TaskID, root: String?) -> String {
         let dir = root ?? (output as NSString).deletingLastPathComponent
         return (dir as NSString).appendingPathComponent(sidecarName(output: output, taskId: taskId))
     }
 
     /// The merged file before it is published: beside the output (same filesystem, so publishing is a rename).
-    public static func partFile(output: String, taskId: String) -> String {
+    public static func partFile(output: String, taskId: TaskID) -> String {
         ((output as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent(sidecarName(output: output, taskId: taskId, suffix: ".part"))
     }

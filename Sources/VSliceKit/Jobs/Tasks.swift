@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 public struct TaskRecord: Codable, FetchableRecord, Sendable {
-    public var id: String
+    public var id: TaskID
     public var input: String
     public var output: String
     public var inputFingerprint: String
@@ -64,8 +64,8 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
 }
 
 public struct EventRecord: Codable, FetchableRecord, Sendable {
-    public var id: String
-    public var taskId: String
+    public var id: EventID
+    public var taskId: TaskID
     public var node: String
     public var status: StepStatus
     public var attempts: Int
@@ -75,8 +75,8 @@ public struct EventRecord: Codable, FetchableRecord, Sendable {
 }
 
 public struct SegmentRecord: Codable, FetchableRecord, Sendable {
-    public var id: String
-    public var eventId: String
+    public var id: SegmentID
+    public var eventId: EventID
     public var ord: Int
     public var status: SegmentStatus
     public var attempts: Int
@@ -90,9 +90,9 @@ public struct SegmentRecord: Codable, FetchableRecord, Sendable {
 }
 
 public struct TraceRecord: Codable, FetchableRecord, Sendable {
-    public var id: String
-    public var eventId: String
-    public var segmentId: String?
+    public var id: TraceID
+    public var eventId: EventID
+    public var segmentId: SegmentID?
     public var status: StepStatus
     public var startedAt: Double
     public var endedAt: Double?
@@ -139,15 +139,15 @@ extension JobStore {
     }()
 
     /// The task with this ID, or the one task whose ID starts with it. An ambiguous prefix is refused.
-    public func task(_ id: String) throws(VSliceError) -> TaskRecord? {
+    public func task(_ id: TaskID) throws(VSliceError) -> TaskRecord? {
         let found = try read { db in
             if let exact = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]) { return [exact] }
-            guard !id.isEmpty else { return [TaskRecord]() }
+            guard !id.rawValue.isEmpty else { return [TaskRecord]() }
             return try TaskRecord.fetchAll(db, sql: "SELECT * FROM task WHERE substr(id, 1, ?) = ? ORDER BY created_at LIMIT 11",
-                                           arguments: [id.count, id.lowercased()])
+                                           arguments: [id.rawValue.count, id.rawValue.lowercased()])
         }
         if found.count > 1 {
-            let list = found.prefix(10).map { "\($0.id.prefix(8)) (\($0.status), \(($0.output as NSString).lastPathComponent))" }
+            let list = found.prefix(10).map { "\($0.id.short) (\($0.status), \(($0.output as NSString).lastPathComponent))" }
             throw VSliceError(.usage, "find task", reason: "'\(id)' matches \(found.count > 10 ? "more than 10" : String(found.count)) tasks: "
                                 + list.joined(separator: ", ") + "; give more characters")
         }
@@ -170,24 +170,24 @@ extension JobStore {
             """, arguments: [input, output])
     }
 
-    public func events(task: String) throws(VSliceError) -> [EventRecord] {
+    public func events(task: TaskID) throws(VSliceError) -> [EventRecord] {
         try read { db in try EventRecord.fetchAll(db, sql: "SELECT * FROM event WHERE task_id = ? ORDER BY created_at", arguments: [task]) }
     }
 
     /// The encode event's segments (the video), in order.
-    public func segments(task: String) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .encode) }
+    public func segments(task: TaskID) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .encode) }
 
     /// The audio event's pieces, in order.
-    public func audioPieces(task: String) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .audio) }
+    public func audioPieces(task: TaskID) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .audio) }
 
-    func segments(task: String, of node: Node) throws(VSliceError) -> [SegmentRecord] {
-        try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [LedgerID.event(task, node)]) }
+    func segments(task: TaskID, of node: Node) throws(VSliceError) -> [SegmentRecord] {
+        try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [task.event(node)]) }
     }
 
-    public func traces(task: String) throws(VSliceError) -> [TraceRecord] {
+    public func traces(task: TaskID) throws(VSliceError) -> [TraceRecord] {
         try read { db in
             try TraceRecord.fetchAll(db, sql: "SELECT * FROM trace WHERE substr(event_id, 1, ?) = ? ORDER BY started_at",
-                                     arguments: [task.count + 1, LedgerID.eventPrefix(task)])
+                                     arguments: [task.eventPrefix.count, task.eventPrefix])
         }
     }
 
@@ -203,7 +203,7 @@ extension JobStore {
         let claim: Claim = try write { db in
             var existing = try Self.claimable(db, r)
             if let t = existing, isLeasedByOther(t) {
-                throw VSliceError(.resumeRefused, "take task \(t.id.prefix(8))", path: t.output,
+                throw VSliceError(.resumeRefused, "take task \(t.id.short)", path: t.output,
                                   reason: "another vslice process (pid \(t.leasePid ?? 0) on \(t.leaseHost ?? "?")) is running it")
             }
             var discarded: [TaskRecord] = []
@@ -233,7 +233,7 @@ extension JobStore {
             throw VSliceError(.usage, "resume", reason: "no task '\(id)'")
         }
         guard t.status.isResumable else {
-            throw VSliceError(.usage, "resume task \(t.id.prefix(8))", path: t.output, reason: "the task is \(t.status.rawValue); nothing to resume")
+            throw VSliceError(.usage, "resume task \(t.id.short)", path: t.output, reason: "the task is \(t.status.rawValue); nothing to resume")
         }
         return t
     }
@@ -249,7 +249,7 @@ extension JobStore {
         let work = try finishedWork(db, task: t.id)
         if r.taskId != nil || work.segments > 0 || work.merged {
             let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segments already encoded"
-            throw VSliceError(.resumeRefused, "resume task \(t.id.prefix(8))", path: changed.hasPrefix("the input") ? r.input : r.output,
+            throw VSliceError(.resumeRefused, "resume task \(t.id.short)", path: changed.hasPrefix("the input") ? r.input : r.output,
                               reason: "\(changed); the task has \(what) (run the same command as before to finish it, or add --fresh to discard that work and start over)")
         }
         return true   // nothing finished: nothing is lost by starting over
@@ -268,7 +268,7 @@ extension JobStore {
 
     /// A new task for the request, holding the lease.
     private static func create(_ db: Database, _ r: ClaimRequest, token: String) throws -> TaskRecord {
-        let id = LedgerID.newTask()
+        let id = TaskID.new()
         let t = now()
         let req = r.request
         let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
@@ -284,17 +284,17 @@ extension JobStore {
         return try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id])!
     }
 
-    private static func finishedWork(_ db: Database, task: String) throws -> (segments: Int, total: Int, merged: Bool) {
+    private static func finishedWork(_ db: Database, task: TaskID) throws -> (segments: Int, total: Int, merged: Bool) {
         let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = ?",
-                                    arguments: [LedgerID.event(task, .encode), SegmentStatus.done]) ?? 0
-        let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [LedgerID.event(task, .encode)]) ?? 0
+                                    arguments: [task.event(.encode), SegmentStatus.done]) ?? 0
+        let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [task.event(.encode)]) ?? 0
         let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = ?",
-                                      arguments: [LedgerID.event(task, .mux), StepStatus.done]) ?? 0
+                                      arguments: [task.event(.mux), StepStatus.done]) ?? 0
         return (done, total, merged > 0)
     }
 
     /// Ends whatever a task left open: events and segments still `running`, traces still `running`.
-    private static func closeOpenRows(_ db: Database, task: String, status: StepStatus) throws {
+    private static func closeOpenRows(_ db: Database, task: TaskID, status: StepStatus) throws {
         let t = now()
         try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status IN (?, ?)",
                        arguments: [status, t, task, StepStatus.running, StepStatus.pending])
@@ -303,11 +303,11 @@ extension JobStore {
 
     /// Segments left `running` go back to `pending`, traces left `running` become `abandoned`: their process is
     /// gone (or lost the task).
-    private static func resetRunningRows(_ db: Database, task: String, at t: Double) throws {
+    private static func resetRunningRows(_ db: Database, task: TaskID, at t: Double) throws {
         try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = ?",
-                       arguments: [SegmentStatus.pending, t, task.count + 1, LedgerID.eventPrefix(task), SegmentStatus.running])
+                       arguments: [SegmentStatus.pending, t, task.eventPrefix.count, task.eventPrefix, SegmentStatus.running])
         try db.execute(sql: "UPDATE trace SET status = ?, ended_at = ? WHERE status = ? AND substr(event_id, 1, ?) = ?",
-                       arguments: [StepStatus.abandoned, t, StepStatus.running, task.count + 1, LedgerID.eventPrefix(task)])
+                       arguments: [StepStatus.abandoned, t, StepStatus.running, task.eventPrefix.count, task.eventPrefix])
     }
 
     // MARK: the lease
@@ -315,7 +315,7 @@ extension JobStore {
     /// A write made as the holder of `task`'s lease, in one IMMEDIATE transaction that first checks the lease is
     /// still this process's. A holder that lost it (another process took the task over while this one was
     /// stopped) writes nothing: it gets a `.resumeRefused` error and must stop without touching the task.
-    func writeAsHolder<T>(_ task: String, _ body: (Database) throws -> T) throws(VSliceError) -> T {
+    func writeAsHolder<T>(_ task: TaskID, _ body: (Database) throws -> T) throws(VSliceError) -> T {
         guard let token = leases.withLock({ $0[task] }) else { throw Self.leaseLost(task) }
         return try write { db in
             let current = try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task])
@@ -324,19 +324,19 @@ extension JobStore {
         }
     }
 
-    static func leaseLost(_ task: String) -> VSliceError {
-        VSliceError(.resumeRefused, "hold task \(task.prefix(8))",
+    static func leaseLost(_ task: TaskID) -> VSliceError {
+        VSliceError(.resumeRefused, "hold task \(task.short)",
                     reason: "another vslice process took the task over (this one stopped answering for longer than \(Int(leaseStaleSeconds)) s); this process stops without writing")
     }
 
     /// Whether this process still holds the task's lease (a read; writes check it themselves).
-    func holdsLease(_ task: String) -> Bool {
+    func holdsLease(_ task: TaskID) -> Bool {
         guard let token = leases.withLock({ $0[task] }) else { return false }
         return (try? read { db in try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task]) }) == token
     }
 
     /// Refreshes the lease. `.lost` once another process took the task over; `.cancelled` after `vslice cancel`.
-    func heartbeat(_ id: String) -> HeartbeatResult {
+    func heartbeat(_ id: TaskID) -> HeartbeatResult {
         guard let token = leases.withLock({ $0[id] }) else { return .lost }
         let status: TaskStatus?? = try? write { db in
             try db.execute(sql: "UPDATE task SET lease_heartbeat = ? WHERE id = ? AND lease_token = ?", arguments: [now(), id, token])
@@ -352,11 +352,11 @@ extension JobStore {
 
     /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its
     /// work folder is being removed: bad input, bad options, cancelled) no segment counts as done any more.
-    func finishTask(_ id: String, status: TaskStatus, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
+    func finishTask(_ id: TaskID, status: TaskStatus, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
         try writeAsHolder(id) { db in
             if discardWork {
                 try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = ?",
-                               arguments: [SegmentStatus.pending, now(), id.count + 1, LedgerID.eventPrefix(id), SegmentStatus.done])
+                               arguments: [SegmentStatus.pending, now(), id.eventPrefix.count, id.eventPrefix, SegmentStatus.done])
                 try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status = ?",
                                arguments: [StepStatus.failed, now(), id, StepStatus.done])
             }
@@ -371,7 +371,7 @@ extension JobStore {
 
     /// A task left `running` by a holder that is gone, refused before it could be taken up again: recorded as
     /// failed (with why), so `status` does not show it running.
-    func markAbandoned(_ id: String, error: String) {
+    func markAbandoned(_ id: TaskID, error: String) {
         _ = try? write { db in
             guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]),
                   t.status == .running, !isLeasedByOther(t) else { return }
@@ -381,14 +381,14 @@ extension JobStore {
         }
     }
 
-    func setFrames(_ id: String, _ n: Int) throws(VSliceError) {
+    func setFrames(_ id: TaskID, _ n: Int) throws(VSliceError) {
         try writeAsHolder(id) { db in try db.execute(sql: "UPDATE task SET frames_total = ? WHERE id = ?", arguments: [n, id]) }
     }
 
     /// Marks a task cancelled (a running process notices at its next heartbeat and stops). Returns false when
     /// the task had already ended (done or cancelled).
     @discardableResult
-    public func cancel(_ id: String) throws(VSliceError) -> Bool {
+    public func cancel(_ id: TaskID) throws(VSliceError) -> Bool {
         try write { db in
             try db.execute(sql: "UPDATE task SET status = ?, updated_at = ? WHERE id = ? AND status NOT IN (?, ?)",
                            arguments: [TaskStatus.cancelled, now(), id, TaskStatus.done, TaskStatus.cancelled])
@@ -405,12 +405,12 @@ extension JobStore {
         return now() - hb < JobStore.leaseStaleSeconds && alive
     }
 
-    public func status(of id: String) throws(VSliceError) -> TaskStatus? {
+    public func status(of id: TaskID) throws(VSliceError) -> TaskStatus? {
         try read { db in try TaskStatus.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id]) }
     }
 
     /// Forgets the work folder of an ended task (after `gc` removed it).
-    public func markWorkRemoved(_ id: String) throws(VSliceError) {
+    public func markWorkRemoved(_ id: TaskID) throws(VSliceError) {
         try write { db in try db.execute(sql: "UPDATE task SET work_dir = '' WHERE id = ?", arguments: [id]) }
     }
 
@@ -419,9 +419,9 @@ extension JobStore {
     /// Publishes the merged part file as the holder: records its identity (device, inode, size, mtime) and
     /// renames it onto the output inside one transaction that checks the lease, so a holder that lost the task
     /// can never publish, and a crash right after the rename can still tell the output is ours.
-    func publish(_ task: String, part: String, to output: String, replace: Bool) throws(VSliceError) {
+    func publish(_ task: TaskID, part: String, to output: String, replace: Bool) throws(VSliceError) {
         try writeAsHolder(task) { db in
-            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", LedgerID.event(task, .publish)])
+            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", task.event(.publish)])
             try FileOps.publish(part, to: output, replace: replace)
         }
     }
@@ -429,30 +429,30 @@ extension JobStore {
     /// True when the task's output is the very file its interrupted publish step renamed there.
     func publishedAlready(_ t: TaskRecord) throws(VSliceError) -> Bool {
         let detail = try read { db in
-            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE id = ?", arguments: [LedgerID.event(t.id, .publish)])
+            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE id = ?", arguments: [t.id.event(.publish)])
         }
         guard let detail, let identity = FileOps.identity(t.output) else { return false }
         return detail == identity
     }
 
-    func markEventDone(_ task: String, _ node: Node) throws(VSliceError) {
+    func markEventDone(_ task: TaskID, _ node: Node) throws(VSliceError) {
         try writeAsHolder(task) { db in
-            try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE id = ?", arguments: [StepStatus.done, now(), LedgerID.event(task, node)])
+            try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE id = ?", arguments: [StepStatus.done, now(), task.event(node)])
         }
     }
 
     // MARK: events
 
-    func eventDone(_ task: String, _ node: Node) throws(VSliceError) -> EventRecord? {
+    func eventDone(_ task: TaskID, _ node: Node) throws(VSliceError) -> EventRecord? {
         try read { db in
-            try EventRecord.fetchOne(db, sql: "SELECT * FROM event WHERE id = ? AND status = ?", arguments: [LedgerID.event(task, node), StepStatus.done])
+            try EventRecord.fetchOne(db, sql: "SELECT * FROM event WHERE id = ? AND status = ?", arguments: [task.event(node), StepStatus.done])
         }
     }
 
     /// Marks a node running (creating it if needed), counts the attempt, and opens its trace.
-    func beginEvent(_ task: String, _ node: Node, segment: String? = nil) throws(VSliceError) -> String {
-        let eventId = LedgerID.event(task, node)
-        let traceId = LedgerID.newTrace()
+    func beginEvent(_ task: TaskID, _ node: Node, segment: SegmentID? = nil) throws(VSliceError) -> TraceID {
+        let eventId = task.event(node)
+        let traceId = TraceID.new()
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
@@ -475,7 +475,7 @@ extension JobStore {
     /// Closes a trace and, in the same transaction, marks the node (or segment) done or failed. With `seal`,
     /// the step's file is renamed into place inside that transaction (after the lease check): a holder that
     /// lost the task never replaces a file the new holder recorded.
-    func endStep(trace: String, task: String, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
+    func endStep(trace: TraceID, task: TaskID, node: Node, segment: SegmentDone? = nil, figures: TraceFigures,
                  error: String?, detail: String? = nil, seal: Seal? = nil) throws(VSliceError) {
         let done = error == nil
         try writeAsHolder(task) { db in
@@ -493,7 +493,7 @@ extension JobStore {
                 try Self.endSegment(db, segment.id, done: done ? segment : nil, error: error, at: t)
             } else {
                 try db.execute(sql: "UPDATE event SET status = ?, error = ?, detail = COALESCE(?, detail), updated_at = ? WHERE id = ?",
-                               arguments: [done ? StepStatus.done : .failed, error, detail, t, LedgerID.event(task, node)])
+                               arguments: [done ? StepStatus.done : .failed, error, detail, t, task.event(node)])
             }
         }
         if let seal { FileOps.fsyncDirectory((seal.to as NSString).deletingLastPathComponent) }
@@ -502,7 +502,7 @@ extension JobStore {
     /// The one write that ends a segment's attempt, for the local executor (`endStep`) and a worker's ingested
     /// record alike: done, with its frames and sealed file's size and checksum; or failed, with why. A segment
     /// already done stays done (a late attempt of a node thought lost changes nothing).
-    static func endSegment(_ db: Database, _ id: String, done: SegmentDone?, error: String?, at t: Double) throws {
+    static func endSegment(_ db: Database, _ id: SegmentID, done: SegmentDone?, error: String?, at t: Double) throws {
         if let done {
             try db.execute(sql: """
                 UPDATE segment SET status = ?, frames_done = ?, file_size = ?, file_checksum = ?, error = NULL,
@@ -515,8 +515,8 @@ extension JobStore {
     }
 
     /// Creates the encode event's segment rows for a plan (once).
-    func ensureSegments(task: String, plan: Plan, files: [String]) throws(VSliceError) {
-        let eventId = LedgerID.event(task, .encode)
+    func ensureSegments(task: TaskID, plan: Plan, files: [String]) throws(VSliceError) {
+        let eventId = task.event(.encode)
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
@@ -527,15 +527,15 @@ extension JobStore {
                 try db.execute(sql: """
                     INSERT INTO segment (id, event_id, ord, status, frames_planned, file, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
-                    """, arguments: [LedgerID.segment(task, s.index), eventId, s.index, SegmentStatus.pending, s.frameCount, files[s.index], t, t])
+                    """, arguments: [task.segment(s.index), eventId, s.index, SegmentStatus.pending, s.frameCount, files[s.index], t, t])
             }
         }
     }
 
     /// Makes the audio event's piece rows match a plan of pieces (`order` → packets planned, file): a row that
     /// is missing is added, one whose plan or file differs is set back to pending, one past the plan removed.
-    func ensureAudioPieces(task: String, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError) {
-        let eventId = LedgerID.event(task, .audio)
+    func ensureAudioPieces(task: TaskID, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError) {
+        let eventId = task.event(.audio)
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
@@ -549,13 +549,13 @@ extension JobStore {
                     ON CONFLICT(id) DO UPDATE SET frames_planned = excluded.frames_planned, file = excluded.file, status = excluded.status,
                                                   updated_at = excluded.updated_at
                     WHERE frames_planned != excluded.frames_planned OR file != excluded.file
-                    """, arguments: [LedgerID.audioPiece(task, p.order), eventId, p.order, SegmentStatus.pending, p.packets, p.file, t, t])
+                    """, arguments: [task.audioPiece(p.order), eventId, p.order, SegmentStatus.pending, p.packets, p.file, t, t])
             }
             try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord >= ?", arguments: [eventId, pieces.count])
         }
     }
 
-    func resetSegment(_ task: String, _ id: String) throws(VSliceError) {
+    func resetSegment(_ task: TaskID, _ id: SegmentID) throws(VSliceError) {
         try writeAsHolder(task) { db in
             try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE id = ?", arguments: [SegmentStatus.pending, now(), id])
         }

@@ -8,8 +8,8 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
 
     public var version = SegmentTraceRecord.currentVersion
     /// The trace's ID (UUID): the ledger's trace row has the same.
-    public var trace: String
-    public var task: String
+    public var trace: TraceID
+    public var task: TaskID
     public var segment: Int
     /// `done` or `failed`.
     public var status: StepStatus

@@ -19,7 +19,7 @@ enum AudioStage: Stage {
         }
         try? FileManager.default.removeItem(atPath: ctx.tracksDir)
         try ctx.traced(node) { (trace) throws(VSliceError) in
-            let tmp = ctx.tracksDir + ".\(trace.prefix(8)).tmp"
+            let tmp = ctx.tracksDir + ".\(trace.short).tmp"
             do throws(VSliceError) {
                 do {
                     try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)

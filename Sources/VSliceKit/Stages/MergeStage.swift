@@ -19,7 +19,7 @@ enum MergeStage: Stage {
         } else {
             for row in try store.segments(task: ctx.taskId) + store.audioPieces(task: ctx.taskId) where !Transcoder.segmentFileIsIntact(row) {
                 try? store.resetSegment(ctx.taskId, row.id)
-                let what = row.eventId.hasSuffix(Node.audio.rawValue) ? "audio piece" : "segment"
+                let what = row.eventId.isNode(.audio) ? "audio piece" : "segment"
                 throw VSliceError(.processing, "merge", path: row.file,
                                   reason: "\(what) \(row.ord) is missing or differs from what was recorded; run the same command to redo it")
             }

@@ -82,7 +82,7 @@ final class StageContext: Sendable {
 
     var settings: TranscodeSettings { request.settings }
     var work: String { task.workDir }
-    var taskId: String { task.id }
+    var taskId: TaskID { task.id }
 
     // MARK: values handed from stage to stage (each set once, by the stage named)
 
@@ -169,7 +169,7 @@ struct StepRecord<T> {
 extension StageContext {
     /// Runs one node's work under a trace: opens it, measures wall and CPU time, and closes it with the node's
     /// status (and seals its file) in one transaction. The body gets the trace ID (for file names of its own).
-    func traced<T>(_ node: Node, _ body: (_ trace: String) throws(VSliceError) -> StepRecord<T>) throws(VSliceError) -> T {
+    func traced<T>(_ node: Node, _ body: (_ trace: TraceID) throws(VSliceError) -> StepRecord<T>) throws(VSliceError) -> T {
         let trace = try store.beginEvent(taskId, node)
         let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
         do throws(VSliceError) {

@@ -15,7 +15,7 @@ struct CancelCommand: ParsableCommand {
             """)
 
     @Argument(help: "A task ID (or its first characters).")
-    var task: String
+    var task: TaskID
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -29,9 +29,9 @@ struct CancelCommand: ParsableCommand {
         if json {
             try Terminal.printJSON(outcome)
         } else if !outcome.changed {
-            print("task \(t.id.prefix(8)) is already \(t.status)")
+            print("task \(t.id.short) is already \(t.status)")
         } else {
-            print("task \(t.id.prefix(8)) cancelled" + (outcome.running ? "; its process (pid \(t.leasePid ?? 0)) stops at its next heartbeat"
+            print("task \(t.id.short) cancelled" + (outcome.running ? "; its process (pid \(t.leasePid ?? 0)) stops at its next heartbeat"
                                                                         : outcome.workRemoved ? "; work folder removed" : ""))
         }
     }

@@ -47,7 +47,7 @@ struct GCCommand: ParsableCommand {
         }
         if json { try Terminal.printJSON(items); return }
         for item in items {
-            print("\(item.task.prefix(8))  \(item.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(item.reason)")
+            print("\(item.task.short)  \(item.status.padding(toLength: 11, withPad: " ", startingAt: 0)) \(item.reason)")
             for path in item.removed { print("    \(dryRun ? "would remove" : "removed") \(path)") }
         }
         let total = items.map(\.bytes).reduce(0, +)

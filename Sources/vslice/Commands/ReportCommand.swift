@@ -21,7 +21,7 @@ struct ReportCommand: ParsableCommand {
             """)
 
     @Argument(help: "A task ID (or its first characters); default: the newest finished task.")
-    var task: String?
+    var task: TaskID?
 
     @Option(help: "Numbers of workers to predict for, comma-separated (default 1,2,4,…,256).")
     var workers: String?

@@ -19,7 +19,7 @@ struct ResumeCommand: ParsableCommand {
             """)
 
     @Argument(help: "A task ID (or its first characters), as `vslice status` lists them.")
-    var task: String?
+    var task: TaskID?
 
     @Flag(help: "Resume every unfinished task not held by a live process.")
     var all = false
@@ -40,7 +40,7 @@ struct ResumeCommand: ParsableCommand {
     func run() throws {
         runner.prepare()
         let store = try runner.store.open()
-        let ids: [String]
+        let ids: [TaskID]
         if let task {
             ids = [task]
         } else {
@@ -51,7 +51,7 @@ struct ResumeCommand: ParsableCommand {
         for id in ids {
             if Cancellation.stopRequested { break }
             let t = try store.task(id)
-            let outcome = runner.session.run(input: t?.input ?? id, output: t?.output ?? "") { onEvent throws(VSliceError) in
+            let outcome = runner.session.run(input: t?.input ?? id.rawValue, output: t?.output ?? "") { onEvent throws(VSliceError) in
                 try Transcoder.resume(taskId: id, store: store, logger: runner.logger, options: runner.pipelineOptions,
                                       jobs: jobs, onEvent: onEvent)
             }

@@ -58,9 +58,9 @@ struct SegmentCommand: ParsableCommand {
             try Terminal.printJSON(record)
         } else if !quiet {
             print(outcome.record == nil
-                  ? "segment \(i): already done (trace \(record.trace.prefix(8)))"
+                  ? "segment \(i): already done (trace \(record.trace.short))"
                   : String(format: "segment %d: %d frames, %lld bytes, %.2f s (trace %@)", i, record.framesOut ?? 0,
-                           record.bytes ?? 0, record.wallSeconds, String(record.trace.prefix(8))))
+                           record.bytes ?? 0, record.wallSeconds, record.trace.short))
         }
     }
 }

@@ -21,7 +21,7 @@ struct StatusCommand: ParsableCommand {
             """)
 
     @Argument(help: "A task ID (or its first characters).")
-    var task: String?
+    var task: TaskID?
 
     @Option(help: "Show the N newest tasks (0: all).")
     var limit = 20
@@ -98,7 +98,7 @@ struct StatusCommand: ParsableCommand {
         if tasks.isEmpty { print("no tasks in \(store.path)"); return }
         let header = ["TASK", "STATUS", "DONE", "SEGMENTS", "UPDATED", "INPUT → OUTPUT"]
         let lines = tasks.map { t in
-            [String(t.task.id.prefix(8)), t.status, t.percentText, "\(t.segmentsDone)/\(t.segments)", t.ageText,
+            [t.task.id.short, t.status, t.percentText, "\(t.segmentsDone)/\(t.segments)", t.ageText,
              "\(t.task.input) → \(t.task.output)" + (t.note.map { "  (\($0))" } ?? "")]
         }
         let table = [header] + lines

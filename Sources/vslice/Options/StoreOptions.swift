@@ -12,3 +12,6 @@ struct StoreOptions: ParsableArguments {
         try JobStore(path: db ?? JobStore.defaultPath())
     }
 }
+
+/// A task argument as the user gives it: a task ID or its first characters (`JobStore.task` finds the task).
+extension TaskID: ExpressibleByArgument {}

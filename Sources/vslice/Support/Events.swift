@@ -56,7 +56,7 @@ final class EventWriter: Sendable {
         if let due { emit("progress", where_.merging(due) { a, _ in a }) }
         switch event {
         case let .taskStarted(id, resumed):
-            emit("task_started", where_.merging(["task": id, "resumed": resumed]) { a, _ in a })
+            emit("task_started", where_.merging(["task": id.rawValue, "resumed": resumed]) { a, _ in a })
         case let .planned(total, segments, already):
             let done = progress.withLock { $0.model.segmentsAlreadyDone }
             emit("planned", where_.merging(["frames": total, "segments": segments, "frames_done": already,
@@ -100,7 +100,7 @@ struct TaskSession {
                 case let .planned(_, segments, _):
                     Signals.segmentsInRun.store(segments, ordering: .relaxed)
                     if talk, let (id, done) = run.resumed {
-                        progress.note("resuming task \(id.prefix(8)): \(done) of \(segments) segment\(segments == 1 ? "" : "s") already done")
+                        progress.note("resuming task \(id.short): \(done) of \(segments) segment\(segments == 1 ? "" : "s") already done")
                     }
                 default: break
                 }
@@ -112,7 +112,7 @@ struct TaskSession {
                     writer.emit("task_detached", EventWriter.fields(report))
                 } else if !quiet {
                     print("task \(report.task): \(report.segments) segments submitted; work folder \(report.workDir ?? "?"); "
-                          + "`vslice resume \(report.task.prefix(8))` finishes it")
+                          + "`vslice resume \(report.task.short)` finishes it")
                 }
             } else if let writer {
                 writer.emit("task_done", EventWriter.fields(report))
@@ -127,8 +127,8 @@ struct TaskSession {
             // Either Ctrl-C: say how to go on (a cancelled task does not go on).
             if error.kind == .interrupted, !error.reason.contains("cancel"), let id = run.id {
                 error = VSliceError(.interrupted, "transcode", path: input,
-                                    reason: "interrupted; the task \(id.prefix(8)) is kept: run the same command again "
-                                        + "(or vslice resume \(id.prefix(8))) to go on")
+                                    reason: "interrupted; the task \(id.short) is kept: run the same command again "
+                                        + "(or vslice resume \(id.short)) to go on")
             }
             if let writer {
                 writer.emit("task_failed", ["input": input, "output": output, "exit_code": Int(error.exitCode),
@@ -142,15 +142,15 @@ struct TaskSession {
 /// What the event handler learns about the run (from the worker threads).
 final class RunInfo: Sendable {
     private struct State {
-        var id: String?
+        var id: TaskID?
         var resumed = false
         var done = 0
     }
     private let state = Mutex(State())
 
-    func started(id: String, resumed: Bool) { state.withLock { $0.id = id; $0.resumed = resumed } }
+    func started(id: TaskID, resumed: Bool) { state.withLock { $0.id = id; $0.resumed = resumed } }
     func alreadyDone(_ n: Int) { state.withLock { $0.done = n } }
-    var id: String? { state.withLock { $0.id } }
+    var id: TaskID? { state.withLock { $0.id } }
     /// The task ID and its segments already done, if this run resumed a task.
-    var resumed: (String, Int)? { state.withLock { s in s.resumed ? s.id.map { ($0, s.done) } : nil } }
+    var resumed: (TaskID, Int)? { state.withLock { s in s.resumed ? s.id.map { ($0, s.done) } : nil } }
 }

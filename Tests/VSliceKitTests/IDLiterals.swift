@@ -1,0 +1,16 @@
+@testable import VSliceKit
+
+// In tests only: a ledger ID may be written as a string literal (`"T"`, `"lost-1"`); the library itself forms
+// its IDs through the types' own initialisers and formulas.
+extension TaskID: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+}
+extension TraceID: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+}
+extension SegmentID: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+}
+extension EventID: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+}
