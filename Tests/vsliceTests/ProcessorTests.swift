@@ -292,7 +292,7 @@ struct ProcessorFailureTests {
         let firstRun = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(firstRun == ["0", "0", "1", "2", "3"], "\(firstRun)")   // the check (0), then segments 0, 1, 2, 3
         try "".write(toFile: log, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: gate, contents: nil)
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
         let again = try vslice(args)
         #expect(again.status == 0, "\(again.stderr)")
         let secondRun = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)

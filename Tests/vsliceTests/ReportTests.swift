@@ -5,12 +5,12 @@ import Testing
 /// work), its prediction for two workers against the run's wall time, its fixed costs in the ledger.
 @Suite("vslice report: the scaling model against a real run")
 struct ReportTests {
-    /// The prediction ÷ the measured wall time lies in this range. The model replays the elements' CPU time (and
-    /// the serial steps' wall time): on a machine other work keeps busy — the other tests, run in parallel — the
-    /// run's wall time grows and its elements' CPU time hardly does, so the bound below is generous; above, a
-    /// model that summed the two workers' work (twice the wall time) fails. Measured on an idle machine: within
-    /// 10 % (docs/performance.md).
-    static let ratio = 0.4...1.35
+    /// The prediction ÷ the measured wall time is at most this: a model that summed the two workers' work
+    /// (twice the wall time) fails. There is no lower bound: the model replays the elements' CPU time, and on a
+    /// machine other work keeps busy — the other tests, run in parallel — the run's wall time grows (2.7 times
+    /// seen in a clean-clone CI beside a build) while its elements' CPU time hardly does. How close the model
+    /// comes on an idle machine is the bench's to measure (within 10 %: docs/performance.md).
+    static let ratioAtMost = 1.35
 
     @Test("a 40 s clip with --jobs 2: report --json predicts the run's wall time for two workers; the plan's element cost was measured")
     func predictsTheRun() throws {
@@ -42,7 +42,7 @@ struct ReportTests {
         // Two workers: faster than one, at most twice, and about the run's own wall time.
         let speedup = try #require(points[1]["speedup"] as? Double)
         #expect(walls[0] > walls[1] && speedup > 1 && speedup <= 2, "\(walls)")
-        #expect(Self.ratio.contains(walls[1] / wall), "predicted \(walls[1]) s for 2 workers, the run took \(wall) s")
+        #expect(walls[1] / wall <= Self.ratioAtMost, "predicted \(walls[1]) s for 2 workers, the run took \(wall) s")
         // Past the elements' count more workers do not help.
         #expect(walls[2] <= walls[1] && walls[2] > serial)
 
@@ -55,6 +55,9 @@ struct ReportTests {
         #expect(elements.count >= segments)
         #expect(elements.allSatisfy { ($0["startup_seconds"] as? Double).map { $0 > 0 && $0 < 10 } ?? false }, "\(elements)")
         #expect(elements.allSatisfy { $0["flush_seconds"] as? Double != nil })
+        // One worker does every element's recorded work after the other: not less than their CPU time together.
+        let cpu = elements.compactMap { $0["cpu_seconds"] as? Double }.reduce(0, +)
+        #expect(cpu > 0 && walls[0] >= 0.95 * cpu, "predicted \(walls[0]) s for 1 worker, the elements' CPU time is \(cpu) s")
 
         // Bad --workers, an unknown task: usage errors.
         #expect(try vslice(["report", task, "--workers", "0,2"]).status == 2)

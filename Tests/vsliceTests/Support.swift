@@ -22,8 +22,8 @@ enum Proc {
         let dir = FileManager.default.temporaryDirectory
         let outURL = dir.appendingPathComponent("vs-out-\(UUID().uuidString)")
         let errURL = dir.appendingPathComponent("vs-err-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
@@ -138,8 +138,8 @@ final class Background {
         let dir = FileManager.default.temporaryDirectory
         outURL = dir.appendingPathComponent("vs-bg-out-\(UUID().uuidString)")
         errURL = dir.appendingPathComponent("vs-bg-err-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Paths.vslice)
         process.arguments = args
         process.environment = ProcessInfo.processInfo.environment.merging(

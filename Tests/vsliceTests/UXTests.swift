@@ -26,8 +26,8 @@ struct UXTests {
         let dir = FileManager.default.temporaryDirectory
         let outURL = dir.appendingPathComponent("vs-ux-out-\(UUID().uuidString)")
         let errURL = dir.appendingPathComponent("vs-ux-err-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
         p.standardOutput = try FileHandle(forWritingTo: outURL)
         p.standardError = try FileHandle(forWritingTo: errURL)

@@ -343,11 +343,9 @@ extension JobStore {
             guard db.changesCount > 0 else { return TaskStatus?.none }
             return try TaskStatus.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id])
         }
-        switch status {
-        case .none: return .held            // the database is busy or unwritable: not a verdict
-        case .some(.none): return .lost
-        case .some(.some(let s)): return s == .cancelled ? .cancelled : .held
-        }
+        guard let found = status else { return .held }     // the database is busy or unwritable: not a verdict
+        guard let s = found else { return .lost }
+        return s == .cancelled ? .cancelled : .held
     }
 
     /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its

@@ -111,7 +111,7 @@ struct AudioFormat {
         var buf = [CChar](repeating: 0, count: 128)
         var l = layout
         let n = buf.withUnsafeMutableBufferPointer { av_channel_layout_describe(&l, $0.baseAddress, $0.count) }
-        let name = n > 0 ? String(cString: buf) : "\(layout.nb_channels) channels"
+        let name = n > 0 ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "\(layout.nb_channels) channels"
         return "\(rate) Hz \(name)"
     }
 }

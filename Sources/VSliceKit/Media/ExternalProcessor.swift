@@ -88,7 +88,7 @@ final class ExternalProcessor: FrameProcessor {
             : try PixelConverter(width: input.width, height: input.height, from: input.pixelFormat, fromFullRange: input.fullRange,
                                  to: pipeInFormat, toFullRange: pipeInFullRange, space: input.colorSpace, path: path)
         if let logPath = spec.logPath {
-            if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+            if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
             log = FileHandle(forWritingAtPath: logPath)
             _ = try? log?.seekToEnd()
         }
