@@ -21,6 +21,12 @@ public enum BatchPlanner {
         guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw VSliceError(.usage, "batch", path: dir, reason: "not a folder")
         }
+        // Outputs beside their inputs would be taken for inputs by the next run (and an output with the input's
+        // own name would replace it): OUTDIR must be another folder (a subfolder is fine: it is never scanned).
+        guard outRoot != root else {
+            throw VSliceError(.usage, "batch", path: outDir,
+                              reason: "the output folder is the input folder: the next run would take the outputs for inputs; give another -o (a subfolder works)")
+        }
         var relatives: [String] = []
         func scan(_ rel: String) throws(VSliceError) {
             let abs = rel.isEmpty ? root : (root as NSString).appendingPathComponent(rel)
@@ -199,15 +205,6 @@ public struct BatchRunner {
         else { return nil }
         let now = settings.outputSignature
         guard last.settingsSignature != now else { return nil }
-        let before = last.settingsSignature.split(separator: ";").map(String.init)
-        let after = now.split(separator: ";").map(String.init)
-        let key = { (s: String) in s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s }
-        var changes: [String] = []
-        for a in after where !before.contains(a) {
-            let old = before.first { key($0) == key(a) }
-            changes.append((old.map { $0 + " → " } ?? "") + a)
-        }
-        for b in before where !after.contains(where: { key($0) == key(b) }) { changes.append(b + " → -") }
-        return changes.joined(separator: ", ")
+        return TranscodeSettings.changes(from: last.settingsSignature, to: now)
     }
 }

@@ -200,6 +200,27 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         return parts.joined(separator: ";")
     }
 
+    /// How the settings of one signature differ from another's, for a person: "crf=30 → crf=20", "the file
+    /// ex/denoise.py changed", "opt.tune=film → -"; empty when they are the same.
+    public static func changes(from before: String, to after: String) -> String {
+        let old = before.split(separator: ";").map(String.init), new = after.split(separator: ";").map(String.init)
+        let key = { (s: String) in s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s }
+        let file = { (k: String) in k.hasPrefix("pfile.") ? String(k.dropFirst("pfile.".count)) : nil }
+        var out: [String] = []
+        for a in new where !old.contains(a) {
+            let was = old.first { key($0) == key(a) }
+            if let f = file(key(a)) {
+                out.append(was == nil ? "the command names the file \(f) now" : "the file \(f) changed")
+            } else {
+                out.append((was.map { $0 + " → " } ?? "") + a)
+            }
+        }
+        for b in old where !new.contains(where: { key($0) == key(b) }) {
+            out.append(file(key(b)).map { "the command no longer names the file \($0)" } ?? b + " → -")
+        }
+        return out.joined(separator: ", ")
+    }
+
     /// These settings with the content hashes of the files a `--process` command names (they are part of the
     /// output's signature: read afresh for every run, so an edited script is seen).
     public func withProcessorFiles() throws(VSliceError) -> TranscodeSettings {

@@ -205,6 +205,14 @@ struct HardeningTests {
         // Only the good ones, by pattern: exit 0.
         let mp4 = try vslice(["batch", src, "-o", out, "--pattern", "[ab].m*", "-q"] + quickArgs, environment: ["VSLICE_HOME": home])
         #expect(mp4.status == 0, "\(mp4.stderr)")
+
+        // OUTDIR the input folder itself (by another spelling too): refused before any work, nothing written.
+        let before = try FileManager.default.contentsOfDirectory(atPath: src).sorted()
+        for same in [src, src + "/."] {
+            let r = try vslice(["batch", same, "-o", src, "--container", "mkv", "-q"] + quickArgs, environment: ["VSLICE_HOME": home])
+            #expect(r.status == 2 && r.stderr.contains("the output folder is the input folder"), "\(r.status) \(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: src).sorted() == before)
     }
 
     @Test("disk full while writing segments: clear error, exit 1, resumable once space is freed")

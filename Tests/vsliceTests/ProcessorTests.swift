@@ -310,7 +310,7 @@ struct ProcessorFailureTests {
         try (String(contentsOfFile: script, encoding: .utf8) + "# edited\n").write(toFile: script, atomically: true, encoding: .utf8)
         let edited = try vslice(args)
         #expect(edited.status == 5, "\(edited.stderr)")
-        #expect(edited.stderr.contains("--fresh"), "\(edited.stderr)")
+        #expect(edited.stderr.contains("--fresh") && edited.stderr.contains("the file \(script) changed"), "\(edited.stderr)")
     }
 
     @Test("--gpus 0,1: each job slot's processor gets its own device (VSLICE_GPU, CUDA_VISIBLE_DEVICES), --jobs defaults to the devices")

@@ -242,15 +242,21 @@ extension JobStore {
     /// and it has no finished work. A request that differs from a task with finished work is refused (exit 5).
     private static func discards(_ db: Database, _ t: TaskRecord, for r: ClaimRequest) throws -> Bool {
         if r.fresh { return true }
+        let now = r.request.settings.outputSignature
         let changed = t.inputFingerprint != r.fingerprint ? "the input changed since the task started"
-            : t.settingsSignature != r.request.settings.outputSignature ? "settings differ from the unfinished task's [\(t.settingsSignature)]"
+            : t.settingsSignature != now
+                ? "settings differ from the unfinished task's: \(TranscodeSettings.changes(from: t.settingsSignature, to: now))"
             : nil
         guard let changed else { return false }
         let work = try finishedWork(db, task: t.id)
         if r.taskId != nil || work.segments > 0 || work.merged {
             let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segments already encoded"
+            // `vslice resume` ran the task's own command: only what it reads can have changed.
+            let advice = r.taskId != nil
+                ? "put back what changed to finish it, or start over with `vslice transcode … --fresh`"
+                : "run the same command as before to finish it, or add --fresh to discard that work and start over"
             throw VSliceError(.resumeRefused, "resume task \(t.id.short)", path: changed.hasPrefix("the input") ? r.input : r.output,
-                              reason: "\(changed); the task has \(what) (run the same command as before to finish it, or add --fresh to discard that work and start over)")
+                              reason: "\(changed); the task has \(what) (\(advice))")
         }
         return true   // nothing finished: nothing is lost by starting over
     }
