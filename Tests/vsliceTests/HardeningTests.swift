@@ -138,6 +138,19 @@ struct HardeningTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: input("same.mp4"))) == Data(contentsOf: URL(fileURLWithPath: good)))
     }
 
+    @Test("an output folder whose permission bits allow writing but which refuses it (sysfs, even to root): exit 2 before any work, no task recorded")
+    func outputFolderRefusesWrites() throws {
+        try #require(FileManager.default.fileExists(atPath: "/sys/kernel") && mkdir("/sys/vslice-probe", 0o700) != 0,
+                     "no sysfs at /sys on this machine")
+        let dir = try Paths.scratch("sysout")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("store.db").path
+        let r = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", "/sys/vslice-out.mp4", "--db", db, "-q"])
+        #expect(r.status == 2 && r.stderr.contains("'/sys' is not writable"), "\(r.status) \(r.stderr)")
+        let status = try vslice(["status", "--db", db, "--json"])
+        #expect(status.status == 0 && !status.stdout.contains("\"id\""), "\(status.stdout)")
+    }
+
     @Test("a file whose name looks like a protocol is read as a plain file")
     func protocolLikeName() throws {
         let dir = try Paths.scratch("proto")
