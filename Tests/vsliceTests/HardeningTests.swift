@@ -151,6 +151,19 @@ struct HardeningTests {
         #expect(status.status == 0 && !status.stdout.contains("\"id\""), "\(status.stdout)")
     }
 
+    @Test("--db in a folder that does not exist: exit 2 naming it, the folder not made (a typo would start an empty store)")
+    func dbInMissingFolder() throws {
+        let dir = try Paths.scratch("dbtypo")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = dir.appendingPathComponent("no/such").path
+        for args in [["transcode", Paths.fixture("h264_aac.mp4"), "-o", dir.appendingPathComponent("o.mp4").path], ["status"]] {
+            let r = try vslice(args + ["--db", missing + "/store.db"])
+            #expect(r.status == 2 && r.stderr.contains("'\(missing)' does not exist"), "\(args[0]): \(r.status) \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("no").path))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.mp4").path))
+    }
+
     @Test("a file whose name looks like a protocol is read as a plain file")
     func protocolLikeName() throws {
         let dir = try Paths.scratch("proto")
