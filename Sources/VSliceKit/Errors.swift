@@ -36,6 +36,18 @@ public struct VSliceError: Error, CustomStringConvertible, Sendable {
 
     public var exitCode: Int32 { kind.exitCode }
 
+    /// Running the same task again would fail the same way: bad input or options, a resume refused (the input
+    /// or what the command reads changed), or a deterministic processing failure. A missing input is not: a
+    /// file on a mount that was down may be back, a permission may be given, a disk may read again.
+    public var failsAgain: Bool {
+        switch kind {
+        case .usage, .resumeRefused: true
+        case .input: !["no such file", "permission denied", "input/output error"].contains { reason.localizedCaseInsensitiveContains($0) }
+        case .processing: deterministic
+        case .outputExists, .interrupted: false
+        }
+    }
+
     public var description: String {
         var s = operation
         if let path { s += " '\(path)'" }

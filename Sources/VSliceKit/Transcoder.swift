@@ -191,8 +191,11 @@ public struct Transcoder: Sendable {
             checked = try preflight(input: input, known: known, store: store, options: options)
             claim = try self.claim(checked, input: input, output: out, known: known, store: store, options: options)
         } catch {
-            // A task left `running` by a process that died, and refused now: say so in the ledger.
-            if let t = known, t.status == .running { store.markAbandoned(t.id, error: error.description) }
+            // A task left `running` by a process that died, and refused now: say so in the ledger. So too a task
+            // resumed by its ID (its own settings) that would be refused again: `resume --all` passes over it.
+            if let t = known, t.status == .running || (options.taskId != nil && error.failsAgain) {
+                store.markAbandoned(t.id, error: error)
+            }
             throw error
         }
         for old in claim.discarded where !old.workDir.isEmpty {
@@ -323,7 +326,7 @@ public struct Transcoder: Sendable {
         }
         // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
         let discard = cancelled || error.kind == .input || error.kind == .usage
-        try? store.finishTask(task.id, status: status, error: error.description, discardWork: discard)
+        try? store.finishTask(task.id, status: status, failure: error, discardWork: discard)
         if discard && !request.keepTemp {
             try? FileManager.default.removeItem(atPath: task.workDir)
             try? FileManager.default.removeItem(atPath: Transcoder.partPath(task: task))

@@ -22,6 +22,37 @@ struct LedgerTests {
                      taskId: nil, fresh: false)
     }
 
+    @Test("resume --all passes over failed tasks that would fail the same way again; a missing input, a retryable failure and an interrupted task are taken up")
+    func resumeAllPassesOverRepeats() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try JobStore(path: db)
+        var deterministic = VSliceError(.processing, "encode segment 3", reason: "the filter put out 9 frames, 10 planned")
+        deterministic.deterministic = true
+        let endings: [(String, TaskStatus, VSliceError?)] = [
+            ("usage", .failed, VSliceError(.usage, "check options", reason: "--crf takes 0 to 51")),
+            ("corrupt", .failed, VSliceError(.input, "decode", path: "/in.mp4", reason: "invalid data found when processing input")),
+            ("deterministic", .failed, deterministic),
+            ("missing", .failed, VSliceError(.input, "open input", path: "/in.mp4", reason: "no such file")),
+            ("retryable", .failed, VSliceError(.processing, "encode segment 1", reason: "the processor exited with status 1")),
+            ("interrupted", .interrupted, VSliceError(.interrupted, "transcode", reason: "interrupted")),
+        ]
+        var ids: [String: TaskID] = [:]
+        for (name, status, failure) in endings {
+            var r = request()
+            r.output = dir + "/\(name).mp4"
+            r.request.output = r.output
+            let id = try store.claim(r).task.id
+            try store.finishTask(id, status: status, failure: failure)
+            ids[name] = id
+        }
+        let (resume, passedOver) = try store.tasksToResumeAll()
+        #expect(Set(passedOver.map(\.id)) == Set(["usage", "corrupt", "deterministic"].map { ids[$0]! }))
+        #expect(Set(resume.map(\.id)) == Set(["missing", "retryable", "interrupted"].map { ids[$0]! }))
+        #expect(passedOver.allSatisfy { $0.failureKind != nil && $0.error != nil })
+        // `vslice resume ID` still takes one up.
+        #expect(try store.resumableTasks().count == endings.count)
+    }
+
     @Test("a second claim while the first holder is live is refused; the same claim after it finished resumes nothing")
     func claimIsExclusive() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -55,7 +86,7 @@ struct LedgerTests {
             #expect(error.kind == .resumeRefused)
         }
         do {
-            try a.finishTask(task.id, status: .failed, error: "x")
+            try a.finishTask(task.id, status: .failed, failure: VSliceError(.processing, "test", reason: "x"))
             Issue.record("a holder that lost its lease ended the task")
         } catch {
             #expect(error.kind == .resumeRefused)
@@ -71,7 +102,7 @@ struct LedgerTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = try JobStore(path: db)
         let first = try a.claim(request()).task
-        try a.finishTask(first.id, status: .failed, error: "encoder option")
+        try a.finishTask(first.id, status: .failed, failure: VSliceError(.processing, "test", reason: "encoder option"))
         let replaced = try a.claim(request(crf: 30))
         #expect(!replaced.resumed && replaced.discarded.map(\.id) == [first.id])
         #expect(try a.status(of: first.id) == .cancelled)

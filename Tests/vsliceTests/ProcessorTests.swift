@@ -218,6 +218,8 @@ struct ProcessorFailureTests {
         #expect(run.stderr.contains("gave 29 frames for 30 input frames, expected 30"), "\(run.stderr)")
         #expect(try ndjson(run.stdout).filter { $0["event"] as? String == "segment_failed" }.count == 1)
         #expect(!FileManager.default.fileExists(atPath: out))
+        // It would fail the same way again: the message says how to remove what is kept, and resume --all passes over it.
+        #expect(run.stderr.contains("work folder are kept: `vslice cancel"), "\(run.stderr)")
     }
 
     @Test("a processor that never reads its input stalls (--stall-timeout), nothing hangs and nothing is left running")

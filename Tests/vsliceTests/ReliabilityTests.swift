@@ -307,6 +307,16 @@ struct ReliabilityTests {
         #expect(try j.sql("SELECT status FROM task") == "failed")
         #expect(try j.sql("SELECT error FROM task").contains("no such file"))
         #expect(try j.openEvents() == "")
+        // Another file at the input's path: the task would be refused again on every resume (exit 5), so the
+        // next `resume --all` records why, and the one after passes over it, naming it (exit 0).
+        try FileManager.default.copyItem(atPath: Paths.fixture("h264_aac.mp4"), toPath: j.input)
+        let refused = try vslice(["resume", "--all", "-q"], environment: j.env)
+        #expect(refused.status == 6 && refused.stderr.contains("input changed"), "\(refused.status) \(refused.stderr)")
+        #expect(try j.sql("SELECT failure_kind || ',' || failure_deterministic FROM task") == "resumeRefused,1")
+        let passed = try vslice(["resume", "--all"], environment: j.env)
+        #expect(passed.status == 0 && passed.stdout.contains("pass over") && passed.stdout.contains("nothing to resume"),
+                "\(passed.status) \(passed.stdout) \(passed.stderr)")
+        #expect(try j.sql("SELECT status FROM task") == "failed")
     }
 
     @Test("the default plan is stored with the task: a resume with another --jobs works on the same segments")

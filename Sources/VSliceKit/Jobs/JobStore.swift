@@ -191,6 +191,12 @@ public final class JobStore: Sendable {
             try db.execute(sql: "ALTER TABLE task RENAME COLUMN settings_json TO settings_signature")
         }
         registerFixedCostMigration(&m)
+        m.registerMigration("task-failure-kind") { db in
+            try db.execute(sql: """
+                ALTER TABLE task ADD COLUMN failure_kind TEXT;               -- VSliceError.Kind of a failed task
+                ALTER TABLE task ADD COLUMN failure_deterministic INTEGER;   -- 1: it would fail the same way again
+                """)
+        }
         return m
     }
 

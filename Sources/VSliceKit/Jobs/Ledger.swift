@@ -7,11 +7,13 @@ protocol Ledger: Sendable {
     /// Takes the task a run asks for (new, or the unfinished one resumed) with its lease, in one transaction.
     func claim(_ request: ClaimRequest) throws(VSliceError) -> Claim
     /// A task left `running` by a holder that is gone, refused before it was taken up again: recorded failed.
-    func markAbandoned(_ task: TaskID, error: String)
+    func markAbandoned(_ task: TaskID, error: VSliceError)
     func setFrames(_ task: TaskID, _ n: Int) throws(VSliceError)
     func holdsLease(_ task: TaskID) -> Bool
     func heartbeat(_ task: TaskID) -> HeartbeatResult
-    func finishTask(_ task: TaskID, status: TaskStatus, error: String?, discardWork: Bool) throws(VSliceError)
+    /// Ends the task; a failure's message, kind and whether it would fail the same way again are recorded
+    /// (`resume --all` passes over those that would).
+    func finishTask(_ task: TaskID, status: TaskStatus, failure: VSliceError?, discardWork: Bool) throws(VSliceError)
     func releaseDetached(_ task: TaskID) throws(VSliceError)
 
     // Events (one per DAG node) and their traces (one per attempt).
@@ -50,7 +52,7 @@ extension Ledger {
     }
 
     func finishTask(_ task: TaskID, status: TaskStatus) throws(VSliceError) {
-        try finishTask(task, status: status, error: nil, discardWork: false)
+        try finishTask(task, status: status, failure: nil, discardWork: false)
     }
 }
 

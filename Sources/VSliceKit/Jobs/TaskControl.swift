@@ -21,6 +21,15 @@ extension JobStore {
         try tasks().filter { $0.status.isResumable && !isLeasedByOther($0) }
     }
 
+    /// What `resume --all` takes up: the resumable tasks except those whose failure would repeat (bad input or
+    /// options, a refused resume, a deterministic processing failure) — `vslice resume ID` still tries one.
+    /// The second list is those passed over.
+    public func tasksToResumeAll() throws(VSliceError) -> (resume: [TaskRecord], passedOver: [TaskRecord]) {
+        let all = try resumableTasks()
+        let repeats = { (t: TaskRecord) in t.status == .failed && t.failureDeterministic == true }
+        return (all.filter { !repeats($0) }, all.filter(repeats))
+    }
+
     /// What `cancelTask` did.
     public struct CancelOutcome: Sendable, Encodable {
         public var task: TaskID

@@ -22,6 +22,11 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     public var createdAt: Double
     public var updatedAt: Double
     public var requestJson: String?
+    /// How the task failed (`VSliceError.Kind`'s raw value), when it did; nil for tasks stored before it was kept.
+    public var failureKind: String?
+    /// Its failure would fail the same way again (bad input or options, a refused resume, a deterministic
+    /// processing failure): `resume --all` passes over it.
+    public var failureDeterministic: Bool?
 
     public static let databaseTableName = "task"
 
@@ -356,7 +361,7 @@ extension JobStore {
 
     /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its
     /// work folder is being removed: bad input, bad options, cancelled) no segment counts as done any more.
-    func finishTask(_ id: TaskID, status: TaskStatus, error: String? = nil, discardWork: Bool = false) throws(VSliceError) {
+    func finishTask(_ id: TaskID, status: TaskStatus, failure: VSliceError? = nil, discardWork: Bool = false) throws(VSliceError) {
         try writeAsHolder(id) { db in
             if discardWork {
                 try db.execute(sql: "UPDATE segment SET status = ?, updated_at = ? WHERE substr(event_id, 1, ?) = ? AND status = ?",
@@ -365,9 +370,10 @@ extension JobStore {
                                arguments: [StepStatus.failed, now(), id, StepStatus.done])
             }
             try db.execute(sql: """
-                UPDATE task SET status = ?, error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
+                UPDATE task SET status = ?, error = ?, failure_kind = ?, failure_deterministic = ?, lease_pid = NULL,
+                lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
                 WHERE id = ?
-                """, arguments: [status, error, now(), id])
+                """, arguments: [status, failure?.description, failure?.kind.rawValue, failure.map { $0.failsAgain }, now(), id])
             try Self.closeOpenRows(db, task: id, status: status == .done ? .done : status == .cancelled ? .cancelled : .failed)
         }
         leases.withLock { $0[id] = nil }
@@ -375,12 +381,15 @@ extension JobStore {
 
     /// A task left `running` by a holder that is gone, refused before it could be taken up again: recorded as
     /// failed (with why), so `status` does not show it running.
-    func markAbandoned(_ id: TaskID, error: String) {
+    func markAbandoned(_ id: TaskID, error: VSliceError) {
+        // Unfinished and held by no live process: nothing else is writing it.
         _ = try? write { db in
             guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]),
-                  t.status == .running, !isLeasedByOther(t) else { return }
-            try db.execute(sql: "UPDATE task SET status = ?, error = ?, lease_pid = NULL, lease_heartbeat = NULL, lease_token = NULL, updated_at = ? WHERE id = ?",
-                           arguments: [TaskStatus.failed, error, now(), id])
+                  t.status.isResumable, !isLeasedByOther(t) else { return }
+            try db.execute(sql: """
+                UPDATE task SET status = ?, error = ?, failure_kind = ?, failure_deterministic = ?, lease_pid = NULL,
+                lease_heartbeat = NULL, lease_token = NULL, updated_at = ? WHERE id = ?
+                """, arguments: [TaskStatus.failed, error.description, error.kind.rawValue, error.failsAgain, now(), id])
             try Self.closeOpenRows(db, task: id, status: .failed)
         }
     }

@@ -9,8 +9,9 @@ struct ResumeCommand: ParsableCommand {
         abstract: "Resume an unfinished task (or all of them) with the options it was started with.",
         discussion: """
             Done segments whose files are intact are kept; the rest is redone. Refused (exit 5) when the input \
-            changed or another live process holds the task. With --all, tasks run one after the other; the exit \
-            code is 0 only if every one finished, else 6.
+            changed or another live process holds the task. With --all, tasks run one after the other, passing \
+            over failed tasks that would fail the same way again (bad input or options, a refused resume; each \
+            named, resume its ID to try it anyway); the exit code is 0 only if every one finished, else 6.
 
             EXAMPLES:
               vslice resume 20da0bc1
@@ -44,8 +45,14 @@ struct ResumeCommand: ParsableCommand {
         if let task {
             ids = [task]
         } else {
-            ids = try store.resumableTasks().map(\.id)
-            if ids.isEmpty && !runner.quiet && !runner.json { print("nothing to resume") }
+            let (resume, passedOver) = try store.tasksToResumeAll()
+            ids = resume.map(\.id)
+            if !runner.quiet && !runner.json {
+                for t in passedOver {
+                    print("pass over \(t.id.short) (\(t.input)): it would fail again — \(t.error ?? "failed"); `vslice resume \(t.id.short)` tries it anyway")
+                }
+                if ids.isEmpty { print("nothing to resume") }
+            }
         }
         var failures: [VSliceError] = []
         for id in ids {

@@ -129,6 +129,12 @@ struct TaskSession {
                 error = VSliceError(.interrupted, "transcode", path: input,
                                     reason: "interrupted; the task \(id.short) is kept: run the same command again "
                                         + "(or vslice resume \(id.short)) to go on")
+            } else if error.kind == .processing, let id = run.id {
+                // A failed task keeps its work folder (finished segments) for a resume: say so, and how to drop it.
+                error.reason += error.failsAgain
+                    ? "; the task \(id.short) and its work folder are kept: `vslice cancel \(id.short)` removes them"
+                    : "; the task \(id.short) is kept with its finished segments: `vslice resume \(id.short)` tries again, "
+                        + "`vslice cancel \(id.short)` removes its work folder"
             }
             if let writer {
                 writer.emit("task_failed", ["input": input, "output": output, "exit_code": Int(error.exitCode),
