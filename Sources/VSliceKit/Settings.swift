@@ -224,9 +224,11 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// These settings with the content hashes of the files a `--process` command names (they are part of the
     /// output's signature: read afresh for every run, so an edited script is seen).
     public func withProcessorFiles() throws(VSliceError) -> TranscodeSettings {
-        guard let command = process?.command else { return self }
+        guard var p = process else { return self }
+        if p.directory == nil { p.directory = FileManager.default.currentDirectoryPath }
+        p.fileHashes = try ProcessorFiles.hashes(p.command, in: p.directory)
         var s = self
-        s.process?.fileHashes = try ProcessorFiles.hashes(command)
+        s.process = p
         return s
     }
 
@@ -351,6 +353,10 @@ public struct ProcessorSettings: Codable, Sendable, Equatable {
     public var height: Int? = nil
     /// SHA-256 of each regular file the command line names (the script, its weights), by path as written.
     public var fileHashes: [String: String] = [:]
+    /// The folder the command runs in and its relative paths are read from: where the transcode was started
+    /// (absolute), so that a resume from elsewhere — `resume --all` from cron, a worker on another node of a
+    /// shared filesystem — runs the same script. Nil in tasks stored before it was kept (then: the current one).
+    public var directory: String? = nil
 
     public init(command: String) { self.command = command }
 

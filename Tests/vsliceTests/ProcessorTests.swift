@@ -315,6 +315,31 @@ struct ProcessorFailureTests {
         #expect(edited.stderr.contains("--fresh") && edited.stderr.contains("the file \(script) changed"), "\(edited.stderr)")
     }
 
+    @Test("a command with relative paths, started in its folder, is resumed by resume --all run from another folder: the same script in the same folder")
+    func resumeFromElsewhere() throws {
+        let dir = try Paths.scratch("prel")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("src.mp4").path
+        try makeClip(src, seconds: 4)
+        try "echo \"$PWD\" >> '\(dir.path)/where.log'\nexec cat\n".write(to: dir.appendingPathComponent("proc.sh"), atomically: true, encoding: .utf8)
+        let home = dir.appendingPathComponent("home").path
+        /// vslice run in `cwd`.
+        func vsliceIn(_ cwd: String, _ args: [String], _ env: [String: String] = [:]) throws -> Run {
+            try Proc.run("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", cwd, Paths.vslice] + args,
+                         environment: ["VSLICE_HOME": home, "VSLICE_ELEMENT_COST": testElementCost].merging(env) { $1 })
+        }
+        let killed = try vsliceIn(dir.path, ["transcode", "src.mp4", "-o", "out.mp4", "--process", "sh proc.sh", "--segment-seconds", "1",
+                                             "--min-split-seconds", "0", "--jobs", "1", "-q"], ["VSLICE_FAULT": "segment-done:1"])
+        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        let resumed = try vsliceIn("/", ["resume", "--all", "-q"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let out = dir.appendingPathComponent("out.mp4").path
+        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        // Every run of the program (the check, the segments before and after the kill) ran in the task's folder.
+        let folders = Set(try String(contentsOf: dir.appendingPathComponent("where.log"), encoding: .utf8).split(separator: "\n").map(String.init))
+        #expect(folders == [dir.path], "\(folders)")
+    }
+
     @Test("--gpus 0,1: each job slot's processor gets its own device (VSLICE_GPU, CUDA_VISIBLE_DEVICES), --jobs defaults to the devices")
     func gpus() throws {
         let dir = try Paths.scratch("pgpu")

@@ -37,7 +37,8 @@ final class ChildProcess {
     }
 
     /// Starts `command` with `environment` (the whole environment the program gets).
-    init(command: String, environment: [String: String]) throws(VSliceError) {
+    /// Runs `command` in `directory` (nil: this process's own).
+    init(command: String, directory: String? = nil, environment: [String: String]) throws(VSliceError) {
         var fds: [Int32] = [-1, -1, -1, -1, -1, -1]
         defer {
             // The child's ends, and ours when the start failed.
@@ -53,7 +54,7 @@ final class ChildProcess {
         }
         // stdin: the child reads fds[0], we write fds[1]; stdout and stderr: the child writes, we read.
         let childIn = fds[0], ourIn = fds[1], ourOut = fds[2], childOut = fds[3], ourErr = fds[4], childErr = fds[5]
-        let argv = ["/bin/sh", "-c", Self.supervisor, "vslice-processor", command]
+        let argv = ["/bin/sh", "-c", Self.supervisor, "vslice-processor", command, directory ?? "."]
         let envp = environment.map { "\($0.key)=\($0.value)" }
         let started = Self.withCStrings(argv) { a in
             Self.withCStrings(envp) { e in vs_spawn_group("/bin/sh", a, e, childIn, childOut, childErr) }
@@ -73,7 +74,9 @@ final class ChildProcess {
     /// Runs `$1` with the pipes (an asynchronous command's stdin would be /dev/null: the pipe is handed over
     /// as fd 3), holds none of them itself, and kills the group on SIGHUP. Exits as the command did (a command
     /// killed by signal N: 128 + N).
-    static let supervisor = "exec 3<&0; trap 'kill -KILL 0' HUP; /bin/sh -c \"$1\" <&3 3<&- & exec 0<&- 1>&- 2>&- 3<&-; wait $!"
+    /// `$1`: the command; `$2`: the folder it runs in (a folder that is gone: exit 126, the shell's message on
+    /// the program's stderr).
+    static let supervisor = "exec 3<&0; trap 'kill -KILL 0' HUP; cd -- \"$2\" || exit 126; /bin/sh -c \"$1\" <&3 3<&- & exec 0<&- 1>&- 2>&- 3<&-; wait $!"
 
     deinit {
         kill()

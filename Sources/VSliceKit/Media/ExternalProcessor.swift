@@ -94,7 +94,8 @@ final class ExternalProcessor: FrameProcessor {
         }
         let told = Self.environment(input: input, format: spec.settings.format, pipeFormat: pipeInFormat, fullRange: pipeInFullRange)
         reader = PipeReader(y4m: spec.settings.format == .y4m)
-        child = try ChildProcess(command: spec.settings.command, environment: spec.environment.merging(told) { $1 })
+        child = try ChildProcess(command: spec.settings.command, directory: spec.settings.directory,
+                                 environment: spec.environment.merging(told) { $1 })
         if let expected = spec.expected {
             try prepareOutput(expected)
         } else if spec.settings.format != .y4m {

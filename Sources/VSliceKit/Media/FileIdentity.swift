@@ -65,7 +65,7 @@ public enum Fingerprint {
 public enum ProcessorFiles {
     /// The command's words (as `/bin/sh` splits simple words: quotes and backslashes honoured), and the value
     /// of each `--option=value` word, that name a regular file now.
-    static func paths(in command: String) -> [String] {
+    static func paths(in command: String, directory: String? = nil) -> [String] {
         var words: [String] = [], word = "", quote: Character? = nil, escaped = false, inWord = false
         for c in command {
             if escaped { word.append(c); escaped = false; continue }
@@ -89,7 +89,8 @@ public enum ProcessorFiles {
         for w in words {
             for candidate in [w] + (w.hasPrefix("-") ? w.split(separator: "=", maxSplits: 1).dropFirst().map(String.init) : []) {
                 var st = stat()
-                if !candidate.isEmpty, stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, !out.contains(candidate) {
+                if !candidate.isEmpty, stat(resolve(candidate, in: directory), &st) == 0, st.st_mode & S_IFMT == S_IFREG,
+                   !out.contains(candidate) {
                     out.append(candidate)
                 }
             }
@@ -98,10 +99,10 @@ public enum ProcessorFiles {
     }
 
     /// SHA-256 (hex) of each regular file `command` names, by the path as written.
-    public static func hashes(_ command: String) throws(VSliceError) -> [String: String] {
+    public static func hashes(_ command: String, in directory: String? = nil) throws(VSliceError) -> [String: String] {
         var out: [String: String] = [:]
-        for p in paths(in: command) {
-            guard let h = sha256(p) else {
+        for p in paths(in: command, directory: directory) {
+            guard let h = sha256(resolve(p, in: directory)) else {
                 throw VSliceError(.usage, "check --process", path: p, reason: "cannot read a file the command names")
             }
             out[p] = h
@@ -113,10 +114,16 @@ public enum ProcessorFiles {
     /// that sees another script, or a script edited while the task runs).
     static func check(_ process: ProcessorSettings?) throws(VSliceError) {
         guard let process else { return }
-        for (path, hash) in process.fileHashes.sorted(by: { $0.key < $1.key }) where sha256(path) != hash {
+        for (path, hash) in process.fileHashes.sorted(by: { $0.key < $1.key }) where sha256(resolve(path, in: process.directory)) != hash {
             throw VSliceError(.input, "check --process", path: path,
                               reason: "the file changed since the task was planned (or this node sees another one); the processor would make other frames")
         }
+    }
+
+    /// A path as the command's shell sees it: relative ones from the command's folder.
+    static func resolve(_ path: String, in directory: String?) -> String {
+        guard let directory, !path.hasPrefix("/") else { return path }
+        return (directory as NSString).appendingPathComponent(path)
     }
 
     static func sha256(_ path: String) -> String? {
