@@ -62,6 +62,8 @@ public enum BatchPlanner {
 public struct BatchSummary: Encodable, Sendable {
     public var inputs = 0, done = 0, skipped = 0, failed = 0, redone = 0
     public var seconds = 0.0
+    /// Ended by Ctrl-C (or SIGTERM): the inputs after the interrupted one were not looked at.
+    public var interrupted = false
     /// Failed inputs (relative path) → error.
     public var failures: [String: String] = [:]
     /// Skipped inputs (relative path) → why.
@@ -118,7 +120,7 @@ public struct BatchRunner {
     }
 
     /// Runs every input until a stop is requested: `transcode` runs one (with `force` when its output is to
-    /// be replaced) and returns its error, if any. An interrupted transcode ends the batch with its error.
+    /// be replaced) and returns its error, if any. An interrupted transcode ends the batch (`interrupted`).
     public func run(store: JobStore, onEvent: (BatchEvent) -> Void,
                     transcode: (BatchItem, _ force: Bool) -> VSliceError?) throws(VSliceError) -> BatchSummary {
         let t0 = Date()
@@ -147,7 +149,10 @@ public struct BatchRunner {
                 continue
             }
             if let error = transcode(item, force) {
-                if error.kind == .interrupted { throw error }
+                if error.kind == .interrupted {
+                    summary.interrupted = true
+                    break
+                }
                 fail(item, error)
             } else {
                 summary.done += 1

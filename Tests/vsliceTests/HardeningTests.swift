@@ -138,6 +138,28 @@ struct HardeningTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: input("same.mp4"))) == Data(contentsOf: URL(fileURLWithPath: good)))
     }
 
+    @Test("batch --json interrupted by Ctrl-C: a final batch_done (interrupted, the folders), exit 130; the same command finishes it")
+    func batchInterrupted() throws {
+        let dir = try Paths.scratch("batchint")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("in").path, out = dir.appendingPathComponent("out").path
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        for name in ["a", "b"] { try makeClip(src + "/\(name).mp4", size: "640x360", seconds: 8) }
+        let home = dir.appendingPathComponent("home").path
+        let args = ["batch", src, "-o", out, "--json", "--jobs", "1"] + quickArgs.filter { $0 != "-q" }
+        let bg = try Background(args, environment: ["VSLICE_HOME": home])
+        #expect(bg.waitUntil { ((try? String(contentsOf: bg.outURL, encoding: .utf8)) ?? "").contains("segment_done") })
+        bg.signal(SIGINT)
+        let r = bg.finish()
+        #expect(r.status == 130, "\(r.stderr)")
+        let done = try lastEvent(r.stdout, "batch_done")
+        #expect(done["interrupted"] as? Bool == true && done["input"] as? String == src && done["output"] as? String == out, "\(done)")
+        let again = try vslice(args, environment: ["VSLICE_HOME": home])
+        #expect(again.status == 0, "\(again.stderr)")
+        let finished = try lastEvent(again.stdout, "batch_done")
+        #expect(finished["interrupted"] as? Bool == false && finished["done"] as? Int == 2, "\(finished)")
+    }
+
     @Test("an output folder whose permission bits allow writing but which refuses it (sysfs, even to root): exit 2 before any work, no task recorded")
     func outputFolderRefusesWrites() throws {
         try #require(FileManager.default.fileExists(atPath: "/sys/kernel") && mkdir("/sys/vslice-probe", 0o700) != 0,

@@ -79,7 +79,7 @@ struct BatchCommand: ParsableCommand {
             }.error
         })
         if let writer {
-            writer.emit("batch_done", EventWriter.fields(summary))
+            writer.emit("batch_done", EventWriter.fields(summary).merging(["input": dir, "output": outDir]) { $1 })
         } else if !runner.quiet {
             var text = String(format: "batch: %d inputs: %d done, %d skipped, %d failed in %.1f s\n",
                               summary.inputs, summary.done, summary.skipped, summary.failed, summary.seconds)
@@ -87,7 +87,7 @@ struct BatchCommand: ParsableCommand {
             if !summary.failures.isEmpty { text += "  failed: " + summary.failures.keys.sorted().joined(separator: ", ") + "\n" }
             FileHandle.standardError.write(Data(text.utf8))
         }
-        if Cancellation.stopRequested { throw VSliceError(.interrupted, "batch", path: dir, reason: "interrupted; run the same command again to go on") }
+        if Cancellation.stopRequested || summary.interrupted { throw VSliceError(.interrupted, "batch", path: dir, reason: "interrupted; run the same command again to go on") }
         if summary.failed > 0 {
             throw BatchFailure(message: "\(summary.failed) of \(summary.inputs) inputs failed: "
                                + summary.failures.keys.sorted().joined(separator: ", "))
