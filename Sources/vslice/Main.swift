@@ -32,11 +32,9 @@ struct VSlice: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let error as VSliceError {
-            Terminal.printError(error.description)
-            Foundation.exit(error.exitCode)
+            fail(error.description, error.exitCode)
         } catch let failure as BatchFailure {
-            Terminal.printError(failure.message)
-            Foundation.exit(BatchFailure.exitCode)
+            fail(failure.message, BatchFailure.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -44,18 +42,25 @@ struct VSlice: ParsableCommand {
                 Foundation.exit(0)
             }
             let message = fullMessage(for: error)
-            if code.rawValue == 130 {
-                Terminal.printError(message.isEmpty ? "interrupted" : message)
-                Foundation.exit(130)
-            }
+            if code.rawValue == 130 { fail(message.isEmpty ? "interrupted" : message, 130) }
             // One line, like every other error: ArgumentParser's first line, and where the help is.
             let first = VSlice.message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? message
             let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }
             let help = command.map { "vslice help \($0)" } ?? "vslice --help"
-            Terminal.printError("usage: \(first) (see '\(help)')")
             // ArgumentParser's own usage failures become vslice's usage code.
-            Foundation.exit(code == .validationFailure || code.rawValue == 64 ? VSliceError.Kind.usage.exitCode : code.rawValue)
+            fail("usage: \(first) (see '\(help)')",
+                 code == .validationFailure || code.rawValue == 64 ? VSliceError.Kind.usage.exitCode : code.rawValue)
         }
+    }
+
+    /// Ends the process on a failure: one line on stderr, and with `--json`, unless an event already told it
+    /// (`task_failed`, `batch_done`), one `error` event (`exit_code`, `error`) on stdout for the script reading it.
+    static func fail(_ message: String, _ code: Int32) -> Never {
+        Terminal.printError(message)
+        if CommandLine.arguments.contains("--json") && !EventWriter.outcomeReported.load(ordering: .relaxed) {
+            EventWriter().emit("error", ["exit_code": Int(code), "error": message])
+        }
+        Foundation.exit(code)
     }
 }
 

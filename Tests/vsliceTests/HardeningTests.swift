@@ -186,6 +186,26 @@ struct HardeningTests {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.mp4").path))
     }
 
+    @Test("--json: a failure before any task is one error event on stdout (exit code and message); a task's failure is task_failed alone")
+    func jsonErrors() throws {
+        let dir = try Paths.scratch("jsonerr")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o.mp4").path
+        for args in [["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--json", "--jobs", "0"],
+                     ["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--json", "--crf", "soft"],
+                     ["batch", dir.path, "-o", dir.path, "--json"],
+                     ["status", "--json", "--db", dir.path + "/no/store.db"]] {
+            let r = try vslice(args)
+            let events = try ndjson(r.stdout)
+            #expect(r.status == 2 && events.count == 1 && events[0]["event"] as? String == "error"
+                    && events[0]["exit_code"] as? Int == 2 && (events[0]["error"] as? String).map { !$0.isEmpty } == true,
+                    "\(args): \(r.status) \(r.stdout)")
+        }
+        let missing = try vslice(["transcode", dir.path + "/none.mp4", "-o", out, "--json"])
+        let names = try ndjson(missing.stdout).compactMap { $0["event"] as? String }
+        #expect(missing.status == 3 && names == ["task_failed"], "\(missing.stdout)")
+    }
+
     @Test("a file whose name looks like a protocol is read as a plain file")
     func protocolLikeName() throws {
         let dir = try Paths.scratch("proto")

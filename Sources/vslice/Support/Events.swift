@@ -6,7 +6,7 @@ import VSliceKit
 /// `event` and `time` (Unix seconds). Events: task_started, planned, segment_started, progress (about once
 /// a second while frames are processed), segment_done, segment_failed, audio_done, merged, published,
 /// task_done (the report, with `verify`), task_failed (`exit_code`, `error`); `batch` adds input_skipped,
-/// input_redone and batch_done.
+/// input_redone and batch_done. A failure no such event told (bad options, a refused batch) is an `error` event.
 final class EventWriter: Sendable {
     private let lock = Mutex(())
     private struct Progress {
@@ -16,6 +16,8 @@ final class EventWriter: Sendable {
     private let progress = Mutex(Progress())
     /// Seconds between `progress` events.
     static let progressInterval = 1.0
+    /// An event that tells how a run ended (`task_failed`, `task_done`, `batch_done`) was written.
+    static let outcomeReported = Atomic<Bool>(false)
 
     func emit(_ event: String, _ fields: [String: Any] = [:]) {
         var object = fields
@@ -26,6 +28,7 @@ final class EventWriter: Sendable {
         lock.withLock { _ in
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
+        if ["task_failed", "task_done", "batch_done"].contains(event) { Self.outcomeReported.store(true, ordering: .relaxed) }
     }
 
     /// An Encodable value as JSON fields (snake_case keys).
