@@ -87,10 +87,10 @@ struct FixedCostMinimum {
         // At least two frames: a segment of one frame is all start-up whatever the measurement says.
         atKeyframes = max(2 * interval, cost.minimumFrames(leading: leading, share: share) * interval)
         betweenKeyframes = max(atKeyframes, cost.minimumFrames(leading: leading + gop / 2, share: share) * interval)
-        why = String(format: "%.3g s, so that a segment's fixed cost (%@) stays under %g %% of its work", atKeyframes,
+        why = String(format: "%.3g s, so that a segment's fixed cost — %@ — stays under %g %% of its work", atKeyframes,
                      cost.summary, share * 100)
-        whyBetween = String(format: "%.3g s, so that a segment's fixed cost with the %.0f frames it decodes first on average (%@, "
-                            + "%.2g ms to decode a frame) stays under %g %% of its work", betweenKeyframes, leading + gop / 2,
+        whyBetween = String(format: "%.3g s, so that a segment's fixed cost with the %.0f frames it decodes first on average — %@, "
+                            + "%.2g ms to decode a frame — stays under %g %% of its work", betweenKeyframes, leading + gop / 2,
                             cost.summary, cost.decodeSecondsPerFrame * 1000, share * 100)
     }
 }

@@ -291,6 +291,10 @@ public struct Plan: Codable, Sendable {
                                     + "shrinking ones of at least %@ would leave workers idle", starts.count, jobs,
                                     lengths.min() ?? 0, lengths.max() ?? 0, minimumWhy))
         }
+        if let first = lengths.first, let last = lengths.last, first - last < 0.05 {
+            return (starts, String(format: "%d segments of %.1f s for %d jobs, %@; none shorter than %@", starts.count, first, jobs,
+                                    at, minimumWhy))
+        }
         return (starts, String(format: "%d segments for %d jobs, %@, from %.1f s down to %.1f s "
                                 + "(each ≈ what is left ÷ 2 × jobs, at least %@), so the workers finish together",
                                 starts.count, jobs, at, lengths.first ?? 0, lengths.last ?? 0, minimumWhy))
