@@ -37,6 +37,10 @@ struct VSlice: ParsableCommand {
         } catch let failure as BatchFailure {
             Terminal.printError(failure.message)
             Foundation.exit(BatchFailure.exitCode)
+        } catch let error as NSError where [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains(error.domain) {
+            // A file or system error no command put in its own words: the system's words, one line.
+            Terminal.printError(plainReason(error))
+            Foundation.exit(VSliceError.Kind.processing.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
