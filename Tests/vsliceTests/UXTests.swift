@@ -23,7 +23,7 @@ struct UXTests {
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         p.environment = ProcessInfo.processInfo.environment.merging(
             ["VSLICE_HOME": home, "VSLICE_ELEMENT_COST": testElementCost].merging(environment) { $1 }) { $1 }
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestScratch.url
         let outURL = dir.appendingPathComponent("vs-ux-out-\(UUID().uuidString)")
         let errURL = dir.appendingPathComponent("vs-ux-err-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
