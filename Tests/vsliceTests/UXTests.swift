@@ -464,6 +464,15 @@ struct UXTests {
         }
     }
 
+    @Test("a VSLICE_HOME that cannot be made (under /sys, read-only even for root): one line naming the folder and VSLICE_HOME, exit 1")
+    func unwritableHome() throws {
+        let run = try vslice(["status"], environment: ["VSLICE_HOME": "/sys/vslice-home"])
+        #expect(run.status == 1, "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+        #expect(run.stderr.contains("'/sys/vslice-home'") && run.stderr.contains("VSLICE_HOME"), "\(run.stderr)")
+        for leak in ["Domain", "UserInfo", "Code="] { #expect(!run.stderr.contains(leak), "\(run.stderr)") }
+    }
+
     @Test("status after kill -9: not running (interrupted); header, ages, --limit, progress fields in --json")
     func statusAfterKill() throws {
         let dir = try Paths.scratch("uxstatus")
