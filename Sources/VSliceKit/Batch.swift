@@ -110,7 +110,7 @@ public struct BatchRunner {
         do {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         } catch {
-            throw VSliceError(.usage, "batch", path: outDir, reason: "cannot create the output folder: \(error.localizedDescription)")
+            throw VSliceError(.usage, "batch", path: outDir, reason: "cannot create the output folder: \(plainReason(error))")
         }
         items = try BatchPlanner.items(dir: dir, outDir: outDir, pattern: pattern, recursive: recursive, extension: container)
         // With the processor's files hashed, as the transcode's task stores them: else every output would look

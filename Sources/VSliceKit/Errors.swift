@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one error type of VSliceKit. It says what failed (`operation`), on which file, and why, and it
 /// carries the category that decides the process exit code (see README, "Exit codes").
 public struct VSliceError: Error, CustomStringConvertible, Sendable {
@@ -66,5 +68,43 @@ extension VSliceError.Kind {
         case .resumeRefused: 5
         case .interrupted: 130
         }
+    }
+}
+
+/// One line for an error from Foundation or the system (a file operation, JSON coding, starting a program):
+/// the system's words for it ("Permission denied"), never an `NSError`'s dump of its user info.
+public func plainReason(_ error: any Error) -> String {
+    if let e = error as? VSliceError { return e.reason }
+    if let e = error as? DecodingError { return decodingReason(e) }
+    if let e = error as? EncodingError, case .invalidValue(_, let context) = e { return context.debugDescription }
+    let ns = error as NSError
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    if let under = ns.userInfo[NSUnderlyingErrorKey].flatMap({ $0 as? any Error }).map({ $0 as NSError }),
+       under.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(under.code)))
+    }
+    if ns.domain == NSCocoaErrorDomain, let errno = cocoaErrno[ns.code] { return String(cString: strerror(errno)) }
+    return ns.localizedDescription.split(whereSeparator: \.isNewline).joined(separator: " ")
+}
+
+/// Foundation's file error codes and the `errno` each stands for.
+private let cocoaErrno: [Int: Int32] = [
+    CocoaError.fileNoSuchFile.rawValue: ENOENT, CocoaError.fileReadNoSuchFile.rawValue: ENOENT,
+    CocoaError.fileReadNoPermission.rawValue: EACCES, CocoaError.fileWriteNoPermission.rawValue: EACCES,
+    CocoaError.fileWriteOutOfSpace.rawValue: ENOSPC, CocoaError.fileWriteVolumeReadOnly.rawValue: EROFS,
+    CocoaError.fileWriteFileExists.rawValue: EEXIST,
+]
+
+/// "no key 'plan' at segments[2]"-style words for a JSON that does not fit.
+private func decodingReason(_ error: DecodingError) -> String {
+    func at(_ context: DecodingError.Context) -> String {
+        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return path.isEmpty ? "" : " at \(path.hasPrefix(".") ? String(path.dropFirst()) : path)"
+    }
+    switch error {
+    case .keyNotFound(let key, let context): return "no key '\(key.stringValue)'\(at(context))"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+        return context.debugDescription.split(whereSeparator: \.isNewline).joined(separator: " ") + at(context)
+    @unknown default: return "\(error)"
     }
 }

@@ -293,7 +293,7 @@ public struct Transcoder: Sendable {
             do {
                 try FileManager.default.createDirectory(atPath: task.workDir, withIntermediateDirectories: true)
             } catch {
-                throw VSliceError(.processing, "create work folder", path: task.workDir, reason: error.localizedDescription)
+                throw VSliceError(.processing, "create work folder", path: task.workDir, reason: plainReason(error))
             }
             let outcome = try TranscodeDAG.run(ctx)
             let report = TranscodeReport(task: task.id, input: request.input, output: request.output, segments: ctx.plan.segments.count,

@@ -35,6 +35,9 @@ struct VSlice: ParsableCommand {
             fail(error.description, error.exitCode)
         } catch let failure as BatchFailure {
             fail(failure.message, BatchFailure.exitCode)
+        } catch let error as NSError where [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains(error.domain) {
+            // A file or system error no command put in its own words: the system's words, one line.
+            fail(plainReason(error), VSliceError.Kind.processing.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

@@ -179,7 +179,7 @@ struct ElementTrackerTests {
 
     @Test("the executor against a fake cluster: a node dies under one element, which is recorded lost and submitted again; every segment done once")
     func fakeCluster() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-fake-\(UUID().uuidString.prefix(8))").path
+        let dir = TestScratch.url.appendingPathComponent("vslice-fake-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try JobStore(path: dir + "/ledger.db")

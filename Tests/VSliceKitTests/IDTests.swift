@@ -35,7 +35,7 @@ struct IDTests {
 
     @Test("in SQLite an ID is its plain text, read back as the same ID")
     func stored() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-ids-\(UUID().uuidString.prefix(8))").path
+        let dir = TestScratch.url.appendingPathComponent("vslice-ids-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try JobStore(path: dir + "/ledger.db")

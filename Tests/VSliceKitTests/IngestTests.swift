@@ -11,7 +11,7 @@ struct IngestTests {
     var work: String { dir + "/work" }
 
     init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-ingest-\(UUID().uuidString.prefix(8))").path
+        dir = TestScratch.url.appendingPathComponent("vslice-ingest-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir + "/work", withIntermediateDirectories: true)
     }
 

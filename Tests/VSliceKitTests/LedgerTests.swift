@@ -10,7 +10,7 @@ struct LedgerTests {
     var db: String { dir + "/ledger.db" }
 
     init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-ledger-\(UUID().uuidString.prefix(8))").path
+        dir = TestScratch.url.appendingPathComponent("vslice-ledger-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 

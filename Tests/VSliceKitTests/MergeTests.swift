@@ -116,7 +116,7 @@ struct MergeTests {
     }
 
     func scratch() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-merge-\(UUID().uuidString.prefix(8))")
+        let dir = TestScratch.url.appendingPathComponent("vslice-merge-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
     }

@@ -28,7 +28,7 @@ struct PacketFileTests {
         return try! JSONDecoder().decode(StreamParams.self, from: Data(json.utf8))
     }()
 
-    func temp() -> String { FileManager.default.temporaryDirectory.appendingPathComponent("vseg-\(UUID().uuidString.prefix(8)).vseg").path }
+    func temp() -> String { TestScratch.url.appendingPathComponent("vseg-\(UUID().uuidString.prefix(8)).vseg").path }
 
     @Test("a sealed file reads back every packet, with its count and checksum")
     func roundTrip() throws {

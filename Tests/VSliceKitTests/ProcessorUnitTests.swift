@@ -86,7 +86,7 @@ struct ProcessorUnitTests {
 
     @Test("the files a command names: words and --opt=FILE values that are regular files, quotes honoured")
     func namedFiles() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vs-pfiles-\(UUID().uuidString.prefix(8))")
+        let dir = TestScratch.url.appendingPathComponent("vs-pfiles-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let script = dir.appendingPathComponent("my script.py").path, weights = dir.appendingPathComponent("w.bin").path

@@ -71,7 +71,7 @@ struct ScalingModelTests {
 
     @Test("a task's ledger: serial steps, each element's last done attempt in the local dispatch order, its fixed costs")
     func load() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-report-\(UUID().uuidString.prefix(8))").path
+        let dir = TestScratch.url.appendingPathComponent("vslice-report-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try JobStore(path: dir + "/ledger.db")

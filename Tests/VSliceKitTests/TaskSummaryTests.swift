@@ -17,7 +17,7 @@ struct TaskSummaryTests {
 
     @Test("done segments' frames against the task's, to a tenth of a percent; newest first, limited")
     func progress() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-summary-\(UUID().uuidString.prefix(8))").path
+        let dir = TestScratch.url.appendingPathComponent("vslice-summary-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try JobStore(path: dir + "/ledger.db")

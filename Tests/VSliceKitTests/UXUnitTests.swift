@@ -131,7 +131,7 @@ struct UXUnitTests {
 
     @Test("batch sniffing: text, pictures and audio are not videos; videos and files named like videos are")
     func sniff() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-sniff-\(UUID().uuidString.prefix(8))")
+        let dir = TestScratch.url.appendingPathComponent("vslice-sniff-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -143,7 +143,7 @@ struct VerifierTests {
 
     @Test("files written by FFmpeg's Matroska muxer: a merge verifies against itself, not against one missing a segment")
     func muxed() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-verify-\(UUID().uuidString.prefix(8))")
+        let dir = TestScratch.url.appendingPathComponent("vslice-verify-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let a = dir.appendingPathComponent("a.vseg").path, b = dir.appendingPathComponent("b.vseg").path

@@ -6,7 +6,7 @@ enum AudioOracle {
     /// The first audio track of `path` decoded by ffmpeg to interleaved 32-bit float (after `filter`, if any).
     static func pcm(_ path: String, channels: Int, filter: String? = nil) throws -> [Float] {
         // Written to a file: the process helper reads output as text.
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vs-pcm-\(UUID().uuidString).f32").path
+        let file = TestScratch.url.appendingPathComponent("vs-pcm-\(UUID().uuidString).f32").path
         defer { try? FileManager.default.removeItem(atPath: file) }
         let w = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-y", "-i", path, "-map", "0:a:0"] + (filter.map { ["-af", $0] } ?? [])
                              + ["-f", "f32le", "-ac", String(channels), file])

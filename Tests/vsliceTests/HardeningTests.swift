@@ -106,7 +106,7 @@ struct HardeningTests {
             Case(name: "absurd dimensions", input: input("huge.mkv"), output: out, code: 3, message: "17000x8"),
             Case(name: "absurd stream count", input: input("many.mkv"), output: out, code: 3, message: "more than the limit"),
             Case(name: "corrupt packets mid-stream (audio and video)", input: input("corrupt.mp4"), output: out, code: 3, message: "nvalid data"),
-            Case(name: "corrupt video mid-stream", input: input("vcorrupt.mp4"), output: out, code: 3, message: "corrupt data in the video"),
+            Case(name: "corrupt video mid-stream", input: input("vcorrupt.mp4"), output: out, code: 3, message: "corrupt data in video stream 0 near"),
             Case(name: "a FIFO", input: input("fifo.mp4"), output: out, code: 3, message: "not a regular file"),
             Case(name: "a folder", input: input("folder.mp4"), output: out, code: 3, message: "is a directory"),
             Case(name: "output folder missing", input: good, output: outs + "/nodir/x.mp4", code: 2, message: "does not exist"),
@@ -204,6 +204,25 @@ struct HardeningTests {
         let missing = try vslice(["transcode", dir.path + "/none.mp4", "-o", out, "--json"])
         let names = try ndjson(missing.stdout).compactMap { $0["event"] as? String }
         #expect(missing.status == 3 && names == ["task_failed"], "\(missing.stdout)")
+    }
+
+    @Test("bytes overwritten mid-file: exit 3, one line naming the stream and the time of the damage, no output")
+    func corruptNamesPlace() throws {
+        let dir = try Paths.scratch("midcorrupt")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clip = dir.appendingPathComponent("clip.mp4").path, bad = dir.appendingPathComponent("in-mid.mp4").path
+        let out = dir.appendingPathComponent("out.mp4").path
+        try makeClip(clip, seconds: 6)
+        try BadMedia.corruptMiddle(clip, bad)
+        let run = try vslice(["transcode", bad, "-o", out, "-q"], timeout: 120)
+        #expect(run.status == 3, "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1 && run.stderr.contains(bad), "\(run.stderr)")
+        #expect(!run.stderr.contains("Error number"), "\(run.stderr)")
+        // The damage is in the middle of a 6 s file: the time named is well inside it.
+        let place = try #require(run.stderr.firstMatch(of: /(video|audio) stream (\d+) near (\d+\.\d{3}) s/), "\(run.stderr)")
+        let time = try #require(Double(place.output.3))
+        #expect(time > 1 && time < 5, "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 
     @Test("a file whose name looks like a protocol is read as a plain file")

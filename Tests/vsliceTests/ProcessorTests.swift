@@ -222,6 +222,22 @@ struct ProcessorFailureTests {
         #expect(run.stderr.contains("work folder are kept: `vslice cancel"), "\(run.stderr)")
     }
 
+    @Test("a processor that exits 0 after 10 frames: exit 1, the error says how many frames were sent of how many, received and expected")
+    func stopsEarly() throws {
+        let dir = try Paths.scratch("pearly")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Passes 10 frames through and ends, leaving the rest of its input unread.
+        let cmd = try Self.afterCheck(dir, "early.sh", "head -c $((VSLICE_WIDTH * VSLICE_HEIGHT * 3 * 10))")
+        let out = dir.appendingPathComponent("out.mp4").path
+        let run = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--process", cmd, "--process-format", "rgb24",
+                              "--jobs", "1", "--segment-seconds", "1", "--min-split-seconds", "0", "-q"])
+        #expect(run.status == 1)
+        // Segments of 30 frames (frameShort): the pipe may hold a few frames more than the program read.
+        let counts = try #require(run.stderr.firstMatch(of: /\((\d+) of 30 frames sent, 10 received, 30 expected\)/), "\(run.stderr)")
+        #expect((10..<30).contains(Int(counts.output.1) ?? 0), "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test("a processor that never reads its input stalls (--stall-timeout), nothing hangs and nothing is left running")
     func neverReads() throws {
         let dir = try Paths.scratch("pstall")

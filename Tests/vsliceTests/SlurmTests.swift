@@ -6,7 +6,7 @@ import Testing
 @Suite("slurm executor", .serialized, .enabled(if: PrivateSlurm.installed, PrivateSlurm.skipReason))
 struct SlurmTests {
     static let clip: String = {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-slurm-clip-\(getpid()).mp4").path
+        let path = TestScratch.url.appendingPathComponent("vslice-slurm-clip-\(getpid()).mp4").path
         if !FileManager.default.fileExists(atPath: path) { try? makeClip(path, seconds: 60) }
         return path
     }()

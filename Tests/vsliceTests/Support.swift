@@ -19,7 +19,7 @@ enum Proc {
         if let environment {
             p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestScratch.url
         let outURL = dir.appendingPathComponent("vs-out-\(UUID().uuidString)")
         let errURL = dir.appendingPathComponent("vs-err-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -75,7 +75,7 @@ enum Paths {
 
     /// A fresh scratch folder, removed by the caller with `cleanup`.
     static func scratch(_ tag: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-test-\(tag)-\(UUID().uuidString.prefix(8))")
+        let url = TestScratch.url.appendingPathComponent("vslice-test-\(tag)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
@@ -88,7 +88,7 @@ let badFixtures = ["bad_empty.mp4", "bad_truncated.mp4", "bad_random.mp4", "bad_
 
 /// A job database for this test run, never the user's.
 let testHome: String = {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vslice-test-home-\(getpid())").path
+    let dir = TestScratch.url.appendingPathComponent("vslice-test-home-\(getpid())").path
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }()
@@ -100,7 +100,7 @@ let testElementCost = "0.002,0.0001,0.004"
 
 func vslice(_ args: [String], timeout: TimeInterval = 600, environment: [String: String] = [:]) throws -> Run {
     try Proc.run(Paths.vslice, args, timeout: timeout,
-                 environment: ["VSLICE_HOME": testHome, "VSLICE_ELEMENT_COST": testElementCost].merging(environment) { $1 })
+                 environment: ["VSLICE_HOME": testHome, "VSLICE_ELEMENT_COST": testElementCost, "TMPDIR": TestScratch.root].merging(environment) { $1 })
 }
 
 func jsonObject(_ text: String) throws -> [String: Any] {
@@ -135,7 +135,7 @@ final class Background {
     let errURL: URL
 
     init(_ args: [String], environment: [String: String] = [:]) throws {
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestScratch.url
         outURL = dir.appendingPathComponent("vs-bg-out-\(UUID().uuidString)")
         errURL = dir.appendingPathComponent("vs-bg-err-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -143,7 +143,7 @@ final class Background {
         process.executableURL = URL(fileURLWithPath: Paths.vslice)
         process.arguments = args
         process.environment = ProcessInfo.processInfo.environment.merging(
-            ["VSLICE_HOME": testHome, "VSLICE_ELEMENT_COST": testElementCost].merging(environment) { $1 }) { $1 }
+            ["VSLICE_HOME": testHome, "VSLICE_ELEMENT_COST": testElementCost, "TMPDIR": TestScratch.root].merging(environment) { $1 }) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         process.standardInput = FileHandle.nullDevice

@@ -23,7 +23,7 @@ struct UXTests {
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         p.environment = ProcessInfo.processInfo.environment.merging(
             ["VSLICE_HOME": home, "VSLICE_ELEMENT_COST": testElementCost].merging(environment) { $1 }) { $1 }
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestScratch.url
         let outURL = dir.appendingPathComponent("vs-ux-out-\(UUID().uuidString)")
         let errURL = dir.appendingPathComponent("vs-ux-err-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -462,6 +462,15 @@ struct UXTests {
             #expect(!screens.joined().contains(" 0.0 fps"))
             #expect(!screens.joined().contains("1 segments"))
         }
+    }
+
+    @Test("a VSLICE_HOME that cannot be made (under /sys, read-only even for root): one line naming the folder and VSLICE_HOME, exit 1")
+    func unwritableHome() throws {
+        let run = try vslice(["status"], environment: ["VSLICE_HOME": "/sys/vslice-home"])
+        #expect(run.status == 1, "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+        #expect(run.stderr.contains("'/sys/vslice-home'") && run.stderr.contains("VSLICE_HOME"), "\(run.stderr)")
+        for leak in ["Domain", "UserInfo", "Code="] { #expect(!run.stderr.contains(leak), "\(run.stderr)") }
     }
 
     @Test("status after kill -9: not running (interrupted); header, ages, --limit, progress fields in --json")

@@ -262,4 +262,17 @@ struct WorkerTests {
         #expect(blocked.status == 2 && blocked.stderr.contains("not writable"), "\(blocked.stderr)")
         #expect(try j.sql("SELECT count(*) FROM task") == "0")
     }
+
+    @Test("vslice segment with a --work-dir that does not exist, or is a file: exit 2 naming the folder, before the index is asked for")
+    func missingWorkDir() throws {
+        let missing = TestScratch.url.appendingPathComponent("no-such-work-\(UUID().uuidString.prefix(6))").path
+        for args in [["segment", "--work-dir", missing], ["segment", "--work-dir", missing, "--index", "0"]] {
+            let run = try vslice(args)
+            #expect(run.status == 2 && run.stderr.contains("'\(missing)'") && run.stderr.contains("does not exist"), "\(run.stderr)")
+            #expect(!run.stderr.contains("--index") && run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+        }
+        let file = Paths.fixture("h264_aac.mp4")
+        let run = try vslice(["segment", "--work-dir", file])
+        #expect(run.status == 2 && run.stderr.contains("'\(file)'") && run.stderr.contains("not a folder"), "\(run.stderr)")
+    }
 }

@@ -77,7 +77,7 @@ public enum KubernetesJob {
         do {
             return try JSONSerialization.data(withJSONObject: job, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         } catch {
-            throw VSliceError(.processing, "emit k8s-job", reason: "\(error)")
+            throw VSliceError(.processing, "emit k8s-job", reason: plainReason(error))
         }
     }
 }

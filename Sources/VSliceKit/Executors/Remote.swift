@@ -39,7 +39,7 @@ struct Submission: Codable, Sendable {
     static func save(_ all: [Submission], workDir: String) throws(VSliceError) {
         let data: Data
         do { data = try JSONEncoder().encode(all) } catch {
-            throw VSliceError(.processing, "write submissions", path: workDir, reason: "\(error)")
+            throw VSliceError(.processing, "write submissions", path: workDir, reason: plainReason(error))
         }
         try WorkFolder.writeAtomically(data, to: (workDir as NSString).appendingPathComponent(fileName))
     }

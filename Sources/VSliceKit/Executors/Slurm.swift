@@ -221,7 +221,7 @@ enum ExternalCommand {
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
         do { try p.run() } catch {
-            throw VSliceError(.processing, "run \(tool)", reason: error.localizedDescription)
+            throw VSliceError(.processing, "run \(tool)", reason: plainReason(error))
         }
         // Read both pipes while it runs, so a chatty tool cannot fill one and block.
         final class Box: @unchecked Sendable { var data = Data() }

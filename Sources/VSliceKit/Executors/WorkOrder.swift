@@ -57,8 +57,21 @@ public struct WorkOrder: Codable, Sendable {
         audioPieceFiles = audioPieces.isEmpty ? nil : audioPieces.map { WorkFolder.audioPieceFileName($0.order) }
     }
 
+    /// A work folder that is missing or not a folder is a usage error naming it (checked before anything else
+    /// `vslice segment` looks at).
+    public static func checkFolder(workDir: String) throws(VSliceError) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: workDir, isDirectory: &isDir) else {
+            throw VSliceError(.usage, "open work folder", path: workDir, reason: "the folder does not exist")
+        }
+        guard isDir.boolValue else {
+            throw VSliceError(.usage, "open work folder", path: workDir, reason: "not a folder")
+        }
+    }
+
     /// Reads `DIR/task.json`. A missing or unreadable order is a usage error: the folder is not a planned task's.
     public static func read(workDir: String) throws(VSliceError) -> WorkOrder {
+        try checkFolder(workDir: workDir)
         let path = (workDir as NSString).appendingPathComponent(fileName)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw VSliceError(.usage, "read work order", path: path,
@@ -66,7 +79,7 @@ public struct WorkOrder: Codable, Sendable {
         }
         let order: WorkOrder
         do { order = try JSONDecoder().decode(WorkOrder.self, from: data) } catch {
-            throw VSliceError(.usage, "read work order", path: path, reason: "not a vslice work order: \(error)")
+            throw VSliceError(.usage, "read work order", path: path, reason: "not a vslice work order: \(plainReason(error))")
         }
         guard readable.contains(order.version) else {
             throw VSliceError(.usage, "read work order", path: path,
@@ -82,7 +95,7 @@ public struct WorkOrder: Codable, Sendable {
     func write(workDir: String) throws(VSliceError) {
         let data: Data
         do { data = try JSONEncoder().encode(self) } catch {
-            throw VSliceError(.processing, "write work order", path: workDir, reason: "\(error)")
+            throw VSliceError(.processing, "write work order", path: workDir, reason: plainReason(error))
         }
         try WorkFolder.writeAtomically(data, to: (workDir as NSString).appendingPathComponent(Self.fileName))
     }

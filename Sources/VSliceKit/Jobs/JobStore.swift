@@ -38,8 +38,12 @@ public final class JobStore: Sendable {
     }
 
     private static func open(_ path: String) throws -> DatabaseQueue {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        let folder = (path as NSString).deletingLastPathComponent
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw VSliceError(.processing, "open job store", path: path,
+                              reason: "cannot create its folder '\(folder)' (\(plainReason(error))) — the job store cannot be written here "
+                                + "(\(whereToMove(path)))")
+        }
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(10)
@@ -68,9 +72,7 @@ public final class JobStore: Sendable {
     /// One line in vslice's terms for a database failure: SQLite's message without the SQL, and what to do.
     static func describe(_ error: any Error, operation: String, path: String) -> VSliceError {
         if let e = error as? VSliceError { return e }
-        guard let e = error as? DatabaseError else {
-            return VSliceError(.processing, operation, path: path, reason: "\(error)".replacingOccurrences(of: "\n", with: " "))
-        }
+        guard let e = error as? DatabaseError else { return VSliceError(.processing, operation, path: path, reason: plainReason(error)) }
         let message = (e.message ?? "\(e.resultCode)").replacingOccurrences(of: "\n", with: " ")
         // SQLite says "disk I/O error" when a full disk stops it from creating its WAL or shared-memory file.
         var fs = statvfs()
@@ -85,13 +87,22 @@ public final class JobStore: Sendable {
                                reason: "\(message) — the job store is damaged; move it away (or use --db PATH) to start a new one")
         case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
             return VSliceError(.processing, operation, path: path,
-                               reason: "\(message) — the job store cannot be written here (check the file and its folder, or use --db PATH)")
+                               reason: "\(message) — the job store cannot be written here (check the file and its folder, or \(whereToMove(path)))")
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return VSliceError(.processing, operation, path: path,
                                reason: "\(message) — another process keeps the job store locked")
         default:
             return VSliceError(.processing, operation, path: path, reason: message)
         }
+    }
+
+    /// How to put the job store elsewhere, naming the variable that chose `path` when one did:
+    /// "set VSLICE_HOME to a writable folder, or use --db PATH".
+    static func whereToMove(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        // The first of these that is set chose the default path (`defaultPath`).
+        let setting = ["VSLICE_HOME", "XDG_DATA_HOME"].first { environment[$0].map { !$0.isEmpty } == true }
+        let chosenBy = path == defaultPath(environment: environment) ? setting : nil
+        return chosenBy.map { "set \($0) to a writable folder, or use --db PATH" } ?? "use --db PATH"
     }
 
     static var migrator: DatabaseMigrator {

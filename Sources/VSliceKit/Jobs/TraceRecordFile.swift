@@ -105,7 +105,7 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     public func write(workDir: String) throws(VSliceError) -> String {
         let data: Data
         do { data = try Self.encoder.encode(self) } catch {
-            throw VSliceError(.processing, "write trace record", path: workDir, reason: "\(error)")
+            throw VSliceError(.processing, "write trace record", path: workDir, reason: plainReason(error))
         }
         let path = (workDir as NSString).appendingPathComponent(WorkFolder.traceRecordName(segment: segment, trace: trace))
         try WorkFolder.writeAtomically(data + Data("\n".utf8), to: path)

@@ -76,7 +76,7 @@ final class AudioDecoding {
                 }
                 guard got == .ok else { return }
                 if frame.isCorrupt && !tolerating() {
-                    throw VSliceError(.input, "decode audio", path: path, reason: "corrupt data in the audio stream")
+                    throw VSliceError(.input, "decode", path: path, reason: "corrupt data in \(decoder.place(frame.bestEffortTimestamp))")
                 }
                 if !frame.isCorrupt { going = try body(frame) }
                 try Cancellation.throwIfAborted("encode audio", path: path)

@@ -31,10 +31,20 @@ class CodecContext {
 
 }
 
-/// A decoder for one input stream.
+/// A decoder for one input stream. Its errors name the stream and the time of the last packet sent
+/// ("audio stream 1 near 3.646 s"), as `vslice verify` does.
 final class Decoder: CodecContext {
+    let streamIndex: Int
+    let streamKind: String
+    let timeBase: AVRational
+    /// The timestamp of the last packet sent (its pts, else its dts), for the place of an error.
+    private var lastSentTs: Int64 = AV_NOPTS
+
     init(stream: UnsafeMutablePointer<AVStream>, path: String, threads: Int) throws(VSliceError) {
         let par = stream.pointee.codecpar!
+        streamIndex = Int(stream.pointee.index)
+        streamKind = par.pointee.codec_type == AVMEDIA_TYPE_VIDEO ? "video" : par.pointee.codec_type == AVMEDIA_TYPE_AUDIO ? "audio" : "data"
+        timeBase = stream.pointee.time_base
         guard let codec = avcodec_find_decoder(par.pointee.codec_id) else {
             let name = String(cString: avcodec_get_name(par.pointee.codec_id))
             throw VSliceError(.input, "find decoder", path: path, reason: "this build cannot decode '\(name)'")
@@ -52,11 +62,30 @@ final class Decoder: CodecContext {
 
     /// Sends a packet (nil: start draining).
     func send(_ packet: Packet?) throws(VSliceError) -> CodecResult {
+        if let packet {
+            let ts = packet.pts != AV_NOPTS ? packet.pts : packet.dts
+            if ts != AV_NOPTS { lastSentTs = ts }
+        }
         let ret = avcodec_send_packet(ctx, packet?.ptr)
         if ret == AVERROR_EAGAIN_ { return .again }
         if ret == AVERROR_EOF_ { return .endOfStream }
-        try ffCheck(ret, "decode", path: path, kind: .input)
+        try check(ret)
         return .ok
+    }
+
+    /// "video stream 0 near 3.120 s": the stream, and the time of `ts` (default: the last packet sent) when known.
+    func place(_ ts: Int64? = nil) -> String {
+        let t = ts ?? lastSentTs
+        let near = t == AV_NOPTS ? "" : String(format: " near %.3f s", Double(t) * av_q2d(timeBase))
+        return "\(streamKind) stream \(streamIndex)\(near)"
+    }
+
+    private func check(_ ret: Int32) throws(VSliceError) {
+        do { try ffCheck(ret, "decode", path: path, kind: .input) } catch {
+            var e = error
+            if e.kind == .input { e.reason = "\(place()): \(e.reason)" }
+            throw e
+        }
     }
 
     func receive(_ frame: Frame) throws(VSliceError) -> CodecResult {
@@ -64,7 +93,7 @@ final class Decoder: CodecContext {
         let ret = avcodec_receive_frame(ctx, frame.ptr)
         if ret == AVERROR_EAGAIN_ { return .again }
         if ret == AVERROR_EOF_ { return .endOfStream }
-        try ffCheck(ret, "decode", path: path, kind: .input)
+        try check(ret)
         return .ok
     }
 }

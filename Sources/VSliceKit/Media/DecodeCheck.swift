@@ -22,31 +22,26 @@ public enum DecodeCheck {
         var bad: [Int: String] = [:]
         let packet = Packet(), frame = Frame()
 
-        func where_(_ stream: Int, _ ts: Int64) -> String {
-            let tb = input.stream(stream).pointee.time_base
-            let t = ts == AV_NOPTS ? "" : String(format: " near %.3f s", Double(ts) * av_q2d(tb))
-            let kind = input.stream(stream).pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO ? "video" : "audio"
-            return "\(kind) stream \(stream)\(t)"
-        }
+        /// FFmpeg's words alone: the place is said before them.
+        func words(_ error: VSliceError) -> String { error.code.map(ffErrorString) ?? error.reason }
         func drain(_ stream: Int, _ decoder: Decoder) {
             while bad[stream] == nil {
                 do throws(VSliceError) {
                     guard try decoder.receive(frame) == .ok else { return }
                 } catch {
-                    bad[stream] = "\(where_(stream, AV_NOPTS)) does not decode: \(error.reason)"
+                    bad[stream] = "\(decoder.place()) does not decode: \(words(error))"
                     return
                 }
-                if frame.isCorrupt { bad[stream] = "\(where_(stream, frame.bestEffortTimestamp)) has damaged data (the decoder concealed errors)" }
+                if frame.isCorrupt { bad[stream] = "\(decoder.place(frame.bestEffortTimestamp)) has damaged data (the decoder concealed errors)" }
             }
         }
         while try input.read(into: packet) {
             let s = packet.streamIndex
             guard let decoder = decoders[s], bad[s] == nil else { continue }
-            let ts = packet.pts
             do throws(VSliceError) {
                 while try decoder.send(packet) == .again { drain(s, decoder) }
             } catch {
-                bad[s] = "\(where_(s, ts)) does not decode: \(error.reason)"
+                bad[s] = "\(decoder.place()) does not decode: \(words(error))"
             }
             drain(s, decoder)
         }

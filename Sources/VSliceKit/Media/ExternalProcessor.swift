@@ -17,6 +17,9 @@ struct ProcessorSpec {
     /// Pixel formats the encoder takes (empty: any), and the one to prefer (the source's).
     var encoderFormats: [AVPixelFormat] = []
     var preferredFormat: AVPixelFormat = AV_PIX_FMT_NONE
+    /// The frames it is to be given (a segment's, overlap buffers included; the check's), when known: nil when
+    /// a `--vf` before it may change the count.
+    var inputFrames: Int? = nil
 }
 
 /// An external program as a pipeline stage (`--process CMD`): `/bin/sh -c CMD` in a process group of its own,
@@ -366,14 +369,20 @@ extension ExternalProcessor {
             throw deterministic("the processor's output ended inside a frame (\(partial) bytes after frame \(produced))" + stderrTail.said)
         }
         if !closing || brokenPipe {
-            throw deterministic("the processor ended before reading all its input (\(inputTimes.count) frames sent, \(produced) received)"
-                                + stderrTail.said)
+            throw deterministic("the processor ended before reading all its input (\(counts))" + stderrTail.said)
         }
         let want = expectedFrames(for: inputTimes.count)
         if produced != want {
             throw deterministic("the processor gave \(produced) frames for \(inputTimes.count) input frames, expected \(want)"
                                 + rateNote + stderrTail.said)
         }
+    }
+
+    /// "10 of 30 frames sent, 10 received, 30 expected": what went each way, and when the whole input is known,
+    /// its size and how many frames should have come back for it.
+    private var counts: String {
+        guard let total = spec.inputFrames else { return "\(inputTimes.count) frames sent, \(produced) received" }
+        return "\(inputTimes.count) of \(total) frames sent, \(produced) received, \(expectedFrames(for: total)) expected"
     }
 
     func deterministic(_ why: String) -> VSliceError {

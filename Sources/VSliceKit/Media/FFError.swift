@@ -20,12 +20,12 @@ extension VSliceError {
     }
 }
 
-/// FFmpeg's message for an error code.
+/// FFmpeg's message for an error code; "FFmpeg error N" for a code FFmpeg has no words for (rather than its
+/// "Error number N occurred").
 func ffErrorString(_ code: Int32) -> String {
     var buf = [CChar](repeating: 0, count: 256)
-    return buf.withUnsafeMutableBufferPointer { p in
-        String(cString: vs_err2str(code, p.baseAddress, p.count))
-    }
+    let known = buf.withUnsafeMutableBufferPointer { p in av_strerror(code, p.baseAddress, p.count) == 0 }
+    return known ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "FFmpeg error \(code)"
 }
 
 /// Turns a negative FFmpeg return code into a `VSliceError`; returns the code otherwise.

@@ -33,7 +33,7 @@ final class PacketFileWriter {
         }
         let header: Data
         do { header = try JSONEncoder().encode(params) } catch {
-            throw VSliceError(.processing, "encode stream parameters", path: path, reason: "\(error)")
+            throw VSliceError(.processing, "encode stream parameters", path: path, reason: plainReason(error))
         }
         append(PacketFile.magic)
         append(PacketFile.version)
@@ -121,7 +121,7 @@ final class PacketFileReader {
         self.path = path
         let bytes: Data
         do { bytes = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
-            throw VSliceError(.processing, "read segment", path: path, reason: "cannot read: \(error.localizedDescription)")
+            throw VSliceError(.processing, "read segment", path: path, reason: "cannot read: \(plainReason(error))")
         }
         data = bytes
         func bad(_ why: String) -> VSliceError { VSliceError(.processing, "read segment", path: path, reason: why) }
@@ -141,7 +141,7 @@ final class PacketFileReader {
         guard 12 + Int(headerLen) <= trailerStart else { throw bad("bad header length") }
         do {
             params = try JSONDecoder().decode(StreamParams.self, from: bytes.subdata(in: 12..<(12 + Int(headerLen))))
-        } catch { throw bad("bad header: \(error)") }
+        } catch { throw bad("bad header: \(plainReason(error))") }
         offset = 12 + Int(headerLen)
     }
 

@@ -67,7 +67,8 @@ public enum ProcessorCheck {
         let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
         let external = try ExternalProcessor(ProcessorSpec(settings: process, label: "check", expected: nil, environment: env, logPath: nil,
                                                            onStderrLine: onStderrLine, encoderFormats: supported,
-                                                           preferredFormat: geometry.pixelFormat),
+                                                           preferredFormat: geometry.pixelFormat,
+                                                           inputFrames: settings.videoFilter == nil ? n : nil),
                                              input: geometry, watch: watch, path: source)
         stages.append(external)
         let first = Frame()

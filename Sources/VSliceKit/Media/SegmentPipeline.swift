@@ -99,7 +99,8 @@ struct SegmentPipeline {
         }
         if let run = processor, let process = settings.process {
             let spec = ProcessorSpec(settings: process, label: "segment \(segment.index)", expected: run.output, environment: run.environment, logPath: run.logPath,
-                                     onStderrLine: run.onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat)
+                                     onStderrLine: run.onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat,
+                                     inputFrames: settings.videoFilter == nil ? segment.processedCount : nil)
             let stage = try ExternalProcessor(spec, input: geometry, watch: watch, path: source)
             src.decodingIsProgress = false
             stages.append(stage)

@@ -91,8 +91,7 @@ final class SegmentSource {
         if ts == segment.bufferEndPts { done = true }
         // Damaged source data is an error, not a silently concealed frame in the output.
         if frame.isCorrupt {
-            throw VSliceError(.input, "decode video", path: path,
-                              reason: String(format: "corrupt data in the video stream near %.3f s", Double(ts) * index.timeBase.value))
+            throw VSliceError(.input, "decode", path: path, reason: "corrupt data in \(decoder.place(ts))")
         }
         frame.pts = ts
         if ts >= segment.startPts && ts <= segment.endPts { progress(1) }

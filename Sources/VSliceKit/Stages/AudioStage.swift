@@ -24,7 +24,7 @@ enum AudioStage: Stage {
                 do {
                     try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
                 } catch {
-                    throw VSliceError(.processing, "create folder", path: tmp, reason: error.localizedDescription)
+                    throw VSliceError(.processing, "create folder", path: tmp, reason: plainReason(error))
                 }
                 let written = try writeTracks(ctx, into: tmp)
                 return StepRecord(value: (), framesOut: written.packets, bytes: written.bytes, seal: .init(from: tmp, to: ctx.tracksDir))
@@ -64,7 +64,7 @@ enum AudioStage: Stage {
         let pieced = ctx.audioPieces
         guard !pieced.isEmpty else { return }
         do { try FileManager.default.createDirectory(atPath: ctx.joinedDir, withIntermediateDirectories: true) } catch {
-            throw VSliceError(.processing, "create folder", path: ctx.joinedDir, reason: error.localizedDescription)
+            throw VSliceError(.processing, "create folder", path: ctx.joinedDir, reason: plainReason(error))
         }
         for (track, name) in zip(ctx.extras.streams.audio, ctx.audioTrackNames) {
             guard let pieces = pieced[track.ordinal] else { continue }

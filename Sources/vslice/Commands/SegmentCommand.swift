@@ -51,6 +51,7 @@ struct SegmentCommand: ParsableCommand {
             Signals.sources.append(src)
         }
         let env = ProcessInfo.processInfo.environment
+        try WorkOrder.checkFolder(workDir: workDir)
         let i = try SegmentWorker.index(given: index, environment: env)
         let outcome = try Self.work(workDir: workDir, index: i, environment: env)
         guard let record = outcome.record ?? outcome.alreadyDone else { return }
