@@ -42,8 +42,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VSliceKitTests", dependencies: ["VSliceKit", "CFFmpeg"]),
-        .testTarget(name: "vsliceTests", dependencies: ["vslice", "VSliceKit"]),
+        // Where every test process writes (one folder, removed at exit): shared by both test targets.
+        .target(name: "TestScratch", path: "Tests/TestScratch"),
+        .testTarget(name: "VSliceKitTests", dependencies: ["VSliceKit", "CFFmpeg", "TestScratch"]),
+        .testTarget(name: "vsliceTests", dependencies: ["vslice", "VSliceKit", "TestScratch"]),
     ],
     swiftLanguageModes: [.v6]
 )

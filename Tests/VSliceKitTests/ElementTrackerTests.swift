@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import Logging
 import Synchronization
 import Testing

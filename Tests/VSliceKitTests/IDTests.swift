@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import GRDB
 import Testing
 @testable import VSliceKit

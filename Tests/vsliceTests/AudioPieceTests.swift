@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import Testing
 
 /// Decoded audio and the checks of the audio pieces against ffmpeg's single pass (issue 22, item 1).

@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import Testing
 
 /// `--executor slurm` against a private controller: the segments run as job arrays of `vslice segment`, on one

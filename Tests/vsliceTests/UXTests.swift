@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import Testing
 
 /// What a first-time user meets (issue 14) and option extremes (issue 11, item 2): options checked before any

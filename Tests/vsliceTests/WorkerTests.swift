@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import Testing
 
 /// The one-segment worker (`vslice segment`): a task planned by `transcode --executor external`, its segments

@@ -4,11 +4,11 @@ import Foundation
 /// removed when the process exits (`atexit`; Swift Testing has no global teardown). A folder left by a run that
 /// died (killed, crashed) is removed by the next run: each run holds an `flock` on its folder's `.lock` for as
 /// long as it lives, so a lock that can be taken belongs to a run that has ended — in any PID namespace, whatever
-/// PID it had. (The same file is in both test targets, as neither imports the other.)
-enum TestScratch {
-    static let prefix = "vslice-tests-"
+/// PID it had. A target of its own, so that both test targets share it.
+public enum TestScratch {
+    public static let prefix = "vslice-tests-"
 
-    static let root: String = {
+    public static let root: String = {
         let tmp = FileManager.default.temporaryDirectory.path
         removeEnded(in: tmp)
         let name = "\(prefix)\(getpid())-\(UUID().uuidString.prefix(6))"
@@ -24,10 +24,10 @@ enum TestScratch {
     }()
 
     /// The root as a URL: what the tests use instead of `FileManager.default.temporaryDirectory`.
-    static var url: URL { URL(fileURLWithPath: root, isDirectory: true) }
+    public static var url: URL { URL(fileURLWithPath: root, isDirectory: true) }
 
     /// Removes the folders of runs that have ended: their lock can be taken, or they have none left.
-    static func removeEnded(in tmp: String) {
+    public static func removeEnded(in tmp: String) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []
         for name in names where name.hasPrefix(prefix) {
             let dir = tmp + "/" + name
