@@ -192,8 +192,10 @@ public struct Transcoder: Sendable {
             claim = try self.claim(checked, input: input, output: out, known: known, store: store, options: options)
         } catch {
             // A task left `running` by a process that died, and refused now: say so in the ledger. So too a task
-            // resumed by its ID (its own settings) that would be refused again: `resume --all` passes over it.
-            if let t = known, t.status == .running || (options.taskId != nil && error.failsAgain) {
+            // resumed by its ID (its own settings) that would be refused again: `resume --all` passes over it. Not
+            // for a usage error: with the task's own options, that is this machine's state (a processor's module
+            // missing from cron's PATH, a folder not writable), which may be mended.
+            if let t = known, t.status == .running || (options.taskId != nil && error.failsAgain && error.kind != .usage) {
                 store.markAbandoned(t.id, error: error)
             }
             throw error
