@@ -236,6 +236,22 @@ struct SlurmTests {
         let r2 = try j.transcode(["--detach", "--jobs", "2"], output: out2, environment: ["VSLICE_FAULT": "segment-stall"])
         let task2 = try #require(try lastEvent(r2.stdout, "task_detached")["task"] as? String)
         #expect(try !j.slurm.queue().isEmpty)
+        // status: detached, and what Slurm holds of each segment.
+        let status = try vslice(["status", task2], environment: j.environment)
+        #expect(status.stdout.contains("detached") && (status.stdout.contains("(slurm job ") || status.stdout.contains(", slurm job ")),
+                "\(status.stdout)")
+        let statusJSON = try jsonObject(try vslice(["status", task2, "--json"], environment: j.environment).stdout)
+        #expect(statusJSON["status"] as? String == "detached" && (statusJSON["scheduled"] as? [String: String]).map { !$0.isEmpty } == true,
+                "\(statusJSON["status"] ?? "-") \(statusJSON["scheduled"] ?? "-")")
+        // A controller that does not answer: the cancel says the elements were not cancelled (exit 1), and how to.
+        let deadConf = j.dir.appendingPathComponent("dead.conf").path
+        try String(contentsOfFile: j.slurm.conf, encoding: .utf8)
+            .replacingOccurrences(of: "SlurmctldPort=", with: "SlurmctldPort=1").write(toFile: deadConf, atomically: true, encoding: .utf8)
+        let unreached = try vslice(["cancel", task2], environment: j.environment.merging(["SLURM_CONF": deadConf]) { $1 })
+        #expect(unreached.status == 1 && unreached.stderr.contains("not cancelled") && unreached.stderr.contains("scancel --name=vslice-"),
+                "\(unreached.status) \(unreached.stderr)")
+        #expect(try !j.slurm.queue().isEmpty)
+        // The same cancel again, the controller answering: the array leaves the queue.
         let cancel = try vslice(["cancel", task2], environment: j.environment)
         #expect(cancel.status == 0, "\(cancel.stderr)")
         let deadline = Date().addingTimeInterval(60)

@@ -124,11 +124,23 @@ extension ExecutorConfig {
 
 /// Task control that reaches past this process.
 public enum ExecutorControl {
-    /// Stops what a scheduler still runs for the task (`vslice cancel`): scancel of its Slurm arrays.
-    /// Returns true when a scheduler was told.
+    /// Stops what a scheduler still runs for the task (`vslice cancel`): scancel of its Slurm arrays. Nil when
+    /// nothing was scheduled or the scheduler cancelled it; else why it did not (and the command to run by hand).
+    /// What the scheduler holds of an unfinished task's elements, by segment index: "running on n2, slurm job
+    /// 12_3" or "queued (slurm job 12_4)". Nil when its segments do not run under a scheduler vslice can ask, or
+    /// it did not answer.
+    public static func scheduled(_ t: TaskRecord) -> [Int: String]? {
+        guard t.status.isResumable, t.storedRequest?.executor.kind == .slurm, ExternalCommand.find("squeue") != nil,
+              let seen = SlurmEngine(extraArgs: []).inFlight(task: t.id) else { return nil }
+        return seen.mapValues { s in
+            let job = "slurm job \(s.arrayJob ?? "?")_\(s.arrayIndex.map(String.init) ?? "?")"
+            return s.state == .running ? "running" + (s.node.map { " on \($0)" } ?? "") + ", \(job)" : "queued (\(job))"
+        }
+    }
+
     @discardableResult
-    public static func cancelScheduled(_ t: TaskRecord) -> Bool {
-        guard t.storedRequest?.executor.kind == .slurm else { return false }
+    public static func cancelScheduled(_ t: TaskRecord) -> String? {
+        guard t.storedRequest?.executor.kind == .slurm else { return nil }
         return SlurmEngine.cancel(task: t.id)
     }
 }

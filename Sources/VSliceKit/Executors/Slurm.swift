@@ -157,10 +157,18 @@ struct SlurmEngine: ClusterEngine {
     /// scancel every element of the task's arrays (`vslice cancel`, a cancelled coordinator): they share the
     /// job name, however many arrays there are.
     @discardableResult
-    static func cancel(task: TaskID) -> Bool {
-        guard ExternalCommand.find("scancel") != nil,
-              let r = try? ExternalCommand.run("scancel", ["--name=\(jobName(task: task))"], timeout: 60) else { return false }
-        return r.status == 0
+    /// Cancels the task's arrays; nil when scancel did, else why not (with the command to run by hand).
+    static func cancel(task: TaskID) -> String? {
+        let command = "scancel --name=\(jobName(task: task))"
+        guard ExternalCommand.find("scancel") != nil else { return "scancel is not on PATH; run `\(command)` where it is" }
+        guard let r = try? ExternalCommand.run("scancel", ["--name=\(jobName(task: task))"], timeout: 60) else {
+            return "scancel did not answer in 60 s; run `\(command)` when the controller answers"
+        }
+        guard r.status == 0 else {
+            let said = r.stderr.split(whereSeparator: \.isNewline).last.map(String.init) ?? "exit \(r.status)"
+            return "scancel failed (\(said)); run `\(command)`, or this cancel again, when the controller answers"
+        }
+        return nil
     }
 
     /// "0-5" or "1,3,7-9": Slurm's array index list.

@@ -8,7 +8,13 @@ extension JobStore {
     public func liveStatus(_ t: TaskRecord) -> (status: String, note: String?) {
         guard t.status == .running else { return (t.status.rawValue, nil) }
         if isLeasedByOther(t) { return (TaskStatus.running.rawValue, nil) }
-        guard let pid = t.leasePid else { return (TaskStatus.interrupted.rawValue, "no process holds it") }
+        guard let pid = t.leasePid else {
+            // `--detach`: the scheduler runs the elements, no coordinator watches them.
+            if t.storedRequest?.executor.kind == .slurm {
+                return ("detached", "its elements are Slurm's; `vslice resume \(t.id.short)` collects them and finishes the task")
+            }
+            return (TaskStatus.interrupted.rawValue, "no process holds it")
+        }
         if t.leaseHost == Host.name && kill(pid_t(pid), 0) != 0 && errno == ESRCH {
             return (TaskStatus.interrupted.rawValue, "its process \(pid) is gone")
         }
@@ -39,6 +45,8 @@ extension JobStore {
         /// A live process holds it: it stops at its next heartbeat (and removes its own files).
         public var running: Bool
         public var workRemoved: Bool
+        /// The scheduler could not be told (its elements may still run): why, and the command to run by hand.
+        public var schedulerError: String? = nil
     }
 
     /// Cancels a task for good. A task no process runs has its work folder and part file removed at once; a
@@ -47,13 +55,14 @@ extension JobStore {
         let running = isLeasedByOther(t)
         let changed = try cancel(t.id)
         // Segments handed to a scheduler are cancelled there too.
-        if changed { ExecutorControl.cancelScheduled(t) }
+        // Again for a task cancelled before: an earlier cancel may not have reached the scheduler.
+        let schedulerError = changed || t.status == .cancelled ? ExecutorControl.cancelScheduled(t) : nil
         var removed = false
         if changed && !running && !t.workDir.isEmpty {
             try GarbageCollector.remove(t, store: self)
             removed = !FileManager.default.fileExists(atPath: t.workDir)
         }
         return CancelOutcome(task: t.id, status: try status(of: t.id) ?? t.status, changed: changed, running: running,
-                             workRemoved: removed)
+                             workRemoved: removed, schedulerError: schedulerError)
     }
 }

@@ -34,5 +34,9 @@ struct CancelCommand: ParsableCommand {
             print("task \(t.id.short) cancelled" + (outcome.running ? "; its process (pid \(t.leasePid ?? 0)) stops at its next heartbeat"
                                                                         : outcome.workRemoved ? "; work folder removed" : ""))
         }
+        // The ledger says cancelled, but elements may still run: a failure the operator must act on.
+        if let why = outcome.schedulerError {
+            throw VSliceError(.processing, "cancel task \(t.id.short)", reason: "its queued elements were not cancelled: \(why)")
+        }
     }
 }

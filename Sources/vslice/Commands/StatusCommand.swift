@@ -41,6 +41,8 @@ struct StatusCommand: ParsableCommand {
         /// The audio event's pieces (segments `TASK_audio_N`).
         var audioPieces: [SegmentRecord]
         var traces: [TraceRecord]
+        /// What the scheduler holds of the unfinished segments now, by segment order ("running on n2, slurm job 12_3").
+        var scheduled: [String: String]?
     }
 
     func validate() throws {
@@ -54,13 +56,17 @@ struct StatusCommand: ParsableCommand {
         let live = store.liveStatus(t)
         let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
                             segments: try store.segments(task: t.id), audioPieces: try store.audioPieces(task: t.id),
-                            traces: try store.traces(task: t.id))
+                            traces: try store.traces(task: t.id),
+                            scheduled: ExecutorControl.scheduled(t).map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) })
         if json { try Terminal.printJSON(detail); return }
         print("task \(t.id) \(live.status)\(live.note.map { " (\($0))" } ?? "")\(t.error.map { ": " + $0 } ?? "")"
               + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
         for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
+        // What Slurm holds now: the ledger hears of an element only when its worker's record is collected.
         for s in detail.segments {
-            print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)")
+            let now = s.status == .done ? nil : detail.scheduled?[String(s.ord)]
+            print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)"
+                  + (now.map { "; \($0)" } ?? ""))
             // Each failed attempt, where it ran and why (a worker's error, or a lost element: its node failed…).
             for t in detail.traces where t.segmentId == s.id && t.status == .failed {
                 // A Slurm element as Slurm names it (ARRAYJOB_INDEX), for scontrol and the slurm-*.out log.
