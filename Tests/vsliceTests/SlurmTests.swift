@@ -233,8 +233,11 @@ struct SlurmTests {
 
         // A detached task whose elements hang, cancelled: its array leaves the queue.
         let out2 = j.dir.appendingPathComponent("out2.mp4").path
-        let r2 = try j.transcode(["--detach", "--jobs", "2"], output: out2, environment: ["VSLICE_FAULT": "segment-stall"])
-        let task2 = try #require(try lastEvent(r2.stdout, "task_detached")["task"] as? String)
+        // `-q --detach` (no --json), as a script would: the task ID alone on stdout.
+        let r2 = try vslice(["transcode", Self.clip, "-o", out2, "--executor", "slurm", "--preset", "veryfast", "-q", "--detach", "--jobs", "2"],
+                            environment: j.environment.merging(["VSLICE_FAULT": "segment-stall"]) { $1 })
+        let task2 = r2.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(r2.status == 0 && task2.count == 36 && UUID(uuidString: task2) != nil, "\(r2.stdout) \(r2.stderr)")
         #expect(try !j.slurm.queue().isEmpty)
         // status: detached, and what Slurm holds of each segment.
         let status = try vslice(["status", task2], environment: j.environment)
@@ -250,6 +253,14 @@ struct SlurmTests {
         let unreached = try vslice(["cancel", task2], environment: j.environment.merging(["SLURM_CONF": deadConf]) { $1 })
         #expect(unreached.status == 1 && unreached.stderr.contains("not cancelled") && unreached.stderr.contains("scancel --name=vslice-"),
                 "\(unreached.status) \(unreached.stderr)")
+        // A transcode for a controller that does not answer is refused before any work; --slurm-arg without
+        // --executor slurm is a usage error.
+        let out3 = j.dir.appendingPathComponent("out3.mp4").path
+        let dead = try j.transcode([], output: out3, environment: ["SLURM_CONF": deadConf])
+        #expect(dead.status == 1 && dead.stderr.contains("the controller does not answer"), "\(dead.status) \(dead.stderr)")
+        #expect(try j.sql("SELECT count(*) FROM task WHERE output = '\(out3)'") == "0")
+        let local = try vslice(["transcode", Self.clip, "-o", out3, "--slurm-arg=--partition=x"], environment: j.environment)
+        #expect(local.status == 2 && local.stderr.contains("--slurm-arg needs --executor slurm"), "\(local.stderr)")
         #expect(try !j.slurm.queue().isEmpty)
         // The same cancel again, the controller answering: the array leaves the queue.
         let cancel = try vslice(["cancel", task2], environment: j.environment)

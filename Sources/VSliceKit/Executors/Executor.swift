@@ -33,10 +33,10 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
         if detach && !isRemote {
             throw VSliceError(.usage, "check options", reason: "--detach needs --executor slurm or external (a local run ends with its process)")
         }
-        guard isRemote else { return }
         if kind != .slurm && !slurmArgs.isEmpty {
             throw VSliceError(.usage, "check options", reason: "--slurm-arg needs --executor slurm")
         }
+        guard isRemote else { return }
         let root = request.workRoot.map(Transcoder.absolute)
             ?? (Transcoder.absolute(request.output) as NSString).deletingLastPathComponent
         try WorkFolder.checkWritable(root)

@@ -23,9 +23,16 @@ struct SlurmEngine: ClusterEngine {
     /// Slurm's default `MaxArraySize` (array indices 0–1000), used when `scontrol` cannot say.
     static let defaultMaxArraySize = 1001
 
+    /// Slurm's commands on PATH, and a controller that answers (`squeue`), before any work: a dead controller
+    /// would otherwise be found after the probe, the plan and the audio.
     static func checkInstalled() throws(VSliceError) {
         for tool in ["sbatch", "squeue", "scancel"] where ExternalCommand.find(tool) == nil {
             throw VSliceError(.usage, "check options", reason: "--executor slurm needs Slurm's \(tool) on PATH")
+        }
+        let r = try? ExternalCommand.run("squeue", ["--noheader", "--name=vslice-check"], timeout: 60)
+        guard let r, r.status == 0 else {
+            let said = r?.stderr.split(whereSeparator: \.isNewline).last.map(String.init) ?? "no answer in 60 s"
+            throw VSliceError(.processing, "check Slurm", reason: "the controller does not answer (squeue: \(said)); nothing was started")
         }
     }
 

@@ -116,6 +116,9 @@ struct TaskSession {
                 } else if !quiet {
                     print("task \(report.task): \(report.segments) segments submitted; work folder \(report.workDir ?? "?"); "
                           + "`vslice resume \(report.task.short)` finishes it")
+                } else {
+                    // `-q --detach` in a script: the task's ID alone, what it needs to resume or cancel it.
+                    print(report.task.rawValue)
                 }
             } else if let writer {
                 writer.emit("task_done", EventWriter.fields(report))
