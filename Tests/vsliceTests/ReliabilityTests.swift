@@ -274,6 +274,18 @@ struct ReliabilityTests {
         #expect(swept.status == 0, "\(swept.stderr)")
         let left = try j.strays()
         #expect(left.count == 1 && left[0].hasPrefix(".two.mkv.vslice-"), "\(left)")
+
+        // The second task cancelled (its work folder removed), then a late worker writes into that folder again:
+        // the ledger no longer knows it as that task's, so it is an orphan too.
+        let id = try #require(left[0].split(separator: "-").last.map(String.init))
+        #expect(try vslice(["cancel", id], environment: j.env).status == 0)
+        #expect(try j.strays().isEmpty)
+        let late = j.dir.appendingPathComponent(left[0]).path
+        try FileManager.default.createDirectory(atPath: late, withIntermediateDirectories: true)
+        try "x".write(toFile: late + "/seg-00001.process.log", atomically: true, encoding: .utf8)
+        let late2 = try vslice(["gc", "--orphans", j.dir.path, "--min-age", "0", "--json"], environment: j.env)
+        #expect(late2.status == 0 && late2.stdout.contains("its task is cancelled and its work was removed"), "\(late2.stdout)")
+        #expect(try j.strays().isEmpty)
     }
 
     @Test("the disk under the job store full: exit 1 with the resume hint, no work folder")

@@ -268,6 +268,10 @@ struct SlurmTests {
         let deadline = Date().addingTimeInterval(60)
         while try !j.slurm.queue().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
         #expect(try j.slurm.queue().isEmpty, "cancel left the array in the queue")
+        // The cancel waited for the workers to end before removing the work folder: nothing wrote it again.
+        #expect(cancel.stdout.contains("work folder removed"), "\(cancel.stdout)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: j.dir.path).filter { $0.hasPrefix(".out2.mp4.vslice-") }
+        #expect(left.isEmpty, "\(left)")
         #expect(try j.sql("SELECT status FROM task WHERE id = '\(task2)'") == "cancelled")
     }
 

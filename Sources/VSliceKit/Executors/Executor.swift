@@ -130,12 +130,24 @@ public enum ExecutorControl {
     /// 12_3" or "queued (slurm job 12_4)". Nil when its segments do not run under a scheduler vslice can ask, or
     /// it did not answer.
     public static func scheduled(_ t: TaskRecord) -> [Int: String]? {
-        guard t.status.isResumable, t.storedRequest?.executor.kind == .slurm, ExternalCommand.find("squeue") != nil,
-              let seen = SlurmEngine(extraArgs: []).inFlight(task: t.id) else { return nil }
+        guard t.status.isResumable, let seen = sightings(t) else { return nil }
         return seen.mapValues { s in
             let job = "slurm job \(s.arrayJob ?? "?")_\(s.arrayIndex.map(String.init) ?? "?")"
             return s.state == .running ? "running" + (s.node.map { " on \($0)" } ?? "") + ", \(job)" : "queued (\(job))"
         }
+    }
+
+    /// What Slurm holds of the task's elements (whatever the ledger says of the task); nil when not a Slurm task
+    /// or squeue did not answer.
+    private static func sightings(_ t: TaskRecord) -> [Int: ElementSighting]? {
+        guard t.storedRequest?.executor.kind == .slurm, ExternalCommand.find("squeue") != nil else { return nil }
+        return SlurmEngine(extraArgs: []).inFlight(task: t.id)
+    }
+
+    /// Waits (at most `timeout` seconds) until the scheduler holds none of the task's elements.
+    static func waitUntilUnscheduled(_ t: TaskRecord, timeout: Double) {
+        let deadline = monotonicSeconds() + timeout
+        while let held = sightings(t), !held.isEmpty, monotonicSeconds() < deadline { Thread.sleep(forTimeInterval: 0.5) }
     }
 
     @discardableResult

@@ -32,7 +32,9 @@ public enum GarbageCollector {
             if !dryRun {
                 if t.status.isResumable {
                     try store.cancel(t.id)
-                    ExecutorControl.cancelScheduled(t)
+                    // Elements the scheduler could not be told to stop may still write there: kept for `vslice cancel`.
+                    if ExecutorControl.cancelScheduled(t) != nil { continue }
+                    ExecutorControl.waitUntilUnscheduled(t, timeout: 30)
                 }
                 try remove(t, store: store)
             }
@@ -44,14 +46,18 @@ public enum GarbageCollector {
     }
 
     /// Work folders and part files directly in `dir` that are named like a task's (`.NAME.vslice-ID8`,
-    /// `.NAME.vslice-ID8.part`) but belong to no task of this ledger (its database was deleted or replaced), and
+    /// `.NAME.vslice-ID8.part`) but belong to no task of this ledger (its database was deleted or replaced) — or
+    /// to an ended task whose work the ledger says was removed (a worker still ending wrote into it again) — and
     /// whose newest file is older than `minAge` seconds (a live process of another ledger keeps writing its own).
     public static func orphans(in dir: String, store: JobStore, minAge: Double, dryRun: Bool) throws(VSliceError) -> [Item] {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: dir) else {
             throw VSliceError(.usage, "gc", path: dir, reason: "cannot list the folder")
         }
-        let known = Set(try store.tasks().map { $0.id.short })
+        let tasks = try store.tasks()
+        // Tasks whose files are still theirs: unfinished, or ended with their work not yet removed.
+        let known = Set(tasks.filter { $0.status.isResumable || !$0.workDir.isEmpty }.map { $0.id.short })
+        let ended = Dictionary(tasks.map { ($0.id.short, $0.status) }) { a, _ in a }
         let pattern = /^\..*\.vslice-([0-9a-f]{8})(\.part)?$/
         var items: [Item] = []
         for name in names.sorted() {
@@ -61,8 +67,10 @@ public enum GarbageCollector {
             guard age >= minAge else { continue }
             let bytes = diskUsage(path)
             if !dryRun { try? fm.removeItem(atPath: path) }
-            items.append(Item(task: TaskID(String(m.1)), status: "unknown", reason: String(format: "no task in this job store; untouched for %.0f s", age),
-                              removed: [path], bytes: bytes))
+            let status = ended[String(m.1)]
+            let why = status == nil ? "no task in this job store" : "its task is \(status!.rawValue) and its work was removed"
+            items.append(Item(task: TaskID(String(m.1)), status: status?.rawValue ?? "unknown",
+                              reason: String(format: "%@; untouched for %.0f s", why, age), removed: [path], bytes: bytes))
         }
         return items
     }

@@ -49,8 +49,10 @@ extension JobStore {
         public var schedulerError: String? = nil
     }
 
-    /// Cancels a task for good. A task no process runs has its work folder and part file removed at once; a
-    /// running one is told through the ledger and its process stops within a heartbeat.
+    /// Cancels a task for good. A task no process runs has its work folder and part file removed at once — under
+    /// Slurm once its elements are gone, and not while the scheduler could not be told (they may still run and
+    /// write there: cancelling again removes it); a running one is told through the ledger and its process stops
+    /// within a heartbeat.
     public func cancelTask(_ t: TaskRecord) throws(VSliceError) -> CancelOutcome {
         let running = isLeasedByOther(t)
         let changed = try cancel(t.id)
@@ -58,7 +60,9 @@ extension JobStore {
         // Again for a task cancelled before: an earlier cancel may not have reached the scheduler.
         let schedulerError = changed || t.status == .cancelled ? ExecutorControl.cancelScheduled(t) : nil
         var removed = false
-        if changed && !running && !t.workDir.isEmpty {
+        if (changed || t.status == .cancelled) && !running && !t.workDir.isEmpty && schedulerError == nil {
+            // Its workers end on scancel's SIGTERM writing their records: the folder goes once they are gone.
+            ExecutorControl.waitUntilUnscheduled(t, timeout: 30)
             try GarbageCollector.remove(t, store: self)
             removed = !FileManager.default.fileExists(atPath: t.workDir)
         }

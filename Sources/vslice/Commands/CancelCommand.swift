@@ -29,7 +29,7 @@ struct CancelCommand: ParsableCommand {
         if json {
             try Terminal.printJSON(outcome)
         } else if !outcome.changed {
-            print("task \(t.id.short) is already \(t.status)")
+            print("task \(t.id.short) is already \(t.status)" + (outcome.workRemoved ? "; work folder removed" : ""))
         } else {
             print("task \(t.id.short) cancelled" + (outcome.running ? "; its process (pid \(t.leasePid ?? 0)) stops at its next heartbeat"
                                                                         : outcome.workRemoved ? "; work folder removed" : ""))
