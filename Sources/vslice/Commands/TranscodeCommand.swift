@@ -45,6 +45,7 @@ struct TranscodeCommand: ParsableCommand {
         runner.prepare()
         var request = outputOptions.request(input: input, output: output, settings: settings)
         request.executor = cluster.config
+        Signals.remoteRun.store(cluster.executor != .local, ordering: .relaxed)
         var pipelineOptions = runner.pipelineOptions
         pipelineOptions.detach = cluster.detach
         let store = try runner.store.open()

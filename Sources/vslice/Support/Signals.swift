@@ -12,12 +12,14 @@ enum Log {
     }
 }
 
-/// Ctrl-C (or SIGTERM) once: stop dispatching new segments, let running ones finish. Twice: abort now.
-/// Either way the work folder is kept and the process exits 130.
+/// Ctrl-C (or SIGTERM) once: stop dispatching new segments, let running ones finish (under a scheduler: stop
+/// watching; the elements go on). Twice: abort now. Either way the work folder is kept and the process exits 130.
 enum Signals {
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
     /// Segments in the running task's plan (0 before it is planned).
     static let segmentsInRun = Atomic<Int>(0)
+    /// The running task's segments run under a scheduler or external workers (they go on without this process).
+    static let remoteRun = Atomic<Bool>(false)
 
     static func install() {
         for sig in [SIGINT, SIGTERM] {
@@ -29,7 +31,10 @@ enum Signals {
                     FileHandle.standardError.write(Data("\nvslice: aborting now\n".utf8))
                 } else {
                     Cancellation.requestStop()
-                    let message = segmentsInRun.load(ordering: .relaxed) == 1
+                    let message = remoteRun.load(ordering: .relaxed)
+                        ? "stopping: the submitted elements go on without this process; the same command (or vslice resume) "
+                            + "re-attaches, vslice cancel stops them (Ctrl-C again to stop now)"
+                        : segmentsInRun.load(ordering: .relaxed) == 1
                         ? "stopping after the running segment; this task is a single segment, so that waits for the "
                             + "whole encode (Ctrl-C again to abort now; the task stays resumable)"
                         : "stopping after the running segments (Ctrl-C again to abort now; the task stays resumable)"
