@@ -72,17 +72,10 @@ public struct Transcoder: Sendable {
         self.onEvent = onEvent
     }
 
-    /// The work folder is made beside the output: a folder is made and removed there first, since permission bits
-    /// do not tell everything (a read-only mount, sysfs, an ACL or a FUSE file system refuse what they allow).
-    /// A full disk is not refused here: the work's own writes report it.
+    /// The work folder is made beside the output: writing there is tried first (`WorkFolder.writeRefusal`). A
+    /// full disk is not refused here: the work's own writes report it.
     private static func probeWritable(_ dir: String, output: String) throws(VSliceError) {
-        let probe = (dir as NSString).appendingPathComponent(".vslice-probe-\(UUID().uuidString.prefix(8))")
-        guard mkdir(probe, 0o700) != 0 else {
-            rmdir(probe)
-            return
-        }
-        let e = errno
-        guard [EACCES, EPERM, EROFS].contains(e) else { return }
+        guard let e = WorkFolder.writeRefusal(dir), [EACCES, EPERM, EROFS].contains(e) else { return }
         throw VSliceError(.usage, "check output", path: output,
                           reason: "output folder '\(dir)' is not writable (\(String(cString: strerror(e))))")
     }

@@ -51,14 +51,21 @@ extension WorkFolder {
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw VSliceError(.usage, "check work folder", path: dir, reason: "the work folder root does not exist or is not a folder")
         }
+        if let e = writeRefusal(dir) {
+            throw VSliceError(.usage, "check work folder", path: dir,
+                              reason: "not writable (\(String(cString: strerror(e)))): the workers write their segments there")
+        }
+    }
+
+    /// Creates and removes a file in `dir`: nil when that worked, else the errno. Permission bits do not tell
+    /// everything (a read-only mount, sysfs, an ACL or a FUSE file system refuse what they allow).
+    static func writeRefusal(_ dir: String) -> Int32? {
         let probe = (dir as NSString).appendingPathComponent(".vslice-write-check-\(getpid())-\(UUID().uuidString.prefix(8))")
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 {
-            throw VSliceError(.usage, "check work folder", path: dir,
-                              reason: "not writable (\(String(cString: strerror(errno)))): the workers write their segments there")
-        }
+        guard fd >= 0 else { return errno }
         close(fd)
         unlink(probe)
+        return nil
     }
 }
 
