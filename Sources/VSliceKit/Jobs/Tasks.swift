@@ -369,14 +369,20 @@ extension JobStore {
                 try db.execute(sql: "UPDATE event SET status = ?, updated_at = ? WHERE task_id = ? AND status = ?",
                                arguments: [StepStatus.failed, now(), id, StepStatus.done])
             }
-            try db.execute(sql: """
-                UPDATE task SET status = ?, error = ?, failure_kind = ?, failure_deterministic = ?, lease_pid = NULL,
-                lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
-                WHERE id = ?
-                """, arguments: [status, failure?.description, failure?.kind.rawValue, failure.map { $0.failsAgain }, now(), id])
-            try Self.closeOpenRows(db, task: id, status: status == .done ? .done : status == .cancelled ? .cancelled : .failed)
+            try Self.end(db, id, status: status, failure: failure)
         }
         leases.withLock { $0[id] = nil }
+    }
+
+    /// Ends a task inside the caller's transaction: its status, its failure (message, kind, whether it would fail
+    /// again), its lease released, its open events and traces closed.
+    private static func end(_ db: Database, _ id: TaskID, status: TaskStatus, failure: VSliceError?) throws {
+        try db.execute(sql: """
+            UPDATE task SET status = ?, error = ?, failure_kind = ?, failure_deterministic = ?, lease_pid = NULL,
+            lease_heartbeat = NULL, lease_token = NULL, updated_at = ?
+            WHERE id = ?
+            """, arguments: [status, failure?.description, failure?.kind.rawValue, failure.map { $0.failsAgain }, now(), id])
+        try closeOpenRows(db, task: id, status: status == .done ? .done : status == .cancelled ? .cancelled : .failed)
     }
 
     /// A task left `running` by a holder that is gone, refused before it could be taken up again: recorded as
@@ -386,11 +392,7 @@ extension JobStore {
         _ = try? write { db in
             guard let t = try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id]),
                   t.status.isResumable, !isLeasedByOther(t) else { return }
-            try db.execute(sql: """
-                UPDATE task SET status = ?, error = ?, failure_kind = ?, failure_deterministic = ?, lease_pid = NULL,
-                lease_heartbeat = NULL, lease_token = NULL, updated_at = ? WHERE id = ?
-                """, arguments: [TaskStatus.failed, error.description, error.kind.rawValue, error.failsAgain, now(), id])
-            try Self.closeOpenRows(db, task: id, status: .failed)
+            try Self.end(db, id, status: .failed, failure: error)
         }
     }
 
