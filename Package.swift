@@ -25,13 +25,25 @@ let package = Package(
         // Starts `--process` programs in a process group that dies with vslice (C: the code between fork and
         // exec must be async-signal-safe, and prctl is variadic).
         .target(name: "CProcessGroup"),
+        // The layers, each seeing only those below it (the compiler keeps the direction):
+        // Support ← Model ← {Media, Ledger} ← Kit ← vslice.
+        // Support: errors, cancellation, clocks, threads, child processes, file operations, paths.
+        .target(name: "VSliceSupport", dependencies: ["CProcessGroup"]),
+        // Model: the values every layer speaks in — settings, the plan, IDs, statuses, the work order, the
+        // source's facts as the probe states them. No FFmpeg, no SQL.
+        .target(name: "VSliceModel", dependencies: ["VSliceSupport"]),
+        // Media: the only importer of FFmpeg (probe, decode, filter, encode, mux, the segment pipeline).
+        .target(name: "VSliceMedia", dependencies: ["CFFmpeg", "VSliceSupport", "VSliceModel"]),
+        // Ledger: the only importer of GRDB (the job store: tasks, events, segments, traces).
+        .target(name: "VSliceLedger", dependencies: [
+            "VSliceSupport", "VSliceModel", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Kit: the DAG as it runs, its steps, the executors and workers; what the command line calls.
         .target(
             name: "VSliceKit",
             dependencies: [
-                "CFFmpeg",
-                "CProcessGroup",
+                "VSliceSupport", "VSliceModel", "VSliceMedia", "VSliceLedger",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .executableTarget(
@@ -44,7 +56,10 @@ let package = Package(
         ),
         // Where every test process writes (one folder, removed at exit): shared by both test targets.
         .target(name: "TestScratch", path: "Tests/TestScratch"),
-        .testTarget(name: "VSliceKitTests", dependencies: ["VSliceKit", "CFFmpeg", "TestScratch"]),
+        .testTarget(name: "VSliceKitTests", dependencies: [
+            "VSliceKit", "VSliceSupport", "VSliceModel", "VSliceMedia", "VSliceLedger", "CFFmpeg", "TestScratch",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "vsliceTests", dependencies: ["vslice", "VSliceKit", "TestScratch"]),
     ],
     swiftLanguageModes: [.v6]

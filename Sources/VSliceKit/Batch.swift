@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// The inputs of `vslice batch` and where their outputs go: OUTDIR mirrors DIR's layout, with the output
 /// container's extension.

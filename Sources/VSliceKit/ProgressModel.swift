@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// What a running task has done, from its `PipelineEvent`s: kept frames (so it ends at exactly 100 %; a
 /// failed attempt's frames are taken back), segments, and a frame rate over the last `window` seconds, so an

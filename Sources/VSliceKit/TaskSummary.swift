@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// One task as `vslice status` lists it: its live status, how much of it is done, and how long ago it last
 /// changed (or its holder last sent a heartbeat).

@@ -1,47 +1,11 @@
 import Foundation
 import Logging
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
-/// What the pipeline tells its caller while it runs (progress, NDJSON events).
-public enum PipelineEvent: Sendable {
-    /// The task this run works on (new, or an unfinished one resumed).
-    case taskStarted(id: TaskID, resumed: Bool)
-    /// How many segments a resumed run found done and intact (sent just before `planned`).
-    case alreadyDone(segments: Int)
-    case planned(totalFrames: Int, segments: Int, framesAlreadyDone: Int)
-    /// Kept frames a segment attempt has processed since the last report.
-    case framesProcessed(segment: Int, frames: Int)
-    case segmentStarted(index: Int)
-    case segmentDone(index: Int, frames: Int)
-    /// An attempt failed (it may be retried).
-    case segmentFailed(index: Int, error: String)
-    case audioDone
-    case merged
-    case published(path: String)
-}
-
-public struct TranscodeRequest: Sendable {
-    public var input: String
-    public var output: String
-    public var settings: TranscodeSettings
-    public var force: Bool
-    public var keepTemp: Bool
-    /// Folder under which the per-task work folder is made; default: beside the output.
-    public var workRoot: String?
-    /// Where the segments run (`--executor`).
-    public var executor: ExecutorConfig
-
-    public init(input: String, output: String, settings: TranscodeSettings, force: Bool = false,
-                keepTemp: Bool = false, workRoot: String? = nil, executor: ExecutorConfig = .local) {
-        self.input = input
-        self.output = output
-        self.settings = settings
-        self.force = force
-        self.keepTemp = keepTemp
-        self.workRoot = workRoot
-        self.executor = executor
-    }
-}
 
 public struct TranscodeReport: Codable, Sendable {
     public var task: TaskID
@@ -87,7 +51,7 @@ public struct Transcoder: Sendable {
                               reason: "unknown output extension (use .mp4, .mov or .mkv)")
         }
         let fm = FileManager.default
-        let dir = (absolute(output) as NSString).deletingLastPathComponent
+        let dir = (Paths.absolute(output) as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw VSliceError(.usage, "check output", path: output, reason: "output folder '\(dir)' does not exist")
@@ -96,7 +60,7 @@ public struct Transcoder: Sendable {
             throw VSliceError(.usage, "check output", path: output, reason: "output folder '\(dir)' is not writable")
         }
         try probeWritable(dir, output: output)
-        if fm.fileExists(atPath: input), canonical(input) == canonical(output) {
+        if fm.fileExists(atPath: input), Paths.canonical(input) == Paths.canonical(output) {
             throw VSliceError(.usage, "check output", path: output, reason: "output is the input file")
         }
         // What is at the output path itself, not what a symlink there points to: a dangling link exists too.
@@ -117,8 +81,6 @@ public struct Transcoder: Sendable {
         return format
     }
 
-    static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
-    static func canonical(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
 
     /// How a run behaves (none of this affects the output).
     public struct RunOptions: Sendable {
@@ -168,7 +130,7 @@ public struct Transcoder: Sendable {
         let started = monotonicSeconds()
         try request.settings.validate()
         try options.validate()
-        let input = Transcoder.absolute(request.input), out = Transcoder.absolute(request.output)
+        let input = Paths.absolute(request.input), out = Paths.absolute(request.output)
 
         // Everything that can be known up front is checked before a task or a work folder exists.
         let known: TaskRecord?
@@ -202,12 +164,23 @@ public struct Transcoder: Sendable {
 
     /// What the pre-flight checks found out about the source and the output.
     struct Preflight {
-        var probe: Probe
-        var identity: FileIdentity
+        var source: Inspection
         var format: String
-        var extras: SourceExtras
         /// This thread's CPU seconds when the checks began.
         var cpuAtStart: Double
+        var probe: Probe { source.probe }
+        var identity: FileIdentity { source.identity }
+        var extras: SourceExtras { source.extras }
+    }
+
+    /// The source as the checks before any work found it: readable, probed (with a video stream), its identity,
+    /// the filter's timing, what the processor puts out, the streams the output keeps.
+    struct Inspection {
+        var input: String
+        var probe: Probe
+        var video: VideoIndex
+        var identity: FileIdentity
+        var extras: SourceExtras
     }
 
     /// The checks before any work: the output's path and container, the executor, the encoders, the input
@@ -219,31 +192,40 @@ public struct Transcoder: Sendable {
         let format = try Transcoder.checkPaths(input: request.input, output: request.output, force: request.force || published)
         try request.executor.check(request: request, detach: options.detach)
         try EncoderCheck.check(request.settings, format: format, output: request.output)
-        // Bad input is refused (probing checks readability first) before a task or a work folder exists.
+        let source = try inspect(input: input, format: format, stallTimeout: options.stallTimeout)
+        return Preflight(source: source, format: format, cpuAtStart: cpuAtStart)
+    }
+
+    /// Bad input is refused (probing checks readability first) before a task or a work folder exists; then what
+    /// the source holds beside its video is decided (`sourceExtras`).
+    func inspect(input: String, format: String, stallTimeout: Double) throws(VSliceError) -> Inspection {
         try InputFile.checkReadable(input)
         guard let identity = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
         let probe = try Probe(path: input, expect: identity)
-        let extras = try sourceExtras(input: input, probe: probe, format: format, identity: identity, stallTimeout: options.stallTimeout)
-        return Preflight(probe: probe, identity: identity, format: format, extras: extras, cpuAtStart: cpuAtStart)
+        guard let video = probe.video else { throw VSliceError(.input, "probe", path: input, reason: "no video stream") }
+        let extras = try sourceExtras(input: input, probe: probe, video: video, format: format, identity: identity,
+                                      stallTimeout: stallTimeout)
+        return Inspection(input: input, probe: probe, video: video, identity: identity, extras: extras)
     }
 
     /// The filter's timing, what the processor puts out, what the output carries of the other streams (what it
     /// cannot is named), the audio encoders opened for their tracks, the HDR metadata: all decided before any work.
-    func sourceExtras(input: String, probe: Probe, format: String, identity: FileIdentity,
+    func sourceExtras(input: String, probe: Probe, video: VideoIndex, format: String, identity: FileIdentity,
                       stallTimeout: Double) throws(VSliceError) -> SourceExtras {
         let settings = request.settings
         // A filter graph is built, and its timing measured, before any work: a bad or uncuttable one is refused.
         var filterTiming: FilterTiming? = nil
-        if let vf = settings.videoFilter, let v = probe.video {
+        if let vf = settings.videoFilter {
+            let v = video
             try VideoFilterGraph.check(vf, source: input, videoStream: v.streamIndex)
             filterTiming = try FilterTiming.measure(vf, source: input, index: v)
         }
         // The processor runs on a few frames: a broken one is refused, and what it puts out is learnt.
         let processor = settings.process == nil ? nil
-            : try ProcessorCheck.run(source: input, index: probe.video!, settings: settings, expect: identity, muxer: format,
+            : try ProcessorCheck.run(source: input, index: video, settings: settings, expect: identity, muxer: format,
                                      stallTimeout: stallTimeout, onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
         let layout = try SourceLayout(path: input)
-        let streamPlan = try StreamPlan(layout, videoStream: probe.video!.streamIndex, format: format, settings: settings)
+        let streamPlan = try StreamPlan(layout, videoStream: video.streamIndex, format: format, settings: settings)
         if !streamPlan.dropped.isEmpty {
             logger.warning("not carried (the \(format) output cannot hold them; --strict-streams makes this an error): \(streamPlan.dropped.joined(separator: ", "))")
         }
@@ -253,7 +235,7 @@ public struct Transcoder: Sendable {
         // The audio encoders open now, set up for their tracks: a bad --acodec/--abitrate is refused here.
         try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, format: format,
                                      output: request.output, expect: identity)
-        let hdr = try HDRMetadata.read(source: input, videoStream: probe.video!.streamIndex)
+        let hdr = try HDRMetadata.read(source: input, videoStream: video.streamIndex)
         return SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: processor)
     }
 
@@ -280,8 +262,8 @@ public struct Transcoder: Sendable {
         let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll("the task was cancelled") },
                                   onLost: { watchdog.cancelAll("another process took the task over") })
         defer { heartbeat.stop() }
-        let ctx = StageContext(request: request, task: task, store: store, probe: checked.probe, extras: checked.extras,
-                               identity: checked.identity, input: input, output: output, format: checked.format,
+        let ctx = StageContext(request: request, task: task, store: store, source: checked.source,
+                               output: output, format: checked.format,
                                options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent,
                                preflight: Transcoder.preflightCost(started: started, cpuAtStart: checked.cpuAtStart))
         do throws(VSliceError) {

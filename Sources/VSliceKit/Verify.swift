@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// The product's own check of an output against its source: frame count, every frame's timestamp, DTS order,
 /// A/V durations and start offset. Run before publishing and by `vslice verify`.

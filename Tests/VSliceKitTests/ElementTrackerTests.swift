@@ -4,6 +4,10 @@ import Logging
 import Synchronization
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// The remote executor's per-index element tracker (pure transitions), Slurm's outputs as the engine reads
 /// them, and the executor driven end to end against a fake cluster engine — no Slurm.

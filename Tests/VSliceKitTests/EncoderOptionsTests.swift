@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 @Suite("the options each segment's encoder is opened with")
 struct EncoderOptionsTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// An element's fixed costs: the process start read from /proc, the scheduler's latency estimated from the
 /// submissions and the workers' records, and their ingest into the ledger's trace columns.

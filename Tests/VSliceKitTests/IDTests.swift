@@ -3,6 +3,10 @@ import TestScratch
 import GRDB
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// The ledger's typed IDs: their formulas, and the plain strings they are in SQLite and in JSON (so neither the
 /// job store nor `task.json`, the trace records or `--json` changed with the types).

@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// Worker trace records (written beside the segments by `vslice segment`) and their ingest into the ledger by
 /// the task's holder; the worker's index selection; Slurm's array lists.

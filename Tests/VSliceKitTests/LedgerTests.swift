@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// The ledger's task lifecycle in one process: two `JobStore` instances stand for two processes (each holds its
 /// own lease tokens), so takeovers and lost leases are tested without starting anything.

@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// The merge's DTS repair: at a join, a segment's opening DTS (below its first PTS, from B-frame reordering) may
 /// fall at or below the previous segment's last DTS; the merge moves it just past, keeping DTS ≤ PTS.

@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 import CFFmpeg
 
 @Suite("--process: Y4M headers, the cut at a processor's rate, its files and settings")

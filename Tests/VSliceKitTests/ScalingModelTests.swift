@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// `vslice report`'s replay of a task's elements on N workers, on synthetic traces; and its reading of a ledger.
 @Suite("scaling model: the replay of recorded traces")

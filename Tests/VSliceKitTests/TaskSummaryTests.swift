@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// What `vslice status` prints is computed in the library: done frames and segments, the percentage, the age.
 @Suite("task summary")

@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 @Suite("progress model and line, option checks")
 struct UXUnitTests {

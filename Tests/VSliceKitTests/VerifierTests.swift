@@ -2,6 +2,10 @@ import Foundation
 import TestScratch
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// The verifier's rules, on probes built in memory (and one pair of files written by FFmpeg's Matroska muxer):
 /// what it finds, and the differences it must let pass.

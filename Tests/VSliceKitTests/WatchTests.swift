@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import VSliceKit
+@testable import VSliceLedger
+@testable import VSliceMedia
+@testable import VSliceModel
+@testable import VSliceSupport
 
 /// The interrupt callback's per-file state: I/O deadline, abandon switch.
 @Suite("interrupt callback: I/O deadline and abandon")

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// Where an element stands according to its scheduler.
 enum ElementState: Sendable, Equatable {

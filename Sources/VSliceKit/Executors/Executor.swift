@@ -1,32 +1,12 @@
 import Foundation
 import Logging
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
-/// Where a task's segments run (`--executor`); stored with the task, so a resume runs them the same way.
-public struct ExecutorConfig: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable, CaseIterable {
-        /// Threads in the vslice process (the default).
-        case local
-        /// One Slurm job array; element i runs `vslice segment --index i`.
-        case slurm
-        /// Someone else runs `vslice segment` for every index (e.g. a Kubernetes Indexed Job); the coordinator
-        /// waits for their trace records.
-        case external
-    }
-
-    public var kind: Kind
-    /// Extra `sbatch` arguments (`--slurm-arg`, repeatable), e.g. `--partition=render`.
-    public var slurmArgs: [String]
-
-    public init(kind: Kind = .local, slurmArgs: [String] = []) {
-        self.kind = kind
-        self.slurmArgs = slurmArgs
-    }
-
-    public static let local = ExecutorConfig()
-
-    /// Segments run in other processes, which find the task through its work folder.
-    public var isRemote: Bool { kind != .local }
+extension ExecutorConfig {
 
     /// Checks, before any work, what this executor needs: a work folder root the workers can write to.
     func check(request: TranscodeRequest, detach: Bool) throws(VSliceError) {
@@ -37,35 +17,10 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
             throw VSliceError(.usage, "check options", reason: "--slurm-arg needs --executor slurm")
         }
         guard isRemote else { return }
-        let root = request.workRoot.map(Transcoder.absolute)
-            ?? (Transcoder.absolute(request.output) as NSString).deletingLastPathComponent
+        let root = request.workRoot.map(Paths.absolute)
+            ?? (Paths.absolute(request.output) as NSString).deletingLastPathComponent
         try WorkFolder.checkWritable(root)
         if kind == .slurm { try SlurmEngine.checkInstalled() }
-    }
-}
-
-extension WorkFolder {
-    /// Refuses a folder this process cannot create files in (workers write their segments there).
-    static func checkWritable(_ dir: String) throws(VSliceError) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw VSliceError(.usage, "check work folder", path: dir, reason: "the work folder root does not exist or is not a folder")
-        }
-        if let e = writeRefusal(dir) {
-            throw VSliceError(.usage, "check work folder", path: dir,
-                              reason: "not writable (\(String(cString: strerror(e)))): the workers write their segments there")
-        }
-    }
-
-    /// Creates and removes a file in `dir`: nil when that worked, else the errno. Permission bits do not tell
-    /// everything (a read-only mount, sysfs, an ACL or a FUSE file system refuse what they allow).
-    static func writeRefusal(_ dir: String) -> Int32? {
-        let probe = (dir as NSString).appendingPathComponent(".vslice-write-check-\(getpid())-\(UUID().uuidString.prefix(8))")
-        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return errno }
-        close(fd)
-        unlink(probe)
-        return nil
     }
 }
 

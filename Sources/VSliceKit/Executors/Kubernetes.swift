@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// `vslice plan IN --emit k8s-job --task-dir DIR`: a Kubernetes Indexed Job whose pod i runs
 /// `vslice segment --work-dir DIR` (index from JOB_COMPLETION_INDEX) for a task planned with
@@ -23,9 +27,9 @@ public enum KubernetesJob {
 
     /// The manifest for the task planned in `taskDir`, whose input must be `input`.
     public static func manifest(input: String, taskDir: String, options: Options) throws(VSliceError) -> Data {
-        let dir = Transcoder.absolute(taskDir)
+        let dir = Paths.absolute(taskDir)
         let order = try WorkOrder.read(workDir: dir)
-        guard order.input == Transcoder.absolute(input) else {
+        guard order.input == Paths.absolute(input) else {
             throw VSliceError(.usage, "emit k8s-job", path: input, reason: "the task in \(dir) transcodes \(order.input), not this input")
         }
         let limits = Transcoder.RunOptions.Limits.maxAttempts
@@ -33,7 +37,7 @@ public enum KubernetesJob {
             throw VSliceError(.usage, "emit k8s-job", reason: "--max-attempts takes \(limits.lowerBound) to \(limits.upperBound), got \(options.maxAttempts)")
         }
         let top = "/" + (dir.split(separator: "/").first.map(String.init) ?? "")
-        let mount = Transcoder.absolute(options.mountPath ?? top)
+        let mount = Paths.absolute(options.mountPath ?? top)
         if options.pvc != nil {
             for path in [dir, order.input] where !(path + "/").hasPrefix(mount == "/" ? "/" : mount + "/") {
                 throw VSliceError(.usage, "emit k8s-job", path: path,

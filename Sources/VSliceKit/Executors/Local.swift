@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// The default executor: the elements — video segments, then audio pieces — run on threads in this process,
 /// `--jobs` at a time, each attempt traced in the ledger directly; a failed attempt is retried here with backoff.

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// A scheduler that runs `vslice segment` for chosen indices of a task.
 protocol ClusterEngine: Sendable {
@@ -19,30 +23,6 @@ protocol ClusterEngine: Sendable {
     func nodeTrouble(_ nodes: Set<String>) -> [String: String]
     /// Stops every element of the task.
     func cancel(task: TaskID)
-}
-
-/// What was submitted for a task (kept in the work folder as `submissions.json`, for attempts and `cancel`).
-struct Submission: Codable, Sendable {
-    var engine: String
-    var id: String
-    var indices: [Int]
-    var submittedAt: Double
-
-    static let fileName = "submissions.json"
-
-    static func load(workDir: String) -> [Submission] {
-        let path = (workDir as NSString).appendingPathComponent(fileName)
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        return (try? JSONDecoder().decode([Submission].self, from: data)) ?? []
-    }
-
-    static func save(_ all: [Submission], workDir: String) throws(VSliceError) {
-        let data: Data
-        do { data = try JSONEncoder().encode(all) } catch {
-            throw VSliceError(.processing, "write submissions", path: workDir, reason: plainReason(error))
-        }
-        try WorkFolder.writeAtomically(data, to: (workDir as NSString).appendingPathComponent(fileName))
-    }
 }
 
 /// The coordinator side of an executor whose segments run in other processes (`vslice segment`): it submits

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// One attempt at one segment, the same wherever it runs — a job slot of the local executor, or a
 /// `vslice segment` worker under a scheduler: the segment's pipeline (with its `--process` program, told what

@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// `vslice segment`: runs exactly one segment of a planned task in this process, from the task's work folder
 /// alone (its `task.json`), and reports the attempt as a trace record file beside the segment. It never opens
@@ -35,7 +39,7 @@ public enum SegmentWorker {
     /// `deterministic` and `exit_code` follow the executors' policy (RetryPolicy.swift).
     public static func run(workDir given: String, index: Int, environment: [String: String],
                            progress: @escaping @Sendable (Int) -> Void = { _ in }) throws(VSliceError) -> Outcome {
-        let workDir = Transcoder.absolute(given)
+        let workDir = Paths.absolute(given)
         let order = try WorkOrder.read(workDir: workDir)
         guard (0..<order.elementCount).contains(index) else {
             let pieces = order.audioPieces?.count ?? 0

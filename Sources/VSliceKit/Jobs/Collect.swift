@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// `vslice gc`: removes what ended tasks leave on disk — work folders and merged part files.
 public enum GarbageCollector {

@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// Keeps the task's lease fresh while it runs (every 2 s); notices a `vslice cancel`, and a lease another
 /// process took over (this one was stopped past the stale limit), which must stop this run at once.

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// `vslice report TASK`: a finished task's recorded traces, ready to replay (`ScalingModel`), and what the run
 /// itself measured.

@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// audio: the kept audio tracks not encoded in pieces re-encoded in one pass or stream-copied, and the subtitle
 /// tracks extracted, beside the video branch, into `tracks/`: written as a folder of its own and renamed into

@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// The transcode DAG, declared in one place:
 ///

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// encode: the segments not done yet, longest first (so the last to finish is short), then the audio pieces not
 /// done yet, handed to the executor — threads in this process by default, or `vslice segment` workers under a
@@ -15,7 +19,7 @@ enum EncodeStage: Stage {
         let rows = Dictionary(uniqueKeysWithValues: try ctx.store.audioPieces(task: ctx.taskId).map { ($0.ord, $0) })
         let piecesTodo = pieces.filter { p in rows[p.order].map { $0.status != .done || !Transcoder.segmentFileIsIntact($0) } ?? true }
         if piecesTodo.count < pieces.count { ctx.logger.info("\(pieces.count - piecesTodo.count) of \(pieces.count) audio pieces already done") }
-        var job = EncodeJob(task: ctx.task, store: ctx.store, input: ctx.input, identity: ctx.identity, index: ctx.probe.video!,
+        var job = EncodeJob(task: ctx.task, store: ctx.store, input: ctx.input, identity: ctx.identity, index: ctx.video,
                             plan: plan, segmentPaths: ctx.segmentPaths, todo: todo, settings: ctx.settings, options: ctx.options,
                             watchdog: ctx.watchdog, onEvent: ctx.onEvent, logger: ctx.logger, kept: { i, n in ctx.setKept(i, n) })
         job.pieces = piecesTodo

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// mux: joins the pieces of the audio tracks encoded in pieces, then concatenates the segments and interleaves the
 /// tracks, in one streaming pass, into the part file beside
@@ -51,7 +55,7 @@ enum MergeStage: Stage {
     }
 
     static func makeMerger(_ ctx: StageContext) throws(VSliceError) -> Merger {
-        let streams = ctx.extras.streams, layout = ctx.extras.layout, video = ctx.probe.video!.streamIndex
+        let streams = ctx.extras.streams, layout = ctx.extras.layout, video = ctx.video.streamIndex
         // A filter may put the first frame before every source stream's start (fps rounding to the file's start).
         let firstVideo = ctx.extras.filterTiming == nil ? nil : try ctx.segmentPaths.first.flatMap { (p) throws(VSliceError) in try Merger.firstFrameTime(segment: p) }
         let tracks = zip(streams.audio.map(\.stream) + streams.subtitles.map(\.stream), ctx.trackPaths).map {

@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// plan: cuts the video into segments (once: the plan is stored with the task, so a resume — maybe with
 /// another `--jobs`, which shapes the default plan — works on the same segments), creates the segment rows,
@@ -10,7 +14,7 @@ enum PlanStage: Stage {
     static let inputs: [Node] = [.probe]
 
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
-        let store = ctx.store, taskId = ctx.taskId, index = ctx.probe.video!
+        let store = ctx.store, taskId = ctx.taskId, index = ctx.video
         let plan: Plan
         // The audio tracks encoded in pieces: mapped and cut now, so that the executor runs their pieces as
         // elements beside the video's (the audio node encodes only the other tracks). When the plan is made, the
@@ -28,7 +32,7 @@ enum PlanStage: Stage {
                     mapped.withLock { $0 = (p, threadCPUSeconds() - c0) }
                 }
                 let made: Result<Plan, VSliceError>
-                do throws(VSliceError) { made = .success(try makePlan(ctx, index: index)) } catch { made = .failure(error) }
+                do throws(VSliceError) { made = .success(try Plan.forRun(source: ctx.source, settings: ctx.settings, workers: ctx.request.executor.isRemote)) } catch { made = .failure(error) }
                 if let e = map.wait() { throw e }
                 let p = try made.get()
                 let m = mapped.withLock { $0 }
@@ -62,14 +66,5 @@ enum PlanStage: Stage {
         ctx.onEvent(.alreadyDone(segments: done.count))
         ctx.onEvent(.planned(totalFrames: plan.frameCount, segments: plan.segments.count, framesAlreadyDone: framesDone))
         return .done
-    }
-
-    /// The plan for this run's settings (its HDR metadata kept for every segment's encoder).
-    static func makePlan(_ ctx: StageContext, index: VideoIndex) throws(VSliceError) -> Plan {
-        var p = try Plan.make(source: ctx.input, index: index, settings: ctx.settings, expect: ctx.identity,
-                              filter: ctx.extras.filterTiming, from: ctx.extras.filterTiming.map(Transcoder.filteredStart),
-                              processor: ctx.extras.processor, workers: ctx.request.executor.isRemote)
-        p.hdr = ctx.extras.hdr
-        return p
     }
 }

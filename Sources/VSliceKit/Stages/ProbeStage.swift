@@ -1,3 +1,7 @@
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 /// probe: the input was probed before the task was claimed (bad input is refused before any work); this node
 /// records it in the ledger and checks there is a video stream to cut.
 enum ProbeStage: Stage {

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// publish: the merged file, checked once more against the checksum its merge recorded, renamed onto the output
 /// inside a transaction that checks the lease (never over an existing output without `--force`).

@@ -1,18 +1,11 @@
 import Foundation
 import Logging
 import Synchronization
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
-/// A node of the transcode DAG: its name is the ledger's (`event` rows are `TASK_name`). A new stage's file
-/// declares its own (`extension Node { static let thumbnails = Node("thumbnails") }`).
-public struct Node: RawRepresentable, Hashable, Codable, Sendable, CustomStringConvertible {
-    public let rawValue: String
-    public init(rawValue: String) { self.rawValue = rawValue }
-    init(_ name: String) { rawValue = name }
-    public var description: String { rawValue }
-
-    public static let probe = Node("probe"), plan = Node("plan"), audio = Node("audio"), encode = Node("encode"),
-                      mux = Node("mux"), verify = Node("verify"), publish = Node("publish")
-}
 
 /// How a stage ended.
 enum StageOutcome: Sendable {
@@ -39,12 +32,16 @@ final class StageContext: Sendable {
     let task: TaskRecord
     /// The ledger the run records itself in.
     let store: any Ledger
-    let probe: Probe
-    let extras: SourceExtras
+    /// The source as the checks before any work found it.
+    let source: Transcoder.Inspection
+    var probe: Probe { source.probe }
+    /// The source's video stream (a source without one was refused before any work).
+    var video: VideoIndex { source.video }
+    var extras: SourceExtras { source.extras }
     /// The input file's identity when the run began; every open of the input checks it.
-    let identity: FileIdentity
+    var identity: FileIdentity { source.identity }
     /// Absolute paths.
-    let input: String
+    var input: String { source.input }
     let output: String
     /// The output container (`mp4`, `mov`, `matroska`).
     let format: String
@@ -59,17 +56,14 @@ final class StageContext: Sendable {
     /// probe's trace.
     let preflight: (wall: Double, cpu: Double)
 
-    init(request: TranscodeRequest, task: TaskRecord, store: any Ledger, probe: Probe, extras: SourceExtras,
-         identity: FileIdentity, input: String, output: String, format: String, options: Transcoder.RunOptions,
+    init(request: TranscodeRequest, task: TaskRecord, store: any Ledger, source: Transcoder.Inspection,
+         output: String, format: String, options: Transcoder.RunOptions,
          watchdog: StallWatchdog, published: Bool, logger: Logger, onEvent: @escaping @Sendable (PipelineEvent) -> Void,
          preflight: (wall: Double, cpu: Double) = (0, 0)) {
         self.request = request
         self.task = task
         self.store = store
-        self.probe = probe
-        self.extras = extras
-        self.identity = identity
-        self.input = input
+        self.source = source
         self.output = output
         self.format = format
         self.options = options

@@ -1,4 +1,8 @@
 import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
 
 /// verify: checks the merged file (or the output an interrupted run already published) against the source —
 /// frame count and times (the filter's, with `--vf`), DTS order, every track's duration and offset. A file that

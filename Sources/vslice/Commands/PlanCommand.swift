@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import VSliceKit
 
 struct PlanCommand: ParsableCommand {
@@ -26,17 +27,10 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         if try manifest.run(input: input) { return }
         let settings = try options.settings()
-        // A dry run says what the transcode would refuse, too.
-        try EncoderCheck.check(settings)
-        let probe = try Probe(path: input)
-        // With --vf, the graph's measured timing sizes the overlaps and cuts the segments by time.
-        let timing = try settings.videoFilter.map { try FilterTiming.measure($0, source: input, index: probe.video!) }
-        // With --process, the program runs on the first frames: what it puts out shapes the cut.
-        let processed = try settings.withProcessorFiles()
-        let processor = try processed.process.map { _ in try ProcessorCheck.run(source: input, index: probe.video!, settings: processed) }
-        let plan = try Plan.make(source: input, index: probe.video!, settings: settings, filter: timing,
-                                 from: timing.map(Transcoder.filteredStart), processor: processor)
-        let audio = try AudioTrackPlan.describe(source: input, probe: probe, settings: settings)
+        // The same checks and the same planning path as the transcode's: a dry run says what it would refuse, too.
+        let request = TranscodeRequest(input: input, output: input + ".plan.mp4", settings: settings)
+        let preview = try Transcoder(request: request, logger: Logger(label: "vslice.plan")).preview()
+        let plan = preview.plan, audio = preview.audio, timing = preview.filterTiming
         if json {
             try Terminal.printJSON(PlanWithAudio(plan: plan, audio: audio))
             return
@@ -52,7 +46,7 @@ struct PlanCommand: ParsableCommand {
             let rate = p.rate.den == 1 ? "\(p.rate.num)" : "\(p.rate)"
             print("  processor: \(command)")
             print("    puts out \(p.width)x\(p.height) \(p.pixelFormat), \(rate) frame(s) per input frame "
-                  + "(learnt from a run on the first \(min(ProcessorCheck.frames, plan.frameCount)) frames)")
+                  + "(learnt from a run on the first \(min(Transcoder.processorCheckFrames, plan.frameCount)) frames)")
         }
         for a in audio {
             let what = a.codec.map { "\($0), " + (a.pieces > 1 ? "\(a.pieces) pieces of about \(a.pieceSeconds ?? 0) s" : "one pass (\(a.onePass ?? ""))") }

@@ -19,7 +19,7 @@ struct ProbeCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let probe = try Probe(path: input)
+        let probe = try Probe.read(input)
         if json {
             try Terminal.printJSON(probe.report)
         } else {

@@ -1,0 +1,28 @@
+import Foundation
+import VSliceLedger
+import VSliceMedia
+import VSliceModel
+import VSliceSupport
+
+extension Plan {
+    /// The plan for `source`: with `--split scene` its scene changes are found first (a decode of the whole
+    /// video at a small size).
+    /// With `filter` (the `--vf` graph's measured timing), segments are cut by time, output kept from `from`.
+    /// With `processor` (what the `--process` program puts out), segments are cut by time too.
+    /// The default plan measures first what an element costs (`ElementCost.measure`; with `workers`, segments run
+    /// as `vslice segment` processes, whose start counts too).
+    public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
+                            expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil,
+                            processor: ProcessorOutput? = nil, workers: Bool = false) throws(VSliceError) -> Plan {
+        let scenes = settings.split == .scene
+            ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
+        // A failed measurement leaves the encoder's rule of thumb; the segments will say what is wrong.
+        let cost = !measuresElementCost(settings) || index.pts.count < 2 ? nil
+            : ElementCost.given() ?? (try? ElementCost.measure(source: source, index: index, settings: settings, expect: expect,
+                                                                workerProcess: workers))
+        var plan = filter.map { Plan(index: index, settings: settings, filter: $0, from: from, scenes: scenes, cost: cost) }
+            ?? Plan(index: index, settings: settings, scenes: scenes, cost: cost)
+        if let processor { plan.process(with: processor, index: index) }
+        return plan
+    }
+}

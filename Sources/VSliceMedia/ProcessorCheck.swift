@@ -1,0 +1,118 @@
+import CFFmpeg
+import Foundation
+import VSliceModel
+import VSliceSupport
+
+/// Runs the `--process` program once, before any work, on the first few frames of the input (after `--vf`), as
+/// the encoder is checked: a missing module, a wrong format, a wrong frame count or a size the encoder refuses
+/// is a usage error (exit 2) with the program's last stderr lines, before a task or a work folder exists. What
+/// it learns — the program's output size, pixel format and rate — is what every segment's program must put out.
+public enum ProcessorCheck {
+    /// Frames the program is run on.
+    public static let frames = 5
+
+    public static func run(source: String, index: VideoIndex, settings: TranscodeSettings, expect: FileIdentity? = nil,
+                           muxer: String? = nil, stallTimeout: Double = 300,
+                           onStderrLine: (@Sendable (String) -> Void)? = nil) throws(VSliceError) -> ProcessorOutput {
+        guard let process = settings.process else {
+            throw VSliceError(.usage, "check --process", reason: "no --process given")
+        }
+        do throws(VSliceError) {
+            let watchdog = StallWatchdog(timeout: stallTimeout)
+            defer { watchdog.stop() }
+            let watch = WorkWatch(stalledMeans: "no frame from the processor")
+            return try watchdog.watching(watch) { () throws(VSliceError) in
+                try runOnce(source: source, index: index, settings: settings, process: process, expect: expect, muxer: muxer,
+                            watch: watch, onStderrLine: onStderrLine)
+            }
+        } catch {
+            if error.kind == .interrupted || error.kind == .input { throw error }
+            let n = min(frames, index.pts.count)
+            throw VSliceError(.usage, "check --process", reason: "the processor failed on the first \(n) frames of the input: \(error.reason)")
+        }
+    }
+
+    /// The cores a processor has beside the others running at once (`--jobs`): `VSLICE_THREADS`, and
+    /// OpenMP's `OMP_NUM_THREADS` (PyTorch on the CPU, BLAS) unless the user set it. Without them a program
+    /// that spreads over every core runs `--jobs` times over the machine.
+    package static func threadEnvironment(_ threads: Int, inherited: [String: String]) -> [String: String] {
+        var env = ["VSLICE_THREADS": String(threads)]
+        if inherited["OMP_NUM_THREADS"] == nil { env["OMP_NUM_THREADS"] = String(threads) }
+        return env
+    }
+
+    private static func runOnce(source: String, index: VideoIndex, settings: TranscodeSettings, process: ProcessorSettings,
+                                expect: FileIdentity?, muxer: String?, watch: WorkWatch,
+                                onStderrLine: (@Sendable (String) -> Void)?) throws(VSliceError) -> ProcessorOutput {
+        let n = min(frames, index.pts.count)
+        let segment = SegmentPlan(index: 0, bufferStart: 0, firstFrame: 0, lastFrame: n - 1, bufferEnd: n - 1, decodeFrom: 0,
+                                  startPts: index.pts[0], endPts: index.pts[n - 1], bufferStartPts: index.pts[0],
+                                  bufferEndPts: index.pts[n - 1], decodeFromPts: index.pts[0])
+        let src = try SegmentSource(path: source, index: index, segment: segment, threads: 1, watch: watch, expect: expect,
+                                    progress: { _ in })
+        src.decodingIsProgress = false
+        var stages: [any FrameProcessor] = []
+        var geometry = src.geometry
+        if let vf = settings.videoFilter {
+            let graph = try VideoFilterGraph(description: vf, decoder: src.decoder.ctx, timeBase: src.timeBase,
+                                             frameRate: geometry.frameRate, outputFormats: [], path: source)
+            let stage = FilterStage(graph: graph, inputTimeBase: src.timeBase, colors: geometry)
+            stages.append(stage)
+            geometry = stage.output
+        }
+        var env = ProcessInfo.processInfo.environment
+        env.merge(threadEnvironment(settings.threadsPerJob, inherited: env)) { $1 }
+        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": "0", "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": "0",
+                       "VSLICE_FRAMES": String(n), "VSLICE_BUFFER_BEFORE": "0", "VSLICE_BUFFER_AFTER": "0", "VSLICE_CHECK": "1"] {
+            env[k] = v
+        }
+        let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
+        let external = try ExternalProcessor(ProcessorSpec(settings: process, label: "check", expected: nil, environment: env, logPath: nil,
+                                                           onStderrLine: onStderrLine, encoderFormats: supported,
+                                                           preferredFormat: geometry.pixelFormat,
+                                                           inputFrames: settings.videoFilter == nil ? n : nil),
+                                             input: geometry, watch: watch, path: source)
+        stages.append(external)
+        let first = Frame()
+        var got = false
+        let chain = StageChain(stages) { (frame) throws(VSliceError) in
+            if !got { got = true; try ffCheck(av_frame_ref(first.ptr, frame.ptr), "keep a frame") }
+        }
+        try src.run { (frame) throws(VSliceError) in try chain.push(frame) }
+        try chain.finish(end: src.end)
+        guard got, let learnt = external.learnt else {
+            throw VSliceError(.processing, "check --process", reason: "the processor put out no frame for \(external.framesIn) input frames")
+        }
+        try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer)
+        return learnt
+    }
+}
+
+extension EncoderCheck {
+    /// Opens the video encoder for the processor's frames (their size and format) and encodes one: a size the
+    /// encoder refuses (odd sides for 4:2:0, beyond its limits) is a usage error naming the size.
+    package static func checkProcessed(_ frame: Frame, geometry g: FrameGeometry, settings: TranscodeSettings, muxer: String?) throws(VSliceError) {
+        let failure = capturing { () -> VSliceError? in
+            do throws(VSliceError) {
+                let encoder = try Encoder(name: settings.videoCodec, path: "(encoder check)")
+                let c = encoder.ctx
+                c.pointee.width = g.width
+                c.pointee.height = g.height
+                c.pointee.pix_fmt = g.pixelFormat
+                c.pointee.sample_aspect_ratio = g.sampleAspect
+                c.pointee.time_base = g.timeBase
+                c.pointee.framerate = g.frameRate.num > 0 ? g.frameRate : AVRational(num: 25, den: 1)
+                c.pointee.thread_count = Int32(settings.threadsPerJob)
+                c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+                if let b = settings.videoBitrate { c.pointee.bit_rate = b }
+                try encoder.open(options: settings.videoEncoderOptions)
+                return try encodeTestFrame(frame, encoder, muxer: muxer)
+            } catch {
+                return error
+            }
+        }
+        guard let failure else { return }
+        throw VSliceError(.usage, "check --process",
+                          reason: "\(settings.videoCodec) cannot encode the processor's \(g.width)x\(g.height) \(g.pixelFormatName) frames: \(why(failure))")
+    }
+}
