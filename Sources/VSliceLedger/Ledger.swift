@@ -71,7 +71,8 @@ package struct ClaimRequest {
     package var taskId: TaskID?
     package var fresh: Bool
 
-    package init(input: String, output: String, fingerprint: String, request: TranscodeRequest, taskId: TaskID? = nil, fresh: Bool) {
+    package init(input: String, output: String, fingerprint: String, request: TranscodeRequest, taskId: TaskID? = nil,
+                 fresh: Bool) {
         self.input = input
         self.output = output
         self.fingerprint = fingerprint
@@ -104,7 +105,8 @@ package struct TraceFigures {
     /// An element's fixed costs (start-up, flush), when measured.
     package var fixed: FixedCost = FixedCost()
 
-    package init(wall: Double, cpu: Double, framesIn: Int? = nil, framesOut: Int? = nil, bytes: Int64? = nil, fixed: FixedCost = FixedCost()) {
+    package init(wall: Double, cpu: Double, framesIn: Int? = nil, framesOut: Int? = nil, bytes: Int64? = nil,
+                 fixed: FixedCost = FixedCost()) {
         self.wall = wall
         self.cpu = cpu
         self.framesIn = framesIn

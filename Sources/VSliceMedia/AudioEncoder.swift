@@ -43,7 +43,8 @@ package struct AudioEncoder {
         return AudioResult(samples: sink.samplesSent, packets: sink.packetsWritten, bytes: sink.bytes, silenceSamples: layer.silenceLaid)
     }
 
-    package init(source: String, audioStream: Int, codec: String, settings: TranscodeSettings, outputPath: String, expect: FileIdentity? = nil) {
+    package init(source: String, audioStream: Int, codec: String, settings: TranscodeSettings, outputPath: String,
+                 expect: FileIdentity? = nil) {
         self.source = source
         self.audioStream = audioStream
         self.codec = codec

@@ -91,7 +91,8 @@ package final class AudioFIFO {
     package var until: Int64 = .max
 
     /// `position`: where the first sample written lies on the timeline.
-    package init(sampleFormat: AVSampleFormat, channels: Int32, capacity: Int32, position: Int64 = 0) throws(VSliceError) {
+    package init(sampleFormat: AVSampleFormat, channels: Int32, capacity: Int32,
+                 position: Int64 = 0) throws(VSliceError) {
         guard let f = av_audio_fifo_alloc(sampleFormat, channels, max(capacity, 1024)) else {
             throw VSliceError(.processing, "allocate audio fifo", reason: "out of memory")
         }

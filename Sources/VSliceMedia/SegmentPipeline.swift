@@ -17,7 +17,8 @@ public struct SegmentResult: Codable, Sendable {
     public var startupSeconds: Double? = nil
     public var flushSeconds: Double? = nil
 
-    package init(framesProcessed: Int, framesKept: Int, bytes: Int64, checksum: UInt32, processorCPU: Double = 0, startupSeconds: Double? = nil, flushSeconds: Double? = nil) {
+    package init(framesProcessed: Int, framesKept: Int, bytes: Int64, checksum: UInt32, processorCPU: Double = 0,
+                 startupSeconds: Double? = nil, flushSeconds: Double? = nil) {
         self.framesProcessed = framesProcessed
         self.framesKept = framesKept
         self.bytes = bytes
@@ -36,7 +37,8 @@ package struct ProcessorRun {
     package var logPath: String?
     package var onStderrLine: (@Sendable (String) -> Void)? = nil
 
-    package init(output: ProcessorOutput, environment: [String: String], logPath: String? = nil, onStderrLine: (@Sendable (String) -> Void)? = nil) {
+    package init(output: ProcessorOutput, environment: [String: String], logPath: String? = nil,
+                 onStderrLine: (@Sendable (String) -> Void)? = nil) {
         self.output = output
         self.environment = environment
         self.logPath = logPath
@@ -139,7 +141,10 @@ package struct SegmentPipeline {
         return (stages, geometry)
     }
 
-    package init(source: String, index: VideoIndex, segment: SegmentPlan, settings: TranscodeSettings, outputPath: String, progress: @escaping @Sendable (Int) -> Void = { _ in }, watch: WorkWatch = WorkWatch(), hdr: HDRMetadata? = nil, expect: FileIdentity? = nil, processor: ProcessorRun? = nil, origin: Double? = nil) {
+    package init(source: String, index: VideoIndex, segment: SegmentPlan, settings: TranscodeSettings,
+                 outputPath: String, progress: @escaping @Sendable (Int) -> Void = { _ in },
+                 watch: WorkWatch = WorkWatch(), hdr: HDRMetadata? = nil, expect: FileIdentity? = nil,
+                 processor: ProcessorRun? = nil, origin: Double? = nil) {
         self.source = source
         self.index = index
         self.segment = segment

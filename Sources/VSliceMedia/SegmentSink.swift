@@ -46,7 +46,8 @@ package final class SegmentSink {
         package var rate = Ratio(num: 1, den: 1)
     }
 
-    package init(_ s: Setup, segment: SegmentPlan, index: VideoIndex, path: String, outputPath: String, watch: WorkWatch) throws(VSliceError) {
+    package init(_ s: Setup, segment: SegmentPlan, index: VideoIndex, path: String, outputPath: String,
+                 watch: WorkWatch) throws(VSliceError) {
         self.segment = segment
         self.index = index
         self.path = path

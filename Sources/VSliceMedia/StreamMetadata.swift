@@ -125,7 +125,8 @@ package struct StreamPlan {
     package var reencodedInsteadOfCopy: [String] = []
 
     /// - Parameter format: the output's muxer name (`mp4`, `mov`, `matroska`).
-    package init(_ src: SourceLayout, videoStream: Int, format: String, settings: TranscodeSettings) throws(VSliceError) {
+    package init(_ src: SourceLayout, videoStream: Int, format: String,
+                 settings: TranscodeSettings) throws(VSliceError) {
         let muxer = av_guess_format(format, nil, nil)
         func holds(_ id: AVCodecID) -> Bool {
             guard let muxer else { return false }

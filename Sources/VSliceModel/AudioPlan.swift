@@ -120,7 +120,10 @@ public struct AudioPiece: Codable, Sendable, Equatable {
 
     public var isLast: Bool { keepTo == nil }
 
-    package init(order: Int, stream: Int, track: Int, index: Int, count: Int, codec: String, bitrate: Int64, seek: Int64? = nil, anchor: Int64? = nil, timeline: AudioTimeline, silence: Int64 = 0, feedFrom: Int64, feedTo: Int64? = nil, keepFrom: Int64, keepTo: Int64? = nil, packets: Int, trackSamples: Int64) {
+    package init(order: Int, stream: Int, track: Int, index: Int, count: Int, codec: String, bitrate: Int64,
+                 seek: Int64? = nil, anchor: Int64? = nil, timeline: AudioTimeline, silence: Int64 = 0,
+                 feedFrom: Int64, feedTo: Int64? = nil, keepFrom: Int64, keepTo: Int64? = nil, packets: Int,
+                 trackSamples: Int64) {
         self.order = order
         self.stream = stream
         self.track = track
@@ -155,7 +158,8 @@ public struct AudioTrackPlan: Codable, Sendable {
     /// Why one pass, when it is.
     public var onePass: String?
 
-    package init(track: Int, stream: Int, codec: String? = nil, pieces: Int, pieceSeconds: Double? = nil, onePass: String? = nil) {
+    package init(track: Int, stream: Int, codec: String? = nil, pieces: Int, pieceSeconds: Double? = nil,
+                 onePass: String? = nil) {
         self.track = track
         self.stream = stream
         self.codec = codec

@@ -33,7 +33,9 @@ public struct SegmentPlan: Codable, Sendable, Equatable {
     /// interval (nil when that depends on the pictures and is known only once encoded).
     public var outputFrames: Int? { cut == nil ? frameCount : cut!.expectedFrames }
 
-    package init(index: Int, bufferStart: Int, firstFrame: Int, lastFrame: Int, bufferEnd: Int, decodeFrom: Int, startPts: Int64, endPts: Int64, bufferStartPts: Int64, bufferEndPts: Int64, decodeFromPts: Int64, cut: TimeCut? = nil) {
+    package init(index: Int, bufferStart: Int, firstFrame: Int, lastFrame: Int, bufferEnd: Int, decodeFrom: Int,
+                 startPts: Int64, endPts: Int64, bufferStartPts: Int64, bufferEndPts: Int64, decodeFromPts: Int64,
+                 cut: TimeCut? = nil) {
         self.index = index
         self.bufferStart = bufferStart
         self.firstFrame = firstFrame
@@ -314,7 +316,8 @@ public struct Plan: Codable, Sendable {
         /// The end of the last frame, seconds.
         package let end: Double
 
-        package init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int], minimumBetween: Double? = nil) {
+        package init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int],
+                     minimumBetween: Double? = nil) {
             self.index = index
             self.jobs = jobs
             self.minimum = minimum

@@ -79,7 +79,9 @@ public struct StreamInfo: Codable, Sendable {
         case sampleFormat = "sample_fmt", channelLayout = "channel_layout"
     }
 
-    package init(index: Int, type: String, codec: String, profile: String? = nil, timeBase: Ratio, startTime: Double? = nil, duration: Double? = nil, bitRate: Int64? = nil, width: Int? = nil, height: Int? = nil, pixelFormat: String? = nil, avgFrameRate: Ratio? = nil, realFrameRate: Ratio? = nil, colorPrimaries: String? = nil, colorTransfer: String? = nil, colorSpace: String? = nil, colorRange: String? = nil, rotation: Int? = nil, sampleRate: Int? = nil, sampleFormat: String? = nil, channelLayout: String? = nil, channels: Int? = nil, language: String? = nil, disposition: [String: Int]? = nil, tags: [String: String]? = nil) {
+    /// A stream as its container states it; the type's own properties (size, colours, channels…) are set after.
+    package init(index: Int, type: String, codec: String, profile: String? = nil, timeBase: Ratio,
+                 startTime: Double? = nil, duration: Double? = nil, bitRate: Int64? = nil) {
         self.index = index
         self.type = type
         self.codec = codec
@@ -88,23 +90,6 @@ public struct StreamInfo: Codable, Sendable {
         self.startTime = startTime
         self.duration = duration
         self.bitRate = bitRate
-        self.width = width
-        self.height = height
-        self.pixelFormat = pixelFormat
-        self.avgFrameRate = avgFrameRate
-        self.realFrameRate = realFrameRate
-        self.colorPrimaries = colorPrimaries
-        self.colorTransfer = colorTransfer
-        self.colorSpace = colorSpace
-        self.colorRange = colorRange
-        self.rotation = rotation
-        self.sampleRate = sampleRate
-        self.sampleFormat = sampleFormat
-        self.channelLayout = channelLayout
-        self.channels = channels
-        self.language = language
-        self.disposition = disposition
-        self.tags = tags
     }
 }
 
@@ -136,7 +121,10 @@ public struct ProbeReport: Codable, Sendable {
         case variableFrameRate = "variable_frame_rate", openGop = "open_gop", tags
     }
 
-    package init(path: String, format: String, formatLongName: String, duration: Double? = nil, startTime: Double? = nil, bitRate: Int64? = nil, streams: [StreamInfo], videoStream: Int? = nil, audioStream: Int? = nil, frameCount: Int? = nil, keyframes: [Keyframe]? = nil, variableFrameRate: Bool? = nil, openGop: Bool? = nil, tags: [String: String]? = nil) {
+    /// The container's facts; what indexing the packets finds (frames, keyframes, VFR, open GOP, tags) is set after.
+    package init(path: String, format: String, formatLongName: String, duration: Double? = nil,
+                 startTime: Double? = nil, bitRate: Int64? = nil, streams: [StreamInfo], videoStream: Int? = nil,
+                 audioStream: Int? = nil) {
         self.path = path
         self.format = format
         self.formatLongName = formatLongName
@@ -146,11 +134,6 @@ public struct ProbeReport: Codable, Sendable {
         self.streams = streams
         self.videoStream = videoStream
         self.audioStream = audioStream
-        self.frameCount = frameCount
-        self.keyframes = keyframes
-        self.variableFrameRate = variableFrameRate
-        self.openGop = openGop
-        self.tags = tags
     }
 }
 
@@ -185,7 +168,9 @@ public struct VideoIndex: Codable, Sendable {
     /// The container (as libavformat reads it) gave the last frame's duration, rather than vslice guessing it.
     public var lastFrameDurationStated: Bool = true
 
-    package init(streamIndex: Int, timeBase: Ratio, pts: [Int64], keyframeIndices: [Int], openGop: Bool, endTime: Double, dtsStrictlyIncreasing: Bool, lastFrameDuration: Int64, lastFrameDurationStated: Bool = true) {
+    package init(streamIndex: Int, timeBase: Ratio, pts: [Int64], keyframeIndices: [Int], openGop: Bool,
+                 endTime: Double, dtsStrictlyIncreasing: Bool, lastFrameDuration: Int64,
+                 lastFrameDurationStated: Bool = true) {
         self.streamIndex = streamIndex
         self.timeBase = timeBase
         self.pts = pts
@@ -277,7 +262,8 @@ public struct AudioSpan: Sendable {
     public var lastPacketDuration: Double = 0
     public var duration: Double { end - start }
 
-    package init(start: Double, end: Double, unsignalledPriming: Double, firstPacket: Double = 0, lastPacketDuration: Double = 0) {
+    package init(start: Double, end: Double, unsignalledPriming: Double, firstPacket: Double = 0,
+                 lastPacketDuration: Double = 0) {
         self.start = start
         self.end = end
         self.unsignalledPriming = unsignalledPriming

@@ -57,7 +57,9 @@ public struct FilterTiming: Codable, Sendable, Equatable {
         "shuffleframes": "it reorders frames",
     ]
 
-    package init(lookahead: Int, memory: Int, countsFrames: Bool, outputPts: [Int64]? = nil, frameInterval: Int64? = nil, offset: Int64 = 0, rate: Ratio? = nil, lookaheadSpan: Int64 = 0, memorySpan: Int64 = 0) {
+    package init(lookahead: Int, memory: Int, countsFrames: Bool, outputPts: [Int64]? = nil,
+                 frameInterval: Int64? = nil, offset: Int64 = 0, rate: Ratio? = nil, lookaheadSpan: Int64 = 0,
+                 memorySpan: Int64 = 0) {
         self.lookahead = lookahead
         self.memory = memory
         self.countsFrames = countsFrames

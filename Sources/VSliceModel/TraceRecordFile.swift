@@ -72,7 +72,8 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
             return nil
         }
 
-        package init(kind: String, job: String? = nil, arrayIndex: Int? = nil, elementJob: String? = nil, node: String? = nil) {
+        package init(kind: String, job: String? = nil, arrayIndex: Int? = nil, elementJob: String? = nil,
+                     node: String? = nil) {
             self.kind = kind
             self.job = job
             self.arrayIndex = arrayIndex
@@ -134,7 +135,12 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
         return records.sorted { ($0.endedAt, $0.trace) < ($1.endedAt, $1.trace) }
     }
 
-    package init(version: Int = SegmentTraceRecord.currentVersion, trace: TraceID, task: TaskID, segment: Int, status: StepStatus, error: String? = nil, exitKind: String, exitCode: Int32? = nil, deterministic: Bool? = nil, startedAt: Double, endedAt: Double, wallSeconds: Double, cpuSeconds: Double, framesIn: Int? = nil, framesOut: Int? = nil, bytes: Int64? = nil, checksum: Int64? = nil, file: String? = nil, pid: Int, host: String, engine: Engine? = nil, startupSeconds: Double? = nil, flushSeconds: Double? = nil, processStartedAt: Double? = nil) {
+    package init(version: Int = SegmentTraceRecord.currentVersion, trace: TraceID, task: TaskID, segment: Int,
+                 status: StepStatus, error: String? = nil, exitKind: String, exitCode: Int32? = nil,
+                 deterministic: Bool? = nil, startedAt: Double, endedAt: Double, wallSeconds: Double,
+                 cpuSeconds: Double, framesIn: Int? = nil, framesOut: Int? = nil, bytes: Int64? = nil,
+                 checksum: Int64? = nil, file: String? = nil, pid: Int, host: String, engine: Engine? = nil,
+                 startupSeconds: Double? = nil, flushSeconds: Double? = nil, processStartedAt: Double? = nil) {
         self.version = version
         self.trace = trace
         self.task = task
