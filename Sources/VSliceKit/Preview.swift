@@ -45,7 +45,7 @@ extension Plan {
     static func forRun(source: Transcoder.Inspection, settings: TranscodeSettings, workers: Bool) throws(VSliceError) -> Plan {
         let timing = source.extras.filterTiming
         var p = try Plan.make(source: source.input, index: source.video, settings: settings, expect: source.identity,
-                              filter: timing, from: timing.map(Transcoder.filteredStart),
+                              filter: timing, from: timing?.offset,
                               processor: source.extras.processor, workers: workers)
         p.hdr = source.extras.hdr
         return p

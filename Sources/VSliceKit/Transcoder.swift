@@ -306,7 +306,7 @@ public struct Transcoder: Sendable {
         try? store.finishTask(task.id, status: status, failure: error, discardWork: discard)
         if discard && !request.keepTemp {
             try? FileManager.default.removeItem(atPath: task.workDir)
-            try? FileManager.default.removeItem(atPath: Transcoder.partPath(task: task))
+            try? FileManager.default.removeItem(atPath: task.partFile)
         }
         if cancelled {
             return VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
@@ -338,62 +338,6 @@ public struct Transcoder: Sendable {
     }
     private static let firstRun = AtomicFlag()
 
-    /// The merged file before it is published: beside the output, named after the task.
-    static func partPath(task: TaskRecord) -> String { TaskPaths.partFile(output: task.output, taskId: task.id) }
-
-    static func segmentFileIsIntact(_ row: SegmentRecord) -> Bool {
-        var st = stat()
-        guard stat(row.file, &st) == 0, Int64(st.st_size) == row.fileSize else { return false }
-        guard let reader = try? PacketFileReader(path: row.file) else { return false }
-        // Frames recorded when it was done (a filter may change the count), else the plan's.
-        return Int(reader.packetCount) == (row.framesDone ?? row.framesPlanned) && Int64(reader.checksum) == row.fileChecksum
-    }
-
-    /// The first time (video time base) a filtered output keeps: where the graph's clock starts, the file's start
-    /// time (see `FilterTiming.offset`), which is the earliest packet of any stream — before the sound when that
-    /// stream's first samples are dropped by its decoder (Opus's pre-skip). ffmpeg keeps what a rate change puts
-    /// there (its first frame) and drops what a filter times before it; so does vslice.
-    public static func filteredStart(_ timing: FilterTiming) -> Int64 { timing.offset }
-
-    /// The source time that becomes 0 in a filtered output: the earliest start of the streams used, or the
-    /// first kept filtered frame (`firstVideo`) when that is earlier (a rate change that lays its first frame
-    /// before the video's first frame and the sound).
-    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil, firstVideo: Timestamp?) -> Timestamp {
-        let base = timelineBase(probe, audioStreams: audioStreams)
-        guard let v = firstVideo else { return base }
-        return Double(v.ticks) * v.timeBase.value < Double(base.ticks) * base.timeBase.value ? v : base
-    }
-
-    /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
-    /// CFR, the filter's when it states one, times a processor's rate; nil for VFR.
-    static func constantRate(_ probe: Probe, filter: FilterTiming?, processor: Ratio? = nil) -> Ratio? {
-        var rate: Ratio
-        if let filter {
-            guard let r = filter.rate else { return nil }
-            rate = r
-        } else {
-            guard probe.report.variableFrameRate == false, let v = probe.video,
-                  let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
-            rate = r
-        }
-        // A processor's P frames per Q split each interval evenly: a constant rate stays constant, P/Q times it.
-        if let k = processor, k.num != k.den { rate = rate.times(k) }
-        return rate
-    }
-
-    /// The source time that becomes 0 in the output: the earliest start of the streams used.
-    /// `audioStreams`: the audio streams kept (nil: the best one, as `probe.audio`).
-    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil) -> Timestamp {
-        let v = probe.video!
-        var base = Timestamp(ticks: v.pts[0], timeBase: v.timeBase)
-        let starts = audioStreams.map { kept in probe.audioTracks.filter { kept.contains($0.stream) }.map(\.span.start) }
-            ?? probe.audio.map { [$0.start] } ?? []
-        if let a = starts.min(), a < Double(v.pts[0]) * v.timeBase.value {
-            // Expressed in the video time base's precision would round; use microseconds.
-            base = Timestamp(ticks: Int64((a * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
-        }
-        return base
-    }
 }
 
 /// What the run knows of the source beyond its video index: the filter's timing, the container's streams and

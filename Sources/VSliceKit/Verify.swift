@@ -110,7 +110,7 @@ public enum Verifier {
             oi = out.video!
             stb = si.timeBase.value
             otb = oi.timeBase.value
-            let given = filtered.map { f in f.outputPts.map { $0.filter { $0 >= Transcoder.filteredStart(f) } } } ?? si.pts
+            let given = filtered.map { f in f.outputPts.map { $0.filter { $0 >= f.offset } } } ?? si.pts
             expected = given.map { [si, filtered, rate = self.rate] frames in
                 guard let rate, let last = frames.last else { return frames.map(Double.init) }
                 let end = last + (filtered.flatMap(\.frameInterval) ?? si.lastFrameDuration)

@@ -61,9 +61,7 @@ extension ElementCost {
     }
 
     private static func segment(_ index: VideoIndex, from first: Int, to last: Int) -> SegmentPlan {
-        SegmentPlan(index: 0, bufferStart: first, firstFrame: first, lastFrame: last, bufferEnd: last, decodeFrom: first,
-                    startPts: index.pts[first], endPts: index.pts[last], bufferStartPts: index.pts[first],
-                    bufferEndPts: index.pts[last], decodeFromPts: index.pts[first])
+        SegmentPlan.checkRun(first, last, index: index)
     }
 
     /// Wall seconds for this binary to start and exit (`--version`), the faster of two; nil if it cannot run.

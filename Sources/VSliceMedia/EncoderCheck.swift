@@ -7,7 +7,7 @@ import VSliceSupport
 public enum EncoderCatalog {
     /// The encoders vslice documents, in the order they are suggested.
     package static let documented: [AVMediaType: [String]] = [
-        AVMEDIA_TYPE_VIDEO: ["libx264", "libx265", "libsvtav1", "libvpx-vp9"],
+        AVMEDIA_TYPE_VIDEO: VideoEncoderRules.names,
         AVMEDIA_TYPE_AUDIO: ["aac", "libopus", "libmp3lame", "ac3", "flac"],
     ]
 

@@ -90,6 +90,16 @@ extension HDRMetadata {
         return out
     }
 
+    /// The items for an encoder's parameter list (`VideoEncoderRules.parameterList`); none for a list that
+    /// carries no HDR10 metadata.
+    package func parameters(for list: String) -> [String] {
+        switch list {
+        case "x265-params": x265Params
+        case "svtav1-params": svtParams
+        default: []
+        }
+    }
+
     /// Adds it to an output stream's side data.
     package func apply(to st: UnsafeMutablePointer<AVStream>) {
         for (data, type) in [(mastering, AV_PKT_DATA_MASTERING_DISPLAY_METADATA), (lightLevel, AV_PKT_DATA_CONTENT_LIGHT_LEVEL)] {

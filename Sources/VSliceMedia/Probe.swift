@@ -22,14 +22,12 @@ extension Probe {
         for i in 0..<input.streamCount {
             streams.append(Probe.describe(input.stream(i), index: i))
         }
-        var report = ProbeReport(
-            path: path,
-            format: String(cString: fmt.iformat.pointee.name),
-            formatLongName: fmt.iformat.pointee.long_name.map { String(cString: $0) } ?? "",
-            duration: fmt.duration == AV_NOPTS ? nil : Double(fmt.duration) / Double(AV_TIME_BASE),
-            startTime: fmt.start_time == AV_NOPTS ? nil : Double(fmt.start_time) / Double(AV_TIME_BASE),
-            bitRate: fmt.bit_rate > 0 ? fmt.bit_rate : nil,
-            streams: streams, videoStream: vIndex, audioStream: aIndex)
+        var report = ProbeReport(path: path, format: String(cString: fmt.iformat.pointee.name),
+                                 formatLongName: fmt.iformat.pointee.long_name.map { String(cString: $0) } ?? "", streams: streams)
+        report.duration = fmt.duration == AV_NOPTS ? nil : Double(fmt.duration) / Double(AV_TIME_BASE)
+        report.startTime = fmt.start_time == AV_NOPTS ? nil : Double(fmt.start_time) / Double(AV_TIME_BASE)
+        report.bitRate = fmt.bit_rate > 0 ? fmt.bit_rate : nil
+        (report.videoStream, report.audioStream) = (vIndex, aIndex)
         report.tags = Probe.tags(fmt.metadata)
         guard let vIndex else {
             throw VSliceError(.input, "probe", path: path, reason: "no video stream")
@@ -248,11 +246,10 @@ extension Probe {
         case AVMEDIA_TYPE_ATTACHMENT: "attachment"
         default: "unknown"
         }
-        var info = StreamInfo(
-            index: index, type: type, codec: String(cString: avcodec_get_name(par.codec_id)),
-            profile: avcodec_profile_name(par.codec_id, par.profile).map { String(cString: $0) },
-            timeBase: Ratio(tb), startTime: seconds(st.pointee.start_time), duration: seconds(st.pointee.duration),
-            bitRate: par.bit_rate > 0 ? par.bit_rate : nil)
+        var info = StreamInfo(index: index, type: type, codec: String(cString: avcodec_get_name(par.codec_id)), timeBase: Ratio(tb))
+        info.profile = avcodec_profile_name(par.codec_id, par.profile).map { String(cString: $0) }
+        (info.startTime, info.duration) = (seconds(st.pointee.start_time), seconds(st.pointee.duration))
+        info.bitRate = par.bit_rate > 0 ? par.bit_rate : nil
         if par.codec_type == AVMEDIA_TYPE_VIDEO {
             info.width = Int(par.width)
             info.height = Int(par.height)

@@ -45,9 +45,7 @@ public enum ProcessorCheck {
                                 expect: FileIdentity?, muxer: String?, watch: WorkWatch,
                                 onStderrLine: (@Sendable (String) -> Void)?) throws(VSliceError) -> ProcessorOutput {
         let n = min(frames, index.pts.count)
-        let segment = SegmentPlan(index: 0, bufferStart: 0, firstFrame: 0, lastFrame: n - 1, bufferEnd: n - 1, decodeFrom: 0,
-                                  startPts: index.pts[0], endPts: index.pts[n - 1], bufferStartPts: index.pts[0],
-                                  bufferEndPts: index.pts[n - 1], decodeFromPts: index.pts[0])
+        let segment = SegmentPlan.checkRun(0, n - 1, index: index)
         let src = try SegmentSource(path: source, index: index, segment: segment, threads: 1, watch: watch, expect: expect,
                                     progress: { _ in })
         src.decodingIsProgress = false

@@ -200,8 +200,9 @@ package final class SegmentSink {
         if let b = s.settings.videoBitrate { c.pointee.bit_rate = b }
         // The source's HDR10 metadata goes to the encoders that write it, added to their own parameters.
         var options = options
-        if s.settings.videoCodec == "libx265" { options = TranscodeSettings.appending(s.hdr?.x265Params ?? [], to: "x265-params", in: options) }
-        if s.settings.videoCodec == "libsvtav1" { options = TranscodeSettings.appending(s.hdr?.svtParams ?? [], to: "svtav1-params", in: options) }
+        if let list = s.settings.videoEncoder.parameterList, let hdr = s.hdr {
+            options = TranscodeSettings.appending(hdr.parameters(for: list), to: list, in: options)
+        }
         try encoder.open(options: options)
     }
 }

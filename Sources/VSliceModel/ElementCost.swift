@@ -76,7 +76,7 @@ package struct FixedCostMinimum {
 
     package init(index: VideoIndex, cost: ElementCost?, encoder: String, interval: Double) {
         guard let cost else {
-            atKeyframes = Plan.minimumSegmentSeconds(encoder: encoder)
+            atKeyframes = VideoEncoderRules.of(encoder).minimumSegmentSeconds
             betweenKeyframes = atKeyframes
             why = String(format: "%g s for %@", atKeyframes, encoder)
             whyBetween = why

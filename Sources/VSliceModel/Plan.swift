@@ -33,21 +33,12 @@ public struct SegmentPlan: Codable, Sendable, Equatable {
     /// interval (nil when that depends on the pictures and is known only once encoded).
     public var outputFrames: Int? { cut == nil ? frameCount : cut!.expectedFrames }
 
-    package init(index: Int, bufferStart: Int, firstFrame: Int, lastFrame: Int, bufferEnd: Int, decodeFrom: Int,
-                 startPts: Int64, endPts: Int64, bufferStartPts: Int64, bufferEndPts: Int64, decodeFromPts: Int64,
-                 cut: TimeCut? = nil) {
-        self.index = index
-        self.bufferStart = bufferStart
-        self.firstFrame = firstFrame
-        self.lastFrame = lastFrame
-        self.bufferEnd = bufferEnd
-        self.decodeFrom = decodeFrom
-        self.startPts = startPts
-        self.endPts = endPts
-        self.bufferStartPts = bufferStartPts
-        self.bufferEndPts = bufferEndPts
-        self.decodeFromPts = decodeFromPts
-        self.cut = cut
+    /// Frames `first…last` of the source as a segment with no buffers, decoded from `first` (a keyframe):
+    /// what the checks before any work run the encoder or the processor on.
+    package static func checkRun(_ first: Int, _ last: Int, index: VideoIndex) -> SegmentPlan {
+        SegmentPlan(index: 0, bufferStart: first, firstFrame: first, lastFrame: last, bufferEnd: last, decodeFrom: first,
+                    startPts: index.pts[first], endPts: index.pts[last], bufferStartPts: index.pts[first],
+                    bufferEndPts: index.pts[last], decodeFromPts: index.pts[first])
     }
 }
 
@@ -231,15 +222,6 @@ public struct Plan: Codable, Sendable {
         (s.split == .gop && s.segmentSeconds == nil || s.split == .scene) && s.jobs > 1
     }
 
-    /// The shortest segment worth its cost when that cost was not measured (`Plan(index:settings:)` without one),
-    /// seconds: a rule of thumb per encoder. Transcodes and `vslice plan` measure it (`ElementCost`).
-    package static func minimumSegmentSeconds(encoder: String) -> Double {
-        switch encoder {
-        case "libsvtav1": 4
-        case "libx265", "libvpx-vp9", "libaom-av1": 2
-        default: 1
-        }
-    }
 
     /// The default plan: cuts at keyframes chosen so the work fills every worker to the end. Segments are
     /// largest first and shrink towards the end (each ≈ what is left ÷ 2 × jobs, by frame count, as guided

@@ -79,17 +79,9 @@ public struct StreamInfo: Codable, Sendable {
         case sampleFormat = "sample_fmt", channelLayout = "channel_layout"
     }
 
-    /// A stream as its container states it; the type's own properties (size, colours, channels…) are set after.
-    package init(index: Int, type: String, codec: String, profile: String? = nil, timeBase: Ratio,
-                 startTime: Double? = nil, duration: Double? = nil, bitRate: Int64? = nil) {
-        self.index = index
-        self.type = type
-        self.codec = codec
-        self.profile = profile
-        self.timeBase = timeBase
-        self.startTime = startTime
-        self.duration = duration
-        self.bitRate = bitRate
+    /// A stream of a type, with its codec and time base; the rest of what its container states is set after.
+    package init(index: Int, type: String, codec: String, timeBase: Ratio) {
+        (self.index, self.type, self.codec, self.timeBase) = (index, type, codec, timeBase)
     }
 }
 
@@ -121,19 +113,9 @@ public struct ProbeReport: Codable, Sendable {
         case variableFrameRate = "variable_frame_rate", openGop = "open_gop", tags
     }
 
-    /// The container's facts; what indexing the packets finds (frames, keyframes, VFR, open GOP, tags) is set after.
-    package init(path: String, format: String, formatLongName: String, duration: Double? = nil,
-                 startTime: Double? = nil, bitRate: Int64? = nil, streams: [StreamInfo], videoStream: Int? = nil,
-                 audioStream: Int? = nil) {
-        self.path = path
-        self.format = format
-        self.formatLongName = formatLongName
-        self.duration = duration
-        self.startTime = startTime
-        self.bitRate = bitRate
-        self.streams = streams
-        self.videoStream = videoStream
-        self.audioStream = audioStream
+    /// The container's name and streams; its other facts and what indexing the packets finds are set after.
+    package init(path: String, format: String, formatLongName: String, streams: [StreamInfo]) {
+        (self.path, self.format, self.formatLongName, self.streams) = (path, format, formatLongName, streams)
     }
 }
 

@@ -116,34 +116,30 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
             if given.split(separator: ":").contains(where: { $0.hasPrefix(key + "=") }) { return }
             options[i].1 = given.isEmpty ? "\(key)=\(value)" : given + ":\(key)=\(value)"
         }
-        if ["libx264", "libx265"].contains(videoCodec) && codecOptions["forced-idr"] == nil {
+        let rules = videoEncoder
+        if rules.forcedIDROption && codecOptions["forced-idr"] == nil {
             options.append(("forced-idr", "1"))
         }
         // Each encoder uses its segment's share of the cores (`threadsPerJob`), so `--jobs` × threads fills the
         // machine without oversubscribing it: x264 takes thread_count; x265 and SVT-AV1 size their own thread
         // pools from the machine unless told; libvpx uses its threads across rows only with row-mt.
         let threads = threadsPerJob
-        switch videoCodec {
-        case "libx265":
-            addParam("x265-params", "log-level", "error")
-            addParam("x265-params", "pools", String(threads))
-            if x265Chunking {
-                addParam("x265-params", "open-gop", "0")
-                addParam("x265-params", "info", "0")
-            }
-        case "libsvtav1":
-            addParam("svtav1-params", "lp", String(threads))
-        case "libvpx-vp9":
-            if threads > 1 && codecOptions["row-mt"] == nil { options.append(("row-mt", "1")) }
-        default:
-            break
+        // x265's banner and per-segment statistics would fill the terminal.
+        if videoCodec == "libx265" { addParam("x265-params", "log-level", "error") }
+        switch rules.threads {
+        case .native: break
+        case .parameter(let key): if let list = rules.parameterList { addParam(list, key, String(threads)) }
+        case .rowMultithreading: if threads > 1 && codecOptions["row-mt"] == nil { options.append(("row-mt", "1")) }
+        }
+        if x265Chunking {
+            addParam("x265-params", "open-gop", "0")
+            addParam("x265-params", "info", "0")
         }
         return options
     }
 
-    /// x265 parameters vslice sets itself on a segment with overlap buffers (`x265Chunk`); a user's own value for
-    /// them would break the cut.
-    package static let x265ChunkKeys = ["chunk-start", "chunk-end", "open-gop", "info"]
+    /// The rules of the video encoder these settings name (`VideoEncoderRules`).
+    package var videoEncoder: VideoEncoderRules { VideoEncoderRules.of(videoCodec) }
 
     /// Segments cut by x265's chunking (`--overlap` with x265, no `--vf`): every segment's encoder, buffered or
     /// not, gets a closed GOP and no informational SEI, so that all segments share the same stream headers
@@ -242,11 +238,6 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     /// Audio is stream-copied (`--acodec copy`).
     public var copyAudio: Bool { audioCodec == "copy" }
 
-    /// The CRF range of the encoders vslice documents (others are checked by opening them).
-    public static let crfRanges: [String: ClosedRange<Double>] = [
-        "libx264": 0...51, "libx265": 0...51, "libsvtav1": 0...63, "libvpx-vp9": 0...63,
-    ]
-
     /// The ranges of the numeric settings. Bounded so that no value can overflow the planner's or the
     /// encoder's arithmetic; far beyond any useful value.
     public enum Limits {
@@ -286,7 +277,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         }
         if let crf {
             if videoBitrate != nil { throw usage("--crf and --vbitrate both set the video rate; give one of them") }
-            let range = Self.crfRanges[videoCodec] ?? 0...1000
+            let range = videoEncoder.crf
             if !range.contains(crf) {
                 throw usage("--crf for \(videoCodec) takes \(show(range.lowerBound)) to \(show(range.upperBound)), got \(show(crf))")
             }
@@ -308,14 +299,15 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if gpus.contains(where: { $0.isEmpty || $0.contains(where: { $0 == "," || $0.isWhitespace }) }) {
             throw usage("--gpus takes device names separated by commas (0,1), got '\(gpus.joined(separator: ","))'")
         }
-        if videoCodec == "libsvtav1" && !cutsByTime && (overlapBefore > 0 || overlapAfter > 0) {
+        if !videoEncoder.keyframeOnRequest && !cutsByTime && (overlapBefore > 0 || overlapAfter > 0) {
             // SVT-AV1 ignores a requested keyframe (FFmpeg passes it on, the library does not act on it), so the
             // buffer frames it encodes cannot be cut off: the first kept frame would reference dropped ones.
             throw usage("--overlap with libsvtav1: SVT-AV1 cannot start a GOP at a requested frame, so encoded buffer frames cannot be dropped cleanly; use --overlap 0 (with --vf, buffers only feed the filter and are allowed)")
         }
+        let reserved = videoEncoder.reservedParameters
         if x265Chunking, let given = codecOptions["x265-params"],
-           let key = Self.x265ChunkKeys.first(where: { k in given.split(separator: ":").contains { $0.hasPrefix(k + "=") || $0 == k } }) {
-            throw usage("with --overlap, vslice sets x265's \(Self.x265ChunkKeys.joined(separator: ", ")) per segment; remove \(key) from x265-params")
+           let key = reserved.first(where: { k in given.split(separator: ":").contains { $0.hasPrefix(k + "=") || $0 == k } }) {
+            throw usage("with --overlap, vslice sets x265's \(reserved.joined(separator: ", ")) per segment; remove \(key) from x265-params")
         }
     }
 }

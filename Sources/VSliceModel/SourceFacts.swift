@@ -41,6 +41,9 @@ public struct FilterTiming: Codable, Sendable, Equatable {
     public var frameInterval: Int64?
     /// Subtracted from the source's timestamps before they enter the graph (and added back after): the
     /// file's start time, as ffmpeg does, so that a rate change lays its grid where one ffmpeg pass does.
+    /// It is also the first time (source time base) a filtered output keeps: the earliest packet of any stream —
+    /// before the sound when that stream's first samples are dropped by its decoder (Opus's pre-skip). ffmpeg
+    /// keeps what a rate change puts there (its first frame) and drops what a filter times before it; so does vslice.
     public var offset: Int64 = 0
     /// The graph's output frame rate, when it states one.
     public var rate: Ratio? = nil

@@ -82,7 +82,7 @@ struct IngestTests {
         let segments = try store.segments(task: id)
         #expect(segments[0].status == .done && segments[0].framesDone == 50)
         #expect(segments[0].fileSize == done.bytes && segments[0].fileChecksum == done.checksum)
-        #expect(Transcoder.segmentFileIsIntact(segments[0]))
+        #expect(segments[0].fileIsIntact)
         #expect(segments[1].status == .failed && segments[1].error == "it broke")
         #expect(segments.map(\.attempts) == [1, 1])
         let traces = try store.traces(task: id)

@@ -94,7 +94,7 @@ public enum GarbageCollector {
 
     /// The files a task keeps on disk while unfinished: its work folder and its merged part file.
     static func files(of t: TaskRecord) -> [String] {
-        [t.workDir, Transcoder.partPath(task: t)].filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
+        [t.workDir, t.partFile].filter { !$0.isEmpty && FileManager.default.fileExists(atPath: $0) }
     }
 
     /// Removes one task's files and records that they are gone.

@@ -17,7 +17,7 @@ enum EncodeStage: Stage {
         let todo = plan.segments.filter { !done.contains($0.index) }.sorted { $0.processedCount > $1.processedCount }
         let pieces = ctx.allAudioPieces
         let rows = Dictionary(uniqueKeysWithValues: try ctx.store.audioPieces(task: ctx.taskId).map { ($0.ord, $0) })
-        let piecesTodo = pieces.filter { p in rows[p.order].map { $0.status != .done || !Transcoder.segmentFileIsIntact($0) } ?? true }
+        let piecesTodo = pieces.filter { p in rows[p.order].map { $0.status != .done || !$0.fileIsIntact } ?? true }
         if piecesTodo.count < pieces.count { ctx.logger.info("\(pieces.count - piecesTodo.count) of \(pieces.count) audio pieces already done") }
         var job = EncodeJob(task: ctx.task, store: ctx.store, input: ctx.input, identity: ctx.identity, index: ctx.video,
                             plan: plan, segmentPaths: ctx.segmentPaths, todo: todo, settings: ctx.settings, options: ctx.options,

@@ -21,7 +21,7 @@ enum MergeStage: Stage {
                   FileOps.size(part) != nil, recorded == FileOps.signature(part) {
             ctx.logger.info("merged file from the interrupted run kept", metadata: ["file": "\(part)"])
         } else {
-            for row in try store.segments(task: ctx.taskId) + store.audioPieces(task: ctx.taskId) where !Transcoder.segmentFileIsIntact(row) {
+            for row in try store.segments(task: ctx.taskId) + store.audioPieces(task: ctx.taskId) where !row.fileIsIntact {
                 try? store.resetSegment(ctx.taskId, row.id)
                 let what = row.eventId.isNode(.audio) ? "audio piece" : "segment"
                 throw VSliceError(.processing, "merge", path: row.file,
@@ -62,7 +62,7 @@ enum MergeStage: Stage {
             Merger.Track(path: $0.1, tags: layout.streams[$0.0].tags, disposition: layout.streams[$0.0].disposition)
         }
         var merger = Merger(segments: ctx.segmentPaths, tracks: tracks, output: ctx.partPath, format: ctx.format,
-                            base: Transcoder.timelineBase(ctx.probe, audioStreams: streams.audio.map(\.stream), firstVideo: firstVideo),
+                            base: timelineBase(ctx.probe, audioStreams: streams.audio.map(\.stream), firstVideo: firstVideo),
                             displayMatrix: ctx.probe.displayMatrix)
         merger.videoTags = layout.streams[video].tags
         merger.videoDisposition = layout.streams[video].disposition
@@ -70,7 +70,50 @@ enum MergeStage: Stage {
         merger.attachments = streams.attachments
         merger.attachedPictures = streams.attachedPictures
         merger.hdr = ctx.extras.hdr
-        merger.frameRate = Transcoder.constantRate(ctx.probe, filter: ctx.extras.filterTiming, processor: ctx.plan.processor?.rate)
+        merger.frameRate = constantRate(ctx.probe, filter: ctx.extras.filterTiming, processor: ctx.plan.processor?.rate)
         return merger
+    }
+}
+
+/// Where the merged output's timeline starts, and its rate when constant.
+extension MergeStage {
+    /// The source time that becomes 0 in a filtered output: the earliest start of the streams used, or the
+    /// first kept filtered frame (`firstVideo`) when that is earlier (a rate change that lays its first frame
+    /// before the video's first frame and the sound).
+    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil, firstVideo: Timestamp?) -> Timestamp {
+        let base = timelineBase(probe, audioStreams: audioStreams)
+        guard let v = firstVideo else { return base }
+        return Double(v.ticks) * v.timeBase.value < Double(base.ticks) * base.timeBase.value ? v : base
+    }
+
+    /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
+    /// CFR, the filter's when it states one, times a processor's rate; nil for VFR.
+    static func constantRate(_ probe: Probe, filter: FilterTiming?, processor: Ratio? = nil) -> Ratio? {
+        var rate: Ratio
+        if let filter {
+            guard let r = filter.rate else { return nil }
+            rate = r
+        } else {
+            guard probe.report.variableFrameRate == false, let v = probe.video,
+                  let r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
+            rate = r
+        }
+        // A processor's P frames per Q split each interval evenly: a constant rate stays constant, P/Q times it.
+        if let k = processor, k.num != k.den { rate = rate.times(k) }
+        return rate
+    }
+
+    /// The source time that becomes 0 in the output: the earliest start of the streams used.
+    /// `audioStreams`: the audio streams kept (nil: the best one, as `probe.audio`).
+    static func timelineBase(_ probe: Probe, audioStreams: [Int]? = nil) -> Timestamp {
+        guard let v = probe.video else { return Timestamp(ticks: 0, timeBase: Ratio(num: 1, den: 1)) }
+        var base = Timestamp(ticks: v.pts[0], timeBase: v.timeBase)
+        let starts = audioStreams.map { kept in probe.audioTracks.filter { kept.contains($0.stream) }.map(\.span.start) }
+            ?? probe.audio.map { [$0.start] } ?? []
+        if let a = starts.min(), a < Double(v.pts[0]) * v.timeBase.value {
+            // Expressed in the video time base's precision would round; use microseconds.
+            base = Timestamp(ticks: Int64((a * 1_000_000).rounded()), timeBase: Ratio(num: 1, den: 1_000_000))
+        }
+        return base
     }
 }

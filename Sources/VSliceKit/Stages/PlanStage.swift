@@ -52,7 +52,7 @@ enum PlanStage: Stage {
         ctx.resetKept(count: plan.segments.count)
         var done = Set<Int>(), framesDone = 0
         for row in try store.segments(task: taskId) where row.status == .done {
-            if Transcoder.segmentFileIsIntact(row) {
+            if row.fileIsIntact {
                 done.insert(row.ord)
                 framesDone += plan.segments[row.ord].frameCount
                 ctx.setKept(row.ord, plan.segments[row.ord].frameCount)

@@ -140,7 +140,7 @@ final class StageContext: Sendable {
     /// Audio piece `order`'s sealed file in the work folder.
     func audioPiecePath(_ order: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.audioPieceFileName(order)) }
     /// The merged file before it is published: beside the output, named after the task.
-    var partPath: String { Transcoder.partPath(task: task) }
+    var partPath: String { task.partFile }
 }
 
 /// What a traced step's body hands back to the runner besides its value.
