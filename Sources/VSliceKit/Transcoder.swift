@@ -303,15 +303,29 @@ public struct Transcoder: Sendable {
         }
         // Bad input or bad options fail again on every resume: nothing in the work folder is worth keeping.
         let discard = cancelled || error.kind == .input || error.kind == .usage
+        // On a full job store disk this write fails too: the task stays `running` under this (ending) process,
+        // which `status` shows as interrupted and the same command takes over — the error below is still the cause.
         try? store.finishTask(task.id, status: status, failure: error, discardWork: discard)
         if discard && !request.keepTemp {
             try? FileManager.default.removeItem(atPath: task.workDir)
             try? FileManager.default.removeItem(atPath: task.partFile)
+        } else {
+            Transcoder.removeUnrecordedPart(task, store: store)
         }
         if cancelled {
             return VSliceError(.interrupted, "transcode", path: input, reason: "the task was cancelled (vslice cancel)")
         }
         return error
+    }
+
+    /// Removes a merged file whose merge the ledger does not record as done (its commit failed, on a full disk):
+    /// a resume merges again, so it is only space taken. Kept when the ledger cannot be read.
+    static func removeUnrecordedPart(_ task: TaskRecord, store: JobStore) {
+        let part = task.partFile
+        guard FileManager.default.fileExists(atPath: part) else { return }
+        do {
+            if try store.eventDone(task.id, .mux) == nil { try? FileManager.default.removeItem(atPath: part) }
+        } catch {}
     }
 
     /// Resumes a stored task by its ID (or ID prefix), with the request it was started with.

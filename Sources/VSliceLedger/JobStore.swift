@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 import VSliceModel
 import VSliceSupport
@@ -72,14 +73,15 @@ public final class JobStore: Sendable {
     }
 
     /// One line in vslice's terms for a database failure: SQLite's message without the SQL, and what to do.
-    package static func describe(_ error: any Error, operation: String, path: String) -> VSliceError {
+    /// `systemErrno`: the OS error behind it (`sqlite3_system_errno`), when the failing call was made on a
+    /// connection; 0 when unknown.
+    package static func describe(_ error: any Error, operation: String, path: String, systemErrno: Int32 = 0) -> VSliceError {
         if let e = error as? VSliceError { return e }
         guard let e = error as? DatabaseError else { return VSliceError(.processing, operation, path: path, reason: plainReason(error)) }
-        let message = (e.message ?? "\(e.resultCode)").replacingOccurrences(of: "\n", with: " ")
-        // SQLite says "disk I/O error" when a full disk stops it from creating its WAL or shared-memory file.
-        var fs = statvfs()
-        let diskFull = statvfs((path as NSString).deletingLastPathComponent, &fs) == 0 && fs.f_bavail == 0
-        if e.resultCode == .SQLITE_FULL || (e.resultCode == .SQLITE_IOERR && diskFull) {
+        var message = (e.message ?? "\(e.resultCode)").replacingOccurrences(of: "\n", with: " ")
+        if isDiskFull(e, systemErrno: systemErrno, path: path) {
+            // SQLITE_FULL says "database or disk is full"; an I/O error's "disk I/O error" is told by its cause.
+            if e.resultCode != .SQLITE_FULL { message += " (disk is full)" }
             return VSliceError(.processing, operation, path: path,
                                reason: "\(message) — the disk holding the job store is full; free space, then run the same command to resume")
         }
@@ -213,25 +215,52 @@ public final class JobStore: Sendable {
         return m
     }
 
-    /// A write in a `BEGIN IMMEDIATE` transaction.
+    /// A full disk as SQLite reports it: SQLITE_FULL (a write that found no space), or an I/O error whose
+    /// system error is ENOSPC or EDQUOT (the WAL or shared-memory file could not grow or be made) — when that
+    /// error is not known (opening the store), an I/O error with no space left on the store's file system.
+    package static func isDiskFull(_ e: DatabaseError, systemErrno: Int32, path: String) -> Bool {
+        if e.resultCode == .SQLITE_FULL { return true }
+        guard e.resultCode == .SQLITE_IOERR else { return false }
+        if systemErrno != 0 { return [ENOSPC, EDQUOT].contains(systemErrno) }
+        var fs = statvfs()
+        return statvfs((path as NSString).deletingLastPathComponent, &fs) == 0 && fs.f_bavail == 0
+    }
+
+    /// A write in a `BEGIN IMMEDIATE` transaction. A failure is described by its cause (a full disk is
+    /// `.processing` with the resume hint, never a lost lease: only `writeAsHolder`'s token check says that).
     package func write<T>(_ body: (Database) throws -> T) throws(VSliceError) -> T {
+        var systemErrno: Int32 = 0
         do {
             return try db.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
+                do {
+                    var result: T?
+                    try db.inTransaction(.immediate) {
+                        result = try body(db)
+                        return .commit
+                    }
+                    return result!
+                } catch {
+                    // The OS error of the call that failed (the rollback after it makes no failing call).
+                    systemErrno = sqlite3_system_errno(db.sqliteConnection)
+                    throw error
                 }
-                return result!
             }
         } catch {
-            throw Self.describe(error, operation: "write job store", path: path)
+            throw Self.describe(error, operation: "write job store", path: path, systemErrno: systemErrno)
         }
     }
 
     package func read<T>(_ body: (Database) throws -> T) throws(VSliceError) -> T {
-        do { return try db.read(body) } catch {
-            throw Self.describe(error, operation: "read job store", path: path)
+        var systemErrno: Int32 = 0
+        do {
+            return try db.read { db in
+                do { return try body(db) } catch {
+                    systemErrno = sqlite3_system_errno(db.sqliteConnection)
+                    throw error
+                }
+            }
+        } catch {
+            throw Self.describe(error, operation: "read job store", path: path, systemErrno: systemErrno)
         }
     }
 }

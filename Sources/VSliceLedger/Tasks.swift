@@ -342,23 +342,34 @@ extension JobStore {
                     reason: "another vslice process took the task over (this one stopped answering for longer than \(Int(leaseStaleSeconds)) s); this process stops without writing")
     }
 
-    /// Whether this process still holds the task's lease (a read; writes check it themselves).
+    /// Whether this process still holds the task's lease (a read; writes check it themselves): false once the
+    /// ledger names another token (or none). A read that fails (a full disk, a busy store) is no verdict: held.
     package func holdsLease(_ task: TaskID) -> Bool {
         guard let token = leases.withLock({ $0[task] }) else { return false }
-        return (try? read { db in try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task]) }) == token
+        // Not `try?`: it flattens the optional, and a failed read would look like a token taken away.
+        do {
+            return try read { db in try String.fetchOne(db, sql: "SELECT lease_token FROM task WHERE id = ?", arguments: [task]) } == token
+        } catch {
+            return true
+        }
     }
 
-    /// Refreshes the lease. `.lost` once another process took the task over; `.cancelled` after `vslice cancel`.
+    /// Refreshes the lease. `.lost` once another process took the task over (the row names another token);
+    /// `.cancelled` after `vslice cancel`. A write that fails (a full disk, a busy store) is no verdict: `.held`
+    /// — the run's own writes fail the same way and report the cause.
     package func heartbeat(_ id: TaskID) -> HeartbeatResult {
         guard let token = leases.withLock({ $0[id] }) else { return .lost }
-        let status: TaskStatus?? = try? write { db in
-            try db.execute(sql: "UPDATE task SET lease_heartbeat = ? WHERE id = ? AND lease_token = ?", arguments: [now(), id, token])
-            guard db.changesCount > 0 else { return TaskStatus?.none }
-            return try TaskStatus.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id])
+        // Not `let s: TaskStatus?? = try? write {…}`: `try?` flattens the optional, so a failed write read as
+        // "no row has this token", i.e. a lease taken over (a full disk said "another vslice process took it").
+        do {
+            return try write { db -> HeartbeatResult in
+                try db.execute(sql: "UPDATE task SET lease_heartbeat = ? WHERE id = ? AND lease_token = ?", arguments: [now(), id, token])
+                guard db.changesCount > 0 else { return .lost }
+                return try TaskStatus.fetchOne(db, sql: "SELECT status FROM task WHERE id = ?", arguments: [id]) == .cancelled ? .cancelled : .held
+            }
+        } catch {
+            return .held
         }
-        guard let found = status else { return .held }     // the database is busy or unwritable: not a verdict
-        guard let s = found else { return .lost }
-        return s == .cancelled ? .cancelled : .held
     }
 
     /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its
@@ -436,10 +447,19 @@ extension JobStore {
     /// Publishes the merged part file as the holder: records its identity (device, inode, size, mtime) and
     /// renames it onto the output inside one transaction that checks the lease, so a holder that lost the task
     /// can never publish, and a crash right after the rename can still tell the output is ours.
+    /// When that commit fails (a full disk under the job store), the file is renamed back: nothing is at the
+    /// output that the ledger does not say was published, and a resume publishes the same part file.
     package func publish(_ task: TaskID, part: String, to output: String, replace: Bool) throws(VSliceError) {
-        try writeAsHolder(task) { db in
-            try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", task.event(.publish)])
-            try FileOps.publish(part, to: output, replace: replace)
+        var moved = false
+        do throws(VSliceError) {
+            try writeAsHolder(task) { db in
+                try db.execute(sql: "UPDATE event SET detail = ? WHERE id = ?", arguments: [FileOps.identity(part) ?? "", task.event(.publish)])
+                try FileOps.publish(part, to: output, replace: replace)
+                moved = true
+            }
+        } catch {
+            if moved && rename(output, part) == 0 { FileOps.fsyncDirectory((output as NSString).deletingLastPathComponent) }
+            throw error
         }
     }
 
