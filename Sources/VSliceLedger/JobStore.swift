@@ -5,9 +5,10 @@ import Synchronization
 import VSliceModel
 import VSliceSupport
 
-/// The job store: tasks, their DAG events, the encode event's segments, and one trace per attempt of a
-/// step, in SQLite (WAL, `synchronous=FULL`, writes in IMMEDIATE transactions). IDs follow the design notes (shared/DESIGN.md, "IDs"):
-/// task = UUID, event = `task_node`, segment = `event_order`, trace = UUID.
+/// The job store: tasks, their DAG events, the segments of the encode and audio events, and one trace per
+/// attempt of a step, in SQLite (WAL, `synchronous=FULL`, writes in IMMEDIATE transactions). IDs (their formulas
+/// are in VSliceModel/IDs.swift; see docs/internals.md, "The ledger"): task = UUID, event = `task_node`,
+/// segment = `event_order`, trace = UUID.
 public final class JobStore: Sendable {
     public let path: String
     package let db: DatabaseQueue
