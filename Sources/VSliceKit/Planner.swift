@@ -26,3 +26,16 @@ extension Plan {
         return plan
     }
 }
+
+extension Plan {
+    /// The plan a run makes for this source and these settings: the one planning path of `transcode`, `batch`,
+    /// `resume` (for a task not planned yet) and `plan`. Its HDR metadata is kept for every segment's encoder.
+    static func forRun(source: Transcoder.Inspection, settings: TranscodeSettings, workers: Bool) throws(VSliceError) -> Plan {
+        let timing = source.extras.filterTiming
+        var p = try Plan.make(source: source.input, index: source.video, settings: settings, expect: source.identity,
+                              filter: timing, from: timing?.offset,
+                              processor: source.extras.processor, workers: workers)
+        p.hdr = source.extras.hdr
+        return p
+    }
+}

@@ -3,7 +3,7 @@ import VSliceModel
 import VSliceSupport
 
 /// Converts frames between pixel formats (same size) with libswscale, with the colour matrix and range said
-/// explicitly on both sides — the design document's colour shift (色偏) comes from a conversion that guesses.
+/// explicitly on both sides — a colour shift comes from a conversion that guesses.
 /// To RGB the chroma is taken as it is (nearest) and interpolated per pixel; from RGB it is averaged over its
 /// area: the pair loses least (an identity processor through rgb24 measures about 53 dB PSNR on BT.709).
 package final class PixelConverter {

@@ -1,8 +1,8 @@
 import Foundation
 import VSliceSupport
 
-/// The ledger's IDs, each a type of its own around its string, and their formulas in this one place (the design
-/// notes' "IDs"): a task is a UUID; an event — one DAG node of a task — is `TASK_NODE`; a segment of an event is
+/// The ledger's IDs, each a type of its own around its string, and their formulas in this one place (see
+/// docs/internals.md, "The ledger"): a task is a UUID; an event — one DAG node of a task — is `TASK_NODE`; a segment of an event is
 /// `EVENT_ORDER` (the encode event's video segments `TASK_encode_ORDER`, the audio event's pieces
 /// `TASK_audio_ORDER`); a trace — one attempt of one step — is a UUID. Each is stored in SQLite, and written in
 /// JSON (`task.json`, trace records, `--json`), as its plain string.

@@ -442,7 +442,7 @@ public struct Plan: Codable, Sendable {
 
     /// The keyframe to start decoding from so that frame `frame` and every frame after it decode correctly.
     /// With open GOPs the frames right after a keyframe (in presentation order) may still be fine while the
-    /// keyframe's own leading frames are not, so decoding starts one GOP earlier, as the design notes ask.
+    /// keyframe's own leading frames are not, so decoding starts one GOP earlier (a cut at an open GOP's keyframe would lose or damage them).
     package static func decodeStart(for frame: Int, index: VideoIndex) -> Int {
         let keys = index.keyframeIndices
         // Last keyframe at or before `frame`.
