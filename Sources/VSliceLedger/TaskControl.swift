@@ -12,8 +12,8 @@ extension JobStore {
         if isLeasedByOther(t) { return (TaskStatus.running.rawValue, nil) }
         guard let pid = t.leasePid else {
             // `--detach`: the scheduler runs the elements, no coordinator watches them.
-            if t.storedRequest?.executor.kind == .slurm {
-                return ("detached", "its elements are Slurm's; `vslice resume \(t.id.short)` collects them and finishes the task")
+            if let kind = t.storedRequest?.executor.kind, kind == .slurm || kind == .ray {
+                return ("detached", "its elements are \(kind == .ray ? "Ray" : "Slurm")'s; `vslice resume \(t.id.short)` collects them and finishes the task")
             }
             return (TaskStatus.interrupted.rawValue, "no process holds it")
         }

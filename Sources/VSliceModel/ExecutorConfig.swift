@@ -8,6 +8,8 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
         case local
         /// One Slurm job array; element i runs `vslice segment --index i`.
         case slurm
+        /// Long-lived Ray actors, one per job slot, run `vslice segment --index i` element after element.
+        case ray
         /// Someone else runs `vslice segment` for every index (e.g. a Kubernetes Indexed Job); the coordinator
         /// waits for their trace records.
         case external
@@ -16,10 +18,13 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
     public var kind: Kind
     /// Extra `sbatch` arguments (`--slurm-arg`, repeatable), e.g. `--partition=render`.
     public var slurmArgs: [String]
+    /// The Ray cluster's address (`--ray-address`, else RAY_ADDRESS when the task was started).
+    public var rayAddress: String?
 
-    public init(kind: Kind = .local, slurmArgs: [String] = []) {
+    public init(kind: Kind = .local, slurmArgs: [String] = [], rayAddress: String? = nil) {
         self.kind = kind
         self.slurmArgs = slurmArgs
+        self.rayAddress = rayAddress
     }
 
     public static let local = ExecutorConfig()

@@ -48,7 +48,7 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     public var processStartedAt: Double? = nil
 
     public struct Engine: Codable, Sendable, Equatable {
-        /// slurm | kubernetes
+        /// slurm | kubernetes | ray
         public var kind: String
         /// Slurm: the array's job ID (SLURM_ARRAY_JOB_ID, else SLURM_JOB_ID). Kubernetes: the pod's name.
         public var job: String?
@@ -61,6 +61,10 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
 
         /// What the environment says about the scheduler running this process, if any.
         public static func from(environment env: [String: String]) -> Engine? {
+            // First: a Ray cluster may run inside a Slurm allocation, whose variables its workers inherit.
+            if let node = env["VSLICE_RAY_NODE_ID"] {
+                return Engine(kind: "ray", job: env["VSLICE_RAY_ACTOR"], arrayIndex: nil, elementJob: env["VSLICE_RAY_ATTEMPT"], node: node)
+            }
             if let id = env["SLURM_JOB_ID"] {
                 return Engine(kind: "slurm", job: env["SLURM_ARRAY_JOB_ID"] ?? id,
                               arrayIndex: env["SLURM_ARRAY_TASK_ID"].flatMap { Int($0) }, elementJob: id,

@@ -11,16 +11,23 @@ extension ExecutorConfig {
     /// Checks, before any work, what this executor needs: a work folder root the workers can write to.
     func check(request: TranscodeRequest, detach: Bool) throws(VSliceError) {
         if detach && !isRemote {
-            throw VSliceError(.usage, "check options", reason: "--detach needs --executor slurm or external (a local run ends with its process)")
+            throw VSliceError(.usage, "check options", reason: "--detach needs --executor slurm, ray or external (a local run ends with its process)")
         }
         if kind != .slurm && !slurmArgs.isEmpty {
             throw VSliceError(.usage, "check options", reason: "--slurm-arg needs --executor slurm")
+        }
+        if kind != .ray && rayAddress != nil {
+            throw VSliceError(.usage, "check options", reason: "--ray-address needs --executor ray")
+        }
+        if kind == .ray && (rayAddress ?? "").isEmpty {
+            throw VSliceError(.usage, "check options", reason: "--executor ray needs --ray-address ADDR (or RAY_ADDRESS)")
         }
         guard isRemote else { return }
         let root = request.workRoot.map(Paths.absolute)
             ?? (Paths.absolute(request.output) as NSString).deletingLastPathComponent
         try WorkFolder.checkWritable(root)
         if kind == .slurm { try SlurmEngine.checkInstalled() }
+        if kind == .ray { try RayEngine.check(address: rayAddress ?? "") }
     }
 }
 
@@ -80,6 +87,7 @@ extension ExecutorConfig {
         case .local: LocalExecutor()
         case .external: RemoteExecutor(engine: ExternalEngine())
         case .slurm: RemoteExecutor(engine: SlurmEngine(extraArgs: slurmArgs))
+        case .ray: RemoteExecutor(engine: RayEngine(address: rayAddress ?? ""))
         }
     }
 }
@@ -92,6 +100,7 @@ public enum ExecutorControl {
     /// 12_3" or "queued (slurm job 12_4)". Nil when its segments do not run under a scheduler vslice can ask, or
     /// it did not answer.
     public static func scheduled(_ t: TaskRecord) -> [Int: String]? {
+        if let address = rayAddress(t) { return t.status.isResumable ? RayControl.scheduled(task: t.id, address: address) : nil }
         guard t.status.isResumable, let seen = sightings(t) else { return nil }
         return seen.mapValues { s in
             let job = "slurm job \(s.arrayJob ?? "?")_\(s.arrayIndex.map(String.init) ?? "?")"
@@ -102,6 +111,7 @@ public enum ExecutorControl {
     /// What Slurm holds of the task's elements (whatever the ledger says of the task); nil when not a Slurm task
     /// or squeue did not answer.
     private static func sightings(_ t: TaskRecord) -> [Int: ElementSighting]? {
+        if let address = rayAddress(t) { return RayControl.held(task: t.id, address: address)?.sightings }
         guard t.storedRequest?.executor.kind == .slurm, ExternalCommand.find("squeue") != nil else { return nil }
         return SlurmEngine(extraArgs: []).inFlight(task: t.id)
     }
@@ -114,7 +124,14 @@ public enum ExecutorControl {
 
     @discardableResult
     public static func cancelScheduled(_ t: TaskRecord) -> String? {
+        if let address = rayAddress(t) { return RayControl.cancel(task: t.id, address: address) }
         guard t.storedRequest?.executor.kind == .slurm else { return nil }
         return SlurmEngine.cancel(task: t.id)
+    }
+
+    /// The Ray cluster of a task whose elements run on Ray.
+    private static func rayAddress(_ t: TaskRecord) -> String? {
+        guard let e = t.storedRequest?.executor, e.kind == .ray else { return nil }
+        return e.rayAddress
     }
 }

@@ -23,6 +23,12 @@ protocol ClusterEngine: Sendable {
     func nodeTrouble(_ nodes: Set<String>) -> [String: String]
     /// Stops every element of the task.
     func cancel(task: TaskID)
+    /// Whether the elements stop with the coordinator (Ctrl-C cancels them) rather than go on without it.
+    var stopsWithCoordinator: Bool { get }
+}
+
+extension ClusterEngine {
+    var stopsWithCoordinator: Bool { false }
 }
 
 /// The coordinator side of an executor whose segments run in other processes (`vslice segment`): it submits
@@ -127,6 +133,11 @@ struct RemoteRun {
         if job.watchdog.cancelled {
             engine.cancel(task: taskId)
             throw VSliceError(.interrupted, "transcode", path: job.input, reason: "the task was cancelled")
+        }
+        if Cancellation.stopRequested && engine.stopsWithCoordinator {
+            engine.cancel(task: taskId)
+            throw VSliceError(.interrupted, "transcode", path: job.input,
+                              reason: "stopped; the elements under \(engine.name) were stopped (`vslice resume \(taskId.short)` submits the rest again)")
         }
         if Cancellation.stopRequested {
             throw VSliceError(.interrupted, "transcode", path: job.input,

@@ -160,9 +160,9 @@ public enum SegmentWorker {
     }
 
     /// Encoder threads for a worker whose task did not fix `--threads`: the CPUs the scheduler gave it
-    /// (SLURM_CPUS_PER_TASK, else SLURM_CPUS_ON_NODE), else this machine's cores.
+    /// (a Ray actor's VSLICE_RAY_CPUS, SLURM_CPUS_PER_TASK, else SLURM_CPUS_ON_NODE), else this machine's cores.
     static func threads(environment env: [String: String]) -> Int {
-        for key in ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] {
+        for key in ["VSLICE_RAY_CPUS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"] {
             if let n = env[key].flatMap({ Int($0) }), n > 0 { return n }
         }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)

@@ -42,7 +42,10 @@ struct BatchCommand: ParsableCommand {
 
     @OptionGroup var runner: RunOptions
 
+    @OptionGroup var cluster: ExecutorOptions
+
     func validate() throws {
+        if cluster.detach { throw ValidationError("--detach is for transcode: batch runs its tasks one after another") }
         guard Container.format(forPath: "x." + container) != nil else {
             throw ValidationError("--container takes mp4, mov or mkv, got '\(container)'")
         }
@@ -54,6 +57,8 @@ struct BatchCommand: ParsableCommand {
         let batch = try BatchRunner(dir: dir, outDir: outDir, pattern: pattern, recursive: recursive, container: container,
                                     settings: settings, force: outputOptions.force)
         runner.prepare()
+        Signals.remoteRun.store(cluster.executor != .local, ordering: .relaxed)
+        Signals.remoteStops.store(cluster.executor == .ray, ordering: .relaxed)
         let store = try runner.store.open()
         let writer = runner.json ? EventWriter() : nil
         let talk = !runner.quiet && !runner.json
@@ -74,6 +79,7 @@ struct BatchCommand: ParsableCommand {
         }, transcode: { item, force in
             var request = outputOptions.request(input: item.input, output: item.output, settings: settings)
             request.force = force
+            request.executor = cluster.config
             return runner.session.run(input: item.input, output: item.output) { onEvent throws(VSliceError) in
                 try Transcoder(request: request, logger: runner.logger, onEvent: onEvent).run(store: store, options: runner.pipelineOptions)
             }.error

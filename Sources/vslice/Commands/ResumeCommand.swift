@@ -59,6 +59,7 @@ struct ResumeCommand: ParsableCommand {
             if Cancellation.stopRequested { break }
             let t = try store.task(id)
             Signals.remoteRun.store((t?.storedRequest?.executor.kind ?? .local) != .local, ordering: .relaxed)
+            Signals.remoteStops.store(t?.storedRequest?.executor.kind == .ray, ordering: .relaxed)
             let outcome = runner.session.run(input: t?.input ?? id.rawValue, output: t?.output ?? "") { onEvent throws(VSliceError) in
                 try Transcoder.resume(taskId: id, store: store, logger: runner.logger, options: runner.pipelineOptions,
                                       jobs: jobs, onEvent: onEvent)

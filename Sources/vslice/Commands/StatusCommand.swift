@@ -70,7 +70,7 @@ struct StatusCommand: ParsableCommand {
             // Each failed attempt, where it ran and why (a worker's error, or a lost element: its node failed…).
             for t in detail.traces where t.segmentId == s.id && t.status == .failed {
                 // A Slurm element as Slurm names it (ARRAYJOB_INDEX), for scontrol and the slurm-*.out log.
-                let element = t.engineJob.map { job in "\(t.engine ?? "") job \(job)" + (t.engine == "slurm" ? t.engineIndex.map { "_\($0)" } ?? "" : "") }
+                let element = t.engineJob.map { job in "\(t.engine ?? "") \(t.engine == "ray" ? "actor" : "job") \(job)" + (t.engine == "slurm" ? t.engineIndex.map { "_\($0)" } ?? "" : "") }
                 let place = [t.host.isEmpty ? nil : "on \(t.host)", element].compactMap { $0 }
                 print("    failed attempt\(place.isEmpty ? "" : " " + place.joined(separator: ", ")): \(t.error ?? "no reason recorded")")
             }

@@ -46,6 +46,7 @@ struct TranscodeCommand: ParsableCommand {
         var request = outputOptions.request(input: input, output: output, settings: settings)
         request.executor = cluster.config
         Signals.remoteRun.store(cluster.executor != .local, ordering: .relaxed)
+        Signals.remoteStops.store(cluster.executor == .ray, ordering: .relaxed)
         var pipelineOptions = runner.pipelineOptions
         pipelineOptions.detach = cluster.detach
         let store = try runner.store.open()

@@ -4,17 +4,24 @@ import VSliceKit
 
 /// Where a transcode's segments run: `--executor`, `--slurm-arg`, `--detach`.
 struct ExecutorOptions: ParsableArguments {
-    @Option(help: "Where segments run: local (threads here), slurm (one job array), external (you run `vslice segment` per index).")
+    @Option(help: "Where segments run: local (threads here), slurm (one job array), ray (actors on a Ray cluster), external (you run `vslice segment` per index).")
     var executor: ExecutorConfig.Kind = .local
 
     @Option(name: .customLong("slurm-arg"), parsing: .unconditionalSingleValue,
             help: "An argument for sbatch (repeatable), e.g. --slurm-arg=--partition=render.")
     var slurmArgs: [String] = []
 
-    @Flag(help: "slurm/external: return once the segments are submitted; `vslice resume TASK` finishes the task.")
+    @Option(name: .customLong("ray-address"),
+            help: "ray: the cluster's address (its head's HOST:PORT, or ray://HOST:PORT with ray[client]); default RAY_ADDRESS.")
+    var rayAddress: String?
+
+    @Flag(help: "slurm/ray/external: return once the segments are submitted; `vslice resume TASK` finishes the task.")
     var detach = false
 
-    var config: ExecutorConfig { ExecutorConfig(kind: executor, slurmArgs: slurmArgs) }
+    var config: ExecutorConfig {
+        let ray = rayAddress ?? (executor == .ray ? ProcessInfo.processInfo.environment["RAY_ADDRESS"] : nil)
+        return ExecutorConfig(kind: executor, slurmArgs: slurmArgs, rayAddress: ray)
+    }
 }
 
 extension ExecutorConfig.Kind: ExpressibleByArgument {}

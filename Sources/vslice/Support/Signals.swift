@@ -20,6 +20,8 @@ enum Signals {
     static let segmentsInRun = Atomic<Int>(0)
     /// The running task's segments run under a scheduler or external workers (they go on without this process).
     static let remoteRun = Atomic<Bool>(false)
+    /// …and stop with this process (Ray's actors).
+    static let remoteStops = Atomic<Bool>(false)
 
     static func install() {
         for sig in [SIGINT, SIGTERM] {
@@ -31,7 +33,10 @@ enum Signals {
                     FileHandle.standardError.write(Data("\nvslice: aborting now\n".utf8))
                 } else {
                     Cancellation.requestStop()
-                    let message = remoteRun.load(ordering: .relaxed)
+                    let message = remoteStops.load(ordering: .relaxed)
+                        ? "stopping: the Ray actors are told to stop (their running elements end); the same command (or "
+                            + "vslice resume) submits the rest again (Ctrl-C again to stop now)"
+                        : remoteRun.load(ordering: .relaxed)
                         ? "stopping: the submitted elements go on without this process; the same command (or vslice resume) "
                             + "re-attaches, vslice cancel stops them (Ctrl-C again to stop now)"
                         : segmentsInRun.load(ordering: .relaxed) == 1
