@@ -12,6 +12,8 @@ public struct PlanPreview: Sendable {
     public var audio: [AudioTrackPlan]
     /// The `--vf` graph's measured timing.
     public var filterTiming: FilterTiming?
+    /// What the check before any work timed of the `--process` program (whether or not the plan counts it).
+    public var processorCost: ProcessorCost? = nil
 }
 
 extension Transcoder {
@@ -35,7 +37,7 @@ extension Transcoder {
         let source = try inspect(input: input, format: format, stallTimeout: stallTimeout)
         let plan = try Plan.forRun(source: source, settings: request.settings, workers: request.executor.isRemote)
         let audio = try AudioTrackPlan.describe(source: input, probe: source.probe, settings: request.settings)
-        return PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming)
+        return PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming, processorCost: source.extras.processorCost)
     }
 }
 
@@ -46,7 +48,7 @@ extension Plan {
         let timing = source.extras.filterTiming
         var p = try Plan.make(source: source.input, index: source.video, settings: settings, expect: source.identity,
                               filter: timing, from: timing.map(Transcoder.filteredStart),
-                              processor: source.extras.processor, workers: workers)
+                              processor: source.extras.processor, processorCost: source.extras.processorCost, workers: workers)
         p.hdr = source.extras.hdr
         return p
     }

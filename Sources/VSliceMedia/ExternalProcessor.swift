@@ -63,6 +63,10 @@ package final class ExternalProcessor: FrameProcessor {
     private var brokenPipe = false
     /// Frames waiting here at most before input is refused.
     private let cap: Int
+    /// When the program was started (or, kept loaded, its stream begun), and when its first and last frames came.
+    private var launchedAt = monotonicSeconds()
+    private var firstOutputAt: Double?
+    private var lastOutputAt: Double?
 
     /// CPU seconds the program used (known once it has ended).
     package var cpuSeconds: Double { ended?.cpu ?? 0 }
@@ -99,6 +103,7 @@ package final class ExternalProcessor: FrameProcessor {
         }
         let told = Self.environment(input: input, format: spec.settings.format, pipeFormat: pipeInFormat, fullRange: pipeInFullRange)
         reader = PipeReader(y4m: spec.settings.format == .y4m)
+        launchedAt = monotonicSeconds()
         child = try ChildProcess(command: spec.settings.command, directory: spec.settings.directory,
                                  environment: spec.environment.merging(told) { $1 })
         if let expected = spec.expected {
@@ -218,6 +223,15 @@ package final class ExternalProcessor: FrameProcessor {
         return Int((Int64(n) * Int64(rate.num) + Int64(rate.den) - 1) / Int64(rate.den))
     }
 
+    /// The program's cost as this run timed it (`ProcessorCost`): its launch until its first frame out, and its
+    /// work per source frame from its first frame out to its last. Nil before two frames came out.
+    package var timedCost: ProcessorCost? {
+        guard let first = firstOutputAt, let last = lastOutputAt, produced >= 2, let rate = learnt?.rate, rate.num > 0 else { return nil }
+        let sourceFrames = Double(produced - 1) * Double(rate.den) / Double(rate.num)
+        return ProcessorCost(startupSeconds: first - launchedAt, secondsPerFrame: (last - first) / sourceFrames,
+                             framesTimed: Int(sourceFrames.rounded()), persistent: spec.settings.isPersistent)
+    }
+
     private var rateNote: String {
         guard let r = learnt?.rate, r.num != r.den else { return "" }
         return " (rate \(r.den == 1 ? "\(r.num)" : "\(r)") frames per input frame)"
@@ -321,6 +335,9 @@ extension ExternalProcessor {
             case .item(.frame(let bytes)):
                 parsed.append(try frame(from: bytes))
                 produced += 1
+                let now = monotonicSeconds()
+                if firstOutputAt == nil { firstOutputAt = now }
+                lastOutputAt = now
                 watch.madeProgress()
             }
         }

@@ -14,6 +14,16 @@ public enum ProcessorCheck {
     public static func run(source: String, index: VideoIndex, settings: TranscodeSettings, expect: FileIdentity? = nil,
                            muxer: String? = nil, stallTimeout: Double = 300,
                            onStderrLine: (@Sendable (String) -> Void)? = nil) throws(VSliceError) -> ProcessorOutput {
+        try measure(source: source, index: index, settings: settings, expect: expect, muxer: muxer, stallTimeout: stallTimeout,
+                    onStderrLine: onStderrLine).output
+    }
+
+    /// The check, and what it timed of the program (`ProcessorCost`: its start-up, and its work per frame over
+    /// the frames after its first; nil when it put out fewer than two frames). The timing costs nothing beyond
+    /// the check itself.
+    public static func measure(source: String, index: VideoIndex, settings: TranscodeSettings, expect: FileIdentity? = nil,
+                               muxer: String? = nil, stallTimeout: Double = 300,
+                               onStderrLine: (@Sendable (String) -> Void)? = nil) throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
         guard let process = settings.process else {
             throw VSliceError(.usage, "check --process", reason: "no --process given")
         }
@@ -43,7 +53,7 @@ public enum ProcessorCheck {
 
     private static func runOnce(source: String, index: VideoIndex, settings: TranscodeSettings, process: ProcessorSettings,
                                 expect: FileIdentity?, muxer: String?, watch: WorkWatch,
-                                onStderrLine: (@Sendable (String) -> Void)?) throws(VSliceError) -> ProcessorOutput {
+                                onStderrLine: (@Sendable (String) -> Void)?) throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
         let n = min(frames, index.pts.count)
         let segment = SegmentPlan(index: 0, bufferStart: 0, firstFrame: 0, lastFrame: n - 1, bufferEnd: n - 1, decodeFrom: 0,
                                   startPts: index.pts[0], endPts: index.pts[n - 1], bufferStartPts: index.pts[0],
@@ -83,8 +93,9 @@ public enum ProcessorCheck {
         guard got, let learnt = external.learnt else {
             throw VSliceError(.processing, "check --process", reason: "the processor put out no frame for \(external.framesIn) input frames")
         }
+        let cost = external.timedCost
         try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer)
-        return learnt
+        return (learnt, cost)
     }
 }
 

@@ -16,6 +16,8 @@ public struct SegmentResult: Codable, Sendable {
     /// frame, and from the end of stream sent to the encoder until the file was sealed (see `FixedCost`).
     public var startupSeconds: Double? = nil
     public var flushSeconds: Double? = nil
+    /// What the `--process` program cost in this attempt, timed as the check before any work times it.
+    public var processorCost: ProcessorCost? = nil
 
     package init(framesProcessed: Int, framesKept: Int, bytes: Int64, checksum: UInt32, processorCPU: Double = 0, startupSeconds: Double? = nil, flushSeconds: Double? = nil) {
         self.framesProcessed = framesProcessed
@@ -95,9 +97,11 @@ package struct SegmentPipeline {
                               reason: "expected \(segment.frameCount) frames (\(segment.processedCount) with buffers), "
                                 + "got \(sealed.kept) (\(src.handedOn) processed)")
         }
-        return SegmentResult(framesProcessed: src.handedOn, framesKept: sealed.kept, bytes: sealed.bytes,
-                             checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0,
-                             startupSeconds: firstFrame.map { $0 - origin }, flushSeconds: flushed)
+        var result = SegmentResult(framesProcessed: src.handedOn, framesKept: sealed.kept, bytes: sealed.bytes,
+                                   checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0,
+                                   startupSeconds: firstFrame.map { $0 - origin }, flushSeconds: flushed)
+        result.processorCost = external?.timedCost
+        return result
     }
 
     /// The stages between the decoder and the encoder, and what comes out of the last: the `--vf` graph, the

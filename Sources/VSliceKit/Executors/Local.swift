@@ -68,7 +68,8 @@ struct LocalExecutor: SegmentExecutor {
                               segment: .init(id: segId, frames: result.framesKept, size: result.bytes, checksum: Int64(result.checksum)),
                               figures: .init(wall: done.wallSeconds, cpu: done.cpuSeconds,
                                              framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes,
-                                             fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds)),
+                                             fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds,
+                                                          processor: result.processorCost)),
                               error: nil, detail: nil, seal: .init(from: tmp, to: job.segmentPaths[segment.index]))
             job.kept(segment.index, result.framesKept)
             onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
