@@ -6,8 +6,9 @@ frames need their neighbours: give vslice buffers of WINDOW // 2 frames on each 
 as if the whole video had been denoised in one run:
 
     vslice transcode in.mp4 -o out.mp4 --process 'python3 examples/denoise.py' --overlap 2,2
+    vslice transcode in.mp4 -o out.mp4 --process 'python3 examples/denoise.py' --overlap 2,2 --process-persistent
 
-Reads and writes Y4M (vslice's default --process-format), 8-bit: each plane is denoised on its own.
+The second keeps one program per job slot, reading one stream per segment (y4m.streams()). Reads and writes Y4M (vslice's default --process-format), 8-bit: each plane is denoised on its own.
 Settings by environment: DENOISE_WINDOW (odd, default 5), DENOISE_STRENGTH (default 6),
 DENOISE_SEARCH (search window, default 11).
 """
@@ -41,16 +42,13 @@ def denoise(frames, k, header):
     return out
 
 
-def main():
-    writer = y4m.Writer()
+def run(header, frames, writer):
+    """Denoises one stream's frames (a segment's, buffer frames included) and writes them."""
     half = WINDOW // 2
     window = deque()   # the frames around the next one to write
     done = 0           # frames written
     seen = 0
-    header = None
-    for header, planes in y4m.frames():
-        if y4m.CHROMA[header.chroma][2] != 8:
-            sys.exit("denoise.py: 8-bit input only (got C%s)" % header.chroma)
+    for planes in frames:
         window.append(planes)
         seen += 1
         # Frame `done` has its following neighbours once `half` more frames have come.
@@ -67,6 +65,17 @@ def main():
         done += 1
         while len(window) > 0 and done - (seen - len(window)) > half:
             window.popleft()
+
+
+def main():
+    writer = y4m.Writer()
+    # One stream per segment with --process-persistent (its header says how many frames, so the last ones are
+    # written without waiting for more input); else one stream until the end of input.
+    for stream in y4m.streams():
+        if y4m.CHROMA[stream.header.chroma][2] != 8:
+            sys.exit("denoise.py: 8-bit input only (got C%s)" % stream.header.chroma)
+        run(stream.header, stream.frames(), writer)
+        writer.end_stream(stream.header)
     writer.close()
 
 

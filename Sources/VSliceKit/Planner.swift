@@ -10,19 +10,28 @@ extension Plan {
     /// With `filter` (the `--vf` graph's measured timing), segments are cut by time, output kept from `from`.
     /// With `processor` (what the `--process` program puts out), segments are cut by time too.
     /// The default plan measures first what an element costs (`ElementCost.measure`; with `workers`, segments run
-    /// as `vslice segment` processes, whose start counts too).
+    /// as `vslice segment` processes, whose start counts too), and counts the processor's cost (`processorCost`,
+    /// timed by the check before any work; `VSLICE_PROCESSOR_COST` instead). `VSLICE_ELEMENT_COST` fixes the whole
+    /// element's cost: the processor's timing is then left out, unless `VSLICE_PROCESSOR_COST` gives it too.
     public static func make(source: String, index: VideoIndex, settings: TranscodeSettings,
                             expect: FileIdentity? = nil, filter: FilterTiming? = nil, from: Int64? = nil,
-                            processor: ProcessorOutput? = nil, workers: Bool = false) throws(VSliceError) -> Plan {
+                            processor: ProcessorOutput? = nil, processorCost: ProcessorCost? = nil,
+                            workers: Bool = false) throws(VSliceError) -> Plan {
         let scenes = settings.split == .scene
             ? try SceneDetect.changes(path: source, videoStream: index.streamIndex, expect: expect) : []
         // A failed measurement leaves the encoder's rule of thumb; the segments will say what is wrong.
-        let cost = !measuresElementCost(settings) || index.pts.count < 2 ? nil
+        var cost = !measuresElementCost(settings) || index.pts.count < 2 ? nil
             : ElementCost.given() ?? (try? ElementCost.measure(source: source, index: index, settings: settings, expect: expect,
                                                                 workerProcess: workers))
+        if cost != nil, settings.process != nil {
+            var p = ProcessorCost.given() ?? (ElementCost.given() == nil ? processorCost : nil)
+            p?.persistent = settings.process?.isPersistent ?? false
+            cost?.processor = p
+        }
         var plan = filter.map { Plan(index: index, settings: settings, filter: $0, from: from, scenes: scenes, cost: cost) }
             ?? Plan(index: index, settings: settings, scenes: scenes, cost: cost)
         if let processor { plan.process(with: processor, index: index) }
+        plan.elementCost = cost
         return plan
     }
 }
@@ -34,7 +43,7 @@ extension Plan {
         let timing = source.extras.filterTiming
         var p = try Plan.make(source: source.input, index: source.video, settings: settings, expect: source.identity,
                               filter: timing, from: timing?.offset,
-                              processor: source.extras.processor, workers: workers)
+                              processor: source.extras.processor, processorCost: source.extras.processorCost, workers: workers)
         p.hdr = source.extras.hdr
         return p
     }

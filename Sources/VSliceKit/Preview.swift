@@ -12,6 +12,8 @@ public struct PlanPreview: Sendable {
     public var audio: [AudioTrackPlan]
     /// The `--vf` graph's measured timing.
     public var filterTiming: FilterTiming?
+    /// What the check before any work timed of the `--process` program (whether or not the plan counts it).
+    public var processorCost: ProcessorCost? = nil
 }
 
 extension Transcoder {
@@ -35,6 +37,6 @@ extension Transcoder {
         let source = try inspect(input: input, format: format, stallTimeout: stallTimeout)
         let plan = try Plan.forRun(source: source, settings: request.settings, workers: request.executor.isRemote)
         let audio = try AudioTrackPlan.describe(source: input, probe: source.probe, settings: request.settings)
-        return PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming)
+        return PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming, processorCost: source.extras.processorCost)
     }
 }

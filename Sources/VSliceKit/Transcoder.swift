@@ -221,9 +221,9 @@ public struct Transcoder: Sendable {
             filterTiming = try FilterTiming.measure(vf, source: input, index: v)
         }
         // The processor runs on a few frames: a broken one is refused, and what it puts out is learnt.
-        let processor = settings.process == nil ? nil
-            : try ProcessorCheck.run(source: input, index: video, settings: settings, expect: identity, muxer: format,
-                                     stallTimeout: stallTimeout, onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
+        let checked = settings.process == nil ? nil
+            : try ProcessorCheck.measure(source: input, index: video, settings: settings, expect: identity, muxer: format,
+                                         stallTimeout: stallTimeout, onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
         let layout = try SourceLayout(path: input)
         let streamPlan = try StreamPlan(layout, videoStream: video.streamIndex, format: format, settings: settings)
         if !streamPlan.dropped.isEmpty {
@@ -236,7 +236,8 @@ public struct Transcoder: Sendable {
         try EncoderCheck.checkAudio(source: input, tracks: streamPlan.audio, settings: settings, format: format,
                                      output: request.output, expect: identity)
         let hdr = try HDRMetadata.read(source: input, videoStream: video.streamIndex)
-        return SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: processor)
+        return SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: checked?.output,
+                            processorCost: checked?.cost)
     }
 
     /// Takes the task in the ledger (a new one, or the unfinished one resumed), once the input's fingerprint
@@ -363,4 +364,6 @@ struct SourceExtras: @unchecked Sendable {
     var hdr: HDRMetadata?
     /// What the `--process` program puts out, learnt by running it on a few frames.
     var processor: ProcessorOutput? = nil
+    /// What the check timed of the program (its start-up and work per frame), for the plan.
+    var processorCost: ProcessorCost? = nil
 }

@@ -19,6 +19,16 @@ extension JobStore {
         }
     }
 
+    /// The processor's timing in a trace (see `FixedCost`).
+    package static func registerProcessorCostMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("trace-processor-cost") { db in
+            try db.execute(sql: """
+                ALTER TABLE trace ADD COLUMN processor_startup_seconds REAL;    -- --process: launch → first frame out
+                ALTER TABLE trace ADD COLUMN processor_seconds_per_frame REAL;  -- --process: first → last frame out, per frame
+                """)
+        }
+    }
+
     /// Sets a trace's fixed-cost columns (those measured; the others stay as they are), inside the caller's
     /// transaction.
     package static func recordFixedCost(_ db: Database, trace: TraceID, _ f: FixedCost) throws {
@@ -26,9 +36,11 @@ extension JobStore {
         try db.execute(sql: """
             UPDATE trace SET startup_seconds = COALESCE(?, startup_seconds), flush_seconds = COALESCE(?, flush_seconds),
                              process_seconds = COALESCE(?, process_seconds), submitted_at = COALESCE(?, submitted_at),
-                             scheduler_seconds = COALESCE(?, scheduler_seconds), collected_seconds = COALESCE(?, collected_seconds)
+                             scheduler_seconds = COALESCE(?, scheduler_seconds), collected_seconds = COALESCE(?, collected_seconds),
+                             processor_startup_seconds = COALESCE(?, processor_startup_seconds),
+                             processor_seconds_per_frame = COALESCE(?, processor_seconds_per_frame)
             WHERE id = ?
             """, arguments: [f.startupSeconds, f.flushSeconds, f.processSeconds, f.submittedAt, f.schedulerSeconds,
-                             f.collectedSeconds, trace])
+                             f.collectedSeconds, f.processorStartupSeconds, f.processorSecondsPerFrame, trace])
     }
 }

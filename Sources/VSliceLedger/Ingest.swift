@@ -79,6 +79,8 @@ extension JobStore {
         guard r.exitKind != SegmentTraceRecord.lostExitKind else { return FixedCost() }
         var f = FixedCost(startupSeconds: r.startupSeconds, flushSeconds: r.flushSeconds,
                           processSeconds: r.processStartedAt.map { max(0, r.startedAt - $0) })
+        f.processorStartupSeconds = r.processorStartupSeconds
+        f.processorSecondsPerFrame = r.processorSecondsPerFrame
         if let latency = SchedulerLatency.of(r, submissions: submissions, records: records) {
             f.submittedAt = latency.submittedAt
             f.schedulerSeconds = latency.seconds

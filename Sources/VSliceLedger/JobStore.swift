@@ -213,6 +213,7 @@ public final class JobStore: Sendable {
                 ALTER TABLE task ADD COLUMN failure_deterministic INTEGER;   -- 1: it would fail the same way again
                 """)
         }
+        registerProcessorCostMigration(&m)
         return m
     }
 

@@ -124,6 +124,9 @@ public struct TraceRecord: Codable, FetchableRecord, Sendable {
     public var submittedAt: Double? = nil
     public var schedulerSeconds: Double? = nil
     public var collectedSeconds: Double? = nil
+    /// With `--process`: the program's start-up and work per source frame in this attempt (see `FixedCost`).
+    public var processorStartupSeconds: Double? = nil
+    public var processorSecondsPerFrame: Double? = nil
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 

@@ -18,6 +18,10 @@ import VSliceSupport
 /// - `collected_seconds` (remote elements): from the worker's end until the coordinator ingested its record
 ///   (its polling).
 ///
+/// - `processor_startup_seconds`, `processor_seconds_per_frame`: with `--process`, the program's start-up (its
+///   launch — or, kept loaded, its stream's start — until its first frame out) and its work per source frame
+///   (`ProcessorCost`), timed as the check before any work times them: what `vslice plan` measured, recorded.
+///
 /// All are wall seconds, NULL where they were not measured (traces of older versions, failed attempts that did
 /// not get so far, steps that are not elements).
 public struct FixedCost: Codable, Sendable, Equatable {
@@ -27,9 +31,14 @@ public struct FixedCost: Codable, Sendable, Equatable {
     public var submittedAt: Double? = nil
     public var schedulerSeconds: Double? = nil
     public var collectedSeconds: Double? = nil
+    public var processorStartupSeconds: Double? = nil
+    public var processorSecondsPerFrame: Double? = nil
 
     public init(startupSeconds: Double? = nil, flushSeconds: Double? = nil, processSeconds: Double? = nil,
-                submittedAt: Double? = nil, schedulerSeconds: Double? = nil, collectedSeconds: Double? = nil) {
+                submittedAt: Double? = nil, schedulerSeconds: Double? = nil, collectedSeconds: Double? = nil,
+                processor: ProcessorCost? = nil) {
+        processorStartupSeconds = processor?.startupSeconds
+        processorSecondsPerFrame = processor?.secondsPerFrame
         self.startupSeconds = startupSeconds
         self.flushSeconds = flushSeconds
         self.processSeconds = processSeconds

@@ -33,12 +33,13 @@ public struct SegmentPlan: Codable, Sendable, Equatable {
     /// interval (nil when that depends on the pictures and is known only once encoded).
     public var outputFrames: Int? { cut == nil ? frameCount : cut!.expectedFrames }
 
-    /// Frames `first…last` of the source as a segment with no buffers, decoded from `first` (a keyframe):
-    /// what the checks before any work run the encoder or the processor on.
-    package static func checkRun(_ first: Int, _ last: Int, index: VideoIndex) -> SegmentPlan {
-        SegmentPlan(index: 0, bufferStart: first, firstFrame: first, lastFrame: last, bufferEnd: last, decodeFrom: first,
-                    startPts: index.pts[first], endPts: index.pts[last], bufferStartPts: index.pts[first],
-                    bufferEndPts: index.pts[last], decodeFromPts: index.pts[first])
+    /// Frames `first…last` of the source as segment `number` with no buffers, decoded from `decodeFrom` (default
+    /// `first`, a keyframe): what the checks before any work run the encoder or the processor on.
+    package static func checkRun(_ first: Int, _ last: Int, index: VideoIndex, number: Int = 0, decodeFrom: Int? = nil) -> SegmentPlan {
+        let from = decodeFrom ?? first
+        return SegmentPlan(index: number, bufferStart: first, firstFrame: first, lastFrame: last, bufferEnd: last, decodeFrom: from,
+                           startPts: index.pts[first], endPts: index.pts[last], bufferStartPts: index.pts[first],
+                           bufferEndPts: index.pts[last], decodeFromPts: index.pts[from])
     }
 }
 
@@ -71,6 +72,8 @@ public struct Plan: Codable, Sendable {
     public var hdr: HDRMetadata? = nil
     /// What the `--process` program puts out (learnt before any work); every segment's must put out the same.
     public var processor: ProcessorOutput? = nil
+    /// What an element was taken to cost (the default plan's measurement, the processor's included where counted).
+    public var elementCost: ElementCost? = nil
 
     /// Cuts the video for a filtered transcode: segments as without a filter, overlap buffers raised to what
     /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).
@@ -238,7 +241,8 @@ public struct Plan: Codable, Sendable {
         // --overlap), as dear as kept ones. A segment is at least ten times its buffers (≤ 10 % spent on them).
         let perCut = settings.overlapBefore + settings.overlapAfter
         let interval = Double(Probe.medianInterval(index.pts)) * index.timeBase.value
-        let fixed = FixedCostMinimum(index: index, cost: cost, encoder: settings.videoCodec, interval: interval)
+        let fixed = FixedCostMinimum(index: index, cost: cost, encoder: settings.videoCodec, interval: interval, jobs: jobs,
+                                     duration: duration)
         let encoderMinimum = fixed.atKeyframes
         let buffers = Double(10 * perCut) * interval
         let minimum = max(encoderMinimum, buffers)
@@ -249,10 +253,12 @@ public struct Plan: Codable, Sendable {
             return ([0], String(format: "one segment: %.1f s is shorter than two shortest segments (%@)", duration, minimumWhy))
         }
         let cuts = BalancedCuts(index: index, jobs: jobs, minimum: minimum, perCut: perCut, duration: duration, scenes: scenes,
-                                minimumBetween: max(fixed.betweenKeyframes, buffers))
+                                minimumBetween: max(fixed.betweenKeyframes, buffers), fewerThanJobs: cost?.processor != nil)
         var (starts, atScenes) = cuts.shrinking(index.keyframeIndices)
         var shape = BalancedCuts.Shape.shrinking
         if let better = cuts.improved(starts) { (starts, atScenes, shape) = (better.starts, 0, better.shape) }
+        // A processor's segments are long (its start-up): no keyframe may fit where equal cuts between them do.
+        if starts.count == 1, cost?.processor != nil, let split = cuts.split() { (starts, atScenes, shape) = (split.starts, 0, split.shape) }
         let between = shape == .equal
         guard starts.count > 1 else {
             return ([0], "one segment: no keyframe leaves the shortest segment (\(minimumWhy)) on both sides (cut between keyframes with --split frames)")
@@ -298,8 +304,12 @@ public struct Plan: Codable, Sendable {
         /// The end of the last frame, seconds.
         package let end: Double
 
-        package init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int],
-                     minimumBetween: Double? = nil) {
+        /// Equal segments may be fewer than the jobs (a processor's dear start-up), rather than none.
+        package var fewerThanJobs = false
+
+        package init(index: VideoIndex, jobs: Int, minimum: Double, perCut: Int, duration: Double, scenes: [Int], minimumBetween: Double? = nil,
+                     fewerThanJobs: Bool = false) {
+            self.fewerThanJobs = fewerThanJobs
             self.index = index
             self.jobs = jobs
             self.minimum = minimum
@@ -383,6 +393,14 @@ public struct Plan: Codable, Sendable {
             return best
         }
 
+        /// When no keyframe leaves the shortest segment on both sides: the better filling of equal segments cut
+        /// between keyframes and even ones at keyframes, if either splits at all.
+        package func split() -> (starts: [Int], shape: Shape)? {
+            guard scenes.isEmpty else { return nil }
+            let options = [(equal(), Shape.equal), (even(), Shape.even)].filter { $0.0.count > 1 }
+            return options.max { efficiency($0.0) < efficiency($1.0) }.map { ($0.0, $0.1) }
+        }
+
         /// One segment per job — or, when the shortest segment allows fewer, as many as fit (the most for which
         /// every cut finds its keyframe) — each cut at the keyframe nearest its mark that leaves the shortest
         /// segment on both sides.
@@ -416,8 +434,9 @@ public struct Plan: Codable, Sendable {
         /// earlier than the segment before.
         package func equal() -> [Int] {
             let perJob = min(perCut * jobs * 100 > n ? 1 : 2, Int(duration / (Double(jobs) * minimumBetween)))
-            guard perJob >= 1 else { return [0] }
-            let count = jobs * perJob
+            let fewer = fewerThanJobs ? Int(duration / minimumBetween + 1e-9) : 0
+            guard perJob >= 1 || fewer >= 2 else { return [0] }
+            let count = perJob >= 1 ? jobs * perJob : fewer
             var starts = [0]
             for m in 1..<count {
                 let mark = n * m / count

@@ -339,6 +339,11 @@ public struct ProcessorSettings: Codable, Sendable, Equatable {
     /// (absolute), so that a resume from elsewhere — `resume --all` from cron, a worker on another node of a
     /// shared filesystem — runs the same script. Nil in tasks stored before it was kept (then: the current one).
     public var directory: String? = nil
+    /// The program stays loaded (`--process-persistent`): started once per job slot, it reads one Y4M stream per
+    /// segment on the same stdin and writes one back for each (docs/usage.md, "A processor that stays loaded").
+    /// How it runs, not what it makes: not part of the signature. Optional so that tasks stored before it decode.
+    public var persistent: Bool? = nil
+    public var isPersistent: Bool { persistent == true }
 
     public init(command: String) { self.command = command }
 
@@ -369,6 +374,15 @@ public struct ProcessorSettings: Codable, Sendable, Equatable {
                 throw usage("--process-size takes WxH with sides from \(Self.sizeRange.lowerBound) to \(Self.sizeRange.upperBound), got \(w)x\(h)")
             }
             if format == .y4m { throw usage("--process-size is for raw formats (rgb24, rgb48le); a y4m processor's header says its size") }
+        }
+        if isPersistent {
+            if format != .y4m {
+                throw usage("--process-persistent needs --process-format y4m: each segment is a Y4M stream of its own, told by its header")
+            }
+            if videoFilter != nil {
+                throw usage("--process-persistent with --vf: a stream's header says its frame count, which a filter may change; "
+                            + "put the filter in the program, or drop --process-persistent")
+            }
         }
     }
 }

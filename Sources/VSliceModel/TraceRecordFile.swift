@@ -46,6 +46,9 @@ public struct SegmentTraceRecord: Codable, Sendable, Equatable {
     public var startupSeconds: Double? = nil
     public var flushSeconds: Double? = nil
     public var processStartedAt: Double? = nil
+    /// With `--process`: the program's start-up and work per source frame (see `FixedCost`).
+    public var processorStartupSeconds: Double? = nil
+    public var processorSecondsPerFrame: Double? = nil
 
     public struct Engine: Codable, Sendable, Equatable {
         /// slurm | kubernetes | ray

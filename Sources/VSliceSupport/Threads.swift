@@ -7,15 +7,18 @@ package enum WorkerPool {
     /// Runs `body` for every item, `jobs` at a time, in the given order, each with its job slot (0 ..< jobs: the
     /// thread it runs on, for resources given per slot such as a GPU). After the first failure, or once a stop
     /// is requested (first Ctrl-C), no further item starts; items already running finish.
-    /// Returns the errors keyed by item.
+    /// Returns the errors keyed by item. `slotEnded` runs on each slot's thread once it takes no more items
+    /// (what the slot kept for its items, such as a program kept loaded, ends there).
     package static func run<Item: Sendable>(_ items: [Item], jobs: Int,
-                                    body: @escaping @Sendable (Item, _ slot: Int) throws(VSliceError) -> Void) -> [VSliceError] {
+                                    body: @escaping @Sendable (Item, _ slot: Int) throws(VSliceError) -> Void,
+                                    slotEnded: @escaping @Sendable (_ slot: Int) -> Void = { _ in }) -> [VSliceError] {
         let state = Mutex<(next: Int, errors: [VSliceError])>((0, []))
         let group = DispatchGroup()
         for slot in 0..<max(1, min(jobs, items.count)) {
             group.enter()
             let t = Thread {
                 defer { group.leave() }
+                defer { slotEnded(slot) }
                 while true {
                     let i: Int? = state.withLock { s in
                         guard s.errors.isEmpty, !Cancellation.stopRequested, s.next < items.count else { return nil }

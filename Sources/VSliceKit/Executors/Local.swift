@@ -10,19 +10,22 @@ struct LocalExecutor: SegmentExecutor {
     func encode(_ job: EncodeJob) throws(VSliceError) -> EncodeOutcome {
         let encodeSettings = job.settings.forRun(segments: job.todo.count)
         let gpus = job.settings.gpus
-        let errors = WorkerPool.run(job.elements, jobs: job.settings.jobs) { (element: Element, slot: Int) throws(VSliceError) in
+        // --process-persistent: one program per job slot, kept loaded across the slot's segments.
+        let hosts = SlotPrograms(settings: job.settings.process, slots: job.settings.jobs)
+        let errors = WorkerPool.run(job.elements, jobs: job.settings.jobs, body: { (element: Element, slot: Int) throws(VSliceError) in
             switch element {
             case .segment(let segment):
                 try Self.retrying(job, what: "segment \(segment.index)", onFailure: { job.onEvent(.segmentFailed(index: segment.index, error: $0)) }) {
                     () throws(VSliceError) in
-                    try Self.attempt(segment, job: job, settings: encodeSettings, gpu: gpus.isEmpty ? nil : gpus[slot % gpus.count])
+                    try Self.attempt(segment, job: job, settings: encodeSettings, gpu: gpus.isEmpty ? nil : gpus[slot % gpus.count],
+                                     host: hosts[slot])
                 }
             case .audioPiece(let piece):
                 try Self.retrying(job, what: "audio piece \(piece.order)", onFailure: { _ in }) { () throws(VSliceError) in
                     try Self.attempt(piece, job: job)
                 }
             }
-        }
+        }, slotEnded: { hosts[$0]?.close() })
         if let e = errors.first(where: { $0.kind == .resumeRefused }) ?? errors.first { throw e }
         return .finished
     }
@@ -49,14 +52,15 @@ struct LocalExecutor: SegmentExecutor {
 
     /// One traced attempt at a video segment: written under a name of its own, renamed into place by the
     /// commit that records it.
-    static func attempt(_ segment: SegmentPlan, job: EncodeJob, settings: TranscodeSettings, gpu: String?) throws(VSliceError) {
+    static func attempt(_ segment: SegmentPlan, job: EncodeJob, settings: TranscodeSettings, gpu: String?,
+                        host: PersistentProcessor? = nil) throws(VSliceError) {
         let store = job.store, taskId = job.task.id, onEvent = job.onEvent, logger = job.logger
         let segId = taskId.segment(segment.index)
         onEvent(.segmentStarted(index: segment.index))
         let trace = try store.beginEvent(taskId, .encode, segment: segId)
         let tmp = job.segmentPaths[segment.index] + ".\(trace.short).tmp"
         let run = SegmentAttempt(task: taskId, input: job.input, identity: job.identity, index: job.index, plan: job.plan,
-                                 segment: segment, settings: settings, workDir: job.workDir, partPath: tmp, gpu: gpu,
+                                 segment: segment, settings: settings, workDir: job.workDir, partPath: tmp, gpu: gpu, host: host,
                                  progress: { onEvent(.framesProcessed(segment: segment.index, frames: $0)) },
                                  onProcessorLine: { logger.debug("processor: \($0)", metadata: ["segment": "\(segment.index)"]) })
         var spent = (wall: 0.0, cpu: 0.0)
@@ -68,7 +72,8 @@ struct LocalExecutor: SegmentExecutor {
                               segment: .init(id: segId, frames: result.framesKept, size: result.bytes, checksum: Int64(result.checksum)),
                               figures: .init(wall: done.wallSeconds, cpu: done.cpuSeconds,
                                              framesIn: result.framesProcessed, framesOut: result.framesKept, bytes: result.bytes,
-                                             fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds)),
+                                             fixed: .init(startupSeconds: result.startupSeconds, flushSeconds: result.flushSeconds,
+                                                          processor: result.processorCost)),
                               error: nil, detail: nil, seal: .init(from: tmp, to: job.segmentPaths[segment.index]))
             job.kept(segment.index, result.framesKept)
             onEvent(.segmentDone(index: segment.index, frames: result.framesKept))
@@ -130,4 +135,17 @@ struct AudioPieceAttempt {
             throw e
         }
     }
+}
+
+/// The programs kept loaded for `--process-persistent`, one per job slot; each is used and ended on its slot's
+/// thread only.
+final class SlotPrograms: @unchecked Sendable {
+    private let programs: [PersistentProcessor]
+
+    init(settings: ProcessorSettings?, slots: Int) {
+        guard let settings, settings.isPersistent else { programs = []; return }
+        programs = (0..<max(1, slots)).map { _ in PersistentProcessor(settings: settings) }
+    }
+
+    subscript(slot: Int) -> PersistentProcessor? { programs.indices.contains(slot) ? programs[slot] : nil }
 }

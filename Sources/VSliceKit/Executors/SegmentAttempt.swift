@@ -23,6 +23,8 @@ struct SegmentAttempt {
     var partPath: String
     /// The GPU the processor gets (`VSLICE_GPU`, `CUDA_VISIBLE_DEVICES`), if any.
     var gpu: String? = nil
+    /// `--process-persistent`: the job slot's program, kept loaded (nil: one for this attempt alone).
+    var host: PersistentProcessor? = nil
     /// The environment the processor inherits.
     var environment: [String: String] = ProcessInfo.processInfo.environment
     /// Kept frames decoded so far (increments, from the attempt's thread).
@@ -58,7 +60,7 @@ struct SegmentAttempt {
             }
             pipeline.processor = ProcessorRun(output: output, environment: processorEnvironment,
                                               logPath: (workDir as NSString).appendingPathComponent(WorkFolder.processLogName(segment.index)),
-                                              onStderrLine: onProcessorLine)
+                                              onStderrLine: onProcessorLine, host: host)
         }
         do throws(VSliceError) {
             let result = try watchdog.watching(watch) { () throws(VSliceError) in try pipeline.run() }

@@ -91,6 +91,8 @@ public enum SegmentWorker {
         record.file = order.file(ofElement: index)
         record.startupSeconds = result.startupSeconds
         record.flushSeconds = result.flushSeconds
+        record.processorStartupSeconds = result.processorCost?.startupSeconds
+        record.processorSecondsPerFrame = result.processorCost?.secondsPerFrame
         measured()
         record.cpuSeconds += result.processorCPU
         try record.write(workDir: workDir)

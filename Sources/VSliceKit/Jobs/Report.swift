@@ -20,6 +20,9 @@ public struct TaskReport: Sendable {
     /// How many workers the run had: the most elements that ran at once — in this process, at most this
     /// machine's CPUs (more job slots than CPUs share them).
     public var measuredConcurrency: Int
+    /// With `--process`: the program's timing in each video segment's done attempt, and the cost the plan took.
+    public var processorTraces: [ProcessorCost] = []
+    public var plannedCost: ElementCost? = nil
 
     /// The coordinator's nodes, in the order the report names them.
     static let beforeNodes: [Node] = [.probe, .plan], afterNodes: [Node] = [.mux, .verify, .publish]
@@ -48,12 +51,16 @@ public struct TaskReport: Sendable {
                                  after: steps(afterNodes, done, t.id), executor: t.storedRequest?.executor.kind.rawValue ?? "local")
         if remote { Self.latencies(rows.compactMap { last[$0.id] }, into: &input) }
         let elementTraces = Set(rows.compactMap { last[$0.id]?.id })
+        let processor = rows.filter { $0.eventId.isNode(.encode) }.compactMap { last[$0.id] }.compactMap { tr in
+            tr.processorStartupSeconds.map { ProcessorCost(startupSeconds: $0, secondsPerFrame: tr.processorSecondsPerFrame ?? 0, framesTimed: 0) }
+        }
         let cpu = done.map { $0.cpuSeconds ?? 0 }.reduce(0, +)
         let serialCPU = done.filter { $0.segmentId == nil }.map { $0.cpuSeconds ?? 0 }.reduce(0, +)
         return TaskReport(task: t, input: input, segments: rows.filter { $0.eventId.isNode(.encode) }.count,
                           pieces: rows.filter { $0.eventId.isNode(.audio) }.count,
                           cpuSeconds: cpu, serialCPUSeconds: serialCPU, measuredWallSeconds: measuredWall(traces, done: done),
-                          measuredConcurrency: workers(traces.filter { elementTraces.contains($0.id) }, local: !remote))
+                          measuredConcurrency: workers(traces.filter { elementTraces.contains($0.id) }, local: !remote),
+                          processorTraces: processor, plannedCost: plan?.elementCost)
     }
 
     /// Each element's done attempt, in the executor's dispatch order: the local one's (video segments longest
@@ -170,6 +177,7 @@ extension TaskReport {
                             input.firstWaveLatency * 1000, input.laterLatency * 1000, input.collectSeconds * 1000)
         }
         lines.append(fixed)
+        if let p = processorLine { lines.append(p) }
         if let c = check {
             lines.append(String(format: "measured: %.2f s wall on %d worker%@; predicted for %d: %.2f s (%+.1f %%)",
                                 c.measured, c.workers, c.workers == 1 ? "" : "s", c.workers, c.predicted, 100 * (c.predicted - c.measured) / c.measured))
@@ -185,5 +193,25 @@ extension TaskReport {
         lines.append("serial = share of the wall time in the coordinator's steps; work, fixed, idle = shares of the workers' time "
                      + "during the encode (fixed: start-up, worker start, scheduler latency, ledger writes)")
         return lines.joined(separator: "\n")
+    }
+}
+
+extension TaskReport {
+    /// "processor (median of 4 segments' traces): start-up 430 ms, 183 ms of work per frame; the plan counted
+    /// 420 ms and 180 ms (−2 %, −2 %)": what the program cost in the run, against what the check before any work
+    /// timed.
+    var processorLine: String? {
+        guard !processorTraces.isEmpty, let startup = Self.median(processorTraces.map(\.startupSeconds)),
+              let work = Self.median(processorTraces.map(\.secondsPerFrame)) else { return nil }
+        var line = String(format: "processor (median of %d segments' traces): start-up %.0f ms, %.3g ms of work per frame",
+                          processorTraces.count, startup * 1000, work * 1000)
+        if let planned = plannedCost?.processor {
+            func delta(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%+.0f %%", 100 * (a - b) / b) : "—" }
+            line += String(format: "; the plan counted %.0f ms and %.3g ms (%@, %@)", planned.startupSeconds * 1000,
+                           planned.secondsPerFrame * 1000, delta(planned.startupSeconds, startup), delta(planned.secondsPerFrame, work))
+        } else {
+            line += "; the plan did not count it"
+        }
+        return line
     }
 }

@@ -22,6 +22,19 @@ package struct ProcessorSpec {
     /// The frames it is to be given (a segment's, overlap buffers included; the check's), when known: nil when
     /// a `--vf` before it may change the count.
     package var inputFrames: Int? = nil
+    /// `--process-persistent`: the slot's program the stream runs on (started if need be), and what its header
+    /// says besides the frames' geometry (`XVSLICE_SEGMENT`, `XVSLICE_FRAMES`…, in this order).
+    package var host: PersistentProcessor? = nil
+    package var streamTags: [(String, String)] = []
+}
+
+extension ProcessorSpec {
+    /// A kept-loaded stream's header tags: its segment, its first kept source frame, the frames it holds (buffer
+    /// frames included) and its buffer frames before and after.
+    package static func tags(segment: Int, firstFrame: Int, frames: Int, before: Int, after: Int) -> [(String, String)] {
+        [("VSLICE_SEGMENT", String(segment)), ("VSLICE_FRAMES", String(frames)), ("VSLICE_FIRST_FRAME", String(firstFrame)),
+         ("VSLICE_BUFFER_BEFORE", String(before)), ("VSLICE_BUFFER_AFTER", String(after))]
+    }
 }
 
 /// An external program as a pipeline stage (`--process CMD`): `/bin/sh -c CMD` in a process group of its own,
@@ -63,9 +76,19 @@ package final class ExternalProcessor: FrameProcessor {
     private var brokenPipe = false
     /// Frames waiting here at most before input is refused.
     private let cap: Int
+    /// When the program was started (or, kept loaded, its stream begun), and when its first and last frames came.
+    private var launchedAt = monotonicSeconds()
+    private var firstOutputAt: Double?
+    private var lastOutputAt: Double?
 
     /// CPU seconds the program used (known once it has ended).
-    package var cpuSeconds: Double { ended?.cpu ?? 0 }
+    package var cpuSeconds: Double { persistentCPU ?? ended?.cpu ?? 0 }
+    /// Kept loaded: the program this stream runs on, its group's CPU seconds when the stream began and what the
+    /// stream used, and whether the stream came back whole (else the program is killed with this stage).
+    private let host: PersistentProcessor?
+    private var cpuAtStart = 0.0
+    private var persistentCPU: Double?
+    private var streamDone = false
     package var framesIn: Int { inputTimes.count }
 
     /// Starts the program for frames of `input` geometry.
@@ -98,9 +121,17 @@ package final class ExternalProcessor: FrameProcessor {
             _ = try? log?.seekToEnd()
         }
         let told = Self.environment(input: input, format: spec.settings.format, pipeFormat: pipeInFormat, fullRange: pipeInFullRange)
-        reader = PipeReader(y4m: spec.settings.format == .y4m)
-        child = try ChildProcess(command: spec.settings.command, directory: spec.settings.directory,
-                                 environment: spec.environment.merging(told) { $1 })
+        host = spec.host
+        launchedAt = monotonicSeconds()
+        if let host {
+            reader = host.reader
+            child = try host.lend(environment: spec.environment.merging(told) { $1 }).child
+            cpuAtStart = host.groupCPUSeconds
+        } else {
+            reader = PipeReader(y4m: spec.settings.format == .y4m)
+            child = try ChildProcess(command: spec.settings.command, directory: spec.settings.directory,
+                                     environment: spec.environment.merging(told) { $1 })
+        }
         if let expected = spec.expected {
             try prepareOutput(expected)
         } else if spec.settings.format != .y4m {
@@ -109,7 +140,12 @@ package final class ExternalProcessor: FrameProcessor {
     }
 
     deinit {
-        child.kill()
+        if let host {
+            // A stream that did not come back whole leaves the program in no known state.
+            if !streamDone { host.discard() }
+        } else {
+            child.kill()
+        }
         try? log?.close()
     }
 
@@ -165,6 +201,14 @@ package final class ExternalProcessor: FrameProcessor {
     package func finish(end: Int64) throws(VSliceError) {
         endTime = end
         closing = true
+        if host != nil {
+            // Kept loaded, its input stays open: the header said how many frames the stream has.
+            if let n = spec.inputFrames, n != inputTimes.count {
+                throw VSliceError(.processing, operation, path: path,
+                                  reason: "\(inputTimes.count) frames were decoded of the \(n) the stream's header announced")
+            }
+            return
+        }
         if writer.isEmpty { child.closeStdin() }
     }
 
@@ -172,7 +216,8 @@ package final class ExternalProcessor: FrameProcessor {
         if !closing {
             try pump(blocking: false) { true }
         } else {
-            try pump(blocking: true) { self.timeable || self.child.stdout < 0 }
+            try pump(blocking: true) { self.timeable || self.child.stdout < 0 || self.streamComplete }
+            if parsed.isEmpty && streamComplete { try endStream(); return .endOfStream }
             if parsed.isEmpty && child.stdout < 0 { try concludeIfEnded(); return .endOfStream }
         }
         guard timeable else { return .again }
@@ -182,6 +227,37 @@ package final class ExternalProcessor: FrameProcessor {
         frame.pts = try time(of: delivered)
         delivered += 1
         return .ok
+    }
+
+    /// Kept loaded: every frame of the stream was sent and every frame it owes came back.
+    private var streamComplete: Bool {
+        host != nil && closing && writer.isEmpty && produced == expectedFrames(for: inputTimes.count) && reader.partialBytes == 0
+    }
+
+    /// Kept loaded, the stream came back whole: nothing more may follow before the next header, and the program
+    /// stays for the next stream (unless it has ended, or ends now).
+    private func endStream() throws(VSliceError) {
+        guard !streamDone, let host else { return }
+        var p = pollfd(fd: child.stdout, events: Int16(POLLIN), revents: 0)
+        if child.stdout >= 0, poll(&p, 1, 0) > 0 {
+            let more: PipeReader.Outcome
+            do { more = try reader.read(from: child.stdout) } catch { throw failed(error.reason) }
+            if case .item = more {
+                throw deterministic("the processor wrote more after the \(produced) frames of its stream than the next header allows "
+                                    + "(a program kept loaded writes exactly its stream's frames, then waits for the next header)" + rateNote)
+            }
+            if reader.partialBytes > 0 {
+                throw deterministic("the processor wrote more after the \(produced) frames of its stream (\(reader.partialBytes) bytes)")
+            }
+        }
+        while child.stderr >= 0 {
+            var e = pollfd(fd: child.stderr, events: Int16(POLLIN), revents: 0)
+            guard poll(&e, 1, 0) > 0 else { break }
+            readStderr()
+        }
+        persistentCPU = max(0, host.groupCPUSeconds - cpuAtStart)
+        streamDone = true
+        host.streamDone()
     }
 
     /// The head frame waits for receiving (there is one, and its time is known) while the queue is full.
@@ -218,6 +294,15 @@ package final class ExternalProcessor: FrameProcessor {
         return Int((Int64(n) * Int64(rate.num) + Int64(rate.den) - 1) / Int64(rate.den))
     }
 
+    /// The program's cost as this run timed it (`ProcessorCost`): its launch until its first frame out, and its
+    /// work per source frame from its first frame out to its last. Nil before two frames came out.
+    package var timedCost: ProcessorCost? {
+        guard let first = firstOutputAt, let last = lastOutputAt, produced >= 2, let rate = learnt?.rate, rate.num > 0 else { return nil }
+        let sourceFrames = Double(produced - 1) * Double(rate.den) / Double(rate.num)
+        return ProcessorCost(startupSeconds: first - launchedAt, secondsPerFrame: (last - first) / sourceFrames,
+                             framesTimed: Int(sourceFrames.rounded()), persistent: spec.settings.isPersistent)
+    }
+
     private var rateNote: String {
         guard let r = learnt?.rate, r.num != r.den else { return "" }
         return " (rate \(r.den == 1 ? "\(r.num)" : "\(r)") frames per input frame)"
@@ -232,7 +317,7 @@ extension ExternalProcessor {
         // A program that closed its input takes nothing more: how it ends decides (see `judge`).
         guard child.stdin >= 0 else { return }
         if spec.settings.format == .y4m {
-            if !wroteHeader { writer.queue(inputHeader.line) }
+            if !wroteHeader { writer.queue(streamHeaderLine) }
             writer.queue("FRAME\n")
         }
         wroteHeader = true
@@ -243,6 +328,12 @@ extension ExternalProcessor {
         } else {
             try writer.queue(frame, format: pipeInFormat)
         }
+    }
+
+    /// The header line of the stream: the input's, with the stream's own tags (kept loaded).
+    private var streamHeaderLine: String {
+        guard !spec.streamTags.isEmpty else { return inputHeader.line }
+        return String(inputHeader.line.dropLast()) + spec.streamTags.map { " X\($0.0)=\($0.1)" }.joined() + "\n"
     }
 
     /// The Y4M header vslice writes: the input's size, rate, aspect, chroma and range.
@@ -302,7 +393,7 @@ extension ExternalProcessor {
             brokenPipe = true
             child.closeStdin()
         case .wrote:
-            if closing { child.closeStdin() }
+            if closing && host == nil { child.closeStdin() }
         }
     }
 
@@ -321,6 +412,9 @@ extension ExternalProcessor {
             case .item(.frame(let bytes)):
                 parsed.append(try frame(from: bytes))
                 produced += 1
+                let now = monotonicSeconds()
+                if firstOutputAt == nil { firstOutputAt = now }
+                lastOutputAt = now
                 watch.madeProgress()
             }
         }

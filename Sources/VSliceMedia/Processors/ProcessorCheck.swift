@@ -14,6 +14,16 @@ public enum ProcessorCheck {
     public static func run(source: String, index: VideoIndex, settings: TranscodeSettings, expect: FileIdentity? = nil,
                            muxer: String? = nil, stallTimeout: Double = 300,
                            onStderrLine: (@Sendable (String) -> Void)? = nil) throws(VSliceError) -> ProcessorOutput {
+        try measure(source: source, index: index, settings: settings, expect: expect, muxer: muxer, stallTimeout: stallTimeout,
+                    onStderrLine: onStderrLine).output
+    }
+
+    /// The check, and what it timed of the program (`ProcessorCost`: its start-up, and its work per frame over
+    /// the frames after its first; nil when it put out fewer than two frames). The timing costs nothing beyond
+    /// the check itself.
+    public static func measure(source: String, index: VideoIndex, settings: TranscodeSettings, expect: FileIdentity? = nil,
+                               muxer: String? = nil, stallTimeout: Double = 300,
+                               onStderrLine: (@Sendable (String) -> Void)? = nil) throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
         guard let process = settings.process else {
             throw VSliceError(.usage, "check --process", reason: "no --process given")
         }
@@ -22,13 +32,15 @@ public enum ProcessorCheck {
             defer { watchdog.stop() }
             let watch = WorkWatch(stalledMeans: "no frame from the processor")
             return try watchdog.watching(watch) { () throws(VSliceError) in
-                try runOnce(source: source, index: index, settings: settings, process: process, expect: expect, muxer: muxer,
-                            watch: watch, onStderrLine: onStderrLine)
+                let check = Check(source: source, index: index, settings: settings, process: process, expect: expect, muxer: muxer,
+                                  watch: watch, onStderrLine: onStderrLine)
+                return process.isPersistent ? try check.twoStreams() : try check.run(Check.Stream(frames: 0..<min(frames, index.pts.count)))
             }
         } catch {
             if error.kind == .interrupted || error.kind == .input { throw error }
             let n = min(frames, index.pts.count)
-            throw VSliceError(.usage, "check --process", reason: "the processor failed on the first \(n) frames of the input: \(error.reason)")
+            let what = process.isPersistent ? "two streams (the first \(n) frames, then the next ones) kept loaded" : "the first \(n) frames of the input"
+            throw VSliceError(.usage, "check --process", reason: "the processor failed on \(what): \(error.reason)")
         }
     }
 
@@ -40,12 +52,59 @@ public enum ProcessorCheck {
         if inherited["OMP_NUM_THREADS"] == nil { env["OMP_NUM_THREADS"] = String(threads) }
         return env
     }
+}
 
-    private static func runOnce(source: String, index: VideoIndex, settings: TranscodeSettings, process: ProcessorSettings,
-                                expect: FileIdentity?, muxer: String?, watch: WorkWatch,
-                                onStderrLine: (@Sendable (String) -> Void)?) throws(VSliceError) -> ProcessorOutput {
-        let n = min(frames, index.pts.count)
-        let segment = SegmentPlan.checkRun(0, n - 1, index: index)
+/// One run of the check: the settings it needs, and a stream of frames through the program.
+private struct Check {
+    var source: String
+    var index: VideoIndex
+    var settings: TranscodeSettings
+    var process: ProcessorSettings
+    var expect: FileIdentity?
+    var muxer: String?
+    var watch: WorkWatch
+    var onStderrLine: (@Sendable (String) -> Void)?
+
+    /// Source frames through the program, as segment `segment` (kept loaded: on `host`, learnt output `expected`).
+    struct Stream {
+        var frames: Range<Int>
+        var segment = 0
+        var host: PersistentProcessor? = nil
+        var expected: ProcessorOutput? = nil
+    }
+
+    /// `--process-persistent`: two streams on one program — the first frames, then the next ones (or the same again
+    /// on a video that short), each with its own header — and its exit at the end of its input. A program that
+    /// cannot take a second header fails here. Its start-up is the first stream's; its work per frame is timed over
+    /// both.
+    func twoStreams() throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
+        let host = PersistentProcessor(settings: process)
+        defer { host.discard() }
+        let n = min(ProcessorCheck.frames, index.pts.count)
+        let first = try run(Stream(frames: 0..<n, segment: 0, host: host))
+        let second = try run(Stream(frames: index.pts.count > n ? n..<min(index.pts.count, 2 * n) : 0..<n, segment: 1, host: host,
+                                    expected: first.output))
+        guard host.starts == 1 else {
+            throw VSliceError(.processing, "check --process", reason: "the processor ended after its first stream (a program kept loaded "
+                              + "reads the next stream's header and goes on)")
+        }
+        let how = host.close(grace: 10)
+        guard how == .exited(0) else {
+            throw VSliceError(.processing, "check --process", reason: "at the end of its input the processor "
+                              + (how.map { "ended with \($0)" } ?? "did not exit within 10 s") + " (a program kept loaded exits 0 there)")
+        }
+        guard var cost = first.cost else { return (first.output, nil) }
+        if let more = second.cost, more.framesTimed > 0 {
+            let frames = cost.framesTimed + more.framesTimed
+            cost.secondsPerFrame = (cost.secondsPerFrame * Double(cost.framesTimed) + more.secondsPerFrame * Double(more.framesTimed)) / Double(frames)
+            cost.framesTimed = frames
+        }
+        return (first.output, cost)
+    }
+
+    func run(_ stream: Stream) throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
+        let a = stream.frames.lowerBound, b = stream.frames.upperBound - 1, n = stream.frames.count
+        let segment = SegmentPlan.checkRun(a, b, index: index, number: stream.segment, decodeFrom: Plan.decodeStart(for: a, index: index))
         let src = try SegmentSource(path: source, index: index, segment: segment, threads: 1, watch: watch, expect: expect,
                                     progress: { _ in })
         src.decodingIsProgress = false
@@ -59,17 +118,18 @@ public enum ProcessorCheck {
             geometry = stage.output
         }
         var env = ProcessInfo.processInfo.environment
-        env.merge(threadEnvironment(settings.threadsPerJob, inherited: env)) { $1 }
-        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": "0", "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": "0",
+        env.merge(ProcessorCheck.threadEnvironment(settings.threadsPerJob, inherited: env)) { $1 }
+        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": String(stream.segment), "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": String(a),
                        "VSLICE_FRAMES": String(n), "VSLICE_BUFFER_BEFORE": "0", "VSLICE_BUFFER_AFTER": "0", "VSLICE_CHECK": "1"] {
             env[k] = v
         }
         let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
-        let external = try ExternalProcessor(ProcessorSpec(settings: process, label: "check", expected: nil, environment: env, logPath: nil,
-                                                           onStderrLine: onStderrLine, encoderFormats: supported,
-                                                           preferredFormat: geometry.pixelFormat,
-                                                           inputFrames: settings.videoFilter == nil ? n : nil),
-                                             input: geometry, watch: watch, path: source)
+        var spec = ProcessorSpec(settings: process, label: "check", expected: stream.expected, environment: env, logPath: nil,
+                                 onStderrLine: onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat,
+                                 inputFrames: settings.videoFilter == nil ? n : nil)
+        spec.host = stream.host
+        spec.streamTags = stream.host == nil ? [] : ProcessorSpec.tags(segment: stream.segment, firstFrame: a, frames: n, before: 0, after: 0)
+        let external = try ExternalProcessor(spec, input: geometry, watch: watch, path: source)
         stages.append(external)
         let first = Frame()
         var got = false
@@ -81,8 +141,9 @@ public enum ProcessorCheck {
         guard got, let learnt = external.learnt else {
             throw VSliceError(.processing, "check --process", reason: "the processor put out no frame for \(external.framesIn) input frames")
         }
-        try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer)
-        return learnt
+        let cost = external.timedCost
+        if stream.expected == nil { try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer) }
+        return (learnt, cost)
     }
 }
 

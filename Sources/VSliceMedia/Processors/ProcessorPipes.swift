@@ -155,6 +155,19 @@ package final class PipeReader {
     /// Bytes read of an unfinished line or frame (what a stream that ends now leaves cut).
     package var partialBytes: Int { line.count + filled }
 
+    /// A stream ended whole: the next bytes are another stream's header (`--process-persistent`).
+    package func nextStream() {
+        if y4m { state = .header }
+    }
+
+    /// Forgets what was read of an unfinished stream (its program is gone).
+    package func reset() {
+        line.removeAll(keepingCapacity: true)
+        av_buffer_unref(&buffer)
+        filled = 0
+        state = y4m ? .header : .payload
+    }
+
     package enum Outcome { case item(Item), wouldBlock, endOfFile }
 
     /// Reads until an item is whole, the pipe is empty, or it ends.

@@ -16,6 +16,8 @@ public struct SegmentResult: Codable, Sendable {
     /// frame, and from the end of stream sent to the encoder until the file was sealed (see `FixedCost`).
     public var startupSeconds: Double? = nil
     public var flushSeconds: Double? = nil
+    /// What the `--process` program cost in this attempt, timed as the check before any work times it.
+    public var processorCost: ProcessorCost? = nil
 
     package init(framesProcessed: Int, framesKept: Int, bytes: Int64, checksum: UInt32, processorCPU: Double = 0,
                  startupSeconds: Double? = nil, flushSeconds: Double? = nil) {
@@ -36,9 +38,13 @@ package struct ProcessorRun {
     package var environment: [String: String]
     package var logPath: String?
     package var onStderrLine: (@Sendable (String) -> Void)? = nil
+    /// `--process-persistent`: the job slot's program, kept loaded across its segments (nil: one for this segment
+    /// alone, as a `vslice segment` worker runs it).
+    package var host: PersistentProcessor? = nil
 
-    package init(output: ProcessorOutput, environment: [String: String], logPath: String? = nil,
-                 onStderrLine: (@Sendable (String) -> Void)? = nil) {
+    package init(output: ProcessorOutput, environment: [String: String], logPath: String? = nil, onStderrLine: (@Sendable (String) -> Void)? = nil,
+                 host: PersistentProcessor? = nil) {
+        self.host = host
         self.output = output
         self.environment = environment
         self.logPath = logPath
@@ -77,7 +83,11 @@ package struct SegmentPipeline {
         let src = try SegmentSource(path: source, index: index, segment: segment, threads: settings.threadsPerJob, watch: watch,
                                     expect: expect, progress: progress)
         let cut = settings.cutsByTime ? segment.cut : nil
-        let (stages, geometry) = try makeStages(src, cut: cut)
+        // Kept loaded without a slot's program (a worker): one for this segment, ended with it.
+        let own = settings.process?.isPersistent == true && processor != nil && processor?.host == nil
+            ? PersistentProcessor(settings: settings.process!) : nil
+        defer { own?.close() }
+        let (stages, geometry) = try makeStages(src, cut: cut, host: processor?.host ?? own)
         let external = stages.last as? ExternalProcessor
         let sink = try SegmentSink(.init(settings: settings, geometry: geometry, hdr: hdr, cut: cut,
                                          rate: processor?.output.rate ?? Ratio(num: 1, den: 1)),
@@ -97,14 +107,16 @@ package struct SegmentPipeline {
                               reason: "expected \(segment.frameCount) frames (\(segment.processedCount) with buffers), "
                                 + "got \(sealed.kept) (\(src.handedOn) processed)")
         }
-        return SegmentResult(framesProcessed: src.handedOn, framesKept: sealed.kept, bytes: sealed.bytes,
-                             checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0,
-                             startupSeconds: firstFrame.map { $0 - origin }, flushSeconds: flushed)
+        var result = SegmentResult(framesProcessed: src.handedOn, framesKept: sealed.kept, bytes: sealed.bytes,
+                                   checksum: sealed.checksum, processorCPU: external?.cpuSeconds ?? 0,
+                                   startupSeconds: firstFrame.map { $0 - origin }, flushSeconds: flushed)
+        result.processorCost = external?.timedCost
+        return result
     }
 
     /// The stages between the decoder and the encoder, and what comes out of the last: the `--vf` graph, the
     /// `--process` program, and a pixel-format conversion when the encoder cannot take what comes out.
-    private func makeStages(_ src: SegmentSource, cut: TimeCut?) throws(VSliceError) -> ([any FrameProcessor], FrameGeometry) {
+    private func makeStages(_ src: SegmentSource, cut: TimeCut?, host: PersistentProcessor?) throws(VSliceError) -> ([any FrameProcessor], FrameGeometry) {
         let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
         let from = src.geometry
         let needsConversion = !supported.isEmpty && !supported.contains(from.pixelFormat)
@@ -119,9 +131,14 @@ package struct SegmentPipeline {
             geometry = stage.output
         }
         if let run = processor, let process = settings.process {
-            let spec = ProcessorSpec(settings: process, label: "segment \(segment.index)", expected: run.output, environment: run.environment, logPath: run.logPath,
+            var spec = ProcessorSpec(settings: process, label: "segment \(segment.index)", expected: run.output, environment: run.environment, logPath: run.logPath,
                                      onStderrLine: run.onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat,
                                      inputFrames: settings.videoFilter == nil ? segment.processedCount : nil)
+            if process.isPersistent {
+                spec.host = host
+                spec.streamTags = ProcessorSpec.tags(segment: segment.index, firstFrame: segment.firstFrame, frames: segment.processedCount,
+                                                     before: segment.firstFrame - segment.bufferStart, after: segment.bufferEnd - segment.lastFrame)
+            }
             let stage = try ExternalProcessor(spec, input: geometry, watch: watch, path: source)
             src.decodingIsProgress = false
             stages.append(stage)

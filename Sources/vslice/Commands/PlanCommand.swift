@@ -19,6 +19,8 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var options: TranscodeOptions
 
+    @OptionGroup(title: "Where segments run") var cluster: ExecutorChoice
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -28,7 +30,8 @@ struct PlanCommand: ParsableCommand {
         if try manifest.run(input: input) { return }
         let settings = try options.settings()
         // The same checks and the same planning path as the transcode's: a dry run says what it would refuse, too.
-        let request = TranscodeRequest(input: input, output: input + ".plan.mp4", settings: settings)
+        var request = TranscodeRequest(input: input, output: input + ".plan.mp4", settings: settings)
+        request.executor = cluster.config
         let preview = try Transcoder(request: request, logger: Logger(label: "vslice.plan")).preview()
         let plan = preview.plan, audio = preview.audio, timing = preview.filterTiming
         if json {
@@ -47,6 +50,10 @@ struct PlanCommand: ParsableCommand {
             print("  processor: \(command)")
             print("    puts out \(p.width)x\(p.height) \(p.pixelFormat), \(rate) frame(s) per input frame "
                   + "(learnt from a run on the first \(min(Transcoder.processorCheckFrames, plan.frameCount)) frames)")
+            print("    " + Self.processorCost(timed: preview.processorCost, counted: plan.elementCost?.processor))
+        }
+        if let c = plan.elementCost {
+            print("  element cost: " + c.summary)
         }
         for a in audio {
             let what = a.codec.map { "\($0), " + (a.pieces > 1 ? "\(a.pieces) pieces of about \(a.pieceSeconds ?? 0) s" : "one pass (\(a.onePass ?? ""))") }
@@ -59,6 +66,23 @@ struct PlanCommand: ParsableCommand {
                          s.bufferStart, s.firstFrame, s.lastFrame, s.bufferEnd, s.frameCount,
                          Double(s.startPts) * tb, Double(s.endPts) * tb))
         }
+    }
+}
+
+extension PlanCommand {
+    /// What the check timed of the processor, and whether the plan counted it.
+    static func processorCost(timed: ProcessorCost?, counted: ProcessorCost?) -> String {
+        let what = timed.map { "timed by the check: " + $0.summary } ?? "timed by the check: fewer than two frames out, nothing to time"
+        if let counted {
+            return what + (counted == timed ? "; the plan counts it" : "; the plan counts " + counted.summary)
+        }
+        return what + "; the plan does not count it (" + Self.notCountedWhy + ")"
+    }
+
+    static var notCountedWhy: String {
+        ProcessInfo.processInfo.environment["VSLICE_ELEMENT_COST"] != nil
+            ? "VSLICE_ELEMENT_COST fixes the element's cost; VSLICE_PROCESSOR_COST adds the processor's"
+            : "the plan is not the default balanced one, or --jobs is 1"
     }
 }
 

@@ -29,15 +29,24 @@ struct ProcessorOptions: ParsableArguments {
     @Option(help: "GPU devices for the processor, one per concurrent segment (0,1): sets VSLICE_GPU and CUDA_VISIBLE_DEVICES.")
     var gpus: String?
 
+    @Flag(name: .customLong("process-persistent"), help: ArgumentHelp(
+        "Keep the processor loaded: one program per job slot (per GPU with --gpus) takes every segment it is given (y4m only).",
+        discussion: """
+            The program is started once per job slot and reads, on the same stdin, one YUV4MPEG2 stream per             segment: a header line carrying XVSLICE_SEGMENT=i, XVSLICE_FRAMES=n (the frames that follow, buffer             frames included), XVSLICE_BUFFER_BEFORE=b and XVSLICE_BUFFER_AFTER=a, then n frames. For each stream             it must write one Y4M stream on stdout — a header, then all of that segment's output frames (n, or             n times --process-rate) — before it reads the next header, and exit 0 at the end of its input. A             program that dies is started again for the next segment. The check before any work sends it two short             streams: one that cannot take a second header is refused (exit 2). Not with --vf. examples/ has the             persistent forms of its processors (examples/y4m.py: y4m.streams()).
+            """))
+    var persistent = false
+
     func settings() throws -> ProcessorSettings? {
         guard let command else {
-            if rate != nil || size != nil || format != .y4m {
-                throw VSliceError(.usage, "check options", reason: "--process-format, --process-rate and --process-size need --process")
+            if rate != nil || size != nil || format != .y4m || persistent {
+                throw VSliceError(.usage, "check options",
+                                  reason: "--process-format, --process-rate, --process-size and --process-persistent need --process")
             }
             return nil
         }
         var p = ProcessorSettings(command: command)
         p.format = format
+        if persistent { p.persistent = true }
         if let rate {
             let parts = rate.split(separator: "/", omittingEmptySubsequences: false)
             guard (1...2).contains(parts.count), let n = Int32(parts[0]), parts.count == 1 || Int32(parts[1]) != nil else {
