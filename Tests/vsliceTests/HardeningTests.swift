@@ -276,7 +276,7 @@ struct HardeningTests {
         #expect(doneEvents.allSatisfy { (($0["verify"] as? [String: Any])?["ok"] as? Bool) == true })
         for (fixture, name) in good {
             let o = out + "/" + (name as NSString).deletingPathExtension + ".mp4"
-            #expect(try oracleProblems(source: Paths.fixture(fixture), output: o).isEmpty, "\(o)")
+            try expectOracle(source: Paths.fixture(fixture), output: o)
         }
         // Nothing but the outputs in OUTDIR: no work folder, no part file, nothing for the bad inputs.
         let all = (FileManager.default.enumerator(atPath: out)?.allObjects as? [String] ?? []).sorted()
@@ -328,7 +328,7 @@ struct HardeningTests {
         #expect(try Proc.run("mount", ["-o", "remount,size=64m", small]).status == 0)
         let resumed = try vslice(args, environment: ["VSLICE_HOME": home])
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
         let encodes = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db",
                                                "SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status='done'"])
         #expect(encodes.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "10")
@@ -347,7 +347,7 @@ struct HardeningTests {
         #expect(try Proc.run("mount", ["-o", "remount,size=64m", small]).status == 0)
         let resumed2 = try vslice(args + ["--work-dir", work], environment: ["VSLICE_HOME": home])
         #expect(resumed2.status == 0, "\(resumed2.stderr)")
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
         let task = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db", "SELECT id FROM task ORDER BY created_at DESC LIMIT 1"])
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let redone = try Proc.run("sqlite3", ["-readonly", home + "/vslice.db",

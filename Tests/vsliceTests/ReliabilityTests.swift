@@ -52,7 +52,7 @@ struct ReliabilityTests {
         let out = j.dir.appendingPathComponent(String(repeating: "n", count: 232) + ".mp4").path
         let r = try vslice(["transcode", j.input, "-o", out] + Self.fast, environment: j.env)
         #expect(r.status == 0, "\(r.status) \(r.stderr)")
-        #expect(try oracleProblems(source: j.input, output: out).isEmpty)
+        try expectOracle(source: j.input, output: out)
         #expect(try j.sql("SELECT status FROM task") == "done")
         #expect(try j.openEvents() == "")
     }
@@ -93,7 +93,7 @@ struct ReliabilityTests {
         // Running the command again starts over on the new file and succeeds.
         let again = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env)
         #expect(again.status == 0, "\(again.stderr)")
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
     }
 
     @Test("the merged part file damaged before publish: merged again, never published as it was; verify decodes")
@@ -117,7 +117,7 @@ struct ReliabilityTests {
 
         let r = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
         let decode = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-i", j.out, "-f", "null", "-"])
         #expect(decode.stderr.isEmpty, "the published output has decode errors: \(decode.stderr)")
         #expect(try j.sql("SELECT count(*) FROM trace WHERE event_id LIKE '%\\_mux' ESCAPE '\\' AND status='done'") == "2")
@@ -146,7 +146,7 @@ struct ReliabilityTests {
         #expect(try j.sql("SELECT status FROM task") == "done")
         #expect(try j.sql("SELECT count(*), max(updated_at) FROM trace; SELECT group_concat(status || updated_at) FROM segment; SELECT updated_at FROM task") == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: j.out)) == outputBefore)
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
         // Nothing to resume: the finished task is not re-encoded.
         let all = try vslice(["resume", "--all", "-q"], environment: env)
         #expect(all.status == 0)
@@ -166,7 +166,7 @@ struct ReliabilityTests {
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%' AND status='done'") == (try j.sql("SELECT count(*) FROM segment")))
         let strays = try j.strays()
         #expect(strays.isEmpty, "\(strays)")
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
         #expect(try j.openEvents() == "")
     }
 
@@ -348,6 +348,6 @@ struct ReliabilityTests {
         for seg in done {
             #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id='\(seg)' AND status='done'") == "1")
         }
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
     }
 }

@@ -41,7 +41,7 @@ struct ResumeTests {
 
         let resumed = try j.run()
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        try expectOracle(source: Self.source, output: j.out)
         // One successful encode trace per segment that was done before the kill.
         for seg in doneBefore {
             #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id='\(seg)' AND status='done'") == "1", "\(seg)")
@@ -70,7 +70,7 @@ struct ResumeTests {
         try handle.truncate(atOffset: 100)
         try handle.close()
         #expect(try j.run().status == 0)
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        try expectOracle(source: Self.source, output: j.out)
         let counts = try j.sql("SELECT ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status='done') FROM segment s ORDER BY ord")
         #expect(counts.split(separator: "\n") == ["0:1", "1:2", "2:2", "3:1", "4:1", "5:1"])
         #expect(try j.sql("PRAGMA integrity_check") == "ok")
@@ -128,7 +128,7 @@ struct ResumeTests {
         let results = box.runs
         let codes = results.map(\.status).sorted()
         #expect(codes == [0, 5], "\(results.map(\.stderr))")
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        try expectOracle(source: Self.source, output: j.out)
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status='done'") == "6")
         #expect(try j.sql("PRAGMA integrity_check") == "ok")
     }

@@ -52,7 +52,7 @@ struct SlurmTests {
         let n = try #require(done["segments"] as? Int)
         #expect(n >= 6)
         #expect(try ndjson(r.stdout).filter { $0["event"] as? String == "segment_done" }.count == n)
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
 
         // One array: one element per segment and per audio piece (the 60 s track in two pieces), each reported by
         // its own worker; the pieces' traces are the audio event's.
@@ -124,7 +124,7 @@ struct SlurmTests {
         #expect(cancel.status == 0, "\(cancel.stderr)")
         let r = coordinator.finish(timeout: 240)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 2)
         let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
@@ -158,7 +158,7 @@ struct SlurmTests {
         let resumed = try vslice(["resume", String(task.prefix(8)), "--json", "-q"], environment: j.environment)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(try lastEvent(resumed.stdout, "task_started")["resumed"] as? Bool == true)
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 1, "resume submitted again")
         let n = try #require(try lastEvent(resumed.stdout, "task_done")["segments"] as? Int)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
@@ -224,7 +224,7 @@ struct SlurmTests {
         #expect(try j.sql("SELECT status FROM task") == "running")
         let resumed = try vslice(["resume", task], environment: j.environment)
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 1)
         // The progress of segments run by workers: kept frames only, never past 100 %, ending at exactly 100 %.
         let percents = resumed.stderr.matches(of: /([0-9.]+)% ([0-9]+)\/([0-9]+) frames/).map { (Double($0.1)!, Int($0.2)!, Int($0.3)!) }
@@ -298,7 +298,7 @@ struct SlurmTests {
         #expect(r.status == 0, "\(r.stderr)")
         let states = try j.slurm.nodeStates()
         #expect(states[node]?.hasPrefix("down") == true, "\(states)")
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         let done = try lastEvent(r.stdout, "task_done")
         let n = try #require(done["segments"] as? Int)
         #expect(n == 12)
@@ -338,7 +338,7 @@ struct SlurmTests {
         #expect(r.status == 0, "\(r.stderr)")
         let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
         #expect(n == 12)
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 4)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
         // Each array's elements are numbered from 0 (below MaxArraySize); the element is the array's base + that.

@@ -102,7 +102,7 @@ struct WorkerTests {
 
         let resumed = try vslice(["resume", String(task.prefix(8)), "-q"], environment: ["VSLICE_HOME": j.home])
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        try expectOracle(source: Self.source, output: j.out)
         // One done trace per segment, each the worker's (its engine ids kept), and nothing encoded again.
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%'") == "\(n)")
         let perSegment = try j.sql("SELECT s.ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status = 'done') FROM segment s WHERE s.event_id LIKE '%_encode' ORDER BY s.ord")
@@ -144,7 +144,7 @@ struct WorkerTests {
         let events = try ndjson(done.stdout)
         #expect(events.filter { $0["event"] as? String == "segment_done" }.count == 6)
         #expect(try lastEvent(done.stdout, "task_done")["segments"] as? Int == 6)
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        try expectOracle(source: Self.source, output: j.out)
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%' AND status = 'done'") == "6")
     }
 
