@@ -140,7 +140,9 @@ enum FFmpegOracle {
     /// would pair the wrong frames), one second apart so that no two collide in the null muxer.
     static func framePSNR(_ output: String, _ reference: String) throws -> PSNRStats {
         let pair = "[0:v]settb=1/1000,setpts=N*1000[a];[1:v]settb=1/1000,setpts=N*1000[b];[a][b]psnr=stats_file=-"
-        let r = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-i", output, "-i", reference, "-lavfi", pair, "-f", "null", "-"])
+        // The pictures as stored (the rotation is a parameter, compared on its own).
+        let r = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-noautorotate", "-i", output, "-noautorotate", "-i", reference,
+                                        "-lavfi", pair, "-f", "null", "-"])
         guard r.status == 0 else { throw OracleError("psnr \(output) vs \(reference) failed: \(r.stderr.suffix(400))") }
         let values = r.stdout.split(separator: "\n").compactMap { line -> Double? in
             guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("psnr_avg:") }) else { return nil }
