@@ -65,7 +65,7 @@ struct FrameModeTests {
                               "--codec-opt", "x265-params=lossless=1", "-q"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try FFmpegOracle.frameMD5s(out, extra: ["-pix_fmt", "yuv420p"]) == FFmpegOracle.frameMD5s(Self.source))
-        try expectOracle(source: Self.source, output: out)
+        try expectOracle(source: Self.source, output: out, expect: Expected(videoCodec: "hevc"))
     }
 
     @Test("overlaps work in GOP mode too")

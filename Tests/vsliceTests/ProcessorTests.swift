@@ -179,9 +179,12 @@ struct ProcessorTests {
         let run = try vslice(["transcode", src, "-o", out, "--process", Processors.cartoonize, "--process-format", "rgb24", "-q"])
         #expect(run.status == 0, "\(run.stderr)")
         // The same frames run once through the script by the ffmpeg CLI, losslessly: the picture vslice made.
+        // The floor is low: vslice's RGB frames differ from ffmpeg's by up to 3 levels (rounding), which moves
+        // the script's 8 colour levels and edges; measured: lowest frame 28.9 dB, mean 30.3 dB (ffmpeg's own
+        // CRF 23 encode of the script's frames: 36.4 dB); the frames one apart: 18 to 20 dB.
         let ref = dir.appendingPathComponent("ref.mkv").path
         try Processors.onePassRGB(src, Processors.cartoonize, size: "320x180", to: ref)
-        let problems = try oracleProblems(source: src, output: out, expect: Expected(picture: .reference(ref)))
+        let problems = try oracleProblems(source: src, output: out, expect: Expected(picture: .reference(ref), minFramePSNR: 25))
         #expect(problems.isEmpty, "\(problems)")
         // And it changed every frame (flat colours, dark edges): none is within 30 dB of the source's.
         let changed = try FFmpegOracle.framePSNR(out, src)
