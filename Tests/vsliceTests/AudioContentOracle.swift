@@ -38,6 +38,9 @@ func audioParameterProblems(_ s: [String: Any], _ o: [String: Any], track k: Int
         want[key] = s[key].map { "\($0)" } ?? "none"
         got[key] = o[key].map { "\($0)" } ?? "none"
     }
+    // A container that stores no layout (PCM in Matroska): the channel count's default one.
+    let defaults = ["1": "mono", "2": "stereo", "6": "5.1"]
+    if want["channel_layout"] == "none" { want["channel_layout"] = defaults[want["channels"] ?? ""] ?? "none" }
     if case .encoded(let codec) = expect.audio { want["codec_name"] = codec }
     return want.keys.sorted().compactMap { key in
         got[key] == want[key] ? nil : "audio track \(k): \(key) \(got[key] ?? "none"), expected \(want[key] ?? "none")"

@@ -37,13 +37,15 @@ struct Expected {
     /// default 128 kb/s; shifted by 1024 samples the same tracks give −2 to −6 dB.
     var minAudioSNR = 10.0
 
-    /// Samples at the start of output track k that are an encoder's priming which Matroska does not signal: AAC
-    /// in a Matroska output (1024), unless copied from a Matroska source (then it is the source's own sound, as
-    /// ffmpeg decodes the source too).
+    /// Samples at the start of output track k's decode that are an encoder's priming nothing trims: for an
+    /// encoded AAC track, in Matroska (which does not signal it), or in MP4/MOV when the track starts after the
+    /// file (its edit list cannot skip it) — 1024 — the source's own untrimmed priming being part of the sound
+    /// vslice and ffmpeg decode; for a copied one, the 1024 its source's MP4 trimmed and Matroska cannot.
     func primingSamples(_ s: MediaFacts, _ o: MediaFacts, output k: Int) -> Int {
-        guard o.format.hasPrefix("matroska"), k < o.audio.count, o.audio[k].codec == "aac" else { return 0 }
-        if case .copied = audio, s.format.hasPrefix("matroska") { return 0 }
-        return 1024
+        guard k < o.audio.count, o.audio[k].codec == "aac" else { return 0 }
+        let matroska = o.format.hasPrefix("matroska")
+        if case .copied = audio { return matroska && !s.format.hasPrefix("matroska") ? 1024 : 0 }
+        return matroska || o.audio[k].start > o.formatStart + 1e-6 ? 1024 : 0
     }
 }
 

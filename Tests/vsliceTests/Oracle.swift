@@ -50,8 +50,10 @@ enum FFprobe {
     }
 }
 
-/// One audio track's timing, from its packets (ffprobe).
+/// One audio track's timing (ffprobe): where its sound starts, where its packets end.
 struct AudioTiming {
+    /// The first decoded frame's time: the first packet's, less what the decoder is told to drop (an MP4 edit
+    /// list, Opus's pre-skip, Vorbis's first block). Matroska does not signal AAC's priming: `primingSamples`.
     var start: Double
     var end: Double
     var codec: String
@@ -64,7 +66,10 @@ struct AudioTiming {
         for r in try FFprobe.csv(path, "a:\(k)", "pts,duration") {
             if let p = Int64(r[0]) { aEnd = max(aEnd, Double(p + (Int64(r[1]) ?? 0)) * tick) }
         }
-        start = Double(a["start_time"] as? String ?? "") ?? 0
+        let first = try Proc.run("ffprobe", ["-v", "error", "-select_streams", "a:\(k)", "-show_entries", "frame=pts_time",
+                                             "-read_intervals", "%+#8", "-of", "csv=p=0", path])
+        let decoded = first.stdout.split(separator: "\n").lazy.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }.first
+        start = decoded ?? Double(a["start_time"] as? String ?? "") ?? 0
         end = aEnd
         codec = a["codec_name"] as? String ?? ""
         rate = Double(a["sample_rate"] as? String ?? "") ?? 0
@@ -83,6 +88,8 @@ struct MediaFacts {
     /// Every audio track, in order.
     var audio: [AudioTiming] = []
     var format: String
+    /// The file's start (ffprobe's format start_time).
+    var formatStart: Double
 
     /// The first audio track's.
     var audioStart: Double? { audio.first?.start }
@@ -91,6 +98,7 @@ struct MediaFacts {
     init(_ path: String) throws {
         let fmt = try FFprobe.format(path)
         format = fmt["format_name"] as? String ?? ""
+        formatStart = Double(fmt["start_time"] as? String ?? "") ?? 0
         let v = try #require(try FFprobe.json(["-select_streams", "v:0", "-count_frames", "-show_streams", path])["streams"] as? [[String: Any]]).first!
         frames = Int(v["nb_read_frames"] as? String ?? "") ?? -1
         let tbParts = (v["time_base"] as? String ?? "1/1").split(separator: "/").compactMap { Double($0) }
@@ -126,6 +134,18 @@ struct MediaFacts {
 }
 
 extension FFprobe {
+    /// Every packet of `stream` ("a:0"): the MD5 of its bytes, in file order (their times are the timing
+    /// checks', in each container's own time base).
+    static func packetHashes(_ path: String, _ stream: String) throws -> [String] {
+        let r = try Proc.run("ffprobe", ["-v", "error", "-select_streams", stream, "-show_data_hash", "MD5", "-show_entries",
+                                         "packet=data_hash", "-of", "csv=p=0", path])
+        guard r.status == 0 else { throw OracleError("ffprobe packets of \(path): \(r.stderr)") }
+        // A packet with side data gets more (empty) fields: the hash is the field that is one.
+        return r.stdout.split(separator: "\n").map { line in
+            line.split(separator: ",").first { $0.hasPrefix("MD5:") }.map(String.init) ?? String(line)
+        }
+    }
+
     static func csv(_ path: String, _ stream: String, _ entries: String) throws -> [[String]] {
         let r = try Proc.run("ffprobe", ["-v", "error", "-select_streams", stream, "-show_entries", "packet=\(entries)",
                                          "-of", "csv=p=0", path])

@@ -285,17 +285,17 @@ struct ProcessorFailureTests {
         let bg = try Background(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--process", cmd, "-q"])
         #expect(try bg.waitUntil(timeout: 60) { try Processors.running("sleep \(marker)").count >= 2 })
         if how == "sigint" {
-            bg.signal(SIGINT)
-            Thread.sleep(forTimeInterval: 0.3)
-            bg.signal(SIGINT)
+            #expect(bg.interruptTwice(), "the first Ctrl-C was not heard")
         } else {
             bg.signal(SIGKILL)
         }
-        let run = bg.finish(timeout: 30)
-        #expect(run.status == (how == "sigint" ? 130 : 9) || bg.process.terminationReason == .uncaughtSignal)
-        // The supervisor kills its group when vslice dies; give the kernel a moment.
+        let run = bg.finish(timeout: 60)
+        // Ctrl-C twice is exit 130 (a death by a signal is a crash); kill -9 is that signal.
+        if how == "sigint" { #expect(run.status == 130 && !run.signaled, "\(run.status) \(run.stderr)") } else { #expect(run.killed) }
+        // The supervisor kills its group when vslice dies: wait until the kernel has (a minute at most, a hang).
         var left = try Processors.running("sleep \(marker)")
-        for _ in 0..<40 where !left.isEmpty {
+        let deadline = Date().addingTimeInterval(60)
+        while !left.isEmpty && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.05)
             left = try Processors.running("sleep \(marker)")
         }
@@ -364,7 +364,7 @@ struct ProcessorFailureTests {
         }
         let killed = try vsliceIn(dir.path, ["transcode", "src.mp4", "-o", "out.mp4", "--process", "sh proc.sh", "--segment-seconds", "1",
                                              "--min-split-seconds", "0", "--jobs", "1", "-q"], ["VSLICE_FAULT": "segment-done:1"])
-        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        #expect(killed.killed, "\(killed.stderr)")
         let resumed = try vsliceIn("/", ["resume", "--all", "-q"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         let out = dir.appendingPathComponent("out.mp4").path

@@ -139,8 +139,9 @@ struct SlurmTests {
     func coordinatorKilled() throws {
         let j = try job("kill9")
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.short + Self.args,
-                                         environment: j.environment)
+        // --keep-temp (stored with the task): the resume keeps the work folder, whose files witness the reuse.
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1", "--keep-temp"]
+                                         + Self.short + Self.args, environment: j.environment)
         var task = ""
         let midway = coordinator.waitUntil(timeout: 120) {
             guard let text = try? String(contentsOf: coordinator.outURL, encoding: .utf8),
@@ -154,6 +155,9 @@ struct SlurmTests {
         _ = coordinator.finish(timeout: 30)
         #expect(!FileManager.default.fileExists(atPath: j.out))
         #expect(try !j.slurm.queue().isEmpty, "the array should still be queued or running")
+        let work = try #require(try Witness.workFolder(of: j.out))
+        let sealed = try Witness.sealed(in: work)
+        #expect(!sealed.isEmpty, "no segment sealed before the kill")
 
         let resumed = try vslice(["resume", String(task.prefix(8)), "--json", "-q"], environment: j.environment)
         #expect(resumed.status == 0, "\(resumed.stderr)")
@@ -163,6 +167,8 @@ struct SlurmTests {
         let n = try #require(try lastEvent(resumed.stdout, "task_done")["segments"] as? Int)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%'") == "\(n)")
+        // The segments sealed before the kill are the files merged, none written again.
+        #expect(Witness.changed(sealed, try Witness.sealed(in: work)).isEmpty)
     }
 
     @Test("a worker's deterministic failure (input changed mid-run: exit 3) fails the task with exit 3, never submitted again")

@@ -27,9 +27,10 @@ struct FileWitness: Equatable, CustomStringConvertible {
 }
 
 enum Witness {
-    /// The work folder of the task writing `output` (`.NAME.vslice-TASKID8` beside it), if there is one.
-    static func workFolder(of output: String) throws -> String? {
-        let dir = (output as NSString).deletingLastPathComponent, name = (output as NSString).lastPathComponent
+    /// The work folder of the task writing `output` (`.NAME.vslice-TASKID8` beside it, or in `root`: its
+    /// --work-dir), if there is one.
+    static func workFolder(of output: String, root: String? = nil) throws -> String? {
+        let dir = root ?? (output as NSString).deletingLastPathComponent, name = (output as NSString).lastPathComponent
         let found = try FileManager.default.contentsOfDirectory(atPath: dir).filter { entry in
             var isDir: ObjCBool = false
             return entry.hasPrefix(".\(name).vslice-") && !entry.hasSuffix(".part")
@@ -54,14 +55,18 @@ enum Witness {
 }
 
 /// A processor that passes its frames through (cat) and appends its segment's index to a log, one line per run
-/// (not the check before any work): which segments were processed, and how often, as the program saw it.
+/// (not the check before any work): which segments were processed, and how often, as the program saw it. Its
+/// files are in `dir/seglog/`.
 struct SegmentLog {
+    static let folder = "seglog"
     let command: String
     let path: String
 
     init(_ dir: URL) throws {
-        path = dir.appendingPathComponent("segments.log").path
-        let script = dir.appendingPathComponent("log-segment.sh").path
+        let folder = dir.appendingPathComponent(Self.folder)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        path = folder.appendingPathComponent("segments.log").path
+        let script = folder.appendingPathComponent("log-segment.sh").path
         try "if [ -z \"$VSLICE_CHECK\" ]; then echo \"$VSLICE_SEGMENT\" >> '\(path)'; fi\nexec cat\n"
             .write(toFile: script, atomically: true, encoding: .utf8)
         command = "sh \(script)"
