@@ -99,7 +99,8 @@ struct MediaFacts {
         let fmt = try FFprobe.format(path)
         format = fmt["format_name"] as? String ?? ""
         formatStart = Double(fmt["start_time"] as? String ?? "") ?? 0
-        let v = try #require(try FFprobe.json(["-select_streams", "v:0", "-count_frames", "-show_streams", path])["streams"] as? [[String: Any]]).first!
+        let streams = try FFprobe.json(["-select_streams", "v:0", "-count_frames", "-show_streams", path])["streams"] as? [[String: Any]]
+        let v = try #require(streams?.first, "\(path) has no video stream")
         frames = Int(v["nb_read_frames"] as? String ?? "") ?? -1
         let tbParts = (v["time_base"] as? String ?? "1/1").split(separator: "/").compactMap { Double($0) }
         videoTick = tbParts[0] / tbParts[1]

@@ -28,7 +28,7 @@ enum Processors {
     /// the processor, its Y4M into ffmpeg.
     static func onePass(_ source: String, _ command: String) throws -> [String] {
         let r = try Proc.run("/bin/sh", ["-c", "ffmpeg -nostdin -v error -i '\(source)' -f yuv4mpegpipe - | \(command) | "
-                                         + "ffmpeg -nostdin -v error -f yuv4mpegpipe -i - -f framemd5 -"])
+                                         + "ffmpeg -nostdin -v error -f yuv4mpegpipe -i - -fps_mode passthrough -f framemd5 -"])
         guard r.status == 0 else { throw OracleError("one pass failed: \(r.stderr)") }
         return r.stdout.split(separator: "\n").filter { !$0.hasPrefix("#") }
             .compactMap { $0.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } }
