@@ -82,6 +82,7 @@ struct VFRFidelityTests {
         if shape != "vfr6015" { #expect(abs(lead) <= 0.0011, "video start moved by \(lead) s") }
         let verify = try vslice(["verify", out, "--against", src, "--json"])
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+        try expectOracle(source: src, output: out)
     }
 
     @Test("Opus's pre-skip: the AAC sound leads the video by what the source's Opus sound did (within 1.5 ms)")
@@ -369,9 +370,10 @@ struct StreamFidelityTests {
             let t = try FFprobe.json(["-select_streams", "t", "-show_streams", out])["streams"] as? [[String: Any]] ?? []
             #expect(t.count == 1 && (t.first?["tags"] as? [String: Any])?["filename"] as? String == "font.ttf")
         }
-        // Every audio track keeps its timing (vslice's own verify, judged against ffprobe above).
+        // Every audio track keeps its timing and its sound (vslice's own verify, and the oracle).
         let verify = try vslice(["verify", out, "--against", src])
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+        try expectOracle(source: src, output: out)
     }
 
     /// 4 s at 30 fps with AAC in MP4 or MOV, as ffmpeg writes it: "late" (the sound 0.1 s after the video: the
@@ -401,6 +403,7 @@ struct StreamFidelityTests {
         #expect(o.count == r.count, "frames \(o.count), ffmpeg \(r.count)")
         let refOffset = try FilterFidelityTests.aacSoundStart(ref) - r[0], outOffset = try FilterFidelityTests.aacSoundStart(out) - o[0]
         #expect(abs(outOffset - refOffset) <= 0.002, "sound starts \(outOffset) s after the first frame, ffmpeg's \(refOffset) s")
+        try expectOracle(source: src, output: out)
         // The same output with its sound 1024 samples later (where the source's untrimmed priming ends) is wrong.
         guard kind == "late" else { return }
         let shifted = dir.appendingPathComponent("shifted.\(ext)").path
@@ -456,12 +459,12 @@ struct StreamFidelityTests {
             #expect(run.status == 0, "\(run.stderr)")
             let codecs = (try FFprobe.json(["-select_streams", "a", "-show_streams", out])["streams"] as? [[String: Any]] ?? []).map { $0["codec_name"] as? String }
             #expect(codecs == ["aac", "opus"])
-            // Packets copied: the same audio packet times as the source's (re-based on the first video frame, 1 ms).
+            // Packets copied: the source's very packets (their bytes), and its samples.
             for (k, _) in codecs.enumerated() {
-                let s = try FFprobe.csv(src, "a:\(k)", "pts").compactMap { $0.first.flatMap { Double($0) } }
-                let o = try FFprobe.csv(out, "a:\(k)", "pts").compactMap { $0.first.flatMap { Double($0) } }
-                #expect(s.count == o.count, "track \(k): \(o.count) packets, source \(s.count)")
+                let s = try FFprobe.packetHashes(src, "a:\(k)"), o = try FFprobe.packetHashes(out, "a:\(k)")
+                #expect(s == o, "track \(k): \(o.count) packets, source \(s.count); first differing: \(zip(s, o).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
             }
+            try expectOracle(source: src, output: out, expect: Expected(audio: .copied))
             if ext == "mp4" {
                 let warnings = run.stderr.split(separator: "\n").filter { $0.contains("not carried") }
                 #expect(warnings.count == 1 && warnings[0].contains("font.ttf"), "\(run.stderr)")
@@ -497,6 +500,7 @@ struct HDRFidelityTests {
         let run = try vslice(["transcode", src, "-o", out, "--vcodec", "libx265", "--min-split-seconds", "0", "--segment-seconds", "1", "-q"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try Self.frameHDR(out) == want)
+        try expectOracle(source: src, output: out, expect: Expected(videoCodec: "hevc"))
         let v = try #require(try FFprobe.stream(out, "v"))
         #expect(v["color_primaries"] as? String == "bt2020")
         #expect(v["color_transfer"] as? String == "smpte2084")

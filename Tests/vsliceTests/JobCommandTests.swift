@@ -42,25 +42,30 @@ struct JobCommandTests {
         defer { try? FileManager.default.removeItem(at: e.dir) }
         let src = Paths.fixture("h264_aac.mp4")
         // Started with a non-default CRF and container; the resume is given neither.
-        let a = try e.run(["transcode", src, "-o", e.path("a.mkv"), "--crf", "30"] + Self.quick, fault: "segment-done:2")
-        #expect(a.status == SIGKILL)
+        // --keep-temp is stored with the task: the resume keeps the work folder, whose files witness the reuse.
+        let a = try e.run(["transcode", src, "-o", e.path("a.mkv"), "--crf", "30", "--keep-temp"] + Self.quick, fault: "segment-done:2")
+        #expect(a.killed)
+        let work = try #require(try Witness.workFolder(of: e.path("a.mkv")))
+        let sealed = try Witness.sealed(in: work)
+        #expect(sealed.count == 2, "\(sealed.keys.sorted())")
         let b = try e.run(["transcode", Paths.fixture("vfr.mp4"), "-o", e.path("b.mp4")] + Self.quick, fault: "segment-done:1")
-        #expect(b.status == SIGKILL)
+        #expect(b.killed)
         let ids = try e.sql("SELECT id FROM task ORDER BY created_at").split(separator: "\n").map(String.init)
         try #require(ids.count == 2)
 
         let one = try e.run(["resume", String(ids[0].prefix(8)), "-q"])
         #expect(one.status == 0, "\(one.stderr)")
-        #expect(try oracleProblems(source: src, output: e.path("a.mkv")).isEmpty)
+        try expectOracle(source: src, output: e.path("a.mkv"))
         #expect(try e.sql("SELECT settings_signature FROM task WHERE id='\(ids[0])'").contains("crf=30.0"))
-        // Two segments were done before the kill: each has exactly one successful encode.
+        // Two segments were done before the kill: each has exactly one successful encode, its file the one merged.
         #expect(try e.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '\(ids[0])%' AND status='done'") == "6")
+        #expect(Witness.changed(sealed, try Witness.sealed(in: work)).isEmpty)
 
         let all = try e.run(["resume", "--all", "--json"])
         #expect(all.status == 0, "\(all.stderr)")
         let done = try lastEvent(all.stdout, "task_done")
         #expect(done["task"] as? String == ids[1])
-        #expect(try oracleProblems(source: Paths.fixture("vfr.mp4"), output: e.path("b.mp4")).isEmpty)
+        try expectOracle(source: Paths.fixture("vfr.mp4"), output: e.path("b.mp4"))
         #expect(try e.sql("SELECT group_concat(status) FROM task") == "done,done")
 
         // Nothing left: a done task is not resumed again.
@@ -82,10 +87,7 @@ struct JobCommandTests {
             let bg = try Background(["transcode", src, "-o", out] + Self.slow, environment: e.env)
             let started = bg.waitUntil { (try? e.sql("SELECT count(*) FROM segment WHERE status='running'")) == "1" }
             try #require(started, "no segment started")
-            for _ in 0..<signals {
-                bg.signal(SIGINT)
-                Thread.sleep(forTimeInterval: 0.1)
-            }
+            if signals == 1 { bg.signal(SIGINT) } else { #expect(bg.interruptTwice(), "the first Ctrl-C was not heard") }
             let r = bg.finish()
             #expect(r.status == 130, "\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out))
@@ -98,7 +100,7 @@ struct JobCommandTests {
             }
             let resumed = try e.run(["transcode", src, "-o", out] + Self.slow)
             #expect(resumed.status == 0, "\(resumed.stderr)")
-            #expect(try oracleProblems(source: src, output: out).isEmpty)
+            try expectOracle(source: src, output: out)
             try FileManager.default.removeItem(atPath: out)
         }
         #expect(try e.sql("PRAGMA integrity_check") == "ok")
@@ -117,10 +119,10 @@ struct JobCommandTests {
         let cancel = try e.run(["cancel", String(id.prefix(8)), "--json"])
         #expect(cancel.status == 0, "\(cancel.stderr)")
         #expect(try jsonObject(cancel.stdout)["running"] as? Bool == true)
-        let t0 = Date()
         let r = bg.finish()
         #expect(r.status == 130, "\(r.stderr)")
-        #expect(Date().timeIntervalSince(t0) < 15)
+        // Stopped, not run to its end: segments were left undone.
+        #expect(Int(try e.sql("SELECT count(*) FROM segment WHERE status='done'")) ?? 10 < 10)
         #expect(r.stderr.contains("cancelled"))
         #expect(!FileManager.default.fileExists(atPath: out))
         #expect(try e.sql("SELECT status FROM task") == "cancelled")
@@ -163,11 +165,10 @@ struct JobCommandTests {
         defer { try? FileManager.default.removeItem(at: e.dir) }
         let src = Paths.fixture("h264_aac.mp4")
         let out = e.path("out.mp4")
-        let t0 = Date()
+        // The stalled attempt never ends on its own: the run ends only if the watchdog abandons it.
         let r = try e.run(["transcode", src, "-o", out, "--stall-timeout", "1"] + Self.quick, fault: "segment-stall:2")
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(Date().timeIntervalSince(t0) < 60)
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
         #expect(try e.sql("SELECT count(*) FROM trace WHERE status='failed' AND error LIKE '%stalled%'") == "1")
 
         // With a single attempt allowed, the stall fails the task with the reason recorded.

@@ -28,10 +28,20 @@ enum Processors {
     /// the processor, its Y4M into ffmpeg.
     static func onePass(_ source: String, _ command: String) throws -> [String] {
         let r = try Proc.run("/bin/sh", ["-c", "ffmpeg -nostdin -v error -i '\(source)' -f yuv4mpegpipe - | \(command) | "
-                                         + "ffmpeg -nostdin -v error -f yuv4mpegpipe -i - -f framemd5 -"])
+                                         + "ffmpeg -nostdin -v error -f yuv4mpegpipe -i - -fps_mode passthrough -f framemd5 -"])
         guard r.status == 0 else { throw OracleError("one pass failed: \(r.stderr)") }
         return r.stdout.split(separator: "\n").filter { !$0.hasPrefix("#") }
             .compactMap { $0.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } }
+    }
+
+    /// `source` run once through `command` by the ffmpeg CLI as raw `size` RGB frames (the program's
+    /// environment as vslice gives it), its frames encoded losslessly to `path`.
+    static func onePassRGB(_ source: String, _ command: String, size: String, to path: String) throws {
+        let wh = size.split(separator: "x")
+        let r = try Proc.run("/bin/sh", ["-c", "ffmpeg -nostdin -v error -i '\(source)' -f rawvideo -pix_fmt rgb24 - | "
+                                         + "VSLICE_WIDTH=\(wh[0]) VSLICE_HEIGHT=\(wh[1]) \(command) | ffmpeg -nostdin -v error -y "
+                                         + "-f rawvideo -pix_fmt rgb24 -s \(size) -i - -c:v libx264rgb -qp 0 '\(path)'"])
+        guard r.status == 0 else { throw OracleError("one RGB pass failed: \(r.stderr)") }
     }
 
     /// Processes whose command line contains `marker` (ps, the oracle for "nothing left running").
@@ -77,11 +87,11 @@ struct ProcessorTests {
         #expect(run.status == 0, "\(run.stderr)")
         let v = try #require(try FFprobe.stream(out, "v"))
         #expect(v["width"] as? Int == 640 && v["height"] as? Int == 360)
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
-        // Against the source scaled the same way by ffmpeg: the picture is the source's.
+        // Against the source scaled the same way by ffmpeg: the picture is the source's, frame by frame.
         let scaled = dir.appendingPathComponent("scaled.mkv").path
         try FidelityMedia.ffmpeg(["-i", src, "-vf", "scale=640:360:flags=bicubic", "-c:v", "libx264", "-qp", "0", "-an", scaled])
-        #expect(try FFmpegOracle.psnr(out, scaled) > 30)
+        let problems = try oracleProblems(source: src, output: out, expect: Expected(size: "640x360", picture: .reference(scaled)))
+        #expect(problems.isEmpty, "\(problems)")
     }
 
     @Test("a 2x interpolator gives 2N frames, the source's duration and A/V offset within 1 ms, on CFR and VFR sources",
@@ -141,7 +151,7 @@ struct ProcessorTests {
         return path
     }
 
-    @Test("rgb24 and rgb48le identity processors keep the picture (PSNR ≥ 45 dB 8-bit, ≥ 50 dB 10-bit), the colour tags and HDR10 side data",
+    @Test("rgb24 and rgb48le identity processors keep the picture (every frame's PSNR ≥ 45 dB 8-bit, ≥ 50 dB 10-bit), the colour tags and HDR10 side data",
           arguments: ["rgb24", "rgb48le"])
     func rgbIdentity(_ format: String) throws {
         let dir = try Paths.scratch("rgb")
@@ -152,7 +162,8 @@ struct ProcessorTests {
         let run = try vslice(["transcode", src, "-o", out, "--process", "cat", "--process-format", format,
                               "--min-split-seconds", "0", "--segment-seconds", "1", "-q"] + codec)
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try FFmpegOracle.psnr(out, src) >= (format == "rgb24" ? 45 : 50))
+        let psnr = try FFmpegOracle.framePSNR(out, src)
+        #expect(psnr.min >= (format == "rgb24" ? 45 : 50), "\(psnr)")
         let keys = ["pix_fmt", "color_range", "color_space", "color_transfer", "color_primaries"]
         let (o, s) = (try #require(try FFprobe.stream(out, "v")), try #require(try FFprobe.stream(src, "v")))
         for k in keys { #expect(o[k] as? String == s[k] as? String, "\(k)") }
@@ -167,10 +178,17 @@ struct ProcessorTests {
         let out = dir.appendingPathComponent("out.mp4").path
         let run = try vslice(["transcode", src, "-o", out, "--process", Processors.cartoonize, "--process-format", "rgb24", "-q"])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
-        // It changed the picture (flat colours, dark edges), yet it is the same picture.
-        let psnr = try FFmpegOracle.psnr(out, src)
-        #expect(psnr > 10 && psnr < 30, "PSNR \(psnr)")
+        // The same frames run once through the script by the ffmpeg CLI, losslessly: the picture vslice made.
+        // The floor is low: vslice's RGB frames differ from ffmpeg's by up to 3 levels (rounding), which moves
+        // the script's 8 colour levels and edges; measured: lowest frame 28.9 dB, mean 30.3 dB (ffmpeg's own
+        // CRF 23 encode of the script's frames: 36.4 dB); the frames one apart: 18 to 20 dB.
+        let ref = dir.appendingPathComponent("ref.mkv").path
+        try Processors.onePassRGB(src, Processors.cartoonize, size: "320x180", to: ref)
+        let problems = try oracleProblems(source: src, output: out, expect: Expected(picture: .reference(ref), minFramePSNR: 25))
+        #expect(problems.isEmpty, "\(problems)")
+        // And it changed every frame (flat colours, dark edges): none is within 30 dB of the source's.
+        let changed = try FFmpegOracle.framePSNR(out, src)
+        #expect((changed.frames.max() ?? 99) < 30, "\(changed)")
     }
 }
 
@@ -200,7 +218,7 @@ struct ProcessorFailureTests {
         let failed = try ndjson(run.stdout).filter { $0["event"] as? String == "segment_failed" }
         #expect(failed.count == 1)
         #expect((failed.first?["error"] as? String)?.contains("out of GPU memory") == true, "\(failed)")
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
     }
 
     @Test("exit 0 with a frame short fails at once (exit 1, not retried), the error names the counts, nothing is published")
@@ -267,17 +285,17 @@ struct ProcessorFailureTests {
         let bg = try Background(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--process", cmd, "-q"])
         #expect(try bg.waitUntil(timeout: 60) { try Processors.running("sleep \(marker)").count >= 2 })
         if how == "sigint" {
-            bg.signal(SIGINT)
-            Thread.sleep(forTimeInterval: 0.3)
-            bg.signal(SIGINT)
+            #expect(bg.interruptTwice(), "the first Ctrl-C was not heard")
         } else {
             bg.signal(SIGKILL)
         }
-        let run = bg.finish(timeout: 30)
-        #expect(run.status == (how == "sigint" ? 130 : 9) || bg.process.terminationReason == .uncaughtSignal)
-        // The supervisor kills its group when vslice dies; give the kernel a moment.
+        let run = bg.finish(timeout: 60)
+        // Ctrl-C twice is exit 130 (a death by a signal is a crash); kill -9 is that signal.
+        if how == "sigint" { #expect(run.status == 130 && !run.signaled, "\(run.status) \(run.stderr)") } else { #expect(run.killed) }
+        // The supervisor kills its group when vslice dies: wait until the kernel has (a minute at most, a hang).
         var left = try Processors.running("sleep \(marker)")
-        for _ in 0..<40 where !left.isEmpty {
+        let deadline = Date().addingTimeInterval(60)
+        while !left.isEmpty && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.05)
             left = try Processors.running("sleep \(marker)")
         }
@@ -315,7 +333,7 @@ struct ProcessorFailureTests {
         #expect(again.status == 0, "\(again.stderr)")
         let secondRun = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(secondRun == ["0", "3", "4", "5"], "\(secondRun)")   // the check, then the unfinished segments
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
 
         // An edited script makes other frames: the task's finished segments are not mixed with its.
         try FileManager.default.removeItem(atPath: out)
@@ -346,11 +364,11 @@ struct ProcessorFailureTests {
         }
         let killed = try vsliceIn(dir.path, ["transcode", "src.mp4", "-o", "out.mp4", "--process", "sh proc.sh", "--segment-seconds", "1",
                                              "--min-split-seconds", "0", "--jobs", "1", "-q"], ["VSLICE_FAULT": "segment-done:1"])
-        #expect(killed.status == SIGKILL, "\(killed.stderr)")
+        #expect(killed.killed, "\(killed.stderr)")
         let resumed = try vsliceIn("/", ["resume", "--all", "-q"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         let out = dir.appendingPathComponent("out.mp4").path
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
         // Every run of the program (the check, the segments before and after the kill) ran in the task's folder.
         let folders = Set(try String(contentsOf: dir.appendingPathComponent("where.log"), encoding: .utf8).split(separator: "\n").map(String.init))
         #expect(folders == [dir.path], "\(folders)")

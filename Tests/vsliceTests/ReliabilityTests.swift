@@ -32,7 +32,7 @@ struct ReliabilityTests {
 
         /// Files left beside the output (besides the output and the job folder).
         func strays() throws -> [String] {
-            try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { ![ "home", "in.mp4", "out.mp4", "other.mp4"].contains($0) }
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { ![ "home", "in.mp4", "out.mp4", "other.mp4", SegmentLog.folder, "all-sent", "pass.sh"].contains($0) }
         }
 
         /// Every event of every task ended: none left running or pending.
@@ -52,7 +52,7 @@ struct ReliabilityTests {
         let out = j.dir.appendingPathComponent(String(repeating: "n", count: 232) + ".mp4").path
         let r = try vslice(["transcode", j.input, "-o", out] + Self.fast, environment: j.env)
         #expect(r.status == 0, "\(r.status) \(r.stderr)")
-        #expect(try oracleProblems(source: j.input, output: out).isEmpty)
+        try expectOracle(source: j.input, output: out)
         #expect(try j.sql("SELECT status FROM task") == "done")
         #expect(try j.openEvents() == "")
     }
@@ -93,7 +93,7 @@ struct ReliabilityTests {
         // Running the command again starts over on the new file and succeeds.
         let again = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env)
         #expect(again.status == 0, "\(again.stderr)")
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
     }
 
     @Test("the merged part file damaged before publish: merged again, never published as it was; verify decodes")
@@ -101,7 +101,7 @@ struct ReliabilityTests {
         let j = try job("part", seconds: 6, size: "320x240")
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let killed = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env.merging(["VSLICE_FAULT": "publish"]) { $1 })
-        #expect(killed.status == SIGKILL)
+        #expect(killed.killed)
         let part = try #require(try FileManager.default.contentsOfDirectory(atPath: j.dir.path).first { $0.hasSuffix(".part") })
         let partPath = j.dir.appendingPathComponent(part).path
         var data = try Data(contentsOf: URL(fileURLWithPath: partPath))
@@ -117,7 +117,7 @@ struct ReliabilityTests {
 
         let r = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
         let decode = try Proc.run("ffmpeg", ["-nostdin", "-v", "error", "-i", j.out, "-f", "null", "-"])
         #expect(decode.stderr.isEmpty, "the published output has decode errors: \(decode.stderr)")
         #expect(try j.sql("SELECT count(*) FROM trace WHERE event_id LIKE '%\\_mux' ESCAPE '\\' AND status='done'") == "2")
@@ -146,10 +146,12 @@ struct ReliabilityTests {
         #expect(try j.sql("SELECT status FROM task") == "done")
         #expect(try j.sql("SELECT count(*), max(updated_at) FROM trace; SELECT group_concat(status || updated_at) FROM segment; SELECT updated_at FROM task") == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: j.out)) == outputBefore)
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
-        // Nothing to resume: the finished task is not re-encoded.
+        try expectOracle(source: j.input, output: j.out)
+        // Nothing to resume: the finished task is not re-encoded, its output not touched.
+        let published = try FileWitness(j.out)
         let all = try vslice(["resume", "--all", "-q"], environment: env)
         #expect(all.status == 0)
+        #expect(try FileWitness(j.out) == published)
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%' AND status='done'") == (try j.sql("SELECT count(*) FROM segment")))
         #expect(try j.openEvents() == "")
     }
@@ -158,39 +160,45 @@ struct ReliabilityTests {
     func concurrentStarts(_ n: Int) throws {
         let j = try job("conc\(n)", seconds: 10)
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        let args = ["transcode", j.input, "-o", j.out, "--min-split-seconds", "0", "--segment-seconds", "1", "--preset", "medium", "-q"]
+        // A logging processor witnesses, outside the ledger, which segments were processed and how often.
+        let log = try SegmentLog(j.dir)
+        let args = ["transcode", j.input, "-o", j.out, "--min-split-seconds", "0", "--segment-seconds", "1", "--preset", "medium", "-q",
+                    "--process", log.command]
         let runs = try (0..<n).map { _ in try Background(args, environment: j.env) }
         let codes = runs.map { $0.finish() }.map(\.status).sorted()
         #expect(codes == [0] + Array(repeating: 5, count: n - 1), "\(codes)")
         #expect(try j.sql("SELECT count(*) FROM task") == "1")
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%' AND status='done'") == (try j.sql("SELECT count(*) FROM segment")))
+        // 10 s in 1 s segments: each processed once, by the one process that ran.
+        let processed = try log.runs()
+        #expect(processed.sorted() == Array(0..<10), "segments processed: \(processed)")
         let strays = try j.strays()
         #expect(strays.isEmpty, "\(strays)")
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        try expectOracle(source: j.input, output: j.out)
         #expect(try j.openEvents() == "")
     }
 
-    @Test("Ctrl-C twice during a slow encode stops within seconds, not after the encoder's flush; resumable")
-    func abortIsQuick() throws {
-        let j = try job("abort", seconds: 6, size: "1920x1080")
+    @Test("Ctrl-C twice while the encoder is flushed aborts without waiting for the flush: exit 130, resumable")
+    func abortDuringFlush() throws {
+        let j = try job("abort", seconds: 6, size: "640x360")
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        // One segment of 150 frames inside x264's longest lookahead (250 frames): once every frame is sent, the
-        // whole encode is still to come, in the encoder's flush, which an abort must not wait for.
+        // One segment of 150 frames inside x264's longest lookahead (250 frames): no packet comes out before
+        // every frame is sent, so the fault, at the segment's 5th packet, stops the encode inside its flush, for
+        // good (--stall-timeout 3600): only an abort that does not wait for the flush ends this run. (How fast an
+        // abort is, is scripts/bench's to measure.) The frames pass through a processor that marks when it has
+        // passed them all: from then on the encoder has them all, and flushes.
+        let sent = j.dir.appendingPathComponent("all-sent").path
+        let script = j.dir.appendingPathComponent("pass.sh").path
+        try "if [ -n \"$VSLICE_CHECK\" ]; then exec cat; fi\ncat\ntouch '\(sent)'\n".write(toFile: script, atomically: true, encoding: .utf8)
         let args = ["transcode", j.input, "-o", j.out, "--min-split-seconds", "0", "--segment-seconds", "60", "--preset", "slow",
-                    "--codec-opt", "rc-lookahead=250", "--jobs", "1", "--json"]
-        let bg = try Background(args, environment: j.env)
-        #expect(bg.waitUntil(timeout: 120) { ((try? String(contentsOf: bg.outURL, encoding: .utf8)) ?? "").contains("segment_started") })
-        // Every frame is sent within about a second and a half here; the flush takes several more.
-        Thread.sleep(forTimeInterval: 2.5)
-        bg.signal(SIGINT)
-        Thread.sleep(forTimeInterval: 0.2)
-        let t0 = Date()
-        bg.signal(SIGINT)
-        let r = bg.finish(timeout: 60)
-        let took = Date().timeIntervalSince(t0)
-        #expect(r.status == 130, "\(r.stderr)")
-        #expect(took < 2, "the abort took \(took) s")
+                    "--codec-opt", "rc-lookahead=250", "--jobs", "1", "--stall-timeout", "3600", "--process", "sh \(script)", "-q"]
+        let bg = try Background(args, environment: j.env.merging(["VSLICE_FAULT": "segment-stall"]) { $1 })
+        #expect(bg.waitUntil(timeout: 300) { FileManager.default.fileExists(atPath: sent) }, "the frames were never all sent")
+        #expect(bg.interruptTwice(), "the first Ctrl-C was not heard")
+        let r = bg.finish(timeout: 120)
+        #expect(r.status == 130 && !r.signaled, "\(r.status) \(r.stderr)")
         #expect(try j.sql("SELECT status FROM task") == "interrupted")
+        #expect(try j.sql("SELECT count(*) FROM segment WHERE status = 'done'") == "0")
         #expect(try j.openEvents() == "")
     }
 
@@ -223,9 +231,7 @@ struct ReliabilityTests {
         defer { try? FileManager.default.removeItem(at: j.dir) }
         try FileManager.default.createDirectory(atPath: j.home, withIntermediateDirectories: true)
         try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: j.db))
-        let t0 = Date()
         let r = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env)
-        #expect(Date().timeIntervalSince(t0) < 5)
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         #expect(r.stderr.contains("damaged"), "\(r.stderr)")
@@ -255,7 +261,7 @@ struct ReliabilityTests {
         let j = try job("orphan", seconds: 4)
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let killed = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env.merging(["VSLICE_FAULT": "segment-done:2"]) { $1 })
-        #expect(killed.status == SIGKILL)
+        #expect(killed.killed)
         let work = try j.strays()
         #expect(work.count == 1 && work[0].contains(".vslice-"), "\(work)")
         try FileManager.default.removeItem(atPath: j.home)
@@ -288,9 +294,9 @@ struct ReliabilityTests {
         #expect(try j.strays().isEmpty)
     }
 
-    @Test("the disk under the job store full: exit 1 with the resume hint, no work folder")
+    @Test("the disk under the job store full: exit 1 with the resume hint, no work folder",
+          .enabled(if: geteuid() == 0, "mounting a tmpfs needs root"))
     func jobStoreDiskFull() throws {
-        guard geteuid() == 0 else { return }
         let j = try job("dbfull", seconds: 2)
         defer { try? FileManager.default.removeItem(at: j.dir) }
         try FileManager.default.createDirectory(atPath: j.home, withIntermediateDirectories: true)
@@ -311,7 +317,7 @@ struct ReliabilityTests {
         let j = try job("stale", seconds: 3)
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let killed = try vslice(["transcode", j.input, "-o", j.out] + Self.fast, environment: j.env.merging(["VSLICE_FAULT": "segment-done:1"]) { $1 })
-        #expect(killed.status == SIGKILL)
+        #expect(killed.killed)
         #expect(try j.sql("SELECT status FROM task") == "running")
         try FileManager.default.removeItem(atPath: j.input)
         let r = try vslice(["resume", "--all", "-q"], environment: j.env)
@@ -337,17 +343,24 @@ struct ReliabilityTests {
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let args = ["transcode", j.input, "-o", j.out, "--preset", "ultrafast", "-q"]
         let killed = try vslice(args + ["--jobs", "2"], environment: j.env.merging(["VSLICE_FAULT": "segment-done:2"]) { $1 })
-        #expect(killed.status == SIGKILL)
+        #expect(killed.killed)
         let planned = try j.sql("SELECT group_concat(frames_planned) FROM (SELECT frames_planned FROM segment ORDER BY ord)")
         #expect(planned.split(separator: ",").count > 2, "\(planned)")
         let done = try j.sql("SELECT id FROM segment WHERE status='done'").split(separator: "\n")
+        // Killed at the second segment done, with two at once: 2, or 3 if the other one committed in between.
+        let work = try #require(try Witness.workFolder(of: j.out))
+        let sealed = try Witness.sealed(in: work)
+        #expect((2...3).contains(sealed.count) && sealed.count == done.count, "\(sealed.keys.sorted()), ledger \(done)")
         // With --jobs 1 the default plan would be one segment; the stored plan is used instead.
-        let r = try vslice(args + ["--jobs", "1"], environment: j.env)
+        let r = try vslice(args + ["--jobs", "1", "--keep-temp"], environment: j.env)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try j.sql("SELECT group_concat(frames_planned) FROM (SELECT frames_planned FROM segment ORDER BY ord)") == planned)
         for seg in done {
             #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id='\(seg)' AND status='done'") == "1")
         }
-        #expect(try oracleProblems(source: j.input, output: j.out).isEmpty)
+        // The segments sealed before the kill are the files merged, not written again.
+        let changed = Witness.changed(sealed, try Witness.sealed(in: work))
+        #expect(changed.isEmpty, "\(changed)")
+        try expectOracle(source: j.input, output: j.out)
     }
 }

@@ -28,25 +28,60 @@ struct ResumeTests {
 
     func job(_ tag: String) throws -> Job { Job(dir: try Paths.scratch(tag)) }
 
-    @Test("killed at each point, resumed: a correct output, finished segments not encoded again",
+    /// The sealed segments (of 6, `--jobs 1`) a kill at each point leaves: after 2 of them at the third
+    /// segment's encode, 1 at the second's commit, 3 after the third is done, all from the merge on. At the audio
+    /// track's 20th packet any number: the audio is encoded beside the segments.
+    static let sealedAtKill: [String: ClosedRange<Int>] = [
+        "audio": 0...6, "segment-encode:3": 2...2, "segment-commit:2": 1...1, "segment-done:3": 3...3,
+        "concat": 6...6, "publish": 6...6, "published": 6...6,
+    ]
+
+    @Test("killed at each point, resumed: a correct output, finished segments not encoded again (their files untouched)",
           arguments: ["audio", "segment-encode:3", "segment-commit:2", "segment-done:3", "concat", "publish", "published"])
     func killAndResume(_ fault: String) throws {
         let j = try job("kill")
         defer { try? FileManager.default.removeItem(at: j.dir) }
         let killed = try j.run(fault: fault)
-        #expect(killed.status == SIGKILL, "\(fault) did not crash: \(killed.status) \(killed.stderr)")
+        #expect(killed.killed, "\(fault) did not crash: \(killed.status) \(killed.stderr)")
         // Killed after the rename but before the commit, the output is there; resuming must recognise it as its own.
         if fault != "published" { #expect(!FileManager.default.fileExists(atPath: j.out), "a killed run published") }
+        let work = try #require(try Witness.workFolder(of: j.out), "no work folder after the kill")
+        let sealed = try Witness.sealed(in: work)
+        #expect(Self.sealedAtKill[fault]!.contains(sealed.count), "\(fault): \(sealed.keys.sorted())")
         let doneBefore = try j.sql("SELECT id FROM segment WHERE status='done' ORDER BY ord").split(separator: "\n")
+        let doneFiles = try j.sql("SELECT file FROM segment WHERE status='done'").split(separator: "\n").map { ($0 as NSString).lastPathComponent }
+        #expect(Set(doneFiles) == Set(sealed.keys), "the ledger's done segments are not the sealed files")
+        let merged = try Self.mergedWitness(j, fault)
 
-        let resumed = try j.run()
+        let resumed = try j.run(["--keep-temp"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
-        // One successful encode trace per segment that was done before the kill.
+        try expectOracle(source: Self.source, output: j.out)
+        // The files sealed before the kill are the very files merged: not one written again.
+        let after = try Witness.sealed(in: work)
+        #expect(Witness.changed(sealed, after).isEmpty, "\(Witness.changed(sealed, after))")
+        #expect(after.count == 6, "\(after.keys.sorted())")
+        // Killed after the merge: the merged part file is the one published, not merged again.
+        if let merged { #expect(try FileWitness(j.out) == merged, "the part file was merged again") }
+        try Self.expectLedgerAfterResume(j, doneBefore: doneBefore, fault: fault)
+    }
+
+    /// The merged file a kill after the merge leaves: the part file (at `publish`), the output (at `published`).
+    static func mergedWitness(_ j: Job, _ fault: String) throws -> FileWitness? {
+        switch fault {
+        case "published": return try FileWitness(j.out)
+        case "publish":
+            let part = try #require(try FileManager.default.contentsOfDirectory(atPath: j.dir.path).first { $0.hasSuffix(".part") })
+            return try FileWitness(j.dir.appendingPathComponent(part).path)
+        default: return nil
+        }
+    }
+
+    /// The ledger agrees: one done encode per segment done before the kill, one merge after a kill past it,
+    /// everything ended done.
+    static func expectLedgerAfterResume(_ j: Job, doneBefore: [Substring], fault: String) throws {
         for seg in doneBefore {
             #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id='\(seg)' AND status='done'") == "1", "\(seg)")
         }
-        // Killed after the merge: the merged part file is kept and not merged again.
         if fault.hasPrefix("publish") {
             #expect(try j.sql("SELECT count(*) FROM trace WHERE event_id LIKE '%_mux' AND status='done'") == "1")
         }
@@ -65,12 +100,20 @@ struct ResumeTests {
         _ = try j.run(fault: "segment-done:4")
         let files = try j.sql("SELECT file FROM segment WHERE status='done' ORDER BY ord").split(separator: "\n").map(String.init)
         try #require(files.count == 4)
+        let work = (files[0] as NSString).deletingLastPathComponent
+        let intact = try Witness.sealed(in: work).filter { [0, 3].map { (files[$0] as NSString).lastPathComponent }.contains($0.key) }
+        try #require(intact.count == 2)
         try FileManager.default.removeItem(atPath: files[1])
         let handle = try #require(FileHandle(forWritingAtPath: files[2]))
         try handle.truncate(atOffset: 100)
         try handle.close()
-        #expect(try j.run().status == 0)
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        #expect(try j.run(["--keep-temp"]).status == 0)
+        try expectOracle(source: Self.source, output: j.out)
+        // The intact files are the ones merged; the deleted and the truncated one were written again.
+        let after = try Witness.sealed(in: work)
+        #expect(Witness.changed(intact, after).isEmpty, "\(Witness.changed(intact, after))")
+        let rewritten = try FileWitness(files[2]).size
+        #expect(after.count == 6 && rewritten > 100, "\(after.keys.sorted()), \(rewritten) B")
         let counts = try j.sql("SELECT ord || ':' || (SELECT count(*) FROM trace t WHERE t.segment_id = s.id AND t.status='done') FROM segment s ORDER BY ord")
         #expect(counts.split(separator: "\n") == ["0:1", "1:2", "2:2", "3:1", "4:1", "5:1"])
         #expect(try j.sql("PRAGMA integrity_check") == "ok")
@@ -109,8 +152,13 @@ struct ResumeTests {
     func twoProcesses() throws {
         let j = try job("two")
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        // A first run leaves a task; then two resumes start together.
-        _ = try j.run(fault: "segment-done:1")
+        // A first run leaves a task; then two resumes start together. A logging processor witnesses which
+        // segments were processed, outside the ledger.
+        let log = try SegmentLog(j.dir)
+        let process = ["--process", log.command]
+        _ = try j.run(process, fault: "segment-done:1")
+        let first = try log.runs()
+        #expect(first == [0], "the first run's segments: \(first)")
         final class Box: @unchecked Sendable {
             let lock = NSLock()
             var runs: [Run] = []
@@ -120,7 +168,7 @@ struct ResumeTests {
         for _ in 0..<2 {
             group.enter()
             Thread {
-                if let r = try? j.run() { box.lock.lock(); box.runs.append(r); box.lock.unlock() }
+                if let r = try? j.run(process) { box.lock.lock(); box.runs.append(r); box.lock.unlock() }
                 group.leave()
             }.start()
         }
@@ -128,8 +176,11 @@ struct ResumeTests {
         let results = box.runs
         let codes = results.map(\.status).sorted()
         #expect(codes == [0, 5], "\(results.map(\.stderr))")
-        #expect(try oracleProblems(source: Self.source, output: j.out).isEmpty)
+        try expectOracle(source: Self.source, output: j.out)
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id IS NOT NULL AND status='done'") == "6")
+        // Each segment processed once over the three runs.
+        let runs = try log.runs()
+        #expect(runs.sorted() == Array(0..<6), "\(runs)")
         #expect(try j.sql("PRAGMA integrity_check") == "ok")
     }
 }

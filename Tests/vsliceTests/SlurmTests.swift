@@ -52,7 +52,7 @@ struct SlurmTests {
         let n = try #require(done["segments"] as? Int)
         #expect(n >= 6)
         #expect(try ndjson(r.stdout).filter { $0["event"] as? String == "segment_done" }.count == n)
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
 
         // One array: one element per segment and per audio piece (the 60 s track in two pieces), each reported by
         // its own worker; the pieces' traces are the audio event's.
@@ -124,7 +124,7 @@ struct SlurmTests {
         #expect(cancel.status == 0, "\(cancel.stderr)")
         let r = coordinator.finish(timeout: 240)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 2)
         let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
@@ -139,8 +139,9 @@ struct SlurmTests {
     func coordinatorKilled() throws {
         let j = try job("kill9")
         defer { try? FileManager.default.removeItem(at: j.dir) }
-        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1"] + Self.short + Self.args,
-                                         environment: j.environment)
+        // --keep-temp (stored with the task): the resume keeps the work folder, whose files witness the reuse.
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--jobs", "1", "--keep-temp"]
+                                         + Self.short + Self.args, environment: j.environment)
         var task = ""
         let midway = coordinator.waitUntil(timeout: 120) {
             guard let text = try? String(contentsOf: coordinator.outURL, encoding: .utf8),
@@ -154,15 +155,20 @@ struct SlurmTests {
         _ = coordinator.finish(timeout: 30)
         #expect(!FileManager.default.fileExists(atPath: j.out))
         #expect(try !j.slurm.queue().isEmpty, "the array should still be queued or running")
+        let work = try #require(try Witness.workFolder(of: j.out))
+        let sealed = try Witness.sealed(in: work)
+        #expect(!sealed.isEmpty, "no segment sealed before the kill")
 
         let resumed = try vslice(["resume", String(task.prefix(8)), "--json", "-q"], environment: j.environment)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(try lastEvent(resumed.stdout, "task_started")["resumed"] as? Bool == true)
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 1, "resume submitted again")
         let n = try #require(try lastEvent(resumed.stdout, "task_done")["segments"] as? Int)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
         #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%_encode_%'") == "\(n)")
+        // The segments sealed before the kill are the files merged, none written again.
+        #expect(Witness.changed(sealed, try Witness.sealed(in: work)).isEmpty)
     }
 
     @Test("a worker's deterministic failure (input changed mid-run: exit 3) fails the task with exit 3, never submitted again")
@@ -224,7 +230,7 @@ struct SlurmTests {
         #expect(try j.sql("SELECT status FROM task") == "running")
         let resumed = try vslice(["resume", task], environment: j.environment)
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 1)
         // The progress of segments run by workers: kept frames only, never past 100 %, ending at exactly 100 %.
         let percents = resumed.stderr.matches(of: /([0-9.]+)% ([0-9]+)\/([0-9]+) frames/).map { (Double($0.1)!, Int($0.2)!, Int($0.3)!) }
@@ -298,7 +304,7 @@ struct SlurmTests {
         #expect(r.status == 0, "\(r.stderr)")
         let states = try j.slurm.nodeStates()
         #expect(states[node]?.hasPrefix("down") == true, "\(states)")
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         let done = try lastEvent(r.stdout, "task_done")
         let n = try #require(done["segments"] as? Int)
         #expect(n == 12)
@@ -338,7 +344,7 @@ struct SlurmTests {
         #expect(r.status == 0, "\(r.stderr)")
         let n = try #require(try lastEvent(r.stdout, "task_done")["segments"] as? Int)
         #expect(n == 12)
-        #expect(try oracleProblems(source: Self.clip, output: j.out).isEmpty)
+        try expectOracle(source: Self.clip, output: j.out)
         #expect(j.slurm.submissions == 4)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
         // Each array's elements are numbered from 0 (below MaxArraySize); the element is the array's base + that.

@@ -4,9 +4,21 @@ import Testing
 
 /// What a finished child process said.
 struct Run {
+    /// The exit code, or the signal that ended it (`signaled`).
     var status: Int32
     var stdout: String
     var stderr: String
+    var signaled = false
+
+    /// Ended by SIGKILL (a fault point's, or the test's own kill), not an exit code 9.
+    var killed: Bool { signaled && status == SIGKILL }
+}
+
+/// A child ended by a signal other than SIGKILL (which the tests and the fault points send) crashed: never a pass,
+/// whatever its status reads as (SIGINT is 2, SIGILL 4, SIGTRAP 5, SIGABRT 6 — exit codes vslice uses).
+func recordCrash(_ p: Process, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    guard p.terminationReason == .uncaughtSignal, p.terminationStatus != SIGKILL else { return }
+    Issue.record("\(what) died of signal \(p.terminationStatus)", sourceLocation: sourceLocation)
 }
 
 enum Proc {
@@ -36,10 +48,12 @@ enum Proc {
         p.standardInput = FileHandle.nullDevice
         try p.run()
         let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
         while p.isRunning {
             if Date() > deadline {
                 p.terminate()
                 Issue.record("\(program) \(args.joined(separator: " ")) timed out after \(timeout) s")
+                timedOut = true
                 break
             }
             Thread.sleep(forTimeInterval: 0.02)
@@ -47,9 +61,11 @@ enum Proc {
         p.waitUntilExit()
         try out.close()
         try err.close()
+        if !timedOut { recordCrash(p, "\(program) \(args.prefix(3).joined(separator: " "))") }
         return Run(status: p.terminationStatus,
                    stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                   stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+                   stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+                   signaled: p.terminationReason == .uncaughtSignal)
     }
 }
 
@@ -163,6 +179,15 @@ final class Background {
         return false
     }
 
+    /// Sends SIGINT twice, the second once the first was heard (its "Ctrl-C again" line on stderr): two signals
+    /// sent at once can arrive as one.
+    func interruptTwice() -> Bool {
+        signal(SIGINT)
+        let heard = waitUntil(timeout: 60) { ((try? String(contentsOf: errURL, encoding: .utf8)) ?? "").contains("Ctrl-C again") }
+        signal(SIGINT)
+        return heard
+    }
+
     /// Waits for the exit (killing it after `timeout`) and returns what it said.
     func finish(timeout: TimeInterval = 300) -> Run {
         let deadline = Date().addingTimeInterval(timeout)
@@ -176,9 +201,11 @@ final class Background {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
         }
+        recordCrash(process, "vslice \(process.arguments?.first ?? "")")
         return Run(status: process.terminationStatus,
                    stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                   stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+                   stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+                   signaled: process.terminationReason == .uncaughtSignal)
     }
 }
 

@@ -27,7 +27,7 @@ struct TranscodeTests {
         let out = dir.appendingPathComponent("out.\(ext)").path
         let run = try vslice(["transcode", Paths.fixture(name), "-o", out] + quickArgs)
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try oracleProblems(source: Paths.fixture(name), output: out).isEmpty)
+        try expectOracle(source: Paths.fixture(name), output: out)
     }
 
     @Test("the other encoders: x265, VP9 and AV1 pass the oracle, quietly", arguments: [
@@ -40,11 +40,11 @@ struct TranscodeTests {
                               "--min-split-seconds", "0", "--segment-seconds", "2", "-q"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.isEmpty, "encoder banners on stderr: \(run.stderr.prefix(300))")
-        #expect(try oracleProblems(source: Paths.fixture("bframes_open_gop.mp4"), output: out).isEmpty)
-        #expect(try FFprobe.stream(out, "v")?["codec_name"] as? String == ["libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"][codec])
+        let name = try #require(["libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "av1"][codec])
+        try expectOracle(source: Paths.fixture("bframes_open_gop.mp4"), output: out, expect: Expected(videoCodec: name))
     }
 
-    @Test("PSNR against the source at the default CRF is at least 35 dB")
+    @Test("PSNR against the source at the default CRF is at least 35 dB in every frame")
     func quality() throws {
         let dir = try Paths.scratch("psnr")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -53,8 +53,9 @@ struct TranscodeTests {
             let run = try vslice(["transcode", Paths.fixture(name), "-o", out, "--min-split-seconds", "0",
                                   "--segment-seconds", "1", "-q"])
             #expect(run.status == 0, "\(run.stderr)")
-            let db = try FFmpegOracle.psnr(out, Paths.fixture(name))
-            #expect(db >= 35, "\(name): \(db) dB")
+            // Measured lowest frames: 38 to 40 dB.
+            let p = try FFmpegOracle.framePSNR(out, Paths.fixture(name))
+            #expect(p.min >= 35, "\(name): \(p)")
         }
     }
 
@@ -97,7 +98,7 @@ struct TranscodeTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["out.mp4"])
         let forced = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", out, "--force"] + quickArgs)
         #expect(forced.status == 0, "\(forced.stderr)")
-        #expect(try oracleProblems(source: Paths.fixture("h264_aac.mp4"), output: out).isEmpty)
+        try expectOracle(source: Paths.fixture("h264_aac.mp4"), output: out)
     }
 
     @Test("bad options: exit 2, one line, no output or temp file left (bad input: HardeningTests)")
@@ -139,7 +140,7 @@ struct TranscodeTests {
         let out = dir.appendingPathComponent("out.mp4").path
         let run = try vslice(["transcode", src, "-o", out] + quickArgs)
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out, expect: Expected(audioSourceFilter: "aresample=async=1"))
         let detect = try Proc.run("ffmpeg", ["-nostdin", "-i", out, "-map", "0:a", "-af", "silencedetect=n=-50dB:d=0.3", "-f", "null", "-"])
         let starts = detect.stderr.matches(of: /silence_start: ([0-9.]+)/).compactMap { Double($0.1) }
         let lengths = detect.stderr.matches(of: /silence_duration: ([0-9.]+)/).compactMap { Double($0.1) }
@@ -172,7 +173,7 @@ struct TranscodeTests {
         let events = try ndjson(run.stdout).compactMap { $0["event"] as? String }
         #expect(events.first == "task_started")
         #expect(events.filter { $0 == "segment_done" }.count == planned.count)
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
     }
 
     @Test("--split scene: scdet finds the hard cuts of a generated clip; the output passes the oracle")
@@ -194,6 +195,6 @@ struct TranscodeTests {
         let out = dir.appendingPathComponent("out.mp4").path
         let r = try vslice(["transcode", src, "-o", out, "--split", "scene", "--preset", "ultrafast", "-q"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try oracleProblems(source: src, output: out).isEmpty)
+        try expectOracle(source: src, output: out)
     }
 }
