@@ -212,8 +212,7 @@ public struct BatchRunner {
         guard let tasks = try? store.tasks(),
               let last = tasks.filter({ $0.output == path && $0.status == .done }).max(by: { $0.updatedAt < $1.updatedAt })
         else { return nil }
-        let now = settings.outputSignature
-        guard last.settingsSignature != now else { return nil }
-        return TranscodeSettings.changes(from: last.settingsSignature, to: now)
+        // The processor's identity is heard by each task's check, not yet: the one a task recorded is not compared.
+        return TranscodeSettings.difference(stored: last.settingsSignature, now: settings.outputSignature, identityKnown: false)
     }
 }

@@ -12,12 +12,16 @@ extension TranscodeSettings {
         if !copyAudio { try EncoderCatalog.check(audioCodec, video: false, option: "--acodec") }
     }
 
-    /// These settings with the content hashes of the files a `--process` command names (they are part of the
-    /// output's signature: read afresh for every run, so an edited script is seen).
-    public func withProcessorFiles() throws(VSliceError) -> TranscodeSettings {
+    /// These settings with the content hashes of the files a `--process` program runs from — those its command
+    /// and `--process-deps` name, and those beside them (`ProcessorFiles.scan`) — which are part of the output's
+    /// signature: read afresh for every run, so an edited script or module is seen. `notes`: what was not hashed.
+    public func withProcessorFiles(notes: (String) -> Void = { _ in }) throws(VSliceError) -> TranscodeSettings {
         guard var p = process else { return self }
         if p.directory == nil { p.directory = FileManager.default.currentDirectoryPath }
-        p.fileHashes = try ProcessorFiles.hashes(p.command, in: p.directory)
+        let files = try ProcessorFiles.scan(p.command, deps: p.deps, in: p.directory)
+        p.fileHashes = files.named
+        p.folderHashes = files.beside
+        files.notes.forEach(notes)
         var s = self
         s.process = p
         return s

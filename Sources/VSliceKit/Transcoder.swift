@@ -122,8 +122,17 @@ public struct Transcoder: Sendable {
         // The files a --process command names are part of its settings (read now, also for a stored request):
         // an edited script refuses a resume.
         var hashed = self
-        hashed.request.settings = try request.settings.withProcessorFiles()
+        hashed.request.settings = try request.settings.withProcessorFiles(notes: { [logger] in logger.warning("\($0)") })
         return try hashed.runHashed(store: store, options: options)
+    }
+
+    /// This transcode with what the processor's check heard it say it is (`XVSLICE_ID`) in its settings: part of
+    /// the signature a resume compares.
+    func identified(_ checked: Preflight) -> Transcoder {
+        guard request.settings.process != nil else { return self }
+        var me = self
+        me.request.settings.process?.identity = checked.extras.processor?.identity
+        return me
     }
 
     private func runHashed(store: JobStore, options: RunOptions) throws(VSliceError) -> TranscodeReport {
@@ -144,7 +153,7 @@ public struct Transcoder: Sendable {
         let claim: Claim
         do throws(VSliceError) {
             checked = try preflight(input: input, known: known, store: store, options: options)
-            claim = try self.claim(checked, input: input, output: out, known: known, store: store, options: options)
+            claim = try identified(checked).claim(checked, input: input, output: out, known: known, store: store, options: options)
         } catch {
             // A task left `running` by a process that died, and refused now: say so in the ledger. So too a task
             // resumed by its ID (its own settings) that would be refused again: `resume --all` passes over it. Not
@@ -159,7 +168,7 @@ public struct Transcoder: Sendable {
             logger.info("discarding unfinished task", metadata: ["task": "\(old.id)"])
             try? GarbageCollector.remove(old, store: store)
         }
-        return try walk(claim, checked, input: input, output: out, store: store, options: options, started: started)
+        return try identified(checked).walk(claim, checked, input: input, output: out, store: store, options: options, started: started)
     }
 
     /// What the pre-flight checks found out about the source and the output.

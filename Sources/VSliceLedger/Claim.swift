@@ -57,9 +57,7 @@ extension JobStore {
         if r.fresh { return true }
         let now = r.request.settings.outputSignature
         let changed = t.inputFingerprint != r.fingerprint ? "the input changed since the task started"
-            : t.settingsSignature != now
-                ? "settings differ from the unfinished task's: \(TranscodeSettings.changes(from: t.settingsSignature, to: now))"
-            : nil
+            : TranscodeSettings.difference(stored: t.settingsSignature, now: now).map { "settings differ from the unfinished task's: \($0)" }
         guard let changed else { return false }
         let work = try finishedWork(db, task: t.id)
         if r.taskId != nil || work.segments > 0 || work.merged {

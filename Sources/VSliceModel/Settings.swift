@@ -197,26 +197,68 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         return parts.joined(separator: ";")
     }
 
-    /// How the settings of one signature differ from another's, for a person: "crf=30 → crf=20", "the file
-    /// ex/denoise.py changed", "opt.tune=film → -"; empty when they are the same.
-    public static func changes(from before: String, to after: String) -> String {
-        let old = before.split(separator: ";").map(String.init), new = after.split(separator: ";").map(String.init)
-        let key = { (s: String) in s.split(separator: "=", maxSplits: 1).first.map(String.init) ?? s }
-        let file = { (k: String) in k.hasPrefix("pfile.") ? String(k.dropFirst("pfile.".count)) : nil }
+    /// How the settings of one signature differ from another's, for a person, in the command line's words:
+    /// "--crf 30 → 20", "the file ex/denoise.py changed", "--codec-opt tune film → none"; empty when they are
+    /// the same. Files found beside the program (`pdir.`) that were not there before do not count: only those
+    /// the task started with are compared (a log or a flag file the program leaves beside itself is not a new
+    /// version of it). `identityKnown`: `after` says the processor's identity as a check heard it (else one
+    /// `before` recorded is not compared).
+    public static func changes(from before: String, to after: String, identityKnown: Bool = true) -> String {
+        let old = SignatureEntries(before), new = SignatureEntries(after)
         var out: [String] = []
-        for a in new where !old.contains(a) {
-            let was = old.first { key($0) == key(a) }
-            if let f = file(key(a)) {
-                out.append(was == nil ? "the command names the file \(f) now" : "the file \(f) changed")
-            } else {
-                out.append((was.map { $0 + " → " } ?? "") + a)
-            }
+        for (k, v) in new.pairs where old[k] != v {
+            if let said = changeWords(k, was: old[k], now: v, identityKnown: identityKnown) { out.append(said) }
         }
-        for b in old where !new.contains(where: { key($0) == key(b) }) {
-            out.append(file(key(b)).map { "the command no longer names the file \($0)" } ?? b + " → -")
+        for (k, v) in old.pairs where new[k] == nil {
+            if let said = changeWords(k, was: v, now: nil, identityKnown: identityKnown) { out.append(said) }
         }
         return out.joined(separator: ", ")
     }
+
+    /// How settings signed `now` differ from a task's (`stored`), in words; nil when they are the same as far as
+    /// a resume is concerned (`changes` is empty: only files that appeared beside the program differ).
+    public static func difference(stored: String, now: String, identityKnown: Bool = true) -> String? {
+        guard stored != now else { return nil }
+        let said = changes(from: stored, to: now, identityKnown: identityKnown)
+        return said.isEmpty ? nil : said
+    }
+
+    /// One entry's change in words; nil when it does not count.
+    private static func changeWords(_ key: String, was: String?, now: String?, identityKnown: Bool) -> String? {
+        if key.hasPrefix("pfile.") {
+            let f = String(key.dropFirst("pfile.".count))
+            return was == nil ? "the command names the file \(f) now" : now == nil ? "the command no longer names the file \(f)" : "the file \(f) changed"
+        }
+        if key.hasPrefix("pdir.") {
+            let f = String(key.dropFirst("pdir.".count))
+            return was == nil ? nil : now == nil ? "the file \(f) (beside the program) is gone" : "the file \(f) (beside the program) changed"
+        }
+        if key == "pid" {
+            guard identityKnown else { return nil }
+            switch (was, now) {
+            case (nil, let n?): return "the processor says it is '\(n)' (XVSLICE_ID), where it said nothing before"
+            case (let w?, nil): return "the processor no longer says what it is (it said XVSLICE_ID=\(w))"
+            default: return "the processor says it is '\(now ?? "")' (XVSLICE_ID), where it said '\(was ?? "")'"
+            }
+        }
+        if key == "strict_streams" { return now == nil ? "--strict-streams no longer given" : "--strict-streams given" }
+        let name: String
+        if key.hasPrefix("opt.") { name = "--codec-opt \(key.dropFirst(4))" } else { name = optionNames[key] ?? key }
+        func shown(_ v: String?) -> String {
+            guard let v, v != "-", v != "-x-", v != "auto" else { return "none" }
+            return v.hasSuffix(".0") && Double(v) != nil ? String(v.dropLast(2)) : v
+        }
+        return "\(name) \(shown(was)) → \(shown(now))"
+    }
+
+    /// The option each signature key stands for.
+    private static let optionNames = [
+        "vcodec": "--vcodec", "crf": "--crf", "preset": "--preset", "vbitrate": "--vbitrate", "acodec": "--acodec",
+        "abitrate": "--abitrate", "split": "--split", "seg_s": "--segment-seconds", "seg_f": "--segment-frames",
+        "min_split": "--min-split-seconds", "overlap": "--overlap", "vf": "--vf", "audio": "--audio",
+        "audio_piece_s": "--audio-piece-seconds", "process": "--process", "pformat": "--process-format",
+        "prate": "--process-rate", "psize": "--process-size", "pscale": "--process-scale",
+    ]
 
     /// The audio tracks (0-based among the source's audio streams) `audioTracks` keeps out of `count`, in
     /// source order; nil when it names one that does not exist or is malformed.
@@ -333,8 +375,21 @@ public struct ProcessorSettings: Codable, Sendable, Equatable {
     /// Raw output size (`--process-size WxH`); nil: the input's.
     public var width: Int? = nil
     public var height: Int? = nil
-    /// SHA-256 of each regular file the command line names (the script, its weights), by path as written.
+    /// Raw output size as a function of the input's (`--process-scale`): `2`, `3/2`, `640x360` or `iw*2:ih*2`;
+    /// nil: `width`/`height`, else the input's. Each task works it out from its own input, so one batch serves
+    /// inputs of mixed sizes.
+    public var scale: String? = nil
+    /// Files and folders the program runs from beside those its command line names (`--process-deps`): weights,
+    /// modules elsewhere. As given.
+    public var deps: [String] = []
+    /// SHA-256 of each regular file the command line or `deps` names (the script, its weights), by path as written.
     public var fileHashes: [String: String] = [:]
+    /// SHA-256 of the files found under the folders of those files (and under the folders `deps` names): the
+    /// modules a script imports beside it. By path as written (folder + relative path).
+    public var folderHashes: [String: String] = [:]
+    /// What the program says it is (`XVSLICE_ID=…` in its Y4M header), as the check before the run heard it;
+    /// nil: it says nothing.
+    public var identity: String? = nil
     /// The folder the command runs in and its relative paths are read from: where the transcode was started
     /// (absolute), so that a resume from elsewhere — `resume --all` from cron, a worker on another node of a
     /// shared filesystem — runs the same script. Nil in tasks stored before it was kept (then: the current one).
@@ -353,7 +408,20 @@ public struct ProcessorSettings: Codable, Sendable, Equatable {
     package var signature: String {
         var s = "process=\(command);pformat=\(format.rawValue);prate=\(rate.map { "\($0)" } ?? "-")"
             + ";psize=\(width.map(String.init) ?? "-")x\(height.map(String.init) ?? "-")"
+        if let scale { s += ";pscale=\(scale)" }
         for k in fileHashes.keys.sorted() { s += ";pfile.\(k)=\(fileHashes[k]!)" }
+        for k in folderHashes.keys.sorted() { s += ";pdir.\(k)=\(folderHashes[k]!)" }
+        if let identity { s += ";pid=\(identity)" }
+        return s
+    }
+
+    /// The size of a raw-format program's frames for frames of `width`×`height` in: `--process-size`, else
+    /// `--process-scale` worked out on them, else theirs. nil: the scale gives no size in `sizeRange` for them.
+    package func rawSize(width w: Int, height h: Int) -> (width: Int, height: Int)? {
+        if let width, let height { return (width, height) }
+        guard let scale else { return (w, h) }
+        guard let s = ProcessorScale.size(scale, width: w, height: h), Self.sizeRange.contains(s.width), Self.sizeRange.contains(s.height)
+        else { return nil }
         return s
     }
 
@@ -369,6 +437,11 @@ public struct ProcessorSettings: Codable, Sendable, Equatable {
             }
         }
         if (width == nil) != (height == nil) { throw usage("--process-size takes WxH") }
+        if let scale {
+            if width != nil { throw usage("--process-size and --process-scale both say the size of the processor's frames; give one of them") }
+            if format == .y4m { throw usage("--process-scale is for raw formats (rgb24, rgb48le); a y4m processor's header says its size") }
+            if let why = ProcessorScale.problem(scale) { throw usage("--process-scale \(why)") }
+        }
         if let w = width, let h = height {
             guard Self.sizeRange.contains(w), Self.sizeRange.contains(h) else {
                 throw usage("--process-size takes WxH with sides from \(Self.sizeRange.lowerBound) to \(Self.sizeRange.upperBound), got \(w)x\(h)")
@@ -398,12 +471,32 @@ public struct ProcessorOutput: Codable, Sendable, Equatable {
     public var fullRange: Bool?
     /// Output frames per input frame, P/Q in lowest terms.
     public var rate: Ratio
+    /// What the program says it is (`XVSLICE_ID=…` in its Y4M header); every segment's must say the same.
+    public var identity: String? = nil
 
-    public init(width: Int, height: Int, pixelFormat: String, fullRange: Bool?, rate: Ratio) {
+    public init(width: Int, height: Int, pixelFormat: String, fullRange: Bool?, rate: Ratio, identity: String? = nil) {
         self.width = width
         self.height = height
         self.pixelFormat = pixelFormat
         self.fullRange = fullRange
         self.rate = rate
+        self.identity = identity
     }
+}
+
+/// A settings signature's `key=value` entries, in order.
+struct SignatureEntries {
+    var pairs: [(String, String)] = []
+    private var values: [String: String] = [:]
+
+    init(_ signature: String) {
+        for part in signature.split(separator: ";") {
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let k = String(kv[0]), v = kv.count > 1 ? String(kv[1]) : ""
+            if values[k] == nil { pairs.append((k, v)) }
+            values[k] = v
+        }
+    }
+
+    subscript(key: String) -> String? { values[key] }
 }

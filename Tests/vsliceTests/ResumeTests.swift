@@ -126,7 +126,7 @@ struct ResumeTests {
         _ = try j.run(fault: "segment-done:2")
         let changed = try j.run(["--crf", "30"])
         #expect(changed.status == 5, "\(changed.stderr)")
-        #expect(changed.stderr.contains("settings differ") && changed.stderr.contains("→ crf=30"), "\(changed.stderr)")
+        #expect(changed.stderr.contains("settings differ") && changed.stderr.contains("--crf none → 30"), "\(changed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: j.out))
         let fresh = try j.run(["--crf", "30", "--fresh"])
         #expect(fresh.status == 0, "\(fresh.stderr)")

@@ -604,7 +604,7 @@ struct UXTests {
         let other = try Self.run(["batch", src, "-o", out, "--crf", "40", "--json"] + Self.quick, home: home)
         #expect(other.status == 0, "\(other.stderr)")
         let redone = try lastEvent(other.stdout, "input_redone")
-        #expect((redone["reason"] as? String)?.contains("crf=30.0 → crf=40.0") == true, "\(redone)")
+        #expect((redone["reason"] as? String)?.contains("--crf 30 → 40") == true, "\(redone)")
         let summary = try lastEvent(other.stdout, "batch_done")
         #expect(summary["done"] as? Int == 1)
         #expect(summary["redone"] as? Int == 1)

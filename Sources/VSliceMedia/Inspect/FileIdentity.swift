@@ -116,7 +116,8 @@ public enum ProcessorFiles {
     /// that sees another script, or a script edited while the task runs).
     package static func check(_ process: ProcessorSettings?) throws(VSliceError) {
         guard let process else { return }
-        for (path, hash) in process.fileHashes.sorted(by: { $0.key < $1.key }) where sha256(resolve(path, in: process.directory)) != hash {
+        let all = process.fileHashes.merging(process.folderHashes) { a, _ in a }
+        for (path, hash) in all.sorted(by: { $0.key < $1.key }) where cachedSHA256(resolve(path, in: process.directory)) != hash {
             throw VSliceError(.input, "check --process", path: path,
                               reason: "the file changed since the task was planned (or this node sees another one); the processor would make other frames")
         }

@@ -280,7 +280,7 @@ package final class ExternalProcessor: FrameProcessor {
         let i = Int(pos / p), r = pos % p
         guard i < inputTimes.count else {
             throw deterministic("the processor gave more than \(expectedFrames(for: inputTimes.count)) frames for \(inputTimes.count) input frames"
-                                + rateNote)
+                                + rateNote + (reader.strayText.map { ": \($0)" } ?? drainedSizeHint()))
         }
         guard r > 0 else { return inputTimes[i] * p }
         let next = i + 1 < inputTimes.count ? inputTimes[i + 1] : endTime!
@@ -301,6 +301,37 @@ package final class ExternalProcessor: FrameProcessor {
         let sourceFrames = Double(produced - 1) * Double(rate.den) / Double(rate.num)
         return ProcessorCost(startupSeconds: first - launchedAt, secondsPerFrame: (last - first) / sourceFrames,
                              framesTimed: Int(sourceFrames.rounded()), persistent: spec.settings.isPersistent)
+    }
+
+    /// Raw formats: what the bytes the program wrote say of the size of its frames (`RawSizeHint`).
+    private func sizeHint(bytes: Int64) -> String {
+        guard spec.settings.format != .y4m, let out = learnt, inputTimes.count > 0 else { return "" }
+        let given = spec.settings.width.map { "--process-size \($0)x\(spec.settings.height ?? 0)" }
+            ?? spec.settings.scale.map { "--process-scale \($0)" }
+        return RawSizeHint.describe(bytes: bytes, frames: expectedFrames(for: inputTimes.count), expected: (out.width, out.height),
+                                    input: (Int(input.width), Int(input.height)), bytesPerPixel: spec.settings.format == .rgb24 ? 3 : 6,
+                                    format: out.pixelFormat, given: given)
+    }
+
+    /// Raw formats, once the program gave more frames than its input makes: reads the rest of its output (for
+    /// up to 5 s; it has all its input) to tell the size of its frames by the bytes (`sizeHint`).
+    private func drainedSizeHint() -> String {
+        guard spec.settings.format != .y4m, child.stdout >= 0 else { return "" }
+        var total = Int64(produced) * Int64(reader.frameBytes) + Int64(reader.partialBytes)
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        let deadline = monotonicSeconds() + 5
+        while monotonicSeconds() < deadline && !Cancellation.stopRequested {
+            var p = pollfd(fd: child.stdout, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 50) <= 0 {
+                if child.stderr >= 0 { readStderr() }
+                continue
+            }
+            let n = buf.withUnsafeMutableBytes { Glibc.read(child.stdout, $0.baseAddress!, $0.count) }
+            if n > 0 { total += Int64(n); continue }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            return sizeHint(bytes: total)
+        }
+        return ""
     }
 
     private var rateNote: String {
@@ -462,13 +493,16 @@ extension ExternalProcessor {
         }
         let partial = reader.partialBytes
         if partial > 0 {
-            throw deterministic("the processor's output ended inside a frame (\(partial) bytes after frame \(produced))" + stderrTail.said)
+            if let text = reader.strayText { throw deterministic(text + stderrTail.said) }
+            throw deterministic("the processor's output ended inside a frame (\(partial) bytes after frame \(produced))"
+                                + sizeHint(bytes: Int64(produced) * Int64(reader.frameBytes) + Int64(partial)) + stderrTail.said)
         }
         if !closing || brokenPipe {
             throw deterministic("the processor ended before reading all its input (\(counts))" + stderrTail.said)
         }
         let want = expectedFrames(for: inputTimes.count)
         if produced != want {
+            if let text = reader.strayText { throw deterministic(text + stderrTail.said) }
             throw deterministic("the processor gave \(produced) frames for \(inputTimes.count) input frames, expected \(want)"
                                 + rateNote + stderrTail.said)
         }
@@ -502,13 +536,18 @@ extension ExternalProcessor {
             throw failed("--process-rate \(given) but the processor's header says F\(h.rate.num):\(h.rate.den) for input F\(inRate.num):\(inRate.den) (\(said))")
         }
         try take(ProcessorOutput(width: h.width, height: h.height, pixelFormat: Self.name(h.pixelFormat), fullRange: h.fullRange,
-                                 rate: Self.lowest(rate)))
+                                 rate: Self.lowest(rate), identity: h.identity))
     }
 
-    /// Raw frames: their size is --process-size (else the input's), their rate --process-rate (else 1).
+    /// Raw frames: their size is --process-size (else --process-scale of the input's, else the input's), their
+    /// rate --process-rate (else 1).
     private func learnRaw() throws(VSliceError) {
         let fmt = spec.settings.format == .rgb24 ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_RGB48LE
-        try take(ProcessorOutput(width: spec.settings.width ?? Int(input.width), height: spec.settings.height ?? Int(input.height),
+        guard let size = spec.settings.rawSize(width: Int(input.width), height: Int(input.height)) else {
+            throw VSliceError(.usage, operation, path: path, reason: "--process-scale \(spec.settings.scale ?? "") gives no size from "
+                              + "\(ProcessorSettings.sizeRange.lowerBound) to \(ProcessorSettings.sizeRange.upperBound) for \(input.width)x\(input.height) frames")
+        }
+        try take(ProcessorOutput(width: size.width, height: size.height,
                                  pixelFormat: Self.name(fmt), fullRange: nil,
                                  rate: Self.lowest(spec.settings.rate ?? Ratio(num: 1, den: 1))))
     }
@@ -521,6 +560,10 @@ extension ExternalProcessor {
             }
             guard expected.rate == found.rate else {
                 throw failed("the processor's rate is \(found.rate) frames per input frame, where the check before the task saw \(expected.rate)")
+            }
+            guard expected.identity == found.identity else {
+                throw failed("the processor says it is \(found.identity.map { "'\($0)'" } ?? "nothing") (XVSLICE_ID), where the check "
+                             + "before the task heard \(expected.identity.map { "'\($0)'" } ?? "nothing"): its segments would mix two versions")
             }
         } else {
             learnt = found

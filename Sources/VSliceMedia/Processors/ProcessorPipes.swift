@@ -130,6 +130,11 @@ package final class PipeReader {
     private var pool: OpaquePointer?
     package private(set) var frameBytes: Int
     private let y4m: Bool
+    /// Frames read whole so far.
+    package private(set) var frames = 0
+    /// Raw frames: the first frame whose bytes start with a line of text, and the text (a `print` to stdout
+    /// shifts every frame after it: how the stream ends tells whether it was one).
+    package private(set) var textInFrame: (line: String, frame: Int)?
 
     /// `y4m`: a header first, and a FRAME line before each frame; else raw frames of `frameBytes`.
     package init(y4m: Bool, frameBytes: Int = 0) {
@@ -177,6 +182,7 @@ package final class PipeReader {
             case .header, .tag:
                 if let done = try readLine(fd) { return done }
                 let text = String(decoding: line, as: UTF8.self)
+                if let stray = Self.textMessage(line, after: frames) { throw malformedOutput(stray) }
                 line.removeAll(keepingCapacity: true)
                 if state == .header {
                     state = .tag
@@ -206,6 +212,11 @@ package final class PipeReader {
                 filled += n
                 if filled == frameBytes {
                     let whole = buffer!
+                    if !y4m && textInFrame == nil,
+                       let t = Self.textLine(UnsafeBufferPointer(start: whole.pointee.data, count: min(frameBytes, 300)), newline: true) {
+                        textInFrame = (t, frames)
+                    }
+                    frames += 1
                     buffer = nil
                     filled = 0
                     state = y4m ? .tag : .payload
@@ -229,11 +240,54 @@ package final class PipeReader {
             }
             if n == 0 { return .endOfFile }
             line.append(contentsOf: chunk[0..<n])
-            if state == .header && line.count == 1 && line[0] != UInt8(ascii: "Y") {
-                throw malformedOutput("the output does not start with a YUV4MPEG2 header")
+            // Not a header: read on to the end of the line (or what cannot be text), to say what it is.
+            if state == .header && line[0] != UInt8(ascii: "Y") && (line.count >= 300 || !Self.mayBeText(line.last!)) {
+                throw malformedOutput(Self.textMessage(line, after: 0) ?? "the output does not start with a YUV4MPEG2 header")
             }
         }
         line.removeLast()
         return nil
+    }
+}
+
+// MARK: - Text where frames belong
+
+extension PipeReader {
+    /// What a stream that ends now leaves cut, when it is text: the line a program printed on stdout, or the
+    /// first raw frame that began with one (the print shifted every frame after it); nil when it is not text.
+    package var strayText: String? {
+        if let t = textInFrame { return Self.message(t.line, after: t.frame) }
+        if filled > 0, let b = buffer, let t = Self.textLine(UnsafeBufferPointer(start: b.pointee.data, count: min(filled, 300))) {
+            return Self.message(t, after: frames)
+        }
+        return Self.textMessage(line, after: frames)
+    }
+
+    /// The error for text written where a frame or a header belongs ("the processor wrote text on stdout: …").
+    package static func textMessage(_ bytes: [UInt8], after frames: Int) -> String? {
+        guard !(bytes.starts(with: Array("YUV4MPEG2".utf8)) || bytes.starts(with: Array("FRAME".utf8))),
+              let t = textLine(bytes) else { return nil }
+        return message(t, after: frames)
+    }
+
+    static func message(_ text: String, after frames: Int) -> String {
+        "the processor wrote text on stdout: '\(text)' (\(frames == 0 ? "before its first frame" : "after its frame \(frames)")) — "
+            + "stdout carries only frames: a processor must log to stderr (Python: print(..., file=sys.stderr))"
+    }
+
+    /// A byte that may be part of a line of text: printable ASCII, tab, CR, newline, or UTF-8 beyond ASCII.
+    static func mayBeText(_ b: UInt8) -> Bool { b >= 0x20 && b != 0x7F || b == 0x09 || b == 0x0A || b == 0x0D }
+
+    /// The line of text `bytes` start with (up to a newline, or all of them), when they are one: valid UTF-8,
+    /// no control characters, at least two letters; with `newline`, ended by one. Shown shortened to 120
+    /// characters.
+    package static func textLine<C: Collection<UInt8>>(_ bytes: C, newline: Bool = false) -> String? {
+        let head = bytes.prefix { $0 != 0x0A }
+        guard head.count >= 2, head.count < 300 || head.count == bytes.count, !newline || head.count < bytes.count,
+              head.allSatisfy(mayBeText),
+              let s = String(validating: Array(head), as: UTF8.self) else { return nil }
+        let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.unicodeScalars.filter({ CharacterSet.letters.contains($0) }).count >= 2 else { return nil }
+        return trimmed.count > 120 ? String(trimmed.prefix(117)) + "..." : trimmed
     }
 }

@@ -17,6 +17,8 @@ package struct Y4MHeader: Equatable {
     package var chroma: String
     /// `XCOLORRANGE=FULL` (true) / `LIMITED` (false); nil when absent.
     package var fullRange: Bool?
+    /// What the writer says it is (`XVSLICE_ID=…`: a model's version, its weights' hash); nil when absent.
+    package var identity: String? = nil
 
     package static let magic = "YUV4MPEG2"
     /// A header line longer than this is not a Y4M header.
@@ -46,6 +48,7 @@ package struct Y4MHeader: Equatable {
             case "C": h.chroma = String(value)
             case "X":
                 if value == "COLORRANGE=FULL" { h.fullRange = true } else if value == "COLORRANGE=LIMITED" { h.fullRange = false }
+                if value.hasPrefix("VSLICE_ID=") { h.identity = String(value.dropFirst("VSLICE_ID=".count).prefix(200)) }
             default: break
             }
         }

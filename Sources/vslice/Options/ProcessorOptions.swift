@@ -12,7 +12,9 @@ struct ProcessorOptions: ParsableArguments {
             before any work (a broken one is exit 2). Its environment tells it the segment (VSLICE_SEGMENT, \
             VSLICE_FIRST_FRAME, VSLICE_FRAMES, VSLICE_BUFFER_BEFORE/AFTER…), the frames (VSLICE_WIDTH, VSLICE_HEIGHT, \
             VSLICE_PIX_FMT, VSLICE_COLOR_*) and its GPU (VSLICE_GPU). Its stderr goes to seg-NNNNN.process.log in \
-            the work folder (-v shows it). A non-zero exit is retried; a wrong frame count is not.
+            the work folder (-v shows it). A non-zero exit is retried; a wrong frame count is not. Its stdout \
+            carries frames only: a program must log to stderr (print(..., file=sys.stderr)); text on stdout is \
+            named as such.
             """,
         valueName: "command"))
     var command: String?
@@ -26,6 +28,17 @@ struct ProcessorOptions: ParsableArguments {
     @Option(name: .customLong("process-size"), help: "Raw formats: the size of the frames the processor writes, WxH (default: the input's).")
     var size: String?
 
+    @Option(name: .customLong("process-scale"), help: ArgumentHelp(
+        "Raw formats: the size of the processor's frames from the input's: a factor (2, 1.5, 3/2), WxH, or W:H over iw and ih (iw*2:ih*2).",
+        discussion: "Worked out for each input, so one batch serves inputs of mixed sizes (a 2x model: --process-scale 2).",
+        valueName: "scale"))
+    var scale: String?
+
+    @Option(name: .customLong("process-deps"), parsing: .upToNextOption, help: ArgumentHelp(
+        "Files or folders the processor runs from beyond its command line and the folders of the files it names (weights, modules elsewhere): hashed into the task's settings, so a changed one refuses a resume.",
+        valueName: "path"))
+    var deps: [String] = []
+
     @Option(help: "GPU devices for the processor, one per concurrent segment (0,1): sets VSLICE_GPU and CUDA_VISIBLE_DEVICES.")
     var gpus: String?
 
@@ -38,15 +51,17 @@ struct ProcessorOptions: ParsableArguments {
 
     func settings() throws -> ProcessorSettings? {
         guard let command else {
-            if rate != nil || size != nil || format != .y4m || persistent {
+            if rate != nil || size != nil || scale != nil || !deps.isEmpty || format != .y4m || persistent {
                 throw VSliceError(.usage, "check options",
-                                  reason: "--process-format, --process-rate, --process-size and --process-persistent need --process")
+                                  reason: "--process-format, --process-rate, --process-size, --process-scale, --process-deps and --process-persistent need --process")
             }
             return nil
         }
         var p = ProcessorSettings(command: command)
         p.format = format
         if persistent { p.persistent = true }
+        p.scale = scale?.trimmingCharacters(in: .whitespaces)
+        p.deps = deps
         if let rate {
             let parts = rate.split(separator: "/", omittingEmptySubsequences: false)
             guard (1...2).contains(parts.count), let n = Int32(parts[0]), parts.count == 1 || Int32(parts[1]) != nil else {
