@@ -74,6 +74,19 @@ struct OracleTests {
         #expect(copied.isEmpty, "\(copied)")
     }
 
+    @Test("a file written again under its name, with the same bytes, is not the same witness; one left alone is")
+    func witnessSeesRewrite() throws {
+        let dir = try Paths.scratch("oracle-witness")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["seg-00000.vseg", "seg-00001.vseg"] { try Data("sealed".utf8).write(to: dir.appendingPathComponent(name)) }
+        let before = try Witness.sealed(in: dir.path)
+        // As vslice seals a segment: a temporary file renamed into place.
+        let tmp = dir.appendingPathComponent("seg-00001.vseg.tmp")
+        try Data("sealed".utf8).write(to: tmp)
+        #expect(rename(tmp.path, dir.appendingPathComponent("seg-00001.vseg").path) == 0)
+        #expect(Witness.changed(before, try Witness.sealed(in: dir.path)).map { $0.prefix(14) } == ["seg-00001.vseg"])
+    }
+
     @Test("framemd5 keeps a frame that repeats its predecessor's time, and counts as ffprobe does")
     func repeatedFrameCounted() throws {
         let dir = try Paths.scratch("oracle-md5")
