@@ -182,7 +182,8 @@ enum FFmpegOracle {
                              + ["-fps_mode", "passthrough", "-f", "framemd5", "-"])
         guard r.status == 0 else { throw OracleError("framemd5 failed: \(r.stderr)") }
         let hashes = r.stdout.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { $0.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } }
-        if !extra.contains(where: { ["-vf", "-filter:v", "-lavfi", "-filter_complex"].contains($0) }) {
+        // Counted against ffprobe's video frames: not when a filter changes them, or other streams are mapped.
+        if !extra.contains(where: { ["-vf", "-filter:v", "-lavfi", "-filter_complex", "-map"].contains($0) }) {
             let counted = try MediaFacts.decodedFrames(path)
             guard hashes.count == counted else { throw OracleError("framemd5 gave \(hashes.count) frames of \(path), ffprobe decodes \(counted)") }
         }
