@@ -212,6 +212,7 @@ public final class JobStore: Sendable {
                 ALTER TABLE task ADD COLUMN failure_deterministic INTEGER;   -- 1: it would fail the same way again
                 """)
         }
+        registerBatchMigration(&m)
         return m
     }
 

@@ -28,7 +28,9 @@ public enum ProcessorCheck {
         } catch {
             if error.kind == .interrupted || error.kind == .input { throw error }
             let n = min(frames, index.pts.count)
-            throw VSliceError(.usage, "check --process", reason: "the processor failed on the first \(n) frames of the input: \(error.reason)")
+            var e = VSliceError(.usage, "check --process", reason: "the processor failed on the first \(n) frames of the input: \(error.reason)")
+            e.everyInput = error.everyInput
+            throw e
         }
     }
 
@@ -60,7 +62,8 @@ public enum ProcessorCheck {
         }
         var env = ProcessInfo.processInfo.environment
         env.merge(threadEnvironment(settings.threadsPerJob, inherited: env)) { $1 }
-        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": "0", "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": "0",
+        // VSLICE_SEGMENT -1: no segment (a program that keys on segment 0 is not fooled by the check).
+        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": "-1", "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": "0",
                        "VSLICE_FRAMES": String(n), "VSLICE_BUFFER_BEFORE": "0", "VSLICE_BUFFER_AFTER": "0", "VSLICE_CHECK": "1"] {
             env[k] = v
         }
