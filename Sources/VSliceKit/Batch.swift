@@ -62,12 +62,52 @@ public enum BatchPlanner {
     }
 }
 
+/// A whole `vslice batch` request: what the job store keeps of a batch, so that `vslice resume --all` carries
+/// on one that was interrupted.
+public struct BatchRequest: Codable, Sendable {
+    public var dir: String
+    public var outDir: String
+    public var pattern = "*"
+    public var recursive = false
+    public var container = "mp4"
+    public var settings: TranscodeSettings
+    public var force = false
+    public var keepTemp = false
+    public var keepLogs: Bool? = nil
+    public var workRoot: String? = nil
+    /// The running options given (nil: the defaults).
+    public var maxAttempts: Int? = nil
+    public var stallTimeout: Double? = nil
+    /// Where each input's segments run (`--executor`).
+    public var executor: ExecutorConfig = .local
+
+    public init(dir: String, outDir: String, settings: TranscodeSettings) {
+        self.dir = Paths.absolute(dir)
+        self.outDir = Paths.absolute(outDir)
+        self.settings = settings
+    }
+
+    /// The request of one input's transcode.
+    public func request(_ item: BatchItem, force: Bool) -> TranscodeRequest {
+        var r = TranscodeRequest(input: item.input, output: item.output, settings: settings, force: force, keepTemp: keepTemp,
+                                 workRoot: workRoot.map(Paths.absolute), executor: executor)
+        r.maxAttempts = maxAttempts
+        r.stallTimeout = stallTimeout
+        r.keepLogs = keepLogs ?? false
+        return r
+    }
+}
+
 /// What a batch did, input by input.
 public struct BatchSummary: Encodable, Sendable {
     public var inputs = 0, done = 0, skipped = 0, failed = 0, redone = 0
     public var seconds = 0.0
     /// Ended by Ctrl-C (or SIGTERM): the inputs after the interrupted one were not looked at.
     public var interrupted = false
+    /// Ended by a failure that repeats for every input (the processor cannot start): that error, and the
+    /// inputs left unstarted.
+    public var stopped: String? = nil
+    public var notStarted = 0
     /// Failed inputs (relative path) → error.
     public var failures: [String: String] = [:]
     /// Skipped inputs (relative path) → why.
@@ -102,6 +142,17 @@ public struct BatchRunner {
     public var settings: TranscodeSettings
     /// `--force`: existing outputs are replaced, never skipped.
     public var force: Bool
+    /// The request, when made from one (then the job store records the batch for `resume --all`).
+    public var request: BatchRequest? = nil
+
+    /// The batch `request` asks for (see the other init); its settings' processor files hashed.
+    public init(_ request: BatchRequest) throws(VSliceError) {
+        try self.init(dir: request.dir, outDir: request.outDir, pattern: request.pattern, recursive: request.recursive,
+                      container: request.container, settings: request.settings, force: request.force)
+        var r = request
+        r.settings = settings
+        self.request = r
+    }
 
     /// The reason recorded for an input skipped because its output verifies.
     public static let verifiedReason = "output exists and verifies"
@@ -129,13 +180,21 @@ public struct BatchRunner {
                     transcode: (BatchItem, _ force: Bool) -> VSliceError?) throws(VSliceError) -> BatchSummary {
         let t0 = Date()
         var summary = BatchSummary(inputs: items.count)
+        let record = try request.map { (r) throws(VSliceError) in
+            try store.startBatch(dir: r.dir, outDir: r.outDir,
+                                 requestJson: String(decoding: (try? JSONEncoder().encode(r)) ?? Data(), as: UTF8.self))
+        }
+        defer {
+            let status = summary.stopped != nil ? "stopped" : summary.interrupted || Cancellation.stopRequested ? "interrupted" : "done"
+            if let record { try? store.endBatch(record, status: status) }
+        }
         var outputs: [String: String] = [:]
         func fail(_ item: BatchItem, _ error: VSliceError) {
             summary.failed += 1
             summary.failures[item.relative] = error.description
             onEvent(.failed(item, error))
         }
-        for item in items {
+        for (n, item) in items.enumerated() {
             if Cancellation.stopRequested { break }
             if let other = outputs[item.output] {
                 let e = VSliceError(.usage, "batch", path: item.input, reason: "its output \(item.output) is also \(other)'s; rename one")
@@ -155,6 +214,14 @@ public struct BatchRunner {
             if let error = transcode(item, force) {
                 if error.kind == .interrupted {
                     summary.interrupted = true
+                    break
+                }
+                if error.everyInput {
+                    // The check proved it: the same program fails the same way for every input. One message, not one per input.
+                    summary.failed += 1
+                    summary.failures[item.relative] = error.description
+                    summary.stopped = error.description
+                    summary.notStarted = items.count - n - 1
                     break
                 }
                 fail(item, error)

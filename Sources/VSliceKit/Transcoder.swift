@@ -292,7 +292,10 @@ public struct Transcoder: Sendable {
                 try store.releaseDetached(task.id)
             } else {
                 try store.finishTask(task.id, status: .done)
-                if !request.keepTemp { try? FileManager.default.removeItem(atPath: task.workDir) }
+                if !request.keepTemp {
+                    ProcessorLogs.keep(task, store: store, all: request.keepLogs)
+                    try? FileManager.default.removeItem(atPath: task.workDir)
+                }
             }
             return report
         } catch {
@@ -343,6 +346,8 @@ public struct Transcoder: Sendable {
                               jobs: Int? = nil, onEvent: @escaping @Sendable (PipelineEvent) -> Void = { _ in })
         throws(VSliceError) -> TranscodeReport {
         guard let t = try store.task(taskId) else { throw VSliceError(.usage, "resume", reason: "no task '\(taskId)'") }
+        // Said before the checks, which would otherwise refuse the newer task's output as "output exists".
+        guard t.status.isResumable else { throw notResumable(t, store: store) }
         guard var request = t.storedRequest else {
             throw VSliceError(.resumeRefused, "resume task \(t.id.short)", path: t.output,
                               reason: "the task was stored without its options; run the same transcode command again")
@@ -351,6 +356,20 @@ public struct Transcoder: Sendable {
         var options = options
         options.taskId = t.id
         return try Transcoder(request: request, logger: logger, onEvent: onEvent).run(store: store, options: options)
+    }
+
+    /// Why a finished task cannot be resumed, naming the task that replaced it, if one did.
+    static func notResumable(_ t: TaskRecord, store: JobStore) -> VSliceError {
+        let newer = ((try? store.tasks()) ?? []).filter { $0.input == t.input && $0.output == t.output && $0.createdAt > t.createdAt }
+            .max { $0.createdAt < $1.createdAt }
+        let why: String
+        if let newer, t.status == .cancelled {
+            why = "the task was replaced by task \(newer.id.short) (\(newer.status.rawValue)), started for the same input and output with other settings"
+                + (newer.status.isResumable ? ": `vslice resume \(newer.id.short)` goes on with it" : "")
+        } else {
+            why = "the task is \(t.status.rawValue)\(t.error.map { " (\($0))" } ?? "")"
+        }
+        return VSliceError(.usage, "resume task \(t.id.short)", path: t.output, reason: why + "; nothing to resume")
     }
 
     /// Wall and CPU seconds since a run's start (`monotonicSeconds()` and this thread's CPU then); for the first

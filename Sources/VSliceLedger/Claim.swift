@@ -61,7 +61,7 @@ extension JobStore {
         guard let changed else { return false }
         let work = try finishedWork(db, task: t.id)
         if r.taskId != nil || work.segments > 0 || work.merged {
-            let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segments already encoded"
+            let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segment\(work.total == 1 ? "" : "s") already encoded"
             // `vslice resume` ran the task's own command: only what it reads can have changed.
             let advice = r.taskId != nil
                 ? "put back what changed to finish it, or start over with `vslice transcode … --fresh`"
@@ -89,7 +89,8 @@ extension JobStore {
         let t = now()
         let req = r.request
         let stored = StoredRequest(settings: req.settings, force: req.force, keepTemp: req.keepTemp, workRoot: req.workRoot,
-                                   executor: req.executor)
+                                   executor: req.executor, maxAttempts: req.maxAttempts, stallTimeout: req.stallTimeout,
+                                   keepLogs: req.keepLogs)
         let json = (try? JSONEncoder().encode(stored)).flatMap { String(data: $0, encoding: .utf8) }
         let workDir = TaskPaths.workDir(output: r.output, taskId: id, root: req.workRoot.map(Paths.absolute))
         try db.execute(sql: """

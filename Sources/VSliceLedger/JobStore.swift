@@ -214,6 +214,7 @@ public final class JobStore: Sendable {
                 """)
         }
         registerProcessorCostMigration(&m)
+        registerBatchMigration(&m)
         return m
     }
 

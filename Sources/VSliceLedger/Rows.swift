@@ -36,8 +36,12 @@ public struct TaskRecord: Codable, FetchableRecord, Sendable {
     public var storedRequest: TranscodeRequest? {
         guard let data = requestJson?.data(using: .utf8) else { return nil }
         guard let stored = try? JSONDecoder().decode(StoredRequest.self, from: data) else { return nil }
-        return TranscodeRequest(input: input, output: output, settings: stored.settings, force: stored.force,
-                                keepTemp: stored.keepTemp, workRoot: stored.workRoot, executor: stored.executor ?? .local)
+        var r = TranscodeRequest(input: input, output: output, settings: stored.settings, force: stored.force,
+                                 keepTemp: stored.keepTemp, workRoot: stored.workRoot, executor: stored.executor ?? .local)
+        r.maxAttempts = stored.maxAttempts
+        r.stallTimeout = stored.stallTimeout
+        r.keepLogs = stored.keepLogs ?? false
+        return r
     }
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 
@@ -138,4 +142,8 @@ package struct StoredRequest: Codable {
     package var workRoot: String?
     /// Where the segments run (absent in tasks stored before executors existed: local).
     package var executor: ExecutorConfig?
+    /// `--max-attempts` and `--stall-timeout` as given (nil: not given, or stored before they were kept).
+    package var maxAttempts: Int? = nil
+    package var stallTimeout: Double? = nil
+    package var keepLogs: Bool? = nil
 }

@@ -19,7 +19,7 @@ public struct ProcessorFileSet: Sendable, Equatable {
 extension ProcessorFiles {
     /// At most this many files and bytes are hashed under the folders (the files named are always hashed).
     public static let folderFileLimit = 1000
-    public static let folderByteLimit: Int64 = 4 << 30
+    public static let folderByteLimit: Int64 = 1 << 30
     /// Entries looked at under the folders, at most (a script in a huge tree).
     static let visitLimit = 20_000
 
@@ -81,12 +81,14 @@ extension ProcessorFiles {
         return nil
     }
 
-    /// What a change of does not make another program: hidden files, Python's byte code, logs, media.
+    /// What a change of does not make another program: hidden files, Python's byte code, logs, media (videos,
+    /// sound, pictures: the clips and frames of a project folder, not its code).
     static func ignored(_ name: String) -> Bool {
         if name.hasPrefix(".") || name == "__pycache__" || name.hasPrefix("vslice.db") { return true }
         let ext = (name as NSString).pathExtension.lowercased()
         return ["pyc", "pyo", "log", "tmp", "swp", "part", "mp4", "m4v", "mkv", "mov", "webm", "avi", "ts", "mts", "m2ts",
-                "mpg", "mpeg", "flv", "wmv", "y4m", "yuv", "wav", "mp3", "aac", "m4a", "flac", "opus", "ogg"].contains(ext)
+                "mpg", "mpeg", "flv", "wmv", "y4m", "yuv", "wav", "mp3", "aac", "m4a", "flac", "opus", "ogg",
+                "png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "exr", "dpx"].contains(ext)
     }
 
     /// Files under the folders, bounded.

@@ -148,6 +148,11 @@ public struct Plan: Codable, Sendable {
                         }
                     }
                     reason = String(format: "--segment-seconds %g: a cut at the first keyframe at or after every mark", seconds)
+                    if starts.count == 1 {
+                        reason = String(format: "one segment: --segment-seconds %g cuts at keyframes, and no keyframe is at or after its first mark"
+                                        + " (%d keyframe%@); --split frames --segment-frames N cuts between keyframes", seconds,
+                                        index.keyframeIndices.count, index.keyframeIndices.count == 1 ? "" : "s")
+                    }
                 } else {
                     (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, cost: cost)
                 }

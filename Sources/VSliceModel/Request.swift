@@ -29,6 +29,12 @@ public struct TranscodeRequest: Sendable {
     public var workRoot: String?
     /// Where the segments run (`--executor`).
     public var executor: ExecutorConfig
+    /// `--max-attempts` and `--stall-timeout` as given (nil: the defaults), stored with the task so that a
+    /// resume by its ID runs with them.
+    public var maxAttempts: Int? = nil
+    public var stallTimeout: Double? = nil
+    /// Keep every segment's processor log after success (`--keep-logs`), not only those of failed attempts.
+    public var keepLogs = false
 
     public init(input: String, output: String, settings: TranscodeSettings, force: Bool = false,
                 keepTemp: Bool = false, workRoot: String? = nil, executor: ExecutorConfig = .local) {

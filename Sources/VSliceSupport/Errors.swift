@@ -27,6 +27,9 @@ public struct VSliceError: Error, CustomStringConvertible, Sendable {
     /// The same work would fail the same way again (a filter or encoder that rejects its input, a filtered
     /// segment with the wrong frame count): not worth a retry.
     public var deterministic = false
+    /// Every input would fail the same way (the same program cannot start: a command or module missing), so a
+    /// batch stops at once rather than failing each input.
+    public var everyInput = false
 
     public init(_ kind: Kind, _ operation: String, path: String? = nil, reason: String, code: Int32? = nil) {
         self.kind = kind

@@ -21,7 +21,7 @@ struct VSlice: ParsableCommand {
             """,
         version: VSliceKit.version,
         subcommands: [TranscodeCommand.self, BatchCommand.self, PlanCommand.self, VerifyCommand.self, ProbeCommand.self,
-                      StatusCommand.self, ReportCommand.self, ResumeCommand.self, CancelCommand.self, GCCommand.self, SegmentCommand.self])
+                      StatusCommand.self, ReportCommand.self, ResumeCommand.self, LogsCommand.self, CancelCommand.self, GCCommand.self, SegmentCommand.self])
 
     /// Like ArgumentParser's `main()`, but with vslice's documented exit codes.
     static func main() {
@@ -72,7 +72,10 @@ enum Terminal {
         FileHandle.standardError.write(Data(("vslice: " + message + "\n").utf8))
     }
 
+    /// Prints `value` as the command's one JSON document: a failure after it adds no `error` event (stdout
+    /// stays one JSON value).
     static func printJSON<T: Encodable>(_ value: T) throws {
+        EventWriter.outcomeReported.store(true, ordering: .relaxed)
         let enc = JSONEncoder()
         enc.keyEncodingStrategy = .convertToSnakeCase
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -326,13 +326,13 @@ struct ProcessorFailureTests {
         bg.signal(SIGKILL)
         _ = bg.finish()
         let firstRun = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(firstRun == ["0", "0", "1", "2", "3"], "\(firstRun)")   // the check (0), then segments 0, 1, 2, 3
+        #expect(firstRun == ["-1", "0", "1", "2", "3"], "\(firstRun)")   // the check (-1), then segments 0, 1, 2, 3
         try "".write(toFile: log, atomically: true, encoding: .utf8)
         #expect(FileManager.default.createFile(atPath: gate, contents: nil))
         let again = try vslice(args)
         #expect(again.status == 0, "\(again.stderr)")
         let secondRun = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(secondRun == ["0", "3", "4", "5"], "\(secondRun)")   // the check, then the unfinished segments
+        #expect(secondRun == ["-1", "3", "4", "5"], "\(secondRun)")   // the check, then the unfinished segments
         try expectOracle(source: src, output: out)
 
         // An edited script makes other frames: the task's finished segments are not mixed with its.

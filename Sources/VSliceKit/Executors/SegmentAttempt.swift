@@ -68,8 +68,18 @@ struct SegmentAttempt {
         } catch {
             unlink(partPath)
             measured((monotonicSeconds() - t0, cpuClock() - c0))
-            throw error
+            throw namingLog(error)
         }
+    }
+
+    /// A failure with a processor names its log, when it said anything (it is kept; see `ProcessorLogs`).
+    func namingLog(_ error: VSliceError) -> VSliceError {
+        guard settings.process != nil, error.kind != .interrupted else { return error }
+        let log = (workDir as NSString).appendingPathComponent(WorkFolder.processLogName(segment.index))
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? Int, size > 0 else { return error }
+        var e = error
+        e.reason += " (\(ProcessorLogs.named(task: task, segment: segment.index)))"
+        return e
     }
 
     /// What the processor is told of its task and segment (the frame counts are source frames; the program

@@ -42,6 +42,8 @@ enum PlanStage: Stage {
             }
         }
         ctx.plan = plan
+        // Asked to cut, and it could not: say why (a clip with one keyframe needs --split frames).
+        if ctx.settings.segmentSeconds != nil && plan.segments.count == 1 && plan.frameCount > 1 { ctx.logger.warning("\(plan.reason)") }
         try store.setFrames(taskId, plan.frameCount)
         try store.ensureSegments(task: taskId, plan: plan, files: ctx.segmentPaths)
         if let pieces { ctx.audioPieces = pieces } else { ctx.audioPieces = try AudioStage.planPieces(ctx) }

@@ -488,8 +488,10 @@ extension ExternalProcessor {
     private func judge() throws(VSliceError) {
         guard let (how, _) = ended else { return }
         if !how.succeeded {
-            throw VSliceError(.processing, operation, path: path,
-                              reason: "the processor failed (\(how)) after \(produced) output frames" + stderrTail.said)
+            var e = VSliceError(.processing, operation, path: path,
+                                reason: "the processor failed (\(how)) after \(produced) output frames" + stderrTail.said)
+            e.everyInput = produced == 0 && stderrTail.cannotStart(how)
+            throw e
         }
         let partial = reader.partialBytes
         if partial > 0 {
@@ -701,6 +703,15 @@ package struct StderrTail {
         let rest = partial
         _ = add(Data("\n".utf8))
         return rest
+    }
+
+    /// The program could not start, whatever its input: the shell found no command or could not run it (exit
+    /// 127, 126), or its last lines say a module, a library or a file it loads is missing.
+    package func cannotStart(_ how: ChildProcess.Termination) -> Bool {
+        if how == .exited(127) || how == .exited(126) { return true }
+        let signs = ["ModuleNotFoundError", "No module named", "ImportError", "can't open file", "command not found",
+                     "error while loading shared libraries", "cannot execute", "Permission denied", "No such file or directory"]
+        return lines.suffix(3).contains { line in signs.contains { line.contains($0) } }
     }
 
     /// " — its stderr: …" with the last lines, or nothing.

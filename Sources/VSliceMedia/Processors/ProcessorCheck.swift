@@ -40,7 +40,9 @@ public enum ProcessorCheck {
             if error.kind == .interrupted || error.kind == .input { throw error }
             let n = min(frames, index.pts.count)
             let what = process.isPersistent ? "two streams (the first \(n) frames, then the next ones) kept loaded" : "the first \(n) frames of the input"
-            throw VSliceError(.usage, "check --process", reason: "the processor failed on \(what): \(error.reason)")
+            var e = VSliceError(.usage, "check --process", reason: "the processor failed on \(what): \(error.reason)")
+            e.everyInput = error.everyInput
+            throw e
         }
     }
 
@@ -119,7 +121,8 @@ private struct Check {
         }
         var env = ProcessInfo.processInfo.environment
         env.merge(ProcessorCheck.threadEnvironment(settings.threadsPerJob, inherited: env)) { $1 }
-        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": String(stream.segment), "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": String(a),
+        // VSLICE_SEGMENT -1: no segment (a program that keys on segment 0 is not fooled by the check).
+        for (k, v) in ["VSLICE_TASK": "check", "VSLICE_SEGMENT": "-1", "VSLICE_SEGMENTS": "1", "VSLICE_FIRST_FRAME": String(a),
                        "VSLICE_FRAMES": String(n), "VSLICE_BUFFER_BEFORE": "0", "VSLICE_BUFFER_AFTER": "0", "VSLICE_CHECK": "1"] {
             env[k] = v
         }

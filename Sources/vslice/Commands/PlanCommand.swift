@@ -39,7 +39,7 @@ struct PlanCommand: ParsableCommand {
             return
         }
         let tb = plan.timeBase.value
-        print("\(input): \(plan.frameCount) frames, \(plan.segments.count) segments (time base \(plan.timeBase))")
+        print("\(input): \(plan.frameCount) frames, \(plan.segments.count) segment\(plan.segments.count == 1 ? "" : "s") (time base \(plan.timeBase))")
         print("  why: \(plan.reason)")
         if let timing {
             print("  filter: lookahead \(timing.lookahead), memory \(timing.memory) frames\(timing.countsFrames ? ", counts frames" : ""); "

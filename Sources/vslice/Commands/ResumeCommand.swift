@@ -42,37 +42,63 @@ struct ResumeCommand: ParsableCommand {
         runner.prepare()
         let store = try runner.store.open()
         let ids: [TaskID]
+        var batches: [(BatchRecord, BatchRequest?)] = []
         if let task {
             ids = [task]
         } else {
             let (resume, passedOver) = try store.tasksToResumeAll()
             ids = resume.map(\.id)
+            batches = try store.batchesToResume().map { ($0, try? JSONDecoder().decode(BatchRequest.self, from: Data($0.requestJson.utf8))) }
             if !runner.quiet && !runner.json {
                 for t in passedOver {
                     print("pass over \(t.id.short) (\(t.input)): it would fail again — \(t.error ?? "failed"); `vslice resume \(t.id.short)` tries it anyway")
                 }
-                if ids.isEmpty { print("nothing to resume") }
+                if ids.isEmpty && batches.isEmpty { print("nothing to resume") }
             }
         }
-        var failures: [VSliceError] = []
+        var failures = try resumeTasks(ids, store: store)
+        // An interrupted batch: its unfinished task was resumed above; the inputs it had not started are done now.
+        for (record, request) in batches {
+            if Cancellation.stopRequested { break }
+            do {
+                guard let request else {
+                    throw VSliceError(.resumeRefused, "resume batch", path: record.dir, reason: "its request cannot be read; run the same batch command again")
+                }
+                if !runner.quiet && !runner.json { print("carrying on the batch \(record.dir) → \(record.outDir)") }
+                try BatchDriver(batch: try BatchRunner(request), runner: runner).run(store: store)
+            } catch let error as VSliceError {
+                if error.kind == .interrupted { throw error }
+                Terminal.printError(error.description)
+                failures += 1
+            } catch let failure as BatchFailure {
+                Terminal.printError("batch \(record.dir): \(failure.message)")
+                failures += 1
+            }
+        }
+        if failures > 0 {
+            throw BatchFailure(message: "\(failures) of \(ids.count + batches.count) tasks and batches failed")
+        }
+    }
+
+    /// Resumes each task in turn; returns how many failed (a single task's error is thrown).
+    private func resumeTasks(_ ids: [TaskID], store: JobStore) throws -> Int {
+        var failures = 0
         for id in ids {
             if Cancellation.stopRequested { break }
             let t = try store.task(id)
             Signals.remoteRun.store((t?.storedRequest?.executor.kind ?? .local) != .local, ordering: .relaxed)
             Signals.remoteStops.store(t?.storedRequest?.executor.kind == .ray, ordering: .relaxed)
             let outcome = runner.session.run(input: t?.input ?? id.rawValue, output: t?.output ?? "") { onEvent throws(VSliceError) in
-                try Transcoder.resume(taskId: id, store: store, logger: runner.logger, options: runner.pipelineOptions,
+                try Transcoder.resume(taskId: id, store: store, logger: runner.logger, options: runner.pipelineOptions(for: t?.storedRequest),
                                       jobs: jobs, onEvent: onEvent)
             }
             if let error = outcome.error {
                 if task != nil { throw error }
                 Terminal.printError(error.description)
-                failures.append(error)
+                failures += 1
                 if error.kind == .interrupted { throw error }
             }
         }
-        if !failures.isEmpty {
-            throw BatchFailure(message: "\(failures.count) of \(ids.count) tasks failed")
-        }
+        return failures
     }
 }

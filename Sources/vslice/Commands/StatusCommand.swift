@@ -43,6 +43,8 @@ struct StatusCommand: ParsableCommand {
         var traces: [TraceRecord]
         /// What the scheduler holds of the unfinished segments now, by segment order ("running on n2, slurm job 12_3").
         var scheduled: [String: String]?
+        /// The processor logs that exist now (`vslice logs`), by path.
+        var processorLogs: [String] = []
     }
 
     func validate() throws {
@@ -58,9 +60,21 @@ struct StatusCommand: ParsableCommand {
                             segments: try store.segments(task: t.id), audioPieces: try store.audioPieces(task: t.id),
                             traces: try store.traces(task: t.id),
                             scheduled: ExecutorControl.scheduled(t).map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) })
-        if json { try Terminal.printJSON(detail); return }
+        if json {
+            var d = detail
+            d.processorLogs = ProcessorLogs.find(t, store: store).map(\.path)
+            try Terminal.printJSON(d)
+            return
+        }
+        let workGone = !t.workDir.isEmpty && !FileManager.default.fileExists(atPath: t.workDir)
         print("task \(t.id) \(live.status)\(live.note.map { " (\($0))" } ?? "")\(t.error.map { ": " + $0 } ?? "")"
-              + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)")
+              + "\n  \(t.input) → \(t.output)\n  work: \(t.workDir)\(workGone ? " (removed)" : "")")
+        let logs = ProcessorLogs.find(t, store: store)
+        if !logs.isEmpty {
+            let folders = Set(logs.map { ($0.path as NSString).deletingLastPathComponent }).sorted()
+            print("  processor logs: segments \(logs.map { String($0.segment) }.joined(separator: ", ")) in \(folders.joined(separator: ", "))"
+                  + " (`vslice logs \(t.id.short)`)")
+        }
         for e in detail.events { print("  event \(e.node): \(e.status), \(e.attempts) attempt(s)\(e.error.map { " — " + $0 } ?? "")") }
         // What Slurm holds now: the ledger hears of an element only when its worker's record is collected.
         for s in detail.segments {

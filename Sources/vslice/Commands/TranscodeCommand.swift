@@ -43,7 +43,7 @@ struct TranscodeCommand: ParsableCommand {
     func run() throws {
         let settings = try options.settings()
         runner.prepare()
-        var request = outputOptions.request(input: input, output: output, settings: settings)
+        var request = runner.recording(outputOptions.request(input: input, output: output, settings: settings))
         request.executor = cluster.config
         Signals.remoteRun.store(cluster.executor != .local, ordering: .relaxed)
         Signals.remoteStops.store(cluster.executor == .ray, ordering: .relaxed)

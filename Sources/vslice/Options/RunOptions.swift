@@ -12,11 +12,11 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Start over instead of resuming an unfinished task for the same input and output.")
     var fresh = false
 
-    @Option(help: "Attempts per segment before the task fails (1–10).")
-    var maxAttempts = 3
+    @Option(help: "Attempts per segment before the task fails (1–10; default 3; resume: as the task was started).")
+    var maxAttempts: Int?
 
-    @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried.")
-    var stallTimeout = 300.0
+    @Option(help: "Seconds without a decoded frame after which a segment attempt is abandoned and retried (default 300; resume: as the task was started).")
+    var stallTimeout: Double?
 
     func validate() throws {
         do { try pipelineOptions.validate() } catch { throw ValidationError(error.reason) }
@@ -43,8 +43,24 @@ struct RunOptions: ParsableArguments {
     var pipelineOptions: Transcoder.RunOptions {
         var o = Transcoder.RunOptions()
         o.fresh = fresh
-        o.maxAttempts = maxAttempts
-        o.stallTimeout = stallTimeout
+        if let maxAttempts { o.maxAttempts = maxAttempts }
+        if let stallTimeout { o.stallTimeout = stallTimeout }
         return o
+    }
+
+    /// `pipelineOptions` for a stored request: what this command line gives, else what the task was started with.
+    func pipelineOptions(for stored: TranscodeRequest?) -> Transcoder.RunOptions {
+        var o = pipelineOptions
+        if maxAttempts == nil, let m = stored?.maxAttempts { o.maxAttempts = m }
+        if stallTimeout == nil, let s = stored?.stallTimeout { o.stallTimeout = s }
+        return o
+    }
+
+    /// A request that records the running options given, for a resume by the task's ID.
+    func recording(_ request: TranscodeRequest) -> TranscodeRequest {
+        var r = request
+        r.maxAttempts = maxAttempts
+        r.stallTimeout = stallTimeout
+        return r
     }
 }
