@@ -83,8 +83,7 @@ struct VFRFidelityTests {
         let verify = try vslice(["verify", out, "--against", src, "--json"])
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
         let known: String? = shape == "vfr6015" && ext != "mkv"
-            ? "Opus from MKV with its first packet at −7 ms: the output keeps 24 samples (0.5 ms) of the pre-skip"
-            : shape == "trimmed" && ext == "mkv" ? "trimmed CFR into MKV: blocks without duration, the video ends a frame early" : nil
+            ? "Opus from MKV with its first packet at −7 ms: the output keeps 24 samples (0.5 ms) of the pre-skip" : nil
         try expectOracle(source: src, output: out, knownIssue: known)
     }
 

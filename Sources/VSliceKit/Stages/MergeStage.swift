@@ -71,6 +71,11 @@ enum MergeStage: Stage {
         merger.attachedPictures = streams.attachedPictures
         merger.hdr = ctx.extras.hdr
         merger.frameRate = constantRate(ctx.probe, filter: ctx.extras.filterTiming, processor: ctx.plan.processor?.rate)
+        // Matroska keeps a block's duration only beside a default one (as ffmpeg's own copy of a VFR source has: its
+        // average rate): with it, the last frame keeps its length and every frame of another length says its own.
+        if merger.frameRate == nil, ctx.format == "matroska", ctx.extras.filterTiming == nil {
+            merger.frameRate = averageRate(ctx.probe, processor: ctx.plan.processor?.rate)
+        }
         return merger
     }
 }
@@ -88,6 +93,13 @@ extension MergeStage {
 
     /// The output's frame rate when it is constant (for Matroska's default duration): the source's when it is
     /// CFR, the filter's when it states one, times a processor's rate; nil for VFR.
+    /// The source video's average rate (times a processor's), whether or not it is constant.
+    static func averageRate(_ probe: Probe, processor: Ratio?) -> Ratio? {
+        guard let v = probe.video, var r = probe.report.streams[v.streamIndex].avgFrameRate, r.num > 0, r.den > 0 else { return nil }
+        if let k = processor, k.num != k.den { r = r.times(k) }
+        return r
+    }
+
     static func constantRate(_ probe: Probe, filter: FilterTiming?, processor: Ratio? = nil) -> Ratio? {
         var rate: Ratio
         if let filter {
