@@ -20,12 +20,23 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
     public var slurmArgs: [String]
     /// The Ray cluster's address (`--ray-address`, else RAY_ADDRESS when the task was started).
     public var rayAddress: String?
+    /// `--workers-stay-up` (slurm, external): each array element (pod) is a worker that claims and runs element
+    /// after element (`vslice segment --claim`), `--jobs` of them, instead of one process per element.
+    public var staysUp: Bool? = nil
 
-    public init(kind: Kind = .local, slurmArgs: [String] = [], rayAddress: String? = nil) {
+    public init(kind: Kind = .local, slurmArgs: [String] = [], rayAddress: String? = nil, staysUp: Bool = false) {
         self.kind = kind
         self.slurmArgs = slurmArgs
         self.rayAddress = rayAddress
+        self.staysUp = staysUp ? true : nil
     }
+
+    /// One worker process runs many elements: Slurm and external with `--workers-stay-up`. Its start is paid
+    /// once per worker, not per element.
+    public var workersStayUp: Bool { isRemote && staysUp == true }
+
+    /// Every element is a process of its own (its start paid per element).
+    public var processPerElement: Bool { isRemote && !workersStayUp }
 
     public static let local = ExecutorConfig()
 
