@@ -8,7 +8,7 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
         case local
         /// One Slurm job array; element i runs `vslice segment --index i`.
         case slurm
-        /// Long-lived Ray actors, one per job slot, run `vslice segment --index i` element after element.
+        /// Long-lived Ray actors, one per job slot, each feeding its one `vslice segment --serve` element after element.
         case ray
         /// Someone else runs `vslice segment` for every index (e.g. a Kubernetes Indexed Job); the coordinator
         /// waits for their trace records.
@@ -31,9 +31,9 @@ public struct ExecutorConfig: Codable, Sendable, Equatable {
         self.staysUp = staysUp ? true : nil
     }
 
-    /// One worker process runs many elements: Slurm and external with `--workers-stay-up`. Its start is paid
-    /// once per worker, not per element.
-    public var workersStayUp: Bool { isRemote && staysUp == true }
+    /// One worker process runs many elements: Ray's actors always, Slurm and external with `--workers-stay-up`.
+    /// Its start is paid once per worker, not per element.
+    public var workersStayUp: Bool { kind == .ray || (isRemote && staysUp == true) }
 
     /// Every element is a process of its own (its start paid per element).
     public var processPerElement: Bool { isRemote && !workersStayUp }
