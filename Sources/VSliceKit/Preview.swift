@@ -35,7 +35,7 @@ extension Transcoder {
         try EncoderCheck.check(request.settings, format: format, output: nil)
         let input = Paths.absolute(request.input)
         let source = try inspect(input: input, format: format, stallTimeout: stallTimeout)
-        let plan = try Plan.forRun(source: source, settings: request.settings, workers: request.executor.isRemote)
+        let plan = try Plan.forRun(source: source, settings: request.settings, workers: request.executor.processPerElement)
         let audio = try AudioTrackPlan.describe(source: input, probe: source.probe, settings: request.settings)
         return PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming, processorCost: source.extras.processorCost)
     }

@@ -15,10 +15,13 @@ package enum Fault {
         return (String(parts[0]), parts.count > 1 ? Int(parts[1]) ?? 1 : 1)
     }()
     package static let hits = Mutex<[String: Int]>([:])
+    /// Whether the fault applies to the element this process runs now (a worker that runs many elements scopes
+    /// `VSLICE_FAULT_SEGMENT` per element).
+    package static let enabled = Mutex<Bool>(true)
 
     /// True the N-th time `point` is reached.
     private static func reached(_ point: String) -> Bool {
-        guard let spec, spec.point == point else { return false }
+        guard let spec, spec.point == point, enabled.withLock({ $0 }) else { return false }
         let n = hits.withLock { h -> Int in
             h[point, default: 0] += 1
             return h[point]!

@@ -66,6 +66,9 @@ public struct ScalingInput: Codable, Sendable, Equatable {
     public var collectSeconds: Double = 0
     /// "local", "slurm", "external".
     public var executor: String = "local"
+    /// Workers that stay up (`--workers-stay-up`, Ray): a worker's process start, paid once per worker (its first
+    /// element), not per element; nil when every element is a process of its own.
+    public var workerStartSeconds: Double? = nil
 
     public init(before: [Step], elements: [Element], beside: [Step] = [], after: [Step], firstWaveLatency: Double = 0,
                 laterLatency: Double = 0, collectSeconds: Double = 0, executor: String = "local") {
@@ -106,7 +109,7 @@ public struct ScalingPoint: Codable, Sendable, Equatable {
 /// Replays a task's elements on N workers: each worker runs one element at a time; an element goes, in the
 /// executor's dispatch order, to the worker that is free first; on a worker it takes the scheduler's latency (the
 /// first wave's for a worker's first element, the later one's after that), its process start, its CPU time and
-/// its ledger writes. The task's wall time is its serial steps before, the encode (the last worker's end, plus the
+/// its ledger writes; a worker that stays up pays its process start once, before its first element. The task's wall time is its serial steps before, the encode (the last worker's end, plus the
 /// collection of the last record; or the audio node beside it, if longer), and its serial steps after.
 public enum ScalingModel {
     package struct Replay {
@@ -125,7 +128,7 @@ public enum ScalingModel {
             for k in 1..<n where free[k] < free[w] { w = k }
             let latency = used[w] ? input.laterLatency : input.firstWaveLatency
             let startup = e.startupCPU
-            let f = latency + e.processSeconds + startup + e.ledgerSeconds
+            let f = latency + e.processSeconds + (used[w] ? 0 : input.workerStartSeconds ?? 0) + startup + e.ledgerSeconds
             free[w] += f + e.cpuSeconds - startup
             used[w] = true
             work += e.cpuSeconds - startup

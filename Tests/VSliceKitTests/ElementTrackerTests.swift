@@ -182,6 +182,43 @@ struct ElementTrackerTests {
         #expect(SlurmEngine.nodeTrouble(sinfo: sinfo) == ["n2": "down* (Not responding)", "n3": "drained (maintenance)", "n4": "mixed*"])
     }
 
+    @Test("workers that stay up: an element runs where the live worker holding its claim runs, waits while unclaimed and a worker is live, is gone when its worker is")
+    func workerSightings() {
+        let workers = SlurmEngine.workers(squeue: """
+            0|RUNNING|21|20|n1|/w/workers.sbatch 0
+            1|PENDING|20|20||/w/workers.sbatch 0
+            """)
+        #expect(workers.keys.sorted() == ["20_0", "20_1"] && workers["20_0"]?.node == "n1" && workers["20_0"]?.job == "21")
+        func claim(_ worker: String) -> ElementClaim { ElementClaim(worker: worker, host: "h", pid: 1, claimedAt: 0) }
+        let claims = [0: claim("20_0"), 1: claim("19_3"), 3: claim("20_0")]
+        let s = SlurmEngine.workerSightings(workers: workers, claims: claims, elements: 0..<4)
+        #expect(s[0] == ElementSighting(state: .running, node: "n1", job: "21", arrayJob: "20", arrayIndex: 0))
+        #expect(s[1] == nil, "its worker 19_3 is gone")
+        #expect(s[2] == ElementSighting(state: .queued))
+        #expect(s[3]?.state == .running)
+        // No worker left: nothing is held, so unclaimed elements are lost too (and submitted again).
+        #expect(SlurmEngine.workerSightings(workers: [:], claims: claims, elements: 0..<4).isEmpty)
+    }
+
+    @Test("claims: one taker wins, a release takes back only the claim it was asked to, a heartbeat keeps it fresh")
+    func claims() throws {
+        let dir = TestScratch.url.appendingPathComponent("claims-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = ElementClaim(worker: "a", host: "h", pid: 1, claimedAt: 1), b = ElementClaim(worker: "b", host: "h", pid: 2, claimedAt: 2)
+        #expect(ElementClaim.take(3, as: a, workDir: dir))
+        #expect(!ElementClaim.take(3, as: b, workDir: dir))
+        #expect(ElementClaim.read(3, workDir: dir)?.claim == a)
+        #expect(!ElementClaim.release(3, workDir: dir, holder: b))
+        #expect(ElementClaim.read(3, workDir: dir)?.claim == a, "a release of another holder's claim puts it back")
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -100)], ofItemAtPath: dir + "/seg-00003.claim")
+        #expect((ElementClaim.read(3, workDir: dir)?.age ?? 0) > 90)
+        ElementClaim.beat(3, workDir: dir)
+        #expect((ElementClaim.read(3, workDir: dir)?.age ?? 100) < 10)
+        #expect(ElementClaim.release(3, workDir: dir, holder: a))
+        #expect(ElementClaim.take(3, as: b, workDir: dir) && ElementClaim.all(workDir: dir) == [3: b])
+    }
+
     @Test("the executor against a fake cluster: a node dies under one element, which is recorded lost and submitted again; every segment done once")
     func fakeCluster() throws {
         let dir = TestScratch.url.appendingPathComponent("vslice-fake-\(UUID().uuidString.prefix(8))").path

@@ -52,6 +52,16 @@ struct ScalingModelTests {
         #expect(abs(p.fixedShare - 4 * 2.1 / (4 * 3.35)) < 1e-9)
     }
 
+    @Test("workers that stay up: the process start once per worker, before its first element")
+    func workersStayUp() {
+        var i = input([1, 1, 1, 1], before: 0, after: 0)
+        i.workerStartSeconds = 0.5
+        // Per worker: 0.5 + 1 + 1.
+        #expect(abs(wall(i, 2) - 2.5) < 1e-9)
+        #expect(abs(wall(i, 4) - 1.5) < 1e-9)
+        #expect(abs(wall(i, 1) - 4.5) < 1e-9)
+    }
+
     @Test("start-up is a fixed cost within the CPU time; a local element's ledger writes add to it")
     func startupAndLedger() {
         var i = input([1, 1], before: 0, after: 0)

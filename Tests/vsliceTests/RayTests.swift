@@ -92,6 +92,24 @@ struct RayTests {
         #expect(try FFprobe.packets(j.out).pts == FFprobe.packets(local).pts)
         #expect(try FFprobe.packets(j.out, "a").pts == FFprobe.packets(local, "a").pts)
         #expect(try FFmpegOracle.frameMD5s(j.out, extra: ["-map", "-0:v", "-map", "0:a"]) == FFmpegOracle.frameMD5s(local, extra: ["-map", "-0:v", "-map", "0:a"]))
+        // Each actor keeps one `vslice segment --serve` process: only its first element's record carries the
+        // process's start.
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE engine = 'ray' AND status = 'done' AND process_seconds IS NOT NULL") == "2")
+
+        // --process-persistent: each actor's process keeps the program loaded across its elements (the program
+        // counts its starts; the check before any work is the coordinator's), the frames those of a per-segment run.
+        let starts = j.dir.appendingPathComponent("starts").path, kept = j.dir.appendingPathComponent("kept.mp4").path
+        let program = "/usr/bin/env PERSIST_STARTS=\(starts) " + ProcessorPersistentTests.persist
+        let p = try j.transcode(Self.lossless + ["--process", program, "--process-persistent"], input: Paths.fixture("h264_aac.mp4"), output: kept)
+        #expect(p.status == 0, "\(p.stderr)")
+        let task = try #require(try lastEvent(p.stdout, "task_done")["task"] as? String)
+        let actors = try #require(Int(try j.sql("SELECT count(DISTINCT r.engine_job) FROM trace r JOIN event e ON e.id = r.event_id WHERE e.task_id = '\(task)' AND r.engine = 'ray' AND r.status = 'done' AND e.node = 'encode'")))
+        #expect((1...2).contains(actors))
+        #expect(WorkerTests.lines(starts) == ["check"] + Array(repeating: "run", count: actors), "\(WorkerTests.lines(starts))")
+        let each = j.dir.appendingPathComponent("each.mp4").path
+        let e = try vslice(["transcode", Paths.fixture("h264_aac.mp4"), "-o", each, "-q", "--process", "cat"] + Self.lossless, environment: ["VSLICE_HOME": j.home])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try FFmpegOracle.frameMD5s(kept) == FFmpegOracle.frameMD5s(each))
 
         // A cluster that cannot be reached: exit 1 before any work, with the address and why.
         let dead = "127.0.0.2:\(j.ray.port + 49)"

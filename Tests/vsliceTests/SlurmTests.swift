@@ -87,7 +87,7 @@ struct SlurmTests {
         #expect(j.slurm.submissions == 1)
     }
 
-    @Test("--process through Slurm workers (an OpenCV 2x interpolator): the same frames at the same times as the local run")
+    @Test("--process through Slurm workers (an OpenCV 2x interpolator): the same frames at the same times as the local run; with --workers-stay-up, 2 workers run the 6 elements, a --process-persistent program loaded once per worker, the same frames")
     func processorMatchesLocal() throws {
         let j = try job("slurm-proc")
         defer { try? FileManager.default.removeItem(at: j.dir) }
@@ -102,6 +102,29 @@ struct SlurmTests {
         #expect(try MediaFacts(j.out).frames == 360)
         #expect(try FFmpegOracle.frameMD5s(j.out) == FFmpegOracle.frameMD5s(local))
         #expect(try FFprobe.packets(j.out).pts == FFprobe.packets(local).pts)
+
+        // Workers that stay up: one array of 2 workers claims the 6 elements; each loads the persistent program
+        // once (the program counts its starts; the check before any work is the coordinator's).
+        let starts = j.dir.appendingPathComponent("starts").path
+        let kept = j.dir.appendingPathComponent("kept.mp4").path
+        let lossless = ["--min-split-seconds", "0", "--segment-seconds", "1", "--codec-opt", "qp=0", "--jobs", "2"]
+        let w = try j.transcode(lossless + ["--workers-stay-up", "--process", ProcessorPersistentTests.persist, "--process-persistent"],
+                                output: kept, input: src, environment: ["PERSIST_STARTS": starts])
+        #expect(w.status == 0, "\(w.stderr)")
+        #expect(j.slurm.submissions == 2)
+        let task = try #require(try lastEvent(w.stdout, "task_done")["task"] as? String)
+        let mine = "SELECT * FROM trace WHERE engine = 'slurm' AND status = 'done' AND event_id = '\(task)_encode'"
+        #expect(try j.sql("SELECT count(*) || ' ' || count(DISTINCT engine_job) FROM (\(mine))") == "6 1")
+        // As many workers as ran elements (2, unless one found every element claimed): each started its program
+        // once, and only its first element's record carries its process's start.
+        let workers = try #require(Int(try j.sql("SELECT count(DISTINCT engine_index) FROM (\(mine))")))
+        #expect((1...2).contains(workers))
+        #expect(try j.sql("SELECT count(*) FROM (\(mine)) WHERE process_seconds IS NOT NULL") == "\(workers)")
+        #expect(WorkerTests.lines(starts) == ["check"] + Array(repeating: "run", count: workers), "\(WorkerTests.lines(starts))")
+        let each = j.dir.appendingPathComponent("each.mp4").path
+        let e = try vslice(["transcode", src, "-o", each, "-q", "--preset", "veryfast", "--process", "cat"] + lossless, environment: ["VSLICE_HOME": j.home])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try FFmpegOracle.frameMD5s(kept) == FFmpegOracle.frameMD5s(each))
     }
 
     @Test("scancel of one running element: that index alone is submitted again and the output is right")
@@ -281,18 +304,30 @@ struct SlurmTests {
         #expect(try j.sql("SELECT status FROM task WHERE id = '\(task2)'") == "cancelled")
     }
 
-    @Test("three nodes, one killed mid-run (its slurmd and job steps, kill -9): Slurm marks it down, its element is submitted again and runs on another; the output equals the local run's, one done trace per segment, and status tells")
-    func nodeKilled() throws {
-        let j = try job("nodes", nodes: 3)
+    @Test("three nodes, one killed mid-run (its slurmd and job steps, kill -9): Slurm marks it down, its element is submitted again and runs on another; the output equals the local run's, one done trace per segment, and status tells; with --workers-stay-up only the killed worker's unfinished element runs again",
+          arguments: [false, true])
+    func nodeKilled(staysUp: Bool) throws {
+        let j = try job(staysUp ? "nodes-up" : "nodes", nodes: 3)
         defer { try? FileManager.default.removeItem(at: j.dir) }
         // Segment 4's first attempt hangs after its first frames, so that its node dies in the middle of it; the
         // attempt after it runs clean (the fault is scoped to a segment's first attempt).
         let same = ["--jobs", "3", "--threads", "1"] + Self.short
-        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--keep-temp"] + same + Self.args,
+        let coordinator = try Background(["transcode", Self.clip, "-o", j.out, "--executor", "slurm", "--keep-temp"] + same + Self.args
+                                            + (staysUp ? ["--workers-stay-up"] : []),
                                          environment: j.environment.merging(["VSLICE_FAULT": "segment-stall", "VSLICE_FAULT_SEGMENT": "4"]) { $1 })
         var node = ""
         let running = try coordinator.waitUntil(timeout: 120) {
-            guard let e = try j.slurm.queue().first(where: { $0.index == 4 && $0.state == "RUNNING" }) else { return false }
+            let queue = try j.slurm.queue()
+            if staysUp {
+                // The worker that holds segment 4's claim, where Slurm runs it.
+                guard let work = try Witness.workFolder(of: j.out),
+                      let data = FileManager.default.contents(atPath: work + "/seg-00004.claim"),
+                      let worker = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["worker"] as? String,
+                      let e = queue.first(where: { "\($0.array)_\($0.index)" == worker && $0.state == "RUNNING" }) else { return false }
+                node = e.node
+                return true
+            }
+            guard let e = queue.first(where: { $0.index == 4 && $0.state == "RUNNING" }) else { return false }
             node = e.node
             return true
         }
@@ -309,6 +344,8 @@ struct SlurmTests {
         let n = try #require(done["segments"] as? Int)
         #expect(n == 12)
         #expect(try j.donePerSegment() == (0..<n).map { "\($0):1" }.joined(separator: ","))
+        // Only segment 4 ran twice (with workers that stay up, what the killed worker had finished stays done).
+        #expect(try j.sql("SELECT count(*) FROM trace WHERE segment_id LIKE '%\\_encode\\_%' ESCAPE '\\'") == "\(n + 1)")
         // One array, then segment 4 alone again; its lost attempt is a failed trace naming the node.
         #expect(j.slurm.submissions == 2)
         let failed = try ndjson(r.stdout).filter { $0["event"] as? String == "segment_failed" }

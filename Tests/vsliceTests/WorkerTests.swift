@@ -221,7 +221,66 @@ struct WorkerTests {
         #expect(resumed.status == 5, "\(resumed.stderr)")
     }
 
-    @Test("plan --emit k8s-job: an Indexed Job of vslice segment over the planned task, FailIndex on exit 2, 3 and 7")
+    @Test("workers that stay up (--claim): two at once run every element once, their persistent program loaded once per worker; a fresh claim is left alone, a stale one taken back; the output equals the per-segment run")
+    func workersStayUp() throws {
+        let j = try Job("worker-claim")
+        defer { try? FileManager.default.removeItem(at: j.dir) }
+        let same = ["--codec-opt", "qp=0", "--jobs", "2"]
+        let (task, work, n) = try detach(j, extra: ["--workers-stay-up", "--process", ProcessorPersistentTests.persist, "--process-persistent"] + same)
+        #expect(n == 6)
+        // Element 0 held by a worker long gone (its heartbeat an hour old), element 1 by one that still beats.
+        func claim(_ i: Int, worker: String, age: Double) throws {
+            let path = work + String(format: "/seg-%05d.claim", i)
+            let at = Date().timeIntervalSince1970 - age
+            try Data(#"{"worker":"\#(worker)","host":"elsewhere","pid":1,"claimed_at":\#(at)}"#.utf8).write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: at)], ofItemAtPath: path)
+        }
+        try claim(0, worker: "gone", age: 3600)
+        try claim(1, worker: "alive", age: 0)
+        let starts = j.dir.appendingPathComponent("starts").path
+        func worker(_ k: Int, stale: String = "60") throws -> Background {
+            try Background(["segment", "--work-dir", work, "--claim"],
+                           environment: ["JOB_COMPLETION_INDEX": "\(k)", "HOSTNAME": "pod-\(k)", "PERSIST_STARTS": starts,
+                                         "VSLICE_CLAIM_STALE_SECONDS": stale, "VSLICE_HOME": j.blockedHome])
+        }
+        let workers = try [worker(0), worker(1)]
+        for w in workers {
+            let r = w.finish(timeout: 120)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let records = { () throws -> [[String: Any]] in
+            try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.contains(".trace-") }
+                .map { try jsonObject(String(contentsOfFile: work + "/" + $0, encoding: .utf8)) }
+        }
+        // Every element but the one a live worker holds ran once, on both workers; each loaded its program once.
+        var done = try records()
+        #expect(Set(done.compactMap { $0["segment"] as? Int }) == Set(0..<n).subtracting([1]) && done.count == n - 1, "\(done)")
+        #expect(Set(done.compactMap { ($0["engine"] as? [String: Any])?["job"] as? String }) == ["pod-0", "pod-1"])
+        #expect(Self.lines(starts) == ["run", "run"], "\(Self.lines(starts))")
+        // Only the first element of each worker carries the process's start.
+        #expect(done.filter { $0["process_started_at"] != nil }.count == 2)
+        // Once its heartbeat is stale, a worker takes it back.
+        let late = try worker(2, stale: "0.001").finish(timeout: 60)
+        #expect(late.status == 0, "\(late.stderr)")
+        done = try records()
+        #expect(done.filter { $0["segment"] as? Int == 1 }.count == 1 && done.count == n)
+        #expect(Self.lines(starts).count == 3)
+
+        let resumed = try vslice(["resume", String(task.prefix(8)), "-q"], environment: ["VSLICE_HOME": j.home])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try j.sql("SELECT group_concat(c) FROM (SELECT count(*) AS c FROM trace WHERE segment_id LIKE '%_encode_%' AND status = 'done' GROUP BY segment_id)") == Array(repeating: "1", count: n).joined(separator: ","))
+        let each = j.dir.appendingPathComponent("each.mp4").path
+        let plain = try vslice(["transcode", Self.source, "-o", each, "--process", "cat", "-q"] + Self.args + same, environment: ["VSLICE_HOME": j.home])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(try FFmpegOracle.frameMD5s(j.out) == FFmpegOracle.frameMD5s(each))
+        try expectOracle(source: Self.source, output: j.out)
+    }
+
+    static func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
+    }
+
+    @Test("plan --emit k8s-job: an Indexed Job of --jobs workers that claim the planned task's elements, FailIndex on exit 2, 3 and 7")
     func kubernetesManifest() throws {
         let j = try Job("k8s")
         defer { try? FileManager.default.removeItem(at: j.dir) }
@@ -235,7 +294,8 @@ struct WorkerTests {
         #expect(meta["name"] as? String == "vslice-" + task.prefix(8))
         let spec = try #require(job["spec"] as? [String: Any])
         #expect(spec["completionMode"] as? String == "Indexed")
-        #expect(spec["completions"] as? Int == n)
+        // Workers, not elements: --jobs 1 of the task's n elements.
+        #expect(n > 1 && spec["completions"] as? Int == 1)
         #expect(spec["parallelism"] as? Int == 1)
         #expect(spec["backoffLimitPerIndex"] as? Int == 3)
         #expect(spec["backoffLimit"] == nil)
@@ -248,7 +308,7 @@ struct WorkerTests {
         let containers = try #require(pod["containers"] as? [[String: Any]])
         #expect(containers.count == 1)
         #expect(containers[0]["name"] as? String == "vslice" && containers[0]["image"] as? String == "registry.example/vslice:1")
-        #expect(containers[0]["command"] as? [String] == ["vslice", "segment", "--work-dir", work])
+        #expect(containers[0]["command"] as? [String] == ["vslice", "segment", "--work-dir", work, "--claim", "--max-attempts", "4"])
         let mounts = try #require(containers[0]["volumeMounts"] as? [[String: Any]])
         #expect(mounts.first?["mountPath"] as? String == "/" && mounts.first?["name"] as? String == "work")
         let volumes = try #require(pod["volumes"] as? [[String: Any]])

@@ -2,15 +2,15 @@
 """vslice's Ray driver: runs a task's elements (video segments, audio pieces) on a Ray cluster.
 
 The vslice coordinator (Swift) starts this file with the Python that has Ray (VSLICE_RAY_PYTHON). It never runs
-media work: every element is `vslice segment --work-dir DIR --index I`, the same worker contract Slurm elements
-run (the work order task.json, the input's fingerprint check, a sealed segment file, a trace record beside it).
+media work: every element runs in an actor's one `vslice segment --work-dir DIR --serve` process (an index per
+line on its stdin), the same worker contract Slurm elements run (the work order task.json, the input's fingerprint check, a sealed segment file, a trace record beside it).
 
 In the cluster, per task, in the namespace `vslice-TASK`:
   queue       one detached actor (no CPU, on the head node) holding the indices to run, which worker runs
               which index (its node, its attempt), and the workers' heartbeats;
   worker-N    detached actors, at most --jobs of them, each asking num_cpus = --threads (num_gpus = 1 with
-              --gpus); Ray places them. Each takes the next index from the queue, runs it, takes the next,
-              and ends when the queue is empty.
+              --gpus); Ray places them. Each keeps one `vslice segment --serve` process, takes the next index
+              from the queue, feeds it to that process, takes the next, and ends when the queue is empty.
 Nothing restarts on its own: actors have max_restarts=0 and no call is retried. A worker that dies (its node,
 an OOM kill) stops beating; the queue forgets its element after BEAT_TIMEOUT seconds; the coordinator, seeing the
 element held by no one and no trace record, records the attempt lost and submits the index again, which tops
@@ -38,7 +38,7 @@ import time
 import uuid
 
 # The protocol between vslice and this file; vslice refuses a driver of another version.
-VERSION = 1
+VERSION = 2
 
 # Seconds without a heartbeat after which a worker counts as dead and its element as no longer held.
 BEAT_TIMEOUT = 10.0
@@ -57,10 +57,11 @@ def namespace_of(task):
 # `actor_classes` (Ray is imported only by commands that connect).
 
 class SegmentProcess:
-    """Runs one element as its own `vslice segment` process, in its own session, dying with this process.
-
-    The one place that starts the worker contract: a long-lived worker (one process for many elements, its
-    processor loaded once) would replace `run` and `terminate` here, and nothing else."""
+    """The actor's one `vslice segment --serve` process, kept for all its elements: each element is a line
+    "INDEX ATTEMPT" on its stdin, answered by a line "INDEX EXIT_CODE" on its stdout, so that the process start is
+    paid once per actor and a --process-persistent program stays loaded across the actor's elements. It runs in
+    its own session, dies with this actor's process, and writes its log to ray-worker-NAME.out. A process that
+    died (no answer) is started again for the next element; the element it held gets its exit code."""
 
     def __init__(self, spec):
         self.vslice = spec["vslice"]
@@ -70,40 +71,57 @@ class SegmentProcess:
         self.lock = threading.Lock()
         self.proc = None
 
-    def run(self, index, attempt, identity):
+    def _start(self, identity):
         env = dict(os.environ)
         env.update(self.env)
         env.update({
             "VSLICE_RAY_NODE_ID": identity["node"],
             "VSLICE_RAY_NODE_IP": identity["ip"],
             "VSLICE_RAY_ACTOR": identity["name"],
-            "VSLICE_RAY_ATTEMPT": attempt,
             "VSLICE_RAY_CPUS": str(int(self.cpus)),
         })
-        log_path = os.path.join(self.work_dir, "ray-%05d.out" % index)
         import subprocess
+        log = open(os.path.join(self.work_dir, "ray-%s.out" % identity["name"]), "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [self.vslice, "segment", "--work-dir", self.work_dir, "--serve", "-q"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                start_new_session=True, preexec_fn=_child_setup)
+        finally:
+            log.close()
+
+    def run(self, index, attempt, identity):
+        log_path = os.path.join(self.work_dir, "ray-%05d.out" % index)
         with open(log_path, "ab") as log:
             log.write(("== attempt %s of element %d on node %s (%s, %s), actor %s, %s\n" % (
                 attempt, index, identity["node"], identity["ip"], identity["host"], identity["name"],
                 time.strftime("%Y-%m-%dT%H:%M:%S"))).encode())
-            log.flush()
             with self.lock:
                 try:
-                    self.proc = subprocess.Popen(
-                        [self.vslice, "segment", "--work-dir", self.work_dir, "--index", str(index), "-q"],
-                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                        start_new_session=True, preexec_fn=_child_setup)
+                    if self.proc is None or self.proc.poll() is not None:
+                        self._start(identity)
                 except OSError as e:
                     # No record: the coordinator calls the attempt lost; the reason is in the element's log.
                     log.write(("could not start %s: %s\n" % (self.vslice, e)).encode())
                     return 127
-            code = self.proc.wait()
-            with self.lock:
+                proc = self.proc
+        try:
+            proc.stdin.write(("%d %s\n" % (index, attempt)).encode())
+            proc.stdin.flush()
+            line = proc.stdout.readline().split()
+        except (OSError, ValueError):
+            line = []
+        if len(line) == 2 and line[0] == str(index).encode():
+            return int(line[1])
+        code = proc.wait()
+        with self.lock:
+            if self.proc is proc:
                 self.proc = None
-        return code
+        return code or 1
 
     def terminate(self, grace):
-        """SIGTERM to the running element's process group, SIGKILL after `grace` seconds."""
+        """SIGTERM to the process group (the running element writes its interrupted record), SIGKILL after
+        `grace` seconds."""
         with self.lock:
             proc = self.proc
         if proc is None:
@@ -117,6 +135,18 @@ class SegmentProcess:
                 proc.wait(timeout=5)
             except Exception:
                 pass
+
+    def close(self, grace=10):
+        """Ends the process once the actor has no more elements: its stdin closed, it exits on its own."""
+        with self.lock:
+            proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=grace)
+        except Exception:
+            _signal_group(proc.pid, signal.SIGKILL)
 
 
 def _signal_group(pid, sig):
@@ -185,6 +215,8 @@ class WorkerActor:
                 ray.get(self.queue.finished.remote(self.name, index, attempt, code), timeout=60)
         except Exception as e:  # the queue is gone (cancelled) or unreachable: this worker ends
             print("vslice ray worker %s: %s: %s" % (self.name, type(e).__name__, e), file=sys.stderr, flush=True)
+        if not self.stopping.is_set():
+            self.runner.close()
         if self.stopping.is_set():
             return  # `stop` was called: the canceller kills this actor
         try:

@@ -16,6 +16,9 @@ extension ExecutorConfig {
         if kind != .slurm && !slurmArgs.isEmpty {
             throw VSliceError(.usage, "check options", reason: "--slurm-arg needs --executor slurm")
         }
+        if staysUp == true && ![.slurm, .external].contains(kind) {
+            throw VSliceError(.usage, "check options", reason: "--workers-stay-up needs --executor slurm or external (ray's workers always stay up)")
+        }
         if kind != .ray && rayAddress != nil {
             throw VSliceError(.usage, "check options", reason: "--ray-address needs --executor ray")
         }
@@ -86,7 +89,7 @@ extension ExecutorConfig {
         switch kind {
         case .local: LocalExecutor()
         case .external: RemoteExecutor(engine: ExternalEngine())
-        case .slurm: RemoteExecutor(engine: SlurmEngine(extraArgs: slurmArgs))
+        case .slurm: RemoteExecutor(engine: SlurmEngine(extraArgs: slurmArgs, staysUp: workersStayUp))
         case .ray: RemoteExecutor(engine: RayEngine(address: rayAddress ?? ""))
         }
     }
@@ -102,7 +105,13 @@ public enum ExecutorControl {
     public static func scheduled(_ t: TaskRecord) -> [Int: String]? {
         if let address = rayAddress(t) { return t.status.isResumable ? RayControl.scheduled(task: t.id, address: address) : nil }
         guard t.status.isResumable, let seen = sightings(t) else { return nil }
+        let staysUp = t.storedRequest?.executor.workersStayUp == true
         return seen.mapValues { s in
+            // A worker that stays up is named by its array element: it holds the element, one of many it runs.
+            guard !staysUp else {
+                return s.state == .running ? "running" + (s.node.map { " on \($0)" } ?? "") + ", held by worker slurm job \(s.arrayJob ?? "?")_\(s.arrayIndex.map(String.init) ?? "?")"
+                    : "queued (waiting for a free worker)"
+            }
             let job = "slurm job \(s.arrayJob ?? "?")_\(s.arrayIndex.map(String.init) ?? "?")"
             return s.state == .running ? "running" + (s.node.map { " on \($0)" } ?? "") + ", \(job)" : "queued (\(job))"
         }
@@ -112,7 +121,8 @@ public enum ExecutorControl {
     /// or squeue did not answer.
     private static func sightings(_ t: TaskRecord) -> [Int: ElementSighting]? {
         if let address = rayAddress(t) { return RayControl.held(task: t.id, address: address)?.sightings }
-        guard t.storedRequest?.executor.kind == .slurm, ExternalCommand.find("squeue") != nil else { return nil }
+        guard let e = t.storedRequest?.executor, e.kind == .slurm, ExternalCommand.find("squeue") != nil else { return nil }
+        if e.workersStayUp { return SlurmEngine.workerSightings(task: t.id, workDir: t.workDir) }
         return SlurmEngine(extraArgs: []).inFlight(task: t.id)
     }
 

@@ -4,9 +4,12 @@ import VSliceMedia
 import VSliceModel
 import VSliceSupport
 
-/// `vslice plan IN --emit k8s-job --task-dir DIR`: a Kubernetes Indexed Job whose pod i runs
-/// `vslice segment --work-dir DIR` (index from JOB_COMPLETION_INDEX) for a task planned with
-/// `transcode --executor external --detach`. Written as JSON (which `kubectl apply -f` takes as is).
+/// `vslice plan IN --emit k8s-job --task-dir DIR`: a Kubernetes Indexed Job of `--jobs` workers (pods) for a task
+/// planned with `transcode --executor external --detach`; each runs `vslice segment --work-dir DIR --claim`,
+/// which claims and runs element after element until none is left (so a pod's start is paid once, and a
+/// `--process-persistent` program stays loaded). A pod that dies is retried by Kubernetes (per index); the
+/// element it held is taken back by a worker once its claim's heartbeat is stale. Written as JSON (which
+/// `kubectl apply -f` takes as is).
 public enum KubernetesJob {
     public struct Options: Sendable {
         public var image: String
@@ -44,13 +47,14 @@ public enum KubernetesJob {
                                   reason: "not under the volume's mount path \(mount): pods would not see it (--mount-path)")
             }
         }
-        let n = order.elementCount
+        // Workers, not elements: as many as --jobs (no more than there are elements).
+        let workers = max(1, min(order.settings.jobs, order.elementCount))
         let name = "vslice-" + order.task.short
         let labels: [String: Any] = ["app.kubernetes.io/name": "vslice", "vslice.task": order.task.rawValue]
         var container: [String: Any] = [
             "name": "vslice",
             "image": options.image,
-            "command": ["vslice", "segment", "--work-dir", dir],
+            "command": ["vslice", "segment", "--work-dir", dir, "--claim", "--max-attempts", String(options.maxAttempts)],
         ]
         var podSpec: [String: Any] = ["restartPolicy": "Never", "containers": [container]]
         if let pvc = options.pvc {
@@ -64,8 +68,8 @@ public enum KubernetesJob {
             "metadata": ["name": name, "labels": labels],
             "spec": [
                 "completionMode": "Indexed",
-                "completions": n,
-                "parallelism": max(1, min(order.settings.jobs, n)),
+                "completions": workers,
+                "parallelism": workers,
                 // Each index is retried on its own; a deterministic failure (exit 2, 3 or 7) is not retried.
                 "backoffLimitPerIndex": options.maxAttempts - 1,
                 "podFailurePolicy": ["rules": [

@@ -3,8 +3,10 @@ import VSliceLedger
 import VSliceModel
 import VSliceSupport
 
-/// `--executor ray`: the elements run on a Ray cluster, as `vslice segment --work-dir DIR --index I` — the worker
-/// contract Slurm elements run — inside long-lived actors. vslice stays Swift: the Ray side is a small Python
+/// `--executor ray`: the elements run on a Ray cluster — the worker contract Slurm elements run — inside long-lived
+/// actors, each keeping one `vslice segment --work-dir DIR --serve` process (`WorkerLoop.serving`) that it feeds
+/// index after index, so that the process start is paid once per actor and a `--process-persistent` program stays
+/// loaded across its elements. vslice stays Swift: the Ray side is a small Python
 /// driver shipped with vslice (`share/vslice/vslice_ray.py`, installed beside the binary as `vslice_ray.py`),
 /// run with the Python that has Ray (`VSLICE_RAY_PYTHON`, else `python3`). Only `--executor ray` starts it.
 ///
@@ -36,7 +38,7 @@ struct RayEngine: ClusterEngine {
     var stopsWithCoordinator: Bool { true }
 
     /// The driver protocol this vslice speaks (the driver's `VERSION`).
-    static let driverVersion = 1
+    static let driverVersion = 2
 
     static func namespace(task: TaskID) -> String { "vslice-" + task.rawValue }
 

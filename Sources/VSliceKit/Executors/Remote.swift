@@ -19,6 +19,8 @@ protocol ClusterEngine: Sendable {
     /// The task's elements the scheduler still holds (queued or running), by segment index; nil when the
     /// scheduler cannot be asked right now.
     func inFlight(task: TaskID) -> [Int: ElementSighting]?
+    /// The same for a run's elements (an engine whose workers stay up reads their claims in the work folder).
+    func inFlight(job: EncodeJob) -> [Int: ElementSighting]?
     /// Of these nodes, those the scheduler reports down, drained or not responding, with its words.
     func nodeTrouble(_ nodes: Set<String>) -> [String: String]
     /// Stops every element of the task.
@@ -29,6 +31,7 @@ protocol ClusterEngine: Sendable {
 
 extension ClusterEngine {
     var stopsWithCoordinator: Bool { false }
+    func inFlight(job: EncodeJob) -> [Int: ElementSighting]? { inFlight(task: job.task.id) }
 }
 
 /// The coordinator side of an executor whose segments run in other processes (`vslice segment`): it submits
@@ -89,7 +92,7 @@ struct RemoteRun {
     mutating func attach() throws(VSliceError) {
         var live: [Int: ElementSighting]?
         if engine.canSubmit {
-            live = engine.inFlight(task: job.task.id)
+            live = engine.inFlight(job: job)
             if live == nil {
                 throw VSliceError(.processing, "ask \(engine.name)", path: job.workDir, reason: "the scheduler does not answer")
             }
@@ -149,7 +152,7 @@ struct RemoteRun {
     /// The scheduler's elements, or nil (an external runner; a scheduler that did not answer, for at most 5 minutes).
     private mutating func askScheduler() throws(VSliceError) -> [Int: ElementSighting]? {
         guard engine.canSubmit else { return nil }
-        guard let live = engine.inFlight(task: job.task.id) else {
+        guard let live = engine.inFlight(job: job) else {
             unanswered += 1
             if Double(unanswered) * engine.pollInterval > 300 {
                 throw VSliceError(.processing, "ask \(engine.name)", path: job.workDir, reason: "the scheduler has not answered for 5 minutes")

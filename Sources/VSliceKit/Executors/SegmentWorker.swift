@@ -37,8 +37,12 @@ public enum SegmentWorker {
     /// Errors: usage (not a work folder, index out of range), input (input missing, changed since planning,
     /// or unreadable), processing (worth a retry unless `deterministic`), interrupted (a signal). The record's
     /// `deterministic` and `exit_code` follow the executors' policy (RetryPolicy.swift).
-    public static func run(workDir given: String, index: Int, environment: [String: String],
-                           progress: @escaping @Sendable (Int) -> Void = { _ in }) throws(VSliceError) -> Outcome {
+    /// A worker that stays up (`WorkerLoop`) passes its kept `--process-persistent` program (`host`) and says
+    /// whether this is its process's first element (`firstOfProcess`: only that one's record carries the process's
+    /// start, which later elements do not pay).
+    package static func run(workDir given: String, index: Int, environment: [String: String],
+                           progress: @escaping @Sendable (Int) -> Void = { _ in }, host: PersistentProcessor? = nil,
+                           firstOfProcess: Bool = true) throws(VSliceError) -> Outcome {
         let workDir = Paths.absolute(given)
         let order = try WorkOrder.read(workDir: workDir)
         guard (0..<order.elementCount).contains(index) else {
@@ -62,7 +66,7 @@ public enum SegmentWorker {
                                         exitKind: "processing", exitCode: 1, startedAt: startedAt, endedAt: startedAt,
                                         wallSeconds: 0, cpuSeconds: 0, pid: Int(getpid()), host: Host.name,
                                         engine: .from(environment: environment))
-        record.processStartedAt = ProcessClock.startedAt()
+        if firstOfProcess { record.processStartedAt = ProcessClock.startedAt() }
         func measured() {
             record.endedAt = Date().timeIntervalSince1970
             record.wallSeconds = monotonicSeconds() - t0
@@ -70,7 +74,8 @@ public enum SegmentWorker {
         }
         let result: SegmentResult
         do throws(VSliceError) {
-            result = try attempt(order, index: index, workDir: workDir, trace: trace, environment: environment, startedAt: t0, progress: progress)
+            result = try attempt(order, index: index, workDir: workDir, trace: trace, environment: environment, startedAt: t0,
+                                 progress: progress, host: host)
         } catch {
             record.error = error.description
             record.exitKind = error.kind.rawValue
@@ -102,7 +107,8 @@ public enum SegmentWorker {
     /// The attempt itself: the input checked against the work order (and the processor's files), the segment
     /// run (`SegmentAttempt`, its progress written for the coordinator every second) and its file sealed.
     private static func attempt(_ order: WorkOrder, index: Int, workDir: String, trace: TraceID, environment: [String: String],
-                                startedAt: Double, progress: @escaping @Sendable (Int) -> Void) throws(VSliceError) -> SegmentResult {
+                                startedAt: Double, progress: @escaping @Sendable (Int) -> Void,
+                                host: PersistentProcessor?) throws(VSliceError) -> SegmentResult {
         let file = order.file(ofElement: index)
         let finalPath = (workDir as NSString).appendingPathComponent(file)
         let partPath = (workDir as NSString).appendingPathComponent(".\(file).\(trace.short).part")
@@ -138,7 +144,7 @@ public enum SegmentWorker {
         }
         let attempt = SegmentAttempt(task: order.task, input: order.input, identity: identity, index: order.index, plan: order.plan,
                                      segment: order.plan.segments[index], settings: settings, workDir: workDir, partPath: partPath,
-                                     environment: environment, progress: counted, cpuClock: processCPUSeconds, startedAt: startedAt)
+                                     host: host, environment: environment, progress: counted, cpuClock: processCPUSeconds, startedAt: startedAt)
         let watchdog = StallWatchdog(timeout: order.stallTimeout)
         defer { watchdog.stop() }
         let result = try attempt.run(watchdog: watchdog).result
@@ -171,10 +177,11 @@ public enum SegmentWorker {
     }
 
     /// For the tests: `VSLICE_FAULT_SEGMENT=I` limits `VSLICE_FAULT` to the worker of segment I, on its first
-    /// attempt (no earlier trace record), so a retried element runs clean.
+    /// attempt (no earlier trace record), so a retried element runs clean. Decided per element: a worker that
+    /// stays up runs many.
     private static func scopeFaultInjection(index: Int, firstAttempt: Bool, environment: [String: String]) {
         guard let only = environment["VSLICE_FAULT_SEGMENT"] else { return }
-        if Int(only) != index || !firstAttempt { unsetenv("VSLICE_FAULT") }
+        Fault.enabled.withLock { $0 = Int(only) == index && firstAttempt }
     }
 }
 

@@ -17,6 +17,8 @@ import VSliceSupport
 /// process's environment (e.g. SLURM_CONF).
 struct SlurmEngine: ClusterEngine {
     var extraArgs: [String]
+    /// `--workers-stay-up`: the arrays' elements are workers that claim element after element (SlurmWorkers.swift).
+    var staysUp = false
 
     var name: String { "slurm" }
     var pollInterval: Double { 1 }
@@ -41,6 +43,7 @@ struct SlurmEngine: ClusterEngine {
     }
 
     func submit(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])] {
+        if staysUp { return try submitWorkers(indices: indices, parallel: parallel, job: job) }
         let script = try Self.writeScript(job: job)
         var made: [(id: String, indices: [Int])] = []
         for array in Self.arrays(indices, maxArraySize: Self.maxArraySize()) {
@@ -73,7 +76,7 @@ struct SlurmEngine: ClusterEngine {
     }
 
     /// One `sbatch` of one array; returns its job ID.
-    private func sbatch(_ array: (base: Int, indices: [Int]), parallel: Int, script: String, job: EncodeJob) throws(VSliceError) -> String {
+    func sbatch(_ array: (base: Int, indices: [Int]), parallel: Int, script: String, job: EncodeJob) throws(VSliceError) -> String {
         let work = job.workDir
         let args = ["--parsable", "--job-name=\(Self.jobName(task: job.task.id))", "--no-requeue",
                     "--array=\(Self.arraySpec(array.indices.map { $0 - array.base }))%\(max(1, parallel))",
@@ -117,6 +120,10 @@ struct SlurmEngine: ClusterEngine {
             }
         }
         return out
+    }
+
+    func inFlight(job: EncodeJob) -> [Int: ElementSighting]? {
+        staysUp ? Self.workerSightings(task: job.task.id, workDir: job.workDir) : inFlight(task: job.task.id)
     }
 
     func inFlight(task: TaskID) -> [Int: ElementSighting]? {

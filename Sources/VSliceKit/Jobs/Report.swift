@@ -46,9 +46,14 @@ public struct TaskReport: Sendable {
         let plan = try store.events(task: t.id).first { $0.node == Node.plan.rawValue }?.detail
             .flatMap { try? JSONDecoder().decode(Plan.self, from: Data($0.utf8)) }
         let remote = rows.contains { last[$0.id]?.engine != nil }
-        let elements = Self.elements(rows, last: last, plan: plan, remote: remote)
+        let staysUp = remote && t.storedRequest?.executor.workersStayUp == true
+        var elements = Self.elements(rows, last: last, plan: plan, remote: remote && !staysUp)
+        // Workers that stay up: the process start is the worker's (its first element's record carries it), paid once each.
+        let workerStart = staysUp ? median(elements.map(\.processSeconds).filter { $0 > 0 }) ?? 0 : nil
+        if staysUp { for k in elements.indices { elements[k].processSeconds = 0 } }
         var input = ScalingInput(before: steps(beforeNodes, done, t.id), elements: elements, beside: steps([.audio], done, t.id, cpu: true),
                                  after: steps(afterNodes, done, t.id), executor: t.storedRequest?.executor.kind.rawValue ?? "local")
+        input.workerStartSeconds = workerStart
         if remote { Self.latencies(rows.compactMap { last[$0.id] }, into: &input) }
         let elementTraces = Set(rows.compactMap { last[$0.id]?.id })
         let processor = rows.filter { $0.eventId.isNode(.encode) }.compactMap { last[$0.id] }.compactMap { tr in
@@ -64,7 +69,8 @@ public struct TaskReport: Sendable {
     }
 
     /// Each element's done attempt, in the executor's dispatch order: the local one's (video segments longest
-    /// first, by frames processed, then the audio pieces), or a scheduler's (the array's index order).
+    /// first, by frames processed, then the audio pieces; workers that stay up claim in that order too), or a
+    /// scheduler's (the array's index order).
     static func elements(_ rows: [SegmentRecord], last: [SegmentID: TraceRecord], plan: Plan?, remote: Bool) -> [ScalingInput.Element] {
                 func processed(_ r: SegmentRecord) -> Int {
             plan.flatMap { $0.segments.indices.contains(r.ord) ? $0.segments[r.ord].processedCount : nil } ?? r.framesPlanned
@@ -172,7 +178,8 @@ extension TaskReport {
         if input.executor == "local" {
             fixed += ", ledger writes \(ms(e.map(\.ledgerSeconds)))"
         } else {
-            fixed += ", worker start \(ms(e.map(\.processSeconds)))"
+            fixed += input.workerStartSeconds.map { String(format: ", worker start %.0f ms (once per worker: workers stay up)", $0 * 1000) }
+                ?? ", worker start \(ms(e.map(\.processSeconds)))"
             fixed += String(format: "; scheduler latency %.0f ms (first wave), %.0f ms (after an element), record collected after %.0f ms",
                             input.firstWaveLatency * 1000, input.laterLatency * 1000, input.collectSeconds * 1000)
         }

@@ -32,7 +32,7 @@ enum PlanStage: Stage {
                     mapped.withLock { $0 = (p, threadCPUSeconds() - c0) }
                 }
                 let made: Result<Plan, VSliceError>
-                do throws(VSliceError) { made = .success(try Plan.forRun(source: ctx.source, settings: ctx.settings, workers: ctx.request.executor.isRemote)) } catch { made = .failure(error) }
+                do throws(VSliceError) { made = .success(try Plan.forRun(source: ctx.source, settings: ctx.settings, workers: ctx.request.executor.processPerElement)) } catch { made = .failure(error) }
                 if let e = map.wait() { throw e }
                 let p = try made.get()
                 let m = mapped.withLock { $0 }

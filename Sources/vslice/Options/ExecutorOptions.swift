@@ -16,9 +16,12 @@ struct ExecutorChoice: ParsableArguments {
             help: "ray: the cluster's address (its head's HOST:PORT, or ray://HOST:PORT with ray[client]); default RAY_ADDRESS.")
     var rayAddress: String?
 
+    @Flag(help: "slurm/external: each array element (pod) stays up and claims element after element (--jobs workers), so the scheduler's latency and the process start are paid once per worker.")
+    var workersStayUp = false
+
     var config: ExecutorConfig {
         let ray = rayAddress ?? (executor == .ray ? ProcessInfo.processInfo.environment["RAY_ADDRESS"] : nil)
-        return ExecutorConfig(kind: executor, slurmArgs: slurmArgs, rayAddress: ray)
+        return ExecutorConfig(kind: executor, slurmArgs: slurmArgs, rayAddress: ray, staysUp: workersStayUp)
     }
 }
 
