@@ -32,6 +32,7 @@ extension Plan {
             ?? Plan(index: index, settings: settings, scenes: scenes, cost: cost)
         if let processor { plan.process(with: processor, index: index) }
         plan.elementCost = cost
+        plan.context = try ContextPlan.make(settings.context, segments: plan.segments.count, frameCount: index.pts.count)
         return plan
     }
 }

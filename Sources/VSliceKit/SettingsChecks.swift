@@ -16,14 +16,22 @@ extension TranscodeSettings {
     /// and `--process-deps` name, and those beside them (`ProcessorFiles.scan`) — which are part of the output's
     /// signature: read afresh for every run, so an edited script or module is seen. `notes`: what was not hashed.
     public func withProcessorFiles(notes: (String) -> Void = { _ in }) throws(VSliceError) -> TranscodeSettings {
-        guard var p = process else { return self }
-        if p.directory == nil { p.directory = FileManager.default.currentDirectoryPath }
-        let files = try ProcessorFiles.scan(p.command, deps: p.deps, in: p.directory)
-        p.fileHashes = files.named
-        p.folderHashes = files.beside
-        files.notes.forEach(notes)
         var s = self
-        s.process = p
+        func hashed(_ program: ProcessorSettings?) throws(VSliceError) -> ProcessorSettings? {
+            guard var p = program else { return nil }
+            if p.directory == nil { p.directory = FileManager.default.currentDirectoryPath }
+            let files = try ProcessorFiles.scan(p.command, deps: p.deps, in: p.directory)
+            p.fileHashes = files.named
+            p.folderHashes = files.beside
+            files.notes.forEach(notes)
+            return p
+        }
+        s.process = try hashed(process)
+        if var c = context {
+            c.analyze = try hashed(c.analyze)
+            c.reduce = try hashed(c.reduce)
+            s.context = c
+        }
         return s
     }
 }

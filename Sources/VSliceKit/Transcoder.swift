@@ -212,6 +212,8 @@ public struct Transcoder: Sendable {
         guard let identity = FileIdentity.of(input) else { throw FileIdentity.changed(input) }
         let probe = try Probe(path: input, expect: identity)
         guard let video = probe.video else { throw VSliceError(.input, "probe", path: input, reason: "no video stream") }
+        // Context frames past the source's end are refused before the processor is even checked.
+        _ = try ContextPlan.make(request.settings.context, segments: 1, frameCount: video.pts.count)
         let extras = try sourceExtras(input: input, probe: probe, video: video, format: format, identity: identity,
                                       stallTimeout: stallTimeout)
         return Inspection(input: input, probe: probe, video: video, identity: identity, extras: extras)

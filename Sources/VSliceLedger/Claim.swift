@@ -60,8 +60,10 @@ extension JobStore {
             : TranscodeSettings.difference(stored: t.settingsSignature, now: now).map { "settings differ from the unfinished task's: \($0)" }
         guard let changed else { return false }
         let work = try finishedWork(db, task: t.id)
-        if r.taskId != nil || work.segments > 0 || work.merged {
-            let what = work.merged ? "its merged output" : "\(work.segments) of \(work.total) segment\(work.total == 1 ? "" : "s") already encoded"
+        if r.taskId != nil || work.segments > 0 || work.merged || work.analyses > 0 {
+            let what = work.merged ? "its merged output" : work.segments == 0 && work.analyses > 0
+                ? "\(work.analyses) segment\(work.analyses == 1 ? "" : "s") already analysed"
+                : "\(work.segments) of \(work.total) segment\(work.total == 1 ? "" : "s") already encoded"
             // `vslice resume` ran the task's own command: only what it reads can have changed.
             let advice = r.taskId != nil
                 ? "put back what changed to finish it, or start over with `vslice transcode … --fresh`"
@@ -102,13 +104,16 @@ extension JobStore {
         return try TaskRecord.fetchOne(db, sql: "SELECT * FROM task WHERE id = ?", arguments: [id])!
     }
 
-    private static func finishedWork(_ db: Database, task: TaskID) throws -> (segments: Int, total: Int, merged: Bool) {
+    /// The work a changed request would lose: segments encoded, of how many; the merged file; analyses (`--analyze`).
+    private static func finishedWork(_ db: Database, task: TaskID) throws -> (segments: Int, total: Int, merged: Bool, analyses: Int) {
         let done = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = ?",
                                     arguments: [task.event(.encode), SegmentStatus.done]) ?? 0
         let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ?", arguments: [task.event(.encode)]) ?? 0
         let merged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE id = ? AND status = ?",
                                       arguments: [task.event(.mux), StepStatus.done]) ?? 0
-        return (done, total, merged > 0)
+        let analysed = try Int.fetchOne(db, sql: "SELECT count(*) FROM segment WHERE event_id = ? AND status = ?",
+                                        arguments: [task.event(.analyze), SegmentStatus.done]) ?? 0
+        return (done, total, merged > 0, analysed)
     }
 
     /// Ends whatever a task left open: events and segments still `running`, traces still `running`.

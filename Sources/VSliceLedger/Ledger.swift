@@ -33,6 +33,9 @@ package protocol Ledger: Sendable {
     // The audio event's pieces (segments `TASK_audio_N`).
     func ensureAudioPieces(task: TaskID, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError)
     func audioPieces(task: TaskID) throws(VSliceError) -> [SegmentRecord]
+    // The analyze event's elements (segments `TASK_analyze_N`, one per video segment).
+    func ensureAnalyses(task: TaskID, elements: [(order: Int, frames: Int, file: String)]) throws(VSliceError)
+    func analyses(task: TaskID) throws(VSliceError) -> [SegmentRecord]
     /// Takes in the trace records `vslice segment` workers wrote into the work folder.
     @discardableResult
     func ingestTraceRecords(task: TaskID, workDir: String, videoSegments: Int,

@@ -134,23 +134,32 @@ extension JobStore {
     /// Makes the audio event's piece rows match a plan of pieces (`order` → packets planned, file): a row that
     /// is missing is added, one whose plan or file differs is set back to pending, one past the plan removed.
     package func ensureAudioPieces(task: TaskID, pieces: [(order: Int, packets: Int, file: String)]) throws(VSliceError) {
-        let eventId = task.event(.audio)
+        try ensureRows(task: task, node: .audio, rows: pieces.map { ($0.order, $0.packets, $0.file) })
+    }
+
+    /// The analyze event's rows, one per analysis element, kept in step with the plan as the audio pieces' are.
+    package func ensureAnalyses(task: TaskID, elements: [(order: Int, frames: Int, file: String)]) throws(VSliceError) {
+        try ensureRows(task: task, node: .analyze, rows: elements.map { ($0.order, $0.frames, $0.file) })
+    }
+
+    private func ensureRows(task: TaskID, node: Node, rows: [(order: Int, planned: Int, file: String)]) throws(VSliceError) {
+        let eventId = task.event(node)
         try writeAsHolder(task) { db in
             let t = now()
             try db.execute(sql: """
                 INSERT INTO event (id, task_id, node, status, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)
                 ON CONFLICT(id) DO NOTHING
-                """, arguments: [eventId, task, Node.audio.rawValue, StepStatus.running, t, t])
-            for p in pieces {
+                """, arguments: [eventId, task, node.rawValue, StepStatus.running, t, t])
+            for p in rows {
                 try db.execute(sql: """
                     INSERT INTO segment (id, event_id, ord, status, frames_planned, file, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET frames_planned = excluded.frames_planned, file = excluded.file, status = excluded.status,
                                                   updated_at = excluded.updated_at
                     WHERE frames_planned != excluded.frames_planned OR file != excluded.file
-                    """, arguments: [task.audioPiece(p.order), eventId, p.order, SegmentStatus.pending, p.packets, p.file, t, t])
+                    """, arguments: [eventId.segment(p.order), eventId, p.order, SegmentStatus.pending, p.planned, p.file, t, t])
             }
-            try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord >= ?", arguments: [eventId, pieces.count])
+            try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord >= ?", arguments: [eventId, rows.count])
         }
     }
 

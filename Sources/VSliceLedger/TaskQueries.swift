@@ -54,6 +54,9 @@ extension JobStore {
     /// The audio event's pieces, in order.
     public func audioPieces(task: TaskID) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .audio) }
 
+    /// The analyze event's elements, in order.
+    public func analyses(task: TaskID) throws(VSliceError) -> [SegmentRecord] { try segments(task: task, of: .analyze) }
+
     package func segments(task: TaskID, of node: Node) throws(VSliceError) -> [SegmentRecord] {
         try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [task.event(node)]) }
     }

@@ -4,8 +4,8 @@ import VSliceSupport
 
 /// Fault injection for the resume tests: `VSLICE_FAULT=POINT[:N]` acts the N-th time (default 1st) the
 /// process reaches POINT. Kill points (SIGKILL): audio (the one-pass encode), audio-piece (after an audio piece's
-/// commit), segment-encode, segment-commit, segment-done, concat, publish (before the rename), published (after it,
-/// before the commit). Stall point: segment-stall (the segment
+/// commit), segment-encode, segment-commit, segment-done, analysis-done (after an analysis element's commit),
+/// reduce-done (after the reduce's commit), concat, publish (before the rename), published (after it, before the commit). Stall point: segment-stall (the segment
 /// stops making progress until abandoned). Reject point: segment-reject (the segment fails as a filter rejecting
 /// its input would: a deterministic processing error). Unset in normal use; a no-op then.
 package enum Fault {

@@ -40,6 +40,8 @@ public struct TaskID: LedgerIdentifier {
     public func segment(_ order: Int) -> SegmentID { event(.encode).segment(order) }
     /// Audio piece `order`, a segment of the audio event: `TASK_audio_ORDER`.
     public func audioPiece(_ order: Int) -> SegmentID { event(.audio).segment(order) }
+    /// Analysis element `order` (segment `order`'s analysis), a segment of the analyze event: `TASK_analyze_ORDER`.
+    public func analysis(_ order: Int) -> SegmentID { event(.analyze).segment(order) }
     /// What every event ID of the task starts with (to find all of a task's traces).
     package var eventPrefix: String { rawValue + "_" }
 }

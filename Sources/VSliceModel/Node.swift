@@ -10,5 +10,6 @@ public struct Node: RawRepresentable, Hashable, Codable, Sendable, CustomStringC
     public var description: String { rawValue }
 
     public static let probe = Node("probe"), plan = Node("plan"), audio = Node("audio"), encode = Node("encode"),
-                      mux = Node("mux"), verify = Node("verify"), publish = Node("publish")
+                      mux = Node("mux"), verify = Node("verify"), publish = Node("publish"),
+                      analyze = Node("analyze"), reduce = Node("reduce")
 }

@@ -74,6 +74,8 @@ public struct Plan: Codable, Sendable {
     public var processor: ProcessorOutput? = nil
     /// What an element was taken to cost (the default plan's measurement, the processor's included where counted).
     public var elementCost: ElementCost? = nil
+    /// The context steps (`--analyze`, `--reduce`, `--context-frames`); nil without them.
+    public var context: ContextPlan? = nil
 
     /// Cuts the video for a filtered transcode: segments as without a filter, overlap buffers raised to what
     /// the graph's measured timing needs, and each segment cut by time (see `TimeCut`).

@@ -31,6 +31,8 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     public var videoFilter: String? = nil
     /// An external program every segment's frames go through (`--process`), after `videoFilter`.
     public var process: ProcessorSettings? = nil
+    /// Context across segments: `--analyze`, `--reduce`, `--context-frames` (nil: none).
+    public var context: ContextSettings? = nil
     /// Re-encoded audio is cut into pieces of about this many seconds, encoded in parallel and joined (where
     /// the encoder's pieces join cleanly); 0: every track in one pass; nil: `defaultAudioPieceSeconds`.
     public var audioPieceSeconds: Double? = nil
@@ -48,7 +50,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
     private enum CodingKeys: String, CodingKey {
         case videoCodec, crf, preset, videoBitrate, codecOptions, audioCodec, audioBitrate, audioTracks, strictStreams,
              split, segmentSeconds, segmentFrames, minSplitSeconds, overlapBefore, overlapAfter, videoFilter, process,
-             audioPieceSeconds, jobs, threads, gpus
+             context, audioPieceSeconds, jobs, threads, gpus
     }
 
     /// Reads settings stored by any version: a key a task stored before the setting existed takes its default
@@ -73,6 +75,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         overlapAfter = try c.decodeIfPresent(Int.self, forKey: .overlapAfter) ?? d.overlapAfter
         videoFilter = try c.decodeIfPresent(String.self, forKey: .videoFilter)
         process = try c.decodeIfPresent(ProcessorSettings.self, forKey: .process)
+        context = try c.decodeIfPresent(ContextSettings.self, forKey: .context)
         gpus = try c.decodeIfPresent([String].self, forKey: .gpus) ?? d.gpus
         audioPieceSeconds = try c.decodeIfPresent(Double.self, forKey: .audioPieceSeconds)
         jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
@@ -194,6 +197,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         if let s = audioPieceSeconds, s != Self.defaultAudioPieceSeconds { parts.append("audio_piece_s=\(s)") }
         if strictStreams { parts.append("strict_streams") }
         if let process { parts.append(process.signature) }
+        if let context { parts += context.signature }
         return parts.joined(separator: ";")
     }
 
@@ -225,13 +229,13 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
 
     /// One entry's change in words; nil when it does not count.
     private static func changeWords(_ key: String, was: String?, now: String?, identityKnown: Bool) -> String? {
-        if key.hasPrefix("pfile.") {
-            let f = String(key.dropFirst("pfile.".count))
-            return was == nil ? "the command names the file \(f) now" : now == nil ? "the command no longer names the file \(f)" : "the file \(f) changed"
+        for (files, whose) in [("pfile.", ""), ("afile.", "--analyze: "), ("rfile.", "--reduce: ")] where key.hasPrefix(files) {
+            let f = String(key.dropFirst(files.count))
+            return whose + (was == nil ? "the command names the file \(f) now" : now == nil ? "the command no longer names the file \(f)" : "the file \(f) changed")
         }
-        if key.hasPrefix("pdir.") {
-            let f = String(key.dropFirst("pdir.".count))
-            return was == nil ? nil : now == nil ? "the file \(f) (beside the program) is gone" : "the file \(f) (beside the program) changed"
+        for (folders, whose) in [("pdir.", ""), ("adir.", "--analyze: "), ("rdir.", "--reduce: ")] where key.hasPrefix(folders) {
+            let f = String(key.dropFirst(folders.count))
+            return was == nil ? nil : whose + (now == nil ? "the file \(f) (beside the program) is gone" : "the file \(f) (beside the program) changed")
         }
         if key == "pid" {
             guard identityKnown else { return nil }
@@ -258,6 +262,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         "min_split": "--min-split-seconds", "overlap": "--overlap", "vf": "--vf", "audio": "--audio",
         "audio_piece_s": "--audio-piece-seconds", "process": "--process", "pformat": "--process-format",
         "prate": "--process-rate", "psize": "--process-size", "pscale": "--process-scale",
+        "analyze": "--analyze", "reduce": "--reduce", "ctx_frames": "--context-frames",
     ]
 
     /// The audio tracks (0-based among the source's audio streams) `audioTracks` keeps out of `count`, in
@@ -337,6 +342,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
         }
         try process?.validate(videoFilter: videoFilter)
+        try context?.validate(process: process, videoFilter: videoFilter)
         if !gpus.isEmpty && process == nil { throw usage("--gpus needs --process: the GPUs are handed to the processor") }
         if gpus.contains(where: { $0.isEmpty || $0.contains(where: { $0 == "," || $0.isWhitespace }) }) {
             throw usage("--gpus takes device names separated by commas (0,1), got '\(gpus.joined(separator: ","))'")

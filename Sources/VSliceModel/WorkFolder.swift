@@ -7,6 +7,15 @@ public enum WorkFolder {
     /// `audio-piece-NNNNN.vseg`: audio piece N's sealed packet file.
     public static func audioPieceFileName(_ order: Int) -> String { String(format: "audio-piece-%05d.vseg", order) }
 
+    /// `ana-NNNNN.out`: segment N's analysis artifact (the `--analyze` program's stdout), sealed by its commit.
+    public static func analysisFileName(_ index: Int) -> String { String(format: "ana-%05d.out", index) }
+    /// `ana-NNNNN.analyze.log`: the `--analyze` program's stderr for segment N.
+    public static func analysisLogName(_ index: Int) -> String { String(format: "ana-%05d.analyze.log", index) }
+    /// `context.out`: the `--reduce` program's stdout, the global result every processor reads (`VSLICE_CONTEXT`).
+    public static let contextFileName = "context.out"
+    /// `reduce.log`: the `--reduce` program's stderr.
+    public static let reduceLogName = "reduce.log"
+
     /// `seg-NNNNN.process.log`: the `--process` program's stderr, every attempt's appended.
     public static func processLogName(_ index: Int) -> String { String(format: "seg-%05d.process.log", index) }
 

@@ -26,6 +26,9 @@ extension ExecutorConfig {
             throw VSliceError(.usage, "check options", reason: "--executor ray needs --ray-address ADDR (or RAY_ADDRESS)")
         }
         guard isRemote else { return }
+        if request.settings.context?.analyze != nil {
+            throw VSliceError(.usage, "check options", reason: "--analyze runs with the local executor only (for now)")
+        }
         let root = request.workRoot.map(Paths.absolute)
             ?? (Paths.absolute(request.output) as NSString).deletingLastPathComponent
         try WorkFolder.checkWritable(root)
@@ -63,13 +66,18 @@ struct EncodeJob: Sendable {
     var firstPieceElement: Int { plan.segments.count }
     /// The elements still to do: the video segments, longest first, then the audio pieces (short: they fill
     /// the tail).
-    var elements: [Element] { todo.map { .segment($0) } + pieces.map { .audioPiece($0) } }
+    var elements: [Element] { analyses.map { .analysis($0) } + todo.map { .segment($0) } + pieces.map { .audioPiece($0) } }
+    /// Analysis elements not done yet (`--analyze`), longest first; `analysisPaths` by segment index.
+    var analyses: [SegmentPlan] = []
+    var analysisPaths: [String] = []
 }
 
 /// One unit of work an executor runs: a video segment or an audio piece.
 enum Element: Sendable {
     case segment(SegmentPlan)
     case audioPiece(AudioPiece)
+    /// A video segment's analysis (`--analyze`): its frames through the analyzer, its artifact sealed.
+    case analysis(SegmentPlan)
 }
 
 enum EncodeOutcome: Sendable {

@@ -24,6 +24,10 @@ struct LocalExecutor: SegmentExecutor {
                 try Self.retrying(job, what: "audio piece \(piece.order)", onFailure: { _ in }) { () throws(VSliceError) in
                     try Self.attempt(piece, job: job)
                 }
+            case .analysis(let segment):
+                try Self.retrying(job, what: "analysis of segment \(segment.index)", onFailure: { _ in }) { () throws(VSliceError) in
+                    try Self.attempt(analysis: segment, job: job, settings: encodeSettings)
+                }
             }
         }, slotEnded: { hosts[$0]?.close() })
         if let e = errors.first(where: { $0.kind == .resumeRefused }) ?? errors.first { throw e }
@@ -106,6 +110,35 @@ struct LocalExecutor: SegmentExecutor {
             try? FileManager.default.removeItem(atPath: tmp)
             if error.kind != .resumeRefused {
                 try? store.endStep(trace: trace, task: task, node: .audio, segment: .init(id: id, frames: 0, size: 0, checksum: 0),
+                                   figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
+            }
+            throw error
+        }
+    }
+}
+
+extension LocalExecutor {
+    /// One traced attempt at an analysis element (a segment of the analyze event): its artifact written under a
+    /// name of its own, renamed into place by the commit that records it.
+    static func attempt(analysis segment: SegmentPlan, job: EncodeJob, settings: TranscodeSettings) throws(VSliceError) {
+        let store = job.store, task = job.task.id, id = task.analysis(segment.index), path = job.analysisPaths[segment.index]
+        let trace = try store.beginEvent(task, .analyze, segment: id)
+        let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+        let tmp = path + ".\(trace.short).tmp"
+        let run = AnalysisAttempt(task: task, input: job.input, identity: job.identity, index: job.index, plan: job.plan,
+                                  segment: segment, settings: settings, workDir: job.workDir, partPath: tmp)
+        do throws(VSliceError) {
+            let r = try run.run(watchdog: job.watchdog)
+            try store.endStep(trace: trace, task: task, node: .analyze,
+                              segment: .init(id: id, frames: r.frames, size: r.bytes, checksum: Int64(r.checksum)),
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0 + r.cpuSeconds,
+                                             framesIn: r.frames, bytes: r.bytes),
+                              error: nil, detail: nil, seal: .init(from: tmp, to: path))
+            Fault.hit("analysis-done")
+        } catch {
+            unlink(tmp)
+            if error.kind != .resumeRefused {
+                try? store.endStep(trace: trace, task: task, node: .analyze, segment: .init(id: id, frames: 0, size: 0, checksum: 0),
                                    figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
             }
             throw error

@@ -85,14 +85,7 @@ struct SegmentAttempt {
     /// What the processor is told of its task and segment (the frame counts are source frames; the program
     /// reads BUFFER_BEFORE + FRAMES + BUFFER_AFTER of them, from FIRST_FRAME − BUFFER_BEFORE, before any `--vf`).
     var processorEnvironment: [String: String] {
-        var env = environment
-        env["VSLICE_TASK"] = task.rawValue
-        env["VSLICE_SEGMENT"] = String(segment.index)
-        env["VSLICE_SEGMENTS"] = String(plan.segments.count)
-        env["VSLICE_FIRST_FRAME"] = String(segment.firstFrame)
-        env["VSLICE_FRAMES"] = String(segment.frameCount)
-        env["VSLICE_BUFFER_BEFORE"] = String(segment.firstFrame - segment.bufferStart)
-        env["VSLICE_BUFFER_AFTER"] = String(segment.bufferEnd - segment.lastFrame)
+        var env = Self.segmentEnvironment(task: task, plan: plan, segment: segment, workDir: workDir, inherited: environment)
         env.merge(ProcessorCheck.threadEnvironment(settings.threadsPerJob, inherited: environment)) { $1 }
         if let gpu {
             env["VSLICE_GPU"] = gpu
@@ -101,6 +94,63 @@ struct SegmentAttempt {
             // A scheduler's choice (Slurm's --gres=gpu) passes on as it is.
             env["VSLICE_GPU"] = given
         }
+        if let context = plan.context {
+            if context.reduces { env["VSLICE_CONTEXT"] = (workDir as NSString).appendingPathComponent(WorkFolder.contextFileName) }
+            if !context.analyses.isEmpty {
+                env["VSLICE_SEGMENT_ARTIFACT"] = (workDir as NSString).appendingPathComponent(WorkFolder.analysisFileName(segment.index))
+            }
+            if !context.frames.isEmpty { env["VSLICE_CONTEXT_FRAMES"] = String(context.frames.reduce(0) { $0 + $1.count }) }
+        }
         return env
+    }
+
+    /// What a program working on a segment (a processor, an analyzer) is told of its task and segment.
+    static func segmentEnvironment(task: TaskID, plan: Plan, segment: SegmentPlan, workDir: String,
+                                   inherited: [String: String]) -> [String: String] {
+        var env = inherited
+        env["VSLICE_TASK"] = task.rawValue
+        env["VSLICE_SEGMENT"] = String(segment.index)
+        env["VSLICE_SEGMENTS"] = String(plan.segments.count)
+        env["VSLICE_FIRST_FRAME"] = String(segment.firstFrame)
+        env["VSLICE_FRAMES"] = String(segment.frameCount)
+        env["VSLICE_BUFFER_BEFORE"] = String(segment.firstFrame - segment.bufferStart)
+        env["VSLICE_BUFFER_AFTER"] = String(segment.bufferEnd - segment.lastFrame)
+        return env
+    }
+}
+
+/// One attempt at one analysis element (`--analyze`), the same wherever it runs: the segment's frames through
+/// the analyzer into a part file (its stdout), under the stall watchdog. Recording it is the executor's.
+struct AnalysisAttempt {
+    var task: TaskID
+    var input: String
+    var identity: FileIdentity?
+    var index: VideoIndex
+    var plan: Plan
+    var segment: SegmentPlan
+    var settings: TranscodeSettings
+    var workDir: String
+    /// Where the artifact is written (renamed into place by the executor once recorded).
+    var partPath: String
+    var environment: [String: String] = ProcessInfo.processInfo.environment
+
+    func run(watchdog: StallWatchdog) throws(VSliceError) -> ArtifactResult {
+        guard let analyzer = settings.context?.analyze else {
+            throw VSliceError(.usage, "analyze segment \(segment.index)", path: workDir, reason: "the task has no --analyze")
+        }
+        let watch = WorkWatch(stalledMeans: "no frame decoded and nothing from the analyzer")
+        var env = SegmentAttempt.segmentEnvironment(task: task, plan: plan, segment: segment, workDir: workDir, inherited: environment)
+        env.merge(ProcessorCheck.threadEnvironment(settings.threadsPerJob, inherited: environment)) { $1 }
+        let program = HelperProgram(command: analyzer.command, directory: analyzer.directory, environment: env,
+                                    logPath: (workDir as NSString).appendingPathComponent(WorkFolder.analysisLogName(segment.index)))
+        do throws(VSliceError) {
+            return try watchdog.watching(watch) { () throws(VSliceError) in
+                try Analysis.run(program, source: input, index: index, segment: segment, threads: settings.threadsPerJob,
+                                 watch: watch, expect: identity, outputPath: partPath)
+            }
+        } catch {
+            unlink(partPath)
+            throw error
+        }
     }
 }

@@ -20,3 +20,26 @@ extension TaskRecord {
     /// The merged file before it is published: beside the output, named after the task.
     var partFile: String { TaskPaths.partFile(output: output, taskId: id) }
 }
+
+extension SegmentRecord {
+    /// An analysis artifact is there with the size and Adler-32 the ledger recorded when it was done.
+    var artifactIsIntact: Bool {
+        guard let (size, sum) = ArtifactFile.measure(file) else { return false }
+        return size == fileSize && Int64(sum) == fileChecksum
+    }
+}
+
+/// An artifact of the context steps: any bytes, sealed by size and Adler-32.
+enum ArtifactFile {
+    static func measure(_ path: String) -> (Int64, UInt32)? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let sum = data.withUnsafeBytes { raw in
+            raw.isEmpty ? 1 : Adler32.update(1, raw.bindMemory(to: UInt8.self).baseAddress!, raw.count)
+        }
+        return (Int64(data.count), sum)
+    }
+
+    static func signature(bytes: Int64, checksum: UInt32) -> String { "\(bytes):\(String(checksum, radix: 16))" }
+
+    static func signature(_ path: String) -> String? { measure(path).map { signature(bytes: $0.0, checksum: $0.1) } }
+}

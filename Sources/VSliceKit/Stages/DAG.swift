@@ -7,8 +7,10 @@ import VSliceSupport
 
 /// The transcode DAG, declared in one place:
 ///
-///     probe ──► plan ──► encode (video segments, audio pieces) ──┐
-///                 └────► audio (the other tracks) ───────────────┴► mux (joins the pieces) ──► verify ──► publish
+///     probe ──► plan ──► analyze ──► reduce ──► encode (video segments, audio pieces) ──┐
+///                 └────► audio (the other tracks) ─────────────────────────────────────┴► mux ──► verify ──► publish
+///
+/// analyze and reduce do nothing without `--analyze` and `--reduce` (the context across segments).
 ///
 /// A node starts, on a thread of its own, as soon as the nodes it needs are done, so the audio runs beside the
 /// encode. The plan cuts the audio tracks that go in pieces too: their pieces are elements of the encode, on the
@@ -17,6 +19,8 @@ enum TranscodeDAG {
     static let stages: [DAGNode] = [
         .init(ProbeStage.self),
         .init(PlanStage.self),
+        .init(AnalyzeStage.self),
+        .init(ReduceStage.self),
         .init(EncodeStage.self),
         .init(AudioStage.self),
         .init(MergeStage.self),

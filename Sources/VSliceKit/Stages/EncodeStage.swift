@@ -9,7 +9,7 @@ import VSliceSupport
 /// scheduler (elements of the same array).
 enum EncodeStage: Stage {
     static let node = Node.encode
-    static let inputs: [Node] = [.plan]
+    static let inputs: [Node] = [.plan, .reduce]
 
     static func run(_ ctx: StageContext) throws(VSliceError) -> StageOutcome {
         let plan = ctx.plan

@@ -139,6 +139,10 @@ final class StageContext: Sendable {
     var joinedDir: String { (work as NSString).appendingPathComponent("joined") }
     /// Audio piece `order`'s sealed file in the work folder.
     func audioPiecePath(_ order: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.audioPieceFileName(order)) }
+    /// Segment `i`'s analysis artifact (`--analyze`).
+    func analysisPath(_ i: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.analysisFileName(i)) }
+    /// The reduce's global result (`--reduce`).
+    var contextPath: String { (work as NSString).appendingPathComponent(WorkFolder.contextFileName) }
     /// The merged file before it is published: beside the output, named after the task.
     var partPath: String { task.partFile }
 }

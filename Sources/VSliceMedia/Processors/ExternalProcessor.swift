@@ -26,6 +26,9 @@ package struct ProcessorSpec {
     /// says besides the frames' geometry (`XVSLICE_SEGMENT`, `XVSLICE_FRAMES`…, in this order).
     package var host: PersistentProcessor? = nil
     package var streamTags: [(String, String)] = []
+    /// Frames written ahead of the segment's own (`--context-frames`); what the program puts out for them is
+    /// dropped here, so the stages after it never see them.
+    package var lead: [Frame] = []
 }
 
 extension ProcessorSpec {
@@ -72,6 +75,8 @@ package final class ExternalProcessor: FrameProcessor {
     private var parsed: [Frame] = []
     private var produced = 0
     private var delivered = 0
+    /// Output frames dropped so far of those the lead frames make.
+    private var leadDropped = 0
     private var ended: (ChildProcess.Termination, cpu: Double)?
     private var brokenPipe = false
     /// Frames waiting here at most before input is refused.
@@ -155,7 +160,7 @@ package final class ExternalProcessor: FrameProcessor {
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
     /// What the program is told of the frames it reads: their size, rate, pixel format and colour.
-    private static func environment(input: FrameGeometry, format: ProcessFormat, pipeFormat: AVPixelFormat,
+    package static func environment(input: FrameGeometry, format: ProcessFormat, pipeFormat: AVPixelFormat,
                                     fullRange: Bool) -> [String: String] {
         let rate = header(input: input, pipeFormat: pipeFormat, fullRange: fullRange).rate
         func name(_ p: UnsafePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "unknown" }
@@ -260,6 +265,12 @@ package final class ExternalProcessor: FrameProcessor {
         host.streamDone()
     }
 
+    /// Output frames the lead frames make (at the learnt rate), dropped as they come.
+    private var leadOutputs: Int {
+        guard !spec.lead.isEmpty else { return 0 }
+        return expectedFrames(for: spec.lead.count)
+    }
+
     /// The head frame waits for receiving (there is one, and its time is known) while the queue is full.
     private var mustReceive: Bool { parsed.count >= cap && timeable }
 
@@ -348,10 +359,22 @@ extension ExternalProcessor {
         // A program that closed its input takes nothing more: how it ends decides (see `judge`).
         guard child.stdin >= 0 else { return }
         if spec.settings.format == .y4m {
-            if !wroteHeader { writer.queue(streamHeaderLine) }
+            if !wroteHeader {
+                writer.queue(streamHeaderLine)
+                for f in spec.lead { try queueFrame(f) }
+            }
             writer.queue("FRAME\n")
         }
         wroteHeader = true
+        try queuePlanes(frame)
+    }
+
+    private func queueFrame(_ frame: Frame) throws(VSliceError) {
+        writer.queue("FRAME\n")
+        try queuePlanes(frame)
+    }
+
+    private func queuePlanes(_ frame: Frame) throws(VSliceError) {
         if let inConverter {
             let converted = Frame()
             try inConverter.convert(frame, into: converted)
@@ -441,7 +464,13 @@ extension ExternalProcessor {
             case .item(.header(let line)):
                 try takeHeader(line)
             case .item(.frame(let bytes)):
-                parsed.append(try frame(from: bytes))
+                let made = try frame(from: bytes)
+                if leadDropped < leadOutputs {
+                    leadDropped += 1
+                    watch.madeProgress()
+                    continue
+                }
+                parsed.append(made)
                 produced += 1
                 let now = monotonicSeconds()
                 if firstOutputAt == nil { firstOutputAt = now }

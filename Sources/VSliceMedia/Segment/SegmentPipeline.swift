@@ -134,6 +134,10 @@ package struct SegmentPipeline {
             var spec = ProcessorSpec(settings: process, label: "segment \(segment.index)", expected: run.output, environment: run.environment, logPath: run.logPath,
                                      onStderrLine: run.onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat,
                                      inputFrames: settings.videoFilter == nil ? segment.processedCount : nil)
+            if let spans = settings.context?.frames, !spans.isEmpty {
+                spec.lead = try ContextFrames.decode(spans, source: source, index: index, threads: settings.threadsPerJob, watch: watch,
+                                                     expect: expect)
+            }
             if process.isPersistent {
                 spec.host = host
                 spec.streamTags = ProcessorSpec.tags(segment: segment.index, firstFrame: segment.firstFrame, frames: segment.processedCount,

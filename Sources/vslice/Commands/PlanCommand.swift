@@ -52,6 +52,13 @@ struct PlanCommand: ParsableCommand {
                   + "(learnt from a run on the first \(min(Transcoder.processorCheckFrames, plan.frameCount)) frames)")
             print("    " + Self.processorCost(timed: preview.processorCost, counted: plan.elementCost?.processor))
         }
+        if let c = plan.context {
+            print("  steps: probe → plan" + (c.analyses.isEmpty ? "" : " → analyze (\(c.analyses.count) elements, ana-NNNNN.out)")
+                  + (c.reduces ? " → reduce (once, context.out)" : "") + " → encode → mux → verify → publish")
+            if !c.frames.isEmpty {
+                print("  context frames: \(FrameSpan.text(c.frames)) (\(c.frames.reduce(0) { $0 + $1.count }) frames ahead of every segment's own)")
+            }
+        }
         if let c = plan.elementCost {
             print("  element cost: " + c.summary)
         }

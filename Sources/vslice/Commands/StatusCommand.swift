@@ -40,6 +40,8 @@ struct StatusCommand: ParsableCommand {
         var segments: [SegmentRecord]
         /// The audio event's pieces (segments `TASK_audio_N`).
         var audioPieces: [SegmentRecord]
+        /// The analyze event's elements (segments `TASK_analyze_N`, `--analyze`).
+        var analyses: [SegmentRecord] = []
         var traces: [TraceRecord]
         /// What the scheduler holds of the unfinished segments now, by segment order ("running on n2, slurm job 12_3").
         var scheduled: [String: String]?
@@ -58,7 +60,7 @@ struct StatusCommand: ParsableCommand {
         let live = store.liveStatus(t)
         let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
                             segments: try store.segments(task: t.id), audioPieces: try store.audioPieces(task: t.id),
-                            traces: try store.traces(task: t.id),
+                            analyses: try store.analyses(task: t.id), traces: try store.traces(task: t.id),
                             scheduled: ExecutorControl.scheduled(t).map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) })
         if json {
             var d = detail
@@ -91,6 +93,10 @@ struct StatusCommand: ParsableCommand {
         }
         for p in detail.audioPieces {
             print("  audio piece \(p.ord): \(p.status), \(p.framesDone ?? 0)/\(p.framesPlanned) packets, \(p.attempts) attempt(s)")
+        }
+        for a in detail.analyses {
+            print("  analysis \(a.ord): \(a.status), \(a.framesDone ?? 0)/\(a.framesPlanned) frames, \(a.attempts) attempt(s)"
+                  + (a.status == .done ? ", artifact \((a.file as NSString).lastPathComponent) (\(a.fileSize ?? 0) bytes)" : ""))
         }
         print("  \(detail.traces.count) traces")
     }

@@ -66,6 +66,8 @@ struct TranscodeOptions: ParsableArguments {
 
     @OptionGroup(title: "Processor") var processor: ProcessorOptions
 
+    @OptionGroup(title: "Context across segments") var context: ContextOptions
+
     @Option(help: "Segments encoded at once (default: the number of cores; with --gpus, the number of GPUs).")
     var jobs: Int?
 
@@ -103,6 +105,7 @@ struct TranscodeOptions: ParsableArguments {
         s.videoFilter = videoFilter
         s.process = try processor.settings()
         s.gpus = try processor.gpuList()
+        s.context = try context.settings()
         s.jobs = jobs ?? (s.gpus.isEmpty ? s.jobs : s.gpus.count)
         s.threads = threads
         try s.validate()
