@@ -27,11 +27,15 @@ protocol ClusterEngine: Sendable {
     func cancel(task: TaskID)
     /// Whether the elements stop with the coordinator (Ctrl-C cancels them) rather than go on without it.
     var stopsWithCoordinator: Bool { get }
+    /// Every element of the task is done: what the scheduler still holds for it has nothing left to do (workers
+    /// that stay up, queued or about to exit).
+    func finished(task: TaskID)
 }
 
 extension ClusterEngine {
     var stopsWithCoordinator: Bool { false }
     func inFlight(job: EncodeJob) -> [Int: ElementSighting]? { inFlight(task: job.task.id) }
+    func finished(task: TaskID) {}
 }
 
 /// The coordinator side of an executor whose segments run in other processes (`vslice segment`): it submits
@@ -50,9 +54,11 @@ struct RemoteExecutor: SegmentExecutor {
         var run = try RemoteRun(engine: engine, job: job)
         if run.tracker.finished { return .finished }
         try run.attach()
-        if run.tracker.finished { return .finished }
-        if job.options.detach { return .detached }
-        try run.watch()
+        if !run.tracker.finished {
+            if job.options.detach { return .detached }
+            try run.watch()
+        }
+        engine.finished(task: job.task.id)
         return .finished
     }
 }

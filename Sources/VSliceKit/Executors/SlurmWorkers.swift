@@ -65,6 +65,12 @@ extension SlurmEngine {
         return workerSightings(workers: workers, claims: ElementClaim.all(workDir: workDir), elements: 0..<order.elementCount)
     }
 
+    /// The task's workers still queued (or finishing) once every element is done have nothing to claim: cancelled,
+    /// so that none starts later on a work folder that is gone.
+    func finished(task: TaskID) {
+        if staysUp { Self.cancel(task: task) }
+    }
+
     /// Takes back the claims on `indices` whose workers Slurm no longer holds, then submits one array of workers.
     func submitWorkers(indices: [Int], parallel: Int, job: EncodeJob) throws(VSliceError) -> [(id: String, indices: [Int])] {
         let live = Self.liveWorkers(task: job.task.id)
