@@ -159,7 +159,8 @@ extension JobStore {
                     WHERE frames_planned != excluded.frames_planned OR file != excluded.file
                     """, arguments: [eventId.segment(p.order), eventId, p.order, SegmentStatus.pending, p.planned, p.file, t, t])
             }
-            try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord >= ?", arguments: [eventId, rows.count])
+            let kept = rows.map { String($0.order) }.joined(separator: ",")
+            try db.execute(sql: "DELETE FROM segment WHERE event_id = ? AND ord NOT IN (\(kept))", arguments: [eventId])
         }
     }
 

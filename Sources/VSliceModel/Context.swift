@@ -14,10 +14,12 @@ public struct ContextSettings: Codable, Sendable, Equatable {
     public var reduce: ProcessorSettings? = nil
     /// Source frames given to every segment's processor ahead of its own frames, then dropped.
     public var frames: [FrameSpan] = []
+    /// `--loudness`: every audio piece measured (an analysis element each), one gain per track from the reduce.
+    public var loudness: LoudnessTarget? = nil
 
     public init() {}
 
-    public var isEmpty: Bool { analyze == nil && reduce == nil && frames.isEmpty }
+    public var isEmpty: Bool { analyze == nil && reduce == nil && frames.isEmpty && loudness == nil }
     /// Frames `frames` names, in order.
     public var frameCount: Int { frames.reduce(0) { $0 + $1.count } }
 
@@ -26,6 +28,7 @@ public struct ContextSettings: Codable, Sendable, Equatable {
         if let analyze { parts.append(analyze.helperSignature(key: "analyze", files: "afile", folders: "adir")) }
         if let reduce { parts.append(reduce.helperSignature(key: "reduce", files: "rfile", folders: "rdir")) }
         if !frames.isEmpty { parts.append("ctx_frames=" + FrameSpan.text(frames)) }
+        if let loudness { parts.append(loudness.signature) }
         return parts
     }
 
@@ -51,8 +54,10 @@ public struct ContextSettings: Codable, Sendable, Equatable {
     public static let maxFrames = 1000
 
     /// Checks the combinations that can be judged without the source.
-    package func validate(process: ProcessorSettings?, videoFilter: String?) throws(VSliceError) {
+    package func validate(process: ProcessorSettings?, videoFilter: String?, copyAudio: Bool = false, audioPieceSeconds: Double? = nil) throws(VSliceError) {
         func usage(_ why: String) -> VSliceError { VSliceError(.usage, "check options", reason: why) }
+        if loudness != nil && copyAudio { throw usage("--loudness with --acodec copy: the audio must be re-encoded to change its level") }
+        if loudness != nil && audioPieceSeconds == 0 { throw usage("--loudness measures and adjusts the audio in pieces: not with --audio-piece-seconds 0") }
         if reduce != nil && analyze == nil { throw usage("--reduce needs --analyze: it reduces the analyzer's artifacts") }
         for (p, option) in [(analyze, "--analyze"), (reduce, "--reduce")] {
             if let p, p.command.trimmingCharacters(in: .whitespaces).isEmpty { throw usage("\(option) takes a command, got an empty one") }
@@ -93,6 +98,8 @@ public struct ContextPlan: Codable, Sendable, Equatable {
     public var analyses: [Int]
     public var reduces: Bool
     public var frames: [FrameSpan]
+    /// `--loudness`: every audio piece is measured too (elements `S + k`), and the reduce gives each track its gain.
+    public var loudness: LoudnessTarget? = nil
 
     /// The plan's context steps for `settings` over a source of `frameCount` frames; nil without any.
     package static func make(_ settings: ContextSettings?, segments: Int, frameCount: Int) throws(VSliceError) -> ContextPlan? {
@@ -102,7 +109,7 @@ public struct ContextPlan: Codable, Sendable, Equatable {
                               reason: "--context-frames names frame \(past.last), past the source's last (\(frameCount - 1))")
         }
         return ContextPlan(analyses: settings.analyze == nil ? [] : Array(0..<segments), reduces: settings.reduce != nil,
-                           frames: settings.frames)
+                           frames: settings.frames, loudness: settings.loudness)
     }
 }
 

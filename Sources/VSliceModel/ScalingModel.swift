@@ -15,7 +15,7 @@ public struct ScalingInput: Codable, Sendable, Equatable {
 
     /// One element (a video segment or an audio piece) as its done attempt ran.
     public struct Element: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable { case segment, audioPiece = "audio_piece" }
+        public enum Kind: String, Codable, Sendable { case segment, audioPiece = "audio_piece", analysis }
         public var kind: Kind
         public var index: Int
         /// CPU seconds of the attempt (its start-up and flush included), and its wall seconds.
@@ -58,6 +58,9 @@ public struct ScalingInput: Codable, Sendable, Equatable {
     public var beside: [Step] = []
     /// Mux (with the join of the audio pieces), verify, publish: after the last element.
     public var after: [Step]
+    /// The analysis elements (`--analyze`, `--loudness`): a phase of their own before the encode's (the reduce
+    /// waits for all of them), on the same workers.
+    public var analyses: [Element] = []
     /// The scheduler's latency (remote elements): for an element started on an idle worker when the encode
     /// begins (the first wave: from the submission), and for one started when an element before it ended.
     public var firstWaveLatency: Double = 0
@@ -119,11 +122,19 @@ public enum ScalingModel {
     }
 
     package static func replay(_ input: ScalingInput, workers n: Int) -> Replay {
+        let analysis = phase(input.analyses, input, workers: n)
+        let encode = phase(input.elements, input, workers: n)
+        let beside = input.beside.map(\.seconds).reduce(0, +)
+        return Replay(encode: max(analysis.encode + encode.encode, beside), work: analysis.work + encode.work, fixed: analysis.fixed + encode.fixed)
+    }
+
+    /// One phase of elements on `n` workers, each taking the next element when it is free.
+    private static func phase(_ elements: [ScalingInput.Element], _ input: ScalingInput, workers n: Int) -> Replay {
         let n = max(1, n)
         var free = [Double](repeating: 0, count: n)
         var used = [Bool](repeating: false, count: n)
         var work = 0.0, fixed = 0.0
-        for e in input.elements {
+        for e in elements {
             var w = 0
             for k in 1..<n where free[k] < free[w] { w = k }
             let latency = used[w] ? input.laterLatency : input.firstWaveLatency
@@ -134,9 +145,8 @@ public enum ScalingModel {
             work += e.cpuSeconds - startup
             fixed += f
         }
-        let last = (free.max() ?? 0) + (input.elements.isEmpty ? 0 : input.collectSeconds)
-        let beside = input.beside.map(\.seconds).reduce(0, +)
-        return Replay(encode: max(last, beside), work: work, fixed: fixed)
+        let last = (free.max() ?? 0) + (elements.isEmpty ? 0 : input.collectSeconds)
+        return Replay(encode: last, work: work, fixed: fixed)
     }
 
     /// The predictions for these numbers of workers.

@@ -262,7 +262,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
         "min_split": "--min-split-seconds", "overlap": "--overlap", "vf": "--vf", "audio": "--audio",
         "audio_piece_s": "--audio-piece-seconds", "process": "--process", "pformat": "--process-format",
         "prate": "--process-rate", "psize": "--process-size", "pscale": "--process-scale",
-        "analyze": "--analyze", "reduce": "--reduce", "ctx_frames": "--context-frames",
+        "analyze": "--analyze", "reduce": "--reduce", "ctx_frames": "--context-frames", "loudness": "--loudness",
     ]
 
     /// The audio tracks (0-based among the source's audio streams) `audioTracks` keeps out of `count`, in
@@ -342,7 +342,7 @@ public struct TranscodeSettings: Codable, Sendable, Equatable {
             throw usage("--audio takes all, first, none, or audio track numbers from 0 (\"0,2\"); got '\(audioTracks)'")
         }
         try process?.validate(videoFilter: videoFilter)
-        try context?.validate(process: process, videoFilter: videoFilter)
+        try context?.validate(process: process, videoFilter: videoFilter, copyAudio: copyAudio, audioPieceSeconds: audioPieceSeconds)
         if !gpus.isEmpty && process == nil { throw usage("--gpus needs --process: the GPUs are handed to the processor") }
         if gpus.contains(where: { $0.isEmpty || $0.contains(where: { $0 == "," || $0.isWhitespace }) }) {
             throw usage("--gpus takes device names separated by commas (0,1), got '\(gpus.joined(separator: ","))'")

@@ -11,6 +11,8 @@ public enum WorkFolder {
     public static func analysisFileName(_ index: Int) -> String { String(format: "ana-%05d.out", index) }
     /// `ana-NNNNN.analyze.log`: the `--analyze` program's stderr for segment N.
     public static func analysisLogName(_ index: Int) -> String { String(format: "ana-%05d.analyze.log", index) }
+    /// `loud-NNNNN.json`: audio piece N's loudness measurement (`--loudness`), sealed by its commit.
+    public static func loudnessFileName(_ order: Int) -> String { String(format: "loud-%05d.json", order) }
     /// `context.out`: the `--reduce` program's stdout, the global result every processor reads (`VSLICE_CONTEXT`).
     public static let contextFileName = "context.out"
     /// `reduce.log`: the `--reduce` program's stderr.

@@ -31,6 +31,15 @@ struct ScalingModelTests {
         #expect(curve.allSatisfy { abs($0.workShare + $0.fixedShare + $0.idleShare - 1) < 1e-9 })
     }
 
+    @Test("analysis elements are a phase of their own: the encode waits for all of them (the reduce does)")
+    func analysisPhase() {
+        var i = input([1, 1], before: 0, after: 0)
+        i.analyses = [.init(kind: .analysis, index: 0, cpuSeconds: 2), .init(kind: .analysis, index: 1, cpuSeconds: 1)]
+        // On 2 workers: the analyses end at 2 (not 1.5), then the two segments take 1.
+        #expect(wall(i, 2) == 3)
+        #expect(wall(i, 1) == 5)
+    }
+
     @Test("the dispatch order is the executor's: a long element last leaves a worker idle, first it does not")
     func dispatchOrder() {
         #expect(wall(input([1, 1, 1, 3], before: 0, after: 0), 2) == 4)

@@ -26,8 +26,8 @@ extension ExecutorConfig {
             throw VSliceError(.usage, "check options", reason: "--executor ray needs --ray-address ADDR (or RAY_ADDRESS)")
         }
         guard isRemote else { return }
-        if request.settings.context?.analyze != nil {
-            throw VSliceError(.usage, "check options", reason: "--analyze runs with the local executor only (for now)")
+        if request.settings.context?.analyze != nil || request.settings.context?.loudness != nil {
+            throw VSliceError(.usage, "check options", reason: "--analyze and --loudness run with the local executor only (for now)")
         }
         let root = request.workRoot.map(Paths.absolute)
             ?? (Paths.absolute(request.output) as NSString).deletingLastPathComponent
@@ -66,10 +66,17 @@ struct EncodeJob: Sendable {
     var firstPieceElement: Int { plan.segments.count }
     /// The elements still to do: the video segments, longest first, then the audio pieces (short: they fill
     /// the tail).
-    var elements: [Element] { analyses.map { .analysis($0) } + todo.map { .segment($0) } + pieces.map { .audioPiece($0) } }
+    var elements: [Element] {
+        analyses.map { .analysis($0) } + measures.map { .loudness($0) } + todo.map { .segment($0) } + pieces.map { .audioPiece($0) }
+    }
     /// Analysis elements not done yet (`--analyze`), longest first; `analysisPaths` by segment index.
     var analyses: [SegmentPlan] = []
     var analysisPaths: [String] = []
+    /// Audio pieces whose loudness is not measured yet (`--loudness`); `measurePaths` by piece order.
+    var measures: [AudioPiece] = []
+    var measurePaths: [String] = []
+    /// The linear gain of each track's pieces (`--loudness`), by track number.
+    var gains: [Int: Double] = [:]
 }
 
 /// One unit of work an executor runs: a video segment or an audio piece.
@@ -78,6 +85,8 @@ enum Element: Sendable {
     case audioPiece(AudioPiece)
     /// A video segment's analysis (`--analyze`): its frames through the analyzer, its artifact sealed.
     case analysis(SegmentPlan)
+    /// An audio piece's loudness measurement (`--loudness`).
+    case loudness(AudioPiece)
 }
 
 enum EncodeOutcome: Sendable {

@@ -24,6 +24,10 @@ struct LocalExecutor: SegmentExecutor {
                 try Self.retrying(job, what: "audio piece \(piece.order)", onFailure: { _ in }) { () throws(VSliceError) in
                     try Self.attempt(piece, job: job)
                 }
+            case .loudness(let piece):
+                try Self.retrying(job, what: "loudness of audio piece \(piece.order)", onFailure: { _ in }) { () throws(VSliceError) in
+                    try Self.attempt(measure: piece, job: job)
+                }
             case .analysis(let segment):
                 try Self.retrying(job, what: "analysis of segment \(segment.index)", onFailure: { _ in }) { () throws(VSliceError) in
                     try Self.attempt(analysis: segment, job: job, settings: encodeSettings)
@@ -99,7 +103,8 @@ struct LocalExecutor: SegmentExecutor {
         let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
         let tmp = path + ".\(trace.short).tmp"
         do throws(VSliceError) {
-            let r = try AudioPieceAttempt(input: job.input, identity: job.identity, piece: piece, partPath: tmp).run()
+            let r = try AudioPieceAttempt(input: job.input, identity: job.identity, piece: piece, partPath: tmp,
+                                          gain: job.gains[piece.track] ?? 1).run()
             try store.endStep(trace: trace, task: task, node: .audio,
                               segment: .init(id: id, frames: r.packets, size: r.bytes, checksum: Int64(r.checksum)),
                               figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0, framesOut: r.packets, bytes: r.bytes,
@@ -146,6 +151,40 @@ extension LocalExecutor {
     }
 }
 
+extension LocalExecutor {
+    /// One traced attempt at an audio piece's loudness (an element of the analyze event, `S + order`): its
+    /// measurement written as JSON under a name of its own, renamed into place by the commit that records it.
+    static func attempt(measure piece: AudioPiece, job: EncodeJob) throws(VSliceError) {
+        let store = job.store, task = job.task.id, order = job.plan.segments.count + piece.order
+        let id = task.analysis(order), path = job.measurePaths[piece.order]
+        let trace = try store.beginEvent(task, .analyze, segment: id)
+        let t0 = monotonicSeconds(), c0 = threadCPUSeconds()
+        let tmp = path + ".\(trace.short).tmp"
+        do throws(VSliceError) {
+            let m = try AudioLoudness.measure(source: job.input, piece: piece, expect: job.identity)
+            let data: Data
+            do { data = try JSONEncoder().encode(m) } catch {
+                throw VSliceError(.processing, "measure loudness", path: path, reason: "\(error)")
+            }
+            try WorkFolder.writeAtomically(data, to: tmp)
+            let sum = ArtifactFile.measure(tmp)?.1 ?? 0
+            try store.endStep(trace: trace, task: task, node: .analyze,
+                              segment: .init(id: id, frames: m.blocks.count, size: Int64(data.count), checksum: Int64(sum)),
+                              figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0, framesOut: m.blocks.count,
+                                             bytes: Int64(data.count)),
+                              error: nil, detail: nil, seal: .init(from: tmp, to: path))
+            Fault.hit("analysis-done")
+        } catch {
+            unlink(tmp)
+            if error.kind != .resumeRefused {
+                try? store.endStep(trace: trace, task: task, node: .analyze, segment: .init(id: id, frames: 0, size: 0, checksum: 0),
+                                   figures: .init(wall: monotonicSeconds() - t0, cpu: threadCPUSeconds() - c0), error: error.description)
+            }
+            throw error
+        }
+    }
+}
+
 /// One attempt at one audio piece, wherever it runs (a local job slot, a `vslice segment` worker): the piece
 /// encoded into a part file. A piece that, after its seek, does not meet the frame the map recorded (a demuxer
 /// whose timestamps after a seek differ from a continuous read; not seen with MP4, MOV or Matroska) fails in a
@@ -155,10 +194,13 @@ struct AudioPieceAttempt {
     var identity: FileIdentity?
     var piece: AudioPiece
     var partPath: String
+    var gain: Double = 1
 
     func run() throws(VSliceError) -> AudioPieceResult {
         do throws(VSliceError) {
-            return try AudioPieceEncoder(source: input, piece: piece, outputPath: partPath, expect: identity).run()
+            var encoder = AudioPieceEncoder(source: input, piece: piece, outputPath: partPath, expect: identity)
+            encoder.gain = gain
+            return try encoder.run()
         } catch {
             unlink(partPath)
             guard error.operation == AudioPieceEncoder.missedStart else { throw error }

@@ -25,7 +25,7 @@ public struct TaskReport: Sendable {
     public var plannedCost: ElementCost? = nil
 
     /// The coordinator's nodes, in the order the report names them.
-    static let beforeNodes: [Node] = [.probe, .plan], afterNodes: [Node] = [.mux, .verify, .publish]
+    static let beforeNodes: [Node] = [.probe, .plan, .reduce], afterNodes: [Node] = [.mux, .verify, .publish]
 
     /// Reads a task's traces: every element's done attempt (its CPU time and fixed costs), the coordinator's
     /// steps, the scheduler's latency. A task whose elements are not all done has nothing to replay (usage error).
@@ -54,6 +54,7 @@ public struct TaskReport: Sendable {
         var input = ScalingInput(before: steps(beforeNodes, done, t.id), elements: elements, beside: steps([.audio], done, t.id, cpu: true),
                                  after: steps(afterNodes, done, t.id), executor: t.storedRequest?.executor.kind.rawValue ?? "local")
         input.workerStartSeconds = workerStart
+        input.analyses = Self.analysisElements(try store.analyses(task: t.id), last: last)
         if remote { Self.latencies(rows.compactMap { last[$0.id] }, into: &input) }
         let elementTraces = Set(rows.compactMap { last[$0.id]?.id })
         let processor = rows.filter { $0.eventId.isNode(.encode) }.compactMap { last[$0.id] }.compactMap { tr in
@@ -66,6 +67,16 @@ public struct TaskReport: Sendable {
                           cpuSeconds: cpu, serialCPUSeconds: serialCPU, measuredWallSeconds: measuredWall(traces, done: done),
                           measuredConcurrency: workers(traces.filter { elementTraces.contains($0.id) }, local: !remote),
                           processorTraces: processor, plannedCost: plan?.elementCost)
+    }
+
+    /// Each analysis element's done attempt, in the local executor's order (video segments, then audio pieces).
+    static func analysisElements(_ rows: [SegmentRecord], last: [SegmentID: TraceRecord]) -> [ScalingInput.Element] {
+        rows.compactMap { r in
+            guard let tr = last[r.id] else { return nil }
+            let wall = tr.wallSeconds ?? 0
+            return ScalingInput.Element(kind: .analysis, index: r.ord, cpuSeconds: tr.cpuSeconds ?? wall, wallSeconds: wall,
+                                        ledgerSeconds: max(0, (tr.endedAt ?? tr.startedAt) - tr.startedAt - wall))
+        }
     }
 
     /// Each element's done attempt, in the executor's dispatch order: the local one's (video segments longest
@@ -169,7 +180,7 @@ extension TaskReport {
         let jobs = task.storedRequest?.settings.jobs
         var lines = [String(format: "task %@ (%@%@): %d segments%@, %.1f CPU-s; serial share of the CPU %.2f %% (%.2f CPU-s)",
                             task.id.short, input.executor, jobs.map { ", --jobs \($0)" } ?? "", segments,
-                            pieces > 0 ? " and \(pieces) audio pieces" : "", cpuSeconds,
+                            (pieces > 0 ? " and \(pieces) audio pieces" : "") + (input.analyses.isEmpty ? "" : ", \(input.analyses.count) analyses"), cpuSeconds,
                             cpuSeconds > 0 ? 100 * serialCPUSeconds / cpuSeconds : 0, serialCPUSeconds)]
         let steps = (input.before + input.after).map { String(format: "%@ %.2f", $0.node, $0.seconds) }
         let beside = input.beside.map { String(format: "; beside the elements: %@ %.2f s", $0.node, $0.seconds) }.joined()

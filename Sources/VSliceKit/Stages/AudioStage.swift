@@ -87,20 +87,30 @@ enum AudioStage: Stage {
     static func planPieces(_ ctx: StageContext) throws(VSliceError) -> [Int: [AudioPiece]] {
         var planned: [Int: [AudioPiece]] = [:]
         var order = 0
+        let loudness = ctx.settings.context?.loudness != nil
+        func onePass(_ track: Int, _ why: String) throws(VSliceError) {
+            guard loudness else { return }
+            throw VSliceError(.usage, "plan audio", path: ctx.input,
+                              reason: "--loudness adjusts the audio in pieces, and audio track \(track) is encoded in one pass: \(why)")
+        }
         for track in ctx.extras.streams.audio {
             guard let codec = track.encoder, ctx.settings.audioPieceSeconds != 0 else { continue }
-            guard AudioJoin.whyOnePass(codec) == nil else { continue }
+            if let why = AudioJoin.whyOnePass(codec) {
+                try onePass(track.ordinal, why)
+                continue
+            }
             let map = try AudioTrackMap.scan(source: ctx.input, stream: track.stream, codec: codec, bitrate: ctx.settings.audioBitrate,
                                              expect: ctx.identity)
             let shape = map.shape
             guard let warmup = AudioJoin.warmupFrames(codec, rate: shape.rate, frameSize: shape.frameSize) else { continue }
             if let why = map.whyOnePass {
+                try onePass(track.ordinal, why)
                 ctx.logger.info("audio track \(track.ordinal) in one pass: \(why)")
                 continue
             }
             let layout = AudioPieceLayout.make(totalSamples: map.totalSamples, frameSize: shape.frameSize,
                                                pieceSamples: AudioJoin.pieceSamples(seconds: ctx.settings.audioPieceSeconds, rate: shape.rate))
-            guard layout.count > 1 else { continue }
+            guard layout.count > 1 || loudness else { continue }
             planned[track.ordinal] = map.pieces(layout, stream: track.stream, track: track.ordinal, codec: codec,
                                                 bitrate: ctx.settings.audioBitrate, firstOrder: order, preroll: warmup.preroll,
                                                 silence: warmup.silence)

@@ -23,6 +23,7 @@ enum EncodeStage: Stage {
                             plan: plan, segmentPaths: ctx.segmentPaths, todo: todo, settings: ctx.settings, options: ctx.options,
                             watchdog: ctx.watchdog, onEvent: ctx.onEvent, logger: ctx.logger, kept: { i, n in ctx.setKept(i, n) })
         job.pieces = piecesTodo
+        job.gains = ctx.loudnessGains
         job.piecePaths = (0..<pieces.count).map { ctx.audioPiecePath($0) }
         if case .detached = try ctx.request.executor.make().encode(job) { return .detached }
         if ctx.settings.videoFilter != nil && ctx.keptFrames.reduce(0, +) == 0 {

@@ -86,6 +86,7 @@ final class StageContext: Sendable {
         var audioPieces: [Int: [AudioPiece]] = [:]
         var keptFrames: [Int] = []
         var verify: VerifyReport?
+        var loudnessGains: [Int: Double] = [:]
     }
     private let produced = Mutex(Produced())
 
@@ -111,6 +112,11 @@ final class StageContext: Sendable {
     func setKept(_ segment: Int, _ frames: Int) { produced.withLock { $0.keptFrames[segment] = frames } }
     func resetKept(count: Int) { produced.withLock { $0.keptFrames = Array(repeating: 0, count: count) } }
     var keptFrames: [Int] { produced.withLock { $0.keptFrames } }
+    /// Each track's linear gain (`--loudness`; set by `ReduceStage`).
+    var loudnessGains: [Int: Double] {
+        get { produced.withLock { $0.loudnessGains } }
+        set { produced.withLock { $0.loudnessGains = newValue } }
+    }
     /// The check of the merged file (set by `VerifyStage`).
     var verify: VerifyReport? {
         get { produced.withLock { $0.verify } }
@@ -141,6 +147,8 @@ final class StageContext: Sendable {
     func audioPiecePath(_ order: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.audioPieceFileName(order)) }
     /// Segment `i`'s analysis artifact (`--analyze`).
     func analysisPath(_ i: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.analysisFileName(i)) }
+    /// Audio piece `order`'s loudness measurement (`--loudness`).
+    func measurePath(_ order: Int) -> String { (work as NSString).appendingPathComponent(WorkFolder.loudnessFileName(order)) }
     /// The reduce's global result (`--reduce`).
     var contextPath: String { (work as NSString).appendingPathComponent(WorkFolder.contextFileName) }
     /// The merged file before it is published: beside the output, named after the task.

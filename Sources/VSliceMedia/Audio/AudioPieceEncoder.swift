@@ -97,6 +97,8 @@ package struct AudioPieceEncoder {
     package var piece: AudioPiece
     package var outputPath: String
     package var expect: FileIdentity? = nil
+    /// A linear gain on the piece's samples (`--loudness`).
+    package var gain: Double = 1
 
     package static let missedStart = "find the audio piece's first frame"
 
@@ -108,6 +110,7 @@ package struct AudioPieceEncoder {
         guard sink.frameSize == piece.timeline.holeThreshold else {
             throw failure("the encoder's frame size is \(sink.frameSize), the plan's \(piece.timeline.holeThreshold)")
         }
+        sink.gain = gain
         let layer = try AudioLayer(decoding: decoding, sink: sink, timeline: piece.timeline)
         layer.fifo.from = piece.feedFrom
         layer.fifo.until = piece.feedTo ?? .max

@@ -252,6 +252,8 @@ package final class AudioSink {
     package let writer: PacketFileWriter
     package var origin: Int64 = 0
     package var keep: Range<Int64> = Int64.min..<Int64.max
+    /// A linear gain on every sample encoded (`--loudness`); 1: none.
+    package var gain: Double = 1
     /// Called after each packet written (the fault point of the single pass).
     package var written: (_ packets: Int) -> Void = { _ in }
     package private(set) var samplesSent: Int64 = 0
@@ -288,6 +290,7 @@ package final class AudioSink {
             let n = min(frameSize, fifo.available)
             let time = origin + fifo.position
             try fifo.read(into: frame, count: Int32(n), rate: format.rate, layout: &format.layout)
+            if gain != 1 { AudioGain.apply(gain, to: frame) }
             frame.pts = time
             samplesSent += n
             while try encoder.send(frame) == .again { try drain() }
@@ -320,6 +323,36 @@ package final class AudioSink {
             if firstTime == nil { firstTime = packet.pts }
             endTime = packet.pts + packet.duration
             written(packetsWritten)
+        }
+    }
+}
+
+/// A linear gain applied to a frame's samples in place (integer samples clipped to their range).
+enum AudioGain {
+    static func apply(_ gain: Double, to frame: Frame) {
+        let f = frame.ptr.pointee
+        let fmt = AVSampleFormat(rawValue: f.format)
+        let planar = av_sample_fmt_is_planar(fmt) != 0
+        let channels = Int(f.ch_layout.nb_channels), n = Int(f.nb_samples)
+        let planes = planar ? channels : 1, count = planar ? n : n * channels
+        for p in 0..<planes {
+            guard let base = f.extended_data[p] else { continue }
+            switch av_get_packed_sample_fmt(fmt) {
+            case AV_SAMPLE_FMT_FLT:
+                base.withMemoryRebound(to: Float.self, capacity: count) { s in for i in 0..<count { s[i] = Float(Double(s[i]) * gain) } }
+            case AV_SAMPLE_FMT_DBL:
+                base.withMemoryRebound(to: Double.self, capacity: count) { s in for i in 0..<count { s[i] *= gain } }
+            case AV_SAMPLE_FMT_S16:
+                base.withMemoryRebound(to: Int16.self, capacity: count) { s in
+                    for i in 0..<count { s[i] = Int16(max(-32768, min(32767, (Double(s[i]) * gain).rounded()))) }
+                }
+            case AV_SAMPLE_FMT_S32:
+                base.withMemoryRebound(to: Int32.self, capacity: count) { s in
+                    for i in 0..<count { s[i] = Int32(max(-2147483648, min(2147483647, (Double(s[i]) * gain).rounded()))) }
+                }
+            default:
+                continue
+            }
         }
     }
 }

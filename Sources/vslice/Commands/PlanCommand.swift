@@ -53,8 +53,13 @@ struct PlanCommand: ParsableCommand {
             print("    " + Self.processorCost(timed: preview.processorCost, counted: plan.elementCost?.processor))
         }
         if let c = plan.context {
-            print("  steps: probe → plan" + (c.analyses.isEmpty ? "" : " → analyze (\(c.analyses.count) elements, ana-NNNNN.out)")
-                  + (c.reduces ? " → reduce (once, context.out)" : "") + " → encode → mux → verify → publish")
+            let analyze = (c.analyses.isEmpty ? [] : ["\(c.analyses.count) elements, ana-NNNNN.out"])
+                + (c.loudness == nil ? [] : ["each audio piece's loudness, loud-NNNNN.json"])
+            print("  steps: probe → plan" + (analyze.isEmpty ? "" : " → analyze (" + analyze.joined(separator: "; ") + ")")
+                  + (c.reduces || c.loudness != nil ? " → reduce (once" + (c.reduces ? ", context.out" : "") + ")" : "") + " → encode → mux → verify → publish")
+            if let l = c.loudness {
+                print("  loudness: I \(l.integrated) LUFS, true peak under \(l.truePeak) dBTP: one linear gain per track")
+            }
             if !c.frames.isEmpty {
                 print("  context frames: \(FrameSpan.text(c.frames)) (\(c.frames.reduce(0) { $0 + $1.count }) frames ahead of every segment's own)")
             }

@@ -26,11 +26,18 @@ struct ContextOptions: ParsableArguments {
         valueName: "ranges"))
     var frames: String?
 
+    @Option(name: .customLong("loudness"), help: ArgumentHelp(
+        "Bring the audio to this loudness (EBU R128) by one linear gain per track: I=LUFS[:TP=dBTP][:LRA=LU], e.g. I=-16:TP=-1.5.",
+        discussion: "Each audio piece is measured in parallel (its 400 ms blocks and true peak), one gated integral per track is taken, and its gain keeps the true peak under TP.",
+        valueName: "target"))
+    var loudness: String?
+
     func settings() throws -> ContextSettings? {
         var c = ContextSettings()
         c.analyze = analyze.map { ProcessorSettings(command: $0) }
         c.reduce = reduce.map { ProcessorSettings(command: $0) }
         if let frames { c.frames = try ContextSettings.parseFrames(frames) }
+        if let loudness { c.loudness = try LoudnessTarget.parse(loudness) }
         return c.isEmpty ? nil : c
     }
 }
