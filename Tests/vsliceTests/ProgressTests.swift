@@ -98,4 +98,64 @@ struct ProgressTests {
         let frames = try #require(row["frames_done"] as? Int)
         #expect(frames > 0 && frames < 100 && (row["percent"] as? Double ?? 100) < 100, "\(row)")
     }
+
+    /// Costs given, so that the estimate is known: the encoder's (the tests' own VSLICE_ELEMENT_COST: start-up
+    /// 2 ms, 4 ms a frame) and the program's (start-up 1.5 s, 50 ms a frame).
+    static let costs = ["VSLICE_PROCESSOR_COST": "1.5,0.05"]
+    static let twoSegments = ["--split", "frames", "--segment-frames", "25", "--min-split-seconds", "0", "--process", "cat"]
+
+    @Test("vslice plan estimates the wall time for --jobs from the measured costs, text and --json (there was no estimate before a run)")
+    func planEstimate() throws {
+        let dir = try Paths.scratch("progress-plan")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("src.mp4").path
+        try makeClip(src, seconds: 2)
+        // Two segments of 25 frames (each starting at a keyframe): 0.002 + 1.5 + 25 × (0.004 + 0.05) = 2.852 s each.
+        for (jobs, encode) in [(2, 2.852), (1, 5.704)] {
+            let r = try vslice(["plan", src, "--jobs", "\(jobs)", "--json"] + Self.twoSegments, environment: Self.costs)
+            #expect(r.status == 0, "\(r.stderr)")
+            let e = try #require(try jsonObject(r.stdout)["estimate"] as? [String: Any], "\(r.stdout.prefix(300))")
+            let seconds = try #require(e["seconds"] as? Double), checks = try #require(e["checks_seconds"] as? Double)
+            #expect(abs((e["encode_seconds"] as? Double ?? 0) - encode) < 0.001, "\(e)")
+            #expect(checks > 0 && abs(seconds - checks - encode) < 0.001 && e["jobs"] as? Int == jobs, "\(e)")
+        }
+        let text = try vslice(["plan", src, "--jobs", "2"] + Self.twoSegments, environment: Self.costs)
+        #expect(text.stdout.contains("estimate: about ") && text.stdout.contains("for --jobs 2") && text.stdout.contains("the segments 2.9 s"),
+                "\(text.stdout)")
+    }
+
+    @Test("vslice plan DIR plans each video of a folder (it said 'is a directory'); batch --dry-run does too, writing nothing")
+    func folderEstimates() throws {
+        let dir = try Paths.scratch("progress-dir")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clips = dir.appendingPathComponent("clips"), out = dir.appendingPathComponent("out")
+        let home = dir.appendingPathComponent("home").path
+        try FileManager.default.createDirectory(at: clips, withIntermediateDirectories: true)
+        try makeClip(clips.appendingPathComponent("a.mp4").path, seconds: 2)
+        try makeClip(clips.appendingPathComponent("b.mp4").path, seconds: 1)
+        try "not a video\n".write(to: clips.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        let env = Self.costs.merging(["VSLICE_HOME": home]) { $1 }
+        let plan = try vslice(["plan", clips.path, "--jobs", "2", "--json"] + Self.twoSegments, environment: env)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let batch = try vslice(["batch", clips.path, "-o", out.path, "--jobs", "2", "--dry-run", "--json"] + Self.twoSegments, environment: env)
+        #expect(batch.status == 0, "\(batch.stderr)")
+        for r in [plan, batch] {
+            let all = try jsonObject(r.stdout)
+            let inputs = try #require(all["inputs"] as? [[String: Any]])
+            #expect(inputs.compactMap { $0["relative"] as? String } == ["a.mp4", "b.mp4"], "\(inputs)")
+            #expect((all["skipped"] as? [String: String])?.keys.sorted() == ["notes.txt"])
+            // a.mp4: two segments on two slots (2.852 s); b.mp4: one of 25 frames (2.852 s); plus each one's checks.
+            let sum = inputs.compactMap { ($0["estimate"] as? [String: Any])?["seconds"] as? Double }.reduce(0, +)
+            let encode = inputs.compactMap { ($0["estimate"] as? [String: Any])?["encode_seconds"] as? Double }
+            #expect(encode.count == 2 && encode.allSatisfy { abs($0 - 2.852) < 0.001 }, "\(encode)")
+            #expect(abs((all["seconds"] as? Double ?? 0) - sum) < 0.001)
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path), "a dry run creates no OUTDIR")
+        let status = try vslice(["status", "--json"], environment: ["VSLICE_HOME": home])
+        #expect((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [Any])?.isEmpty == true, "\(status.stdout)")
+        let text = try vslice(["batch", clips.path, "-o", out.path, "--jobs", "2", "--dry-run"] + Self.twoSegments, environment: env)
+        #expect(text.stdout.contains("a.mp4: 50 frames, 2 segments, about ") && text.stdout.contains("notes.txt: skipped")
+                && text.stdout.contains("batch: 2 inputs planned, about "), "\(text.stdout)")
+        #expect(text.stderr.contains("planning file 2 of 3: b.mp4"), "\(text.stderr)")
+    }
 }
