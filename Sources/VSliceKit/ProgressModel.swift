@@ -113,6 +113,10 @@ public enum ProgressText {
         public var segmentsDone: Int
         public var segments: Int
         public var running: Int
+        /// In a batch: this file's place (from 1) among `files`, and the whole batch's ETA.
+        public var file: Int? = nil
+        public var files: Int? = nil
+        public var batchEta: Double? = nil
 
         public init(name: String, model: ProgressModel, now: Double) {
             self.name = name
@@ -141,9 +145,15 @@ public enum ProgressText {
         return "\(word) \(f.segmentsDone)/\(f.segments)" + (short ? "" : " (\(f.running) running)")
     }
 
+    /// In a batch: ", file 2/5, batch ETA 3:10" (`short`: ", file 2/5"); "" outside one.
+    static func batch(_ f: Figures, short: Bool = false) -> String {
+        guard let file = f.file, let files = f.files else { return "" }
+        return ", file \(file)/\(files)" + (short ? "" : ", batch ETA " + (f.batchEta.map(duration) ?? "--:--"))
+    }
+
     /// The line for a log (not a terminal): everything, no bar.
     public static func plain(_ f: Figures) -> String {
-        "\(f.name) \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))"
+        "\(f.name) \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))\(batch(f))"
     }
 
     /// The bar line for a terminal `width` columns wide: at most `width - 1` columns (writing the last column
@@ -156,10 +166,10 @@ public enum ProgressText {
         }
         // Richest first; each needs the name at least `minName` columns (or whole, if shorter).
         let variants: [(prefix: String, suffix: String)] = [
-            (gauge(24), " \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))"),
-            (gauge(20), " \(percent(f)) \(f.done)/\(f.total), \(fps(f)), \(eta(f)), \(segments(f, short: true))"),
-            (gauge(12), " \(percent(f)) \(fps(f)), \(eta(f))"),
-            (gauge(10), " \(percent(f)) \(eta(f))"),
+            (gauge(24), " \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))\(batch(f))"),
+            (gauge(20), " \(percent(f)) \(f.done)/\(f.total), \(fps(f)), \(eta(f)), \(segments(f, short: true))\(batch(f))"),
+            (gauge(12), " \(percent(f)) \(fps(f)), \(eta(f))\(batch(f, short: true))"),
+            (gauge(10), " \(percent(f)) \(eta(f))\(batch(f, short: true))"),
             ("", " \(percent(f)) \(eta(f))"),
         ]
         let minName = min(columns(f.name), 12)

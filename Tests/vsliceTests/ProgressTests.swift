@@ -158,4 +158,32 @@ struct ProgressTests {
                 && text.stdout.contains("batch: 2 inputs planned, about "), "\(text.stdout)")
         #expect(text.stderr.contains("planning file 2 of 3: b.mp4"), "\(text.stderr)")
     }
+
+    @Test("vslice batch shows file i of N and the batch's ETA, in its progress line and its NDJSON events")
+    func batchPosition() throws {
+        let dir = try Paths.scratch("progress-batch")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clips = dir.appendingPathComponent("clips"), out = dir.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: clips, withIntermediateDirectories: true)
+        for name in ["a", "b", "c"] { try makeClip(clips.appendingPathComponent("\(name).mp4").path, seconds: 2) }
+        let cmd = try SlowModel.perFrame(dir, delay: 0.04)
+        let args = ["batch", clips.path, "-o", out.path, "--process", cmd] + SlowModel.oneSegment
+        let r = try vslice(args + ["--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let events = try ndjson(r.stdout)
+        let started = events.filter { $0["event"] as? String == "task_started" }
+        #expect(started.map { "\($0["file"] ?? "?")/\($0["files"] ?? "?")" } == ["1/3", "2/3", "3/3"], "\(started)")
+        let progress = events.filter { $0["event"] as? String == "progress" }
+        #expect(!progress.isEmpty && progress.allSatisfy { $0["files"] as? Int == 3 }, "\(progress)")
+        // The batch's ETA adds the files after this one: more than the file's own before the last file, the same on it.
+        for p in progress {
+            guard let eta = p["eta_seconds"] as? Double, let all = p["batch_eta_seconds"] as? Double, let file = p["file"] as? Int else { continue }
+            #expect(file == 3 ? abs(all - eta) < 0.2 : all > eta, "\(p)")
+        }
+        #expect(progress.contains { $0["file"] as? Int == 2 && $0["batch_eta_seconds"] != nil }, "\(progress)")
+        // The text: each file's line and the plain progress lines (not a terminal) name the file's place.
+        let text = try vslice(args + ["--force"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stderr.contains("file 2/3, batch ETA") && text.stdout.contains("file 3 of 3: "), "\(text.stderr)\n\(text.stdout)")
+    }
 }
