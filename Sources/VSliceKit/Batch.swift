@@ -15,12 +15,13 @@ public struct BatchItem: Sendable, Equatable {
 
 public enum BatchPlanner {
     /// Regular, non-hidden files under `dir` (below it too with `recursive`) whose name — or, for a pattern
-    /// with a `/`, relative path — matches the glob `pattern`, sorted by path. OUTDIR is never scanned.
-    public static func items(dir: String, outDir: String, pattern: String, recursive: Bool,
+    /// with a `/`, relative path — matches the glob `pattern`, sorted by path. OUTDIR is never scanned. Without
+    /// OUTDIR (`vslice plan DIR`), the items' outputs are empty.
+    public static func items(dir: String, outDir: String?, pattern: String, recursive: Bool,
                              extension ext: String) throws(VSliceError) -> [BatchItem] {
         let fm = FileManager.default
         let root = URL(fileURLWithPath: dir).standardizedFileURL.resolvingSymlinksInPath().path
-        let outRoot = URL(fileURLWithPath: outDir).standardizedFileURL.resolvingSymlinksInPath().path
+        let outRoot = outDir.map { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path }
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw VSliceError(.usage, "batch", path: dir, reason: "not a folder")
@@ -28,7 +29,7 @@ public enum BatchPlanner {
         // Outputs beside their inputs would be taken for inputs by the next run (and an output with the input's
         // own name would replace it): OUTDIR must be another folder (a subfolder is fine: it is never scanned).
         guard outRoot != root else {
-            throw VSliceError(.usage, "batch", path: outDir,
+            throw VSliceError(.usage, "batch", path: outDir ?? dir,
                               reason: "the output folder is the input folder: the next run would take the outputs for inputs; give another -o (a subfolder works)")
         }
         var relatives: [String] = []
@@ -57,7 +58,7 @@ public enum BatchPlanner {
         return relatives.map { rel in
             let stem = (rel as NSString).deletingPathExtension
             return BatchItem(input: (root as NSString).appendingPathComponent(rel), relative: rel,
-                             output: (outRoot as NSString).appendingPathComponent(stem + "." + ext))
+                             output: outRoot.map { ($0 as NSString).appendingPathComponent(stem + "." + ext) } ?? "")
         }
     }
 }
@@ -146,9 +147,9 @@ public struct BatchRunner {
     public var request: BatchRequest? = nil
 
     /// The batch `request` asks for (see the other init); its settings' processor files hashed.
-    public init(_ request: BatchRequest) throws(VSliceError) {
+    public init(_ request: BatchRequest, createOutDir: Bool = true) throws(VSliceError) {
         try self.init(dir: request.dir, outDir: request.outDir, pattern: request.pattern, recursive: request.recursive,
-                      container: request.container, settings: request.settings, force: request.force)
+                      container: request.container, settings: request.settings, force: request.force, createOutDir: createOutDir)
         var r = request
         r.settings = settings
         self.request = r
@@ -160,10 +161,10 @@ public struct BatchRunner {
     /// Checks the encoder options once (they would fail every input the same way), creates OUTDIR, and lists
     /// the inputs (see `BatchPlanner.items`).
     public init(dir: String, outDir: String, pattern: String, recursive: Bool, container: String,
-                settings: TranscodeSettings, force: Bool) throws(VSliceError) {
+                settings: TranscodeSettings, force: Bool, createOutDir: Bool = true) throws(VSliceError) {
         try EncoderCheck.check(settings, format: Container.format(forPath: "x." + container))
         do {
-            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            if createOutDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
         } catch {
             throw VSliceError(.usage, "batch", path: outDir, reason: "cannot create the output folder: \(plainReason(error))")
         }

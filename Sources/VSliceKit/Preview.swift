@@ -14,6 +14,8 @@ public struct PlanPreview: Sendable {
     public var filterTiming: FilterTiming?
     /// What the check before any work timed of the `--process` program (whether or not the plan counts it).
     public var processorCost: ProcessorCost? = nil
+    /// How long the run should take on the wall for `--jobs` (nil when the costs could not be measured).
+    public var estimate: WallEstimate? = nil
 }
 
 extension Transcoder {
@@ -23,12 +25,36 @@ extension Transcoder {
     /// The plan this request's transcode would make, with nothing written: no task, no work folder. The output
     /// need not be given (its container then is MP4's).
     public func preview(stallTimeout: Double = RunOptions().stallTimeout) throws(VSliceError) -> PlanPreview {
+        let started = monotonicSeconds()
         var hashed = self
         hashed.request.settings = try request.settings.withProcessorFiles()
-        return try hashed.previewHashed(stallTimeout: stallTimeout)
+        var (preview, source) = try hashed.previewHashed(stallTimeout: stallTimeout)
+        // A run makes the same checks first: they count as long as these took (before any measurement made for
+        // the estimate alone).
+        let checks = monotonicSeconds() - started
+        preview.estimate = hashed.estimate(preview, source: source, checksSeconds: checks)
+        return preview
     }
 
-    private func previewHashed(stallTimeout: Double) throws(VSliceError) -> PlanPreview {
+    /// The wall-time estimate for the preview's plan: from the costs the plan measured, or (a plan that does not
+    /// measure them: `--jobs 1`, a fixed segment length) measured now, with the processor's as its check timed it.
+    private func estimate(_ preview: PlanPreview, source: Inspection, checksSeconds: Double) -> WallEstimate? {
+        let settings = request.settings, plan = preview.plan
+        var cost = plan.elementCost
+        if cost == nil, plan.frameCount >= 2 {
+            cost = ElementCost.given() ?? (try? ElementCost.measure(source: source.input, index: source.video, settings: settings,
+                                                                     expect: source.identity, workerProcess: request.executor.isRemote))
+        }
+        guard var cost else { return nil }
+        if cost.processor == nil, let process = settings.process, var p = ProcessorCost.given() ?? preview.processorCost {
+            p.persistent = process.isPersistent
+            cost.processor = p
+        }
+        return WallEstimate(plan: plan, cost: cost, jobs: settings.jobs,
+                            cores: request.executor.isRemote ? nil : ProcessInfo.processInfo.activeProcessorCount, checksSeconds: checksSeconds)
+    }
+
+    private func previewHashed(stallTimeout: Double) throws(VSliceError) -> (PlanPreview, Inspection) {
         try request.settings.validate()
         try request.executor.check(request: request, detach: false)
         let format = Container.format(forPath: request.output) ?? "mp4"
@@ -37,6 +63,6 @@ extension Transcoder {
         let source = try inspect(input: input, format: format, stallTimeout: stallTimeout)
         let plan = try Plan.forRun(source: source, settings: request.settings, workers: request.executor.processPerElement)
         let audio = try AudioTrackPlan.describe(source: input, probe: source.probe, settings: request.settings)
-        return PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming, processorCost: source.extras.processorCost)
+        return (PlanPreview(plan: plan, audio: audio, filterTiming: source.extras.filterTiming, processorCost: source.extras.processorCost), source)
     }
 }

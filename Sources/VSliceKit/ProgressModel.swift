@@ -6,7 +6,9 @@ import VSliceSupport
 
 /// What a running task has done, from its `PipelineEvent`s: kept frames (so it ends at exactly 100 %; a
 /// failed attempt's frames are taken back), segments, and a frame rate over the last `window` seconds, so an
-/// early burst (the encoder filling its lookahead) does not make the ETA low for the rest of the run.
+/// early burst (the encoder filling its lookahead) does not make the ETA low for the rest of the run. That rate
+/// is smoothed (an exponential average with time constant `smoothing`), so frames that come back in bursts (a
+/// model's batches, segments ending together) do not swing it, nor the ETA taken from it.
 /// Pure bookkeeping: the caller passes the clock.
 public struct ProgressModel: Sendable {
     public private(set) var total = 0
@@ -21,9 +23,13 @@ public struct ProgressModel: Sendable {
     private var attempt: [Int: Int] = [:]
     private var samples: [(time: Double, processed: Int)] = []
     private var startTime: Double?
+    /// The smoothed rate and when it was last updated.
+    private var smoothed: (fps: Double, time: Double)?
 
     /// The rate is measured over this many recent seconds.
     public var window: Double = 20
+    /// The smoothed rate follows the measured one with this time constant (seconds).
+    public var smoothing: Double = 8
     /// No rate (and no ETA) before this many seconds of frames.
     public var warmUp: Double = 1.5
 
@@ -36,6 +42,7 @@ public struct ProgressModel: Sendable {
             segmentsDone = segmentsAlreadyDone
             startTime = now
             samples = [(now, processed)]
+            smoothed = nil
         case let .alreadyDone(segments): segmentsAlreadyDone = segments; segmentsDone = segments
         case let .framesProcessed(segment, n):
             done += n; processed += n
@@ -61,18 +68,32 @@ public struct ProgressModel: Sendable {
             samples.append((now, processed))
         }
         while samples.count > 2, now - samples[1].time >= window { samples.removeFirst() }
+        if let raw = windowRate(now: now) { smoothed = (blend(raw, now: now), now) }
     }
 
-    public var fraction: Double { total > 0 ? min(1, max(0, Double(done) / Double(total))) : 0 }
+    /// The smoothed rate moved towards `raw` for the time since its last update (`raw` itself at first).
+    private func blend(_ raw: Double, now: Double) -> Double {
+        guard let s = smoothed, smoothing > 0 else { return raw }
+        let a = 1 - exp(-max(0, now - s.time) / smoothing)
+        return s.fps + a * (raw - s.fps)
+    }
 
-    /// Frames per second over the recent window; nil until it is known.
-    public func fps(now: Double) -> Double? {
+    /// Frames per second over the recent window, unsmoothed; nil until it is known.
+    private func windowRate(now: Double) -> Double? {
         guard let first = samples.first, let start = startTime, now - start >= warmUp, processed > first.processed else { return nil }
         let span = now - first.time
         return span > 0 ? Double(processed - first.processed) / span : nil
     }
 
-    /// Seconds left at the recent rate; nil until the rate is known.
+    public var fraction: Double { total > 0 ? min(1, max(0, Double(done) / Double(total))) : 0 }
+
+    /// Frames per second over the recent window, smoothed; nil until it is known.
+    public func fps(now: Double) -> Double? {
+        guard let raw = windowRate(now: now) else { return nil }
+        return blend(raw, now: now)
+    }
+
+    /// Seconds left at the smoothed rate; nil until the rate is known.
     public func eta(now: Double) -> Double? {
         guard let fps = fps(now: now), fps > 0 else { return nil }
         return Double(max(0, total - done)) / fps
@@ -92,6 +113,10 @@ public enum ProgressText {
         public var segmentsDone: Int
         public var segments: Int
         public var running: Int
+        /// In a batch: this file's place (from 1) among `files`, and the whole batch's ETA.
+        public var file: Int? = nil
+        public var files: Int? = nil
+        public var batchEta: Double? = nil
 
         public init(name: String, model: ProgressModel, now: Double) {
             self.name = name
@@ -120,9 +145,15 @@ public enum ProgressText {
         return "\(word) \(f.segmentsDone)/\(f.segments)" + (short ? "" : " (\(f.running) running)")
     }
 
+    /// In a batch: ", file 2/5, batch ETA 3:10" (`short`: ", file 2/5"); "" outside one.
+    static func batch(_ f: Figures, short: Bool = false) -> String {
+        guard let file = f.file, let files = f.files else { return "" }
+        return ", file \(file)/\(files)" + (short ? "" : ", batch ETA " + (f.batchEta.map(duration) ?? "--:--"))
+    }
+
     /// The line for a log (not a terminal): everything, no bar.
     public static func plain(_ f: Figures) -> String {
-        "\(f.name) \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))"
+        "\(f.name) \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))\(batch(f))"
     }
 
     /// The bar line for a terminal `width` columns wide: at most `width - 1` columns (writing the last column
@@ -135,10 +166,10 @@ public enum ProgressText {
         }
         // Richest first; each needs the name at least `minName` columns (or whole, if shorter).
         let variants: [(prefix: String, suffix: String)] = [
-            (gauge(24), " \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))"),
-            (gauge(20), " \(percent(f)) \(f.done)/\(f.total), \(fps(f)), \(eta(f)), \(segments(f, short: true))"),
-            (gauge(12), " \(percent(f)) \(fps(f)), \(eta(f))"),
-            (gauge(10), " \(percent(f)) \(eta(f))"),
+            (gauge(24), " \(percent(f)) \(f.done)/\(f.total) frames, \(fps(f)), \(eta(f)), \(segments(f))\(batch(f))"),
+            (gauge(20), " \(percent(f)) \(f.done)/\(f.total), \(fps(f)), \(eta(f)), \(segments(f, short: true))\(batch(f))"),
+            (gauge(12), " \(percent(f)) \(fps(f)), \(eta(f))\(batch(f, short: true))"),
+            (gauge(10), " \(percent(f)) \(eta(f))\(batch(f, short: true))"),
             ("", " \(percent(f)) \(eta(f))"),
         ]
         let minName = min(columns(f.name), 12)

@@ -11,8 +11,10 @@ public struct TaskSummary: Sendable {
     /// The status as it is now (a dead holder's `running` task is `interrupted` or `stale`), with why.
     public var status: String
     public var note: String?
-    /// Frames of the finished segments.
+    /// Frames of the finished segments, and those the running segment attempts have done so far.
     public var framesDone: Int
+    /// The running segment attempts' kept frames so far, by segment order (`TaskSummary.running`).
+    public var runningFrames: [Int: Int]
     public var segmentsDone: Int
     public var segments: Int
     /// Seconds since the last change or heartbeat.
@@ -25,10 +27,31 @@ public struct TaskSummary: Sendable {
         task = t
         status = live.status
         note = live.note
-        framesDone = done.map { $0.framesDone ?? 0 }.reduce(0, +)
+        runningFrames = live.status == TaskStatus.running.rawValue || live.status == "detached"
+            ? Self.running(t, segments: segs, store: store) : [:]
+        framesDone = done.map { $0.framesDone ?? 0 }.reduce(0, +) + runningFrames.values.reduce(0, +)
         segmentsDone = done.count
         segments = segs.count
         ageSeconds = now - max(t.updatedAt, t.leaseHeartbeat ?? 0)
+    }
+
+    /// The kept frames done so far inside the segments not yet done, by segment order: a local attempt's as the
+    /// holder's heartbeat recorded it in its running trace; a worker's (Slurm, Ray, external) as its progress file
+    /// in the work folder says (`seg-NNNNN.progress`), while its attempt has no trace record yet. Each at most
+    /// the segment's planned frames.
+    public static func running(_ t: TaskRecord, segments: [SegmentRecord], store: JobStore) -> [Int: Int] {
+        var frames = (try? store.runningFrames(task: t.id)) ?? [:]
+        let ended = Set(((try? store.traces(task: t.id)) ?? []).filter { $0.status != .running }.map(\.id))
+        for s in segments where s.status != .done && frames[s.ord] == nil && !t.workDir.isEmpty {
+            guard let p = WorkFolder.progress(workDir: t.workDir, segment: s.ord), !ended.contains(p.trace) else { continue }
+            let record = (t.workDir as NSString).appendingPathComponent(WorkFolder.traceRecordName(segment: s.ord, trace: p.trace))
+            if !FileManager.default.fileExists(atPath: record) { frames[s.ord] = p.frames }
+        }
+        var shown: [Int: Int] = [:]
+        for s in segments where s.status != .done {
+            if let n = frames[s.ord] { shown[s.ord] = min(n, s.framesPlanned) }
+        }
+        return shown
     }
 
     /// The newest `limit` tasks (0: all), newest first, and how many there are in all.

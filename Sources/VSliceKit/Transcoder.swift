@@ -271,12 +271,14 @@ public struct Transcoder: Sendable {
         onEvent(.taskStarted(id: task.id, resumed: claim.resumed))
         let watchdog = StallWatchdog(timeout: options.stallTimeout)
         defer { watchdog.stop() }
-        let heartbeat = Heartbeat(store: store, task: task.id, onCancelled: { watchdog.cancelAll("the task was cancelled") },
+        let running = RunningFrames(), told = onEvent
+        let heartbeat = Heartbeat(store: store, task: task.id, running: running, onCancelled: { watchdog.cancelAll("the task was cancelled") },
                                   onLost: { watchdog.cancelAll("another process took the task over") })
         defer { heartbeat.stop() }
         let ctx = StageContext(request: request, task: task, store: store, source: checked.source,
                                output: output, format: checked.format,
-                               options: options, watchdog: watchdog, published: published, logger: logger, onEvent: onEvent,
+                               options: options, watchdog: watchdog, published: published, logger: logger,
+                               onEvent: { running.apply($0); told($0) },
                                preflight: Transcoder.preflightCost(started: started, cpuAtStart: checked.cpuAtStart))
         do throws(VSliceError) {
             do {

@@ -53,6 +53,19 @@ extension JobStore {
         }
     }
 
+    /// Records the kept frames done so far by the running attempts at video segments (segment order → frames) in
+    /// their traces' `frames_out`, for `vslice status` (the heartbeat's; the attempt's end sets its own). A write
+    /// that fails is dropped: the next heartbeat tries again.
+    package func recordRunningFrames(_ id: TaskID, _ frames: [Int: Int]) {
+        guard !frames.isEmpty else { return }
+        _ = try? writeAsHolder(id) { db in
+            for (ord, n) in frames {
+                try db.execute(sql: "UPDATE trace SET frames_out = ? WHERE segment_id = ? AND status = ?",
+                               arguments: [n, id.segment(ord), StepStatus.running])
+            }
+        }
+    }
+
     /// Ends the task (as its holder) and closes its open events; releases the lease. With `discardWork` (its
     /// work folder is being removed: bad input, bad options, cancelled) no segment counts as done any more.
     package func finishTask(_ id: TaskID, status: TaskStatus, failure: VSliceError? = nil, discardWork: Bool = false) throws(VSliceError) {

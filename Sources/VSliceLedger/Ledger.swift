@@ -13,6 +13,8 @@ package protocol Ledger: Sendable {
     func setFrames(_ task: TaskID, _ n: Int) throws(VSliceError)
     func holdsLease(_ task: TaskID) -> Bool
     func heartbeat(_ task: TaskID) -> HeartbeatResult
+    /// The running segment attempts' kept frames so far (segment order → frames), for `vslice status`.
+    func recordRunningFrames(_ task: TaskID, _ frames: [Int: Int])
     /// Ends the task; a failure's message, kind and whether it would fail the same way again are recorded
     /// (`resume --all` passes over those that would).
     func finishTask(_ task: TaskID, status: TaskStatus, failure: VSliceError?, discardWork: Bool) throws(VSliceError)

@@ -61,6 +61,18 @@ extension JobStore {
         try read { db in try SegmentRecord.fetchAll(db, sql: "SELECT * FROM segment WHERE event_id = ? ORDER BY ord", arguments: [task.event(node)]) }
     }
 
+    /// The kept frames done so far by each running attempt at a video segment, by segment order, as the holder's
+    /// heartbeat last recorded them (`recordRunningFrames`).
+    public func runningFrames(task: TaskID) throws(VSliceError) -> [Int: Int] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT s.ord, t.frames_out FROM trace t JOIN segment s ON t.segment_id = s.id
+                WHERE s.event_id = ? AND t.status = ? AND t.frames_out IS NOT NULL
+                """, arguments: [task.event(.encode), StepStatus.running])
+            return Dictionary(rows.map { (($0[0] as Int), ($0[1] as Int)) }, uniquingKeysWith: max)
+        }
+    }
+
     public func traces(task: TaskID) throws(VSliceError) -> [TraceRecord] {
         try read { db in
             try TraceRecord.fetchAll(db, sql: "SELECT * FROM trace WHERE substr(event_id, 1, ?) = ? ORDER BY started_at",

@@ -67,6 +67,16 @@ struct UXUnitTests {
             let wide = ProgressText.bar(figures(name: name), width: 300)
             #expect((name.isEmpty || wide.contains(name)) && wide.contains("ETA") && wide.contains("segments 0/37"))
         }
+        // In a batch: file i of N and the batch's ETA, still on one line at any width.
+        var inBatch = figures(name: "clip_0042.mp4")
+        (inBatch.file, inBatch.files, inBatch.batchEta) = (42, 340, 7384)
+        for width in 1...220 {
+            let line = ProgressText.bar(inBatch, width: width)
+            #expect(ProgressText.columns(line) <= max(1, width - 1), "\(width): \(line)")
+            if width >= 60 { #expect(line.contains("file 42/340"), "\(width): \(line)") }
+        }
+        #expect(ProgressText.bar(inBatch, width: 200).contains("file 42/340, batch ETA 2:03:04"))
+        #expect(ProgressText.plain(inBatch).hasSuffix("file 42/340, batch ETA 2:03:04"))
         let short = ProgressText.bar(figures(name: String(repeating: "x", count: 100) + ".mp4"), width: 60)
         #expect(short.contains("…") && short.contains(".mp4"), "the name is shortened first, keeping its end: \(short)")
         #expect(short.contains("%"))

@@ -14,7 +14,10 @@ struct PlanParityTests {
         let r = try vslice(["plan", input, "--json"] + options, environment: cost)
         #expect(r.status == 0, "\(r.stderr)")
         var plan = try jsonObject(r.stdout)
+        // What `plan` adds beside the plan itself: the audio tracks, the wall-time estimate.
+        #expect(plan["estimate"] is [String: Any], "\(r.stdout.prefix(300))")
         plan["audio"] = nil
+        plan["estimate"] = nil
         return plan
     }
 

@@ -64,7 +64,8 @@ package struct SegmentPipeline {
     package var segment: SegmentPlan
     package var settings: TranscodeSettings
     package var outputPath: String
-    /// Called with each kept frame's count increment as it is decoded (from the worker thread).
+    /// Called with each kept frame's count increment as it is decoded (from the worker thread); with a `--process`
+    /// program, as it comes back from it (`ReturnedFrames`).
     package var progress: @Sendable (Int) -> Void = { _ in }
     /// Its stop switch and I/O deadline; progress is reported to it for the stall watchdog.
     package var watch: WorkWatch = WorkWatch()
@@ -80,8 +81,11 @@ package struct SegmentPipeline {
     package func run() throws(VSliceError) -> SegmentResult {
         let origin = origin ?? monotonicSeconds()
         var firstFrame: Double? = nil
+        let returned = processor.map { ReturnedFrames(rate: $0.output.rate, report: progress) }
+        var decoded: @Sendable (Int) -> Void = progress
+        if let returned { decoded = { returned.keptFrame($0) } }
         let src = try SegmentSource(path: source, index: index, segment: segment, threads: settings.threadsPerJob, watch: watch,
-                                    expect: expect, progress: progress)
+                                    expect: expect, progress: decoded)
         let cut = settings.cutsByTime ? segment.cut : nil
         // Kept loaded without a slot's program (a worker): one for this segment, ended with it.
         let own = settings.process?.isPersistent == true && processor != nil && processor?.host == nil
@@ -92,12 +96,17 @@ package struct SegmentPipeline {
         let sink = try SegmentSink(.init(settings: settings, geometry: geometry, hdr: hdr, cut: cut,
                                          rate: processor?.output.rate ?? Ratio(num: 1, den: 1)),
                                    segment: segment, index: index, path: source, outputPath: outputPath, watch: watch)
-        let chain = StageChain(stages) { (frame) throws(VSliceError) in try sink.take(frame) }
+        let chain = StageChain(stages) { (frame) throws(VSliceError) in
+            try sink.take(frame)
+            returned?.returned()
+        }
         try src.run { (frame) throws(VSliceError) in
             if firstFrame == nil { firstFrame = monotonicSeconds() }
+            returned?.pushed()
             try chain.push(frame)
         }
         try chain.finish(end: src.end)
+        returned?.finish()
         let flushFrom = monotonicSeconds()
         let sealed = try sink.finish()
         let flushed = monotonicSeconds() - flushFrom

@@ -21,6 +21,7 @@ struct BatchCommand: ParsableCommand {
               vslice batch ~/Videos -o ~/out --recursive --crf 23 --preset medium
               vslice batch . -o ../small --pattern '*.mov' --container mkv --vcodec libx265
               vslice batch in -o out --json | jq -c 'select(.event == "batch_done")'
+              vslice batch in -o out --process cat --dry-run
             """)
 
     @Argument(help: "The folder of inputs.")
@@ -46,6 +47,9 @@ struct BatchCommand: ParsableCommand {
 
     @OptionGroup var cluster: ExecutorOptions
 
+    @Flag(help: "Plan every input and estimate the batch's wall time; transcode nothing (nor create OUTDIR).")
+    var dryRun = false
+
     func validate() throws {
         if cluster.detach { throw ValidationError("--detach is for transcode: batch runs its tasks one after another") }
         guard Container.format(forPath: "x." + container) != nil else {
@@ -66,7 +70,14 @@ struct BatchCommand: ParsableCommand {
         request.stallTimeout = runner.stallTimeout
         request.executor = cluster.config
         // Bad encoder options fail every input the same way: BatchRunner refuses them once, before anything.
-        let batch = try BatchRunner(request)
+        let batch = try BatchRunner(request, createOutDir: !dryRun)
+        if dryRun {
+            let store = try runner.store.open()
+            let all = batch.estimate(store: store, logger: runner.logger) { i, n, item in
+                if !runner.json && !runner.quiet { FileHandle.standardError.write(Data("planning file \(i) of \(n): \(item.relative)\n".utf8)) }
+            }
+            return try EstimateText.print(all, json: runner.json)
+        }
         runner.prepare()
         Signals.remoteRun.store(cluster.executor != .local, ordering: .relaxed)
         Signals.remoteStops.store(cluster.executor == .ray, ordering: .relaxed)

@@ -26,7 +26,7 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Show the N newest tasks (0: all).")
     var limit = 20
 
-    @Flag(help: "Print JSON (the task's fields plus status, recorded_status, frames_done, percent, segments_done, segments, age_seconds).")
+    @Flag(help: "Print JSON (the task's fields plus status, recorded_status, frames_done (the running segments' frames so far included), percent, segments_done, segments, age_seconds).")
     var json = false
 
     @OptionGroup var store: StoreOptions
@@ -47,6 +47,8 @@ struct StatusCommand: ParsableCommand {
         var scheduled: [String: String]?
         /// The processor logs that exist now (`vslice logs`), by path.
         var processorLogs: [String] = []
+        /// The kept frames the running segment attempts have done so far, by segment order.
+        var runningFrames: [String: Int] = [:]
     }
 
     func validate() throws {
@@ -58,10 +60,14 @@ struct StatusCommand: ParsableCommand {
         guard let id = task else { return try list(store) }
         guard let t = try store.task(id) else { throw VSliceError(.usage, "status", reason: "no task '\(id)'") }
         let live = store.liveStatus(t)
-        let detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
-                            segments: try store.segments(task: t.id), audioPieces: try store.audioPieces(task: t.id),
+        let segments = try store.segments(task: t.id)
+        let running = live.status == TaskStatus.running.rawValue || live.status == "detached"
+            ? TaskSummary.running(t, segments: segments, store: store) : [:]
+        var detail = Detail(status: live.status, statusNote: live.note, task: t, events: try store.events(task: t.id),
+                            segments: segments, audioPieces: try store.audioPieces(task: t.id),
                             analyses: try store.analyses(task: t.id), traces: try store.traces(task: t.id),
                             scheduled: ExecutorControl.scheduled(t).map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) })
+        detail.runningFrames = Dictionary(uniqueKeysWithValues: running.map { (String($0.key), $0.value) })
         if json {
             var d = detail
             d.processorLogs = ProcessorLogs.find(t, store: store).map(\.path)
@@ -81,7 +87,7 @@ struct StatusCommand: ParsableCommand {
         // What Slurm holds now: the ledger hears of an element only when its worker's record is collected.
         for s in detail.segments {
             let now = s.status == .done ? nil : detail.scheduled?[String(s.ord)]
-            print("  segment \(s.ord): \(s.status), \(s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)"
+            print("  segment \(s.ord): \(s.status), \(running[s.ord] ?? s.framesDone ?? 0)/\(s.framesPlanned) frames, \(s.attempts) attempt(s)"
                   + (now.map { "; \($0)" } ?? ""))
             // Each failed attempt, where it ran and why (a worker's error, or a lost element: its node failed…).
             for t in detail.traces where t.segmentId == s.id && t.status == .failed {

@@ -16,6 +16,9 @@ struct BatchDriver {
         var options = runner.pipelineOptions
         if runner.maxAttempts == nil, let m = request.maxAttempts { options.maxAttempts = m }
         if runner.stallTimeout == nil, let s = request.stallTimeout { options.stallTimeout = s }
+        let position = BatchProgress(inputs: batch.items.map(\.input))
+        var session = runner.session
+        session.batch = position
         let summary = try batch.run(store: store, onEvent: { event in
             switch event {
             case let .skipped(item, reason, verified):
@@ -32,10 +35,13 @@ struct BatchDriver {
                 Terminal.printError("\(item.relative): \(error.description)")
             }
         }, transcode: { item, force in
-            runner.session.run(input: item.input, output: item.output) { onEvent throws(VSliceError) in
+            position.starting(batch.items.firstIndex(of: item) ?? 0, now: Date().timeIntervalSince1970)
+            let error = session.run(input: item.input, output: item.output) { onEvent throws(VSliceError) in
                 try Transcoder(request: request.request(item, force: force), logger: runner.logger, onEvent: onEvent)
                     .run(store: store, options: options)
             }.error
+            if error == nil { position.finished(now: Date().timeIntervalSince1970) }
+            return error
         })
         report(summary, writer: writer)
         try exit(summary)

@@ -14,6 +14,10 @@ final class EventWriter: Sendable {
         var lastEmit = 0.0
     }
     private let progress = Mutex(Progress())
+    /// In a batch: `file`, `files` and `batch_eta_seconds` in its events.
+    private let batch: BatchProgress?
+
+    init(batch: BatchProgress? = nil) { self.batch = batch }
     /// Seconds between `progress` events.
     static let progressInterval = 1.0
     /// An event that tells how a run ended (`task_failed`, `task_done`, `batch_done`) was written.
@@ -54,12 +58,18 @@ final class EventWriter: Sendable {
                                          "segments_done": m.segmentsDone, "segments": m.segments, SegmentStatus.running.rawValue: m.running]
             if let fps = m.fps(now: now) { fields["fps"] = (fps * 10).rounded() / 10 }
             if let eta = m.eta(now: now) { fields["eta_seconds"] = (eta * 10).rounded() / 10 }
+            if let batch {
+                (fields["file"], fields["files"]) = batch.position
+                if let eta = batch.eta(current: m.eta(now: now), now: now) { fields["batch_eta_seconds"] = (eta * 10).rounded() / 10 }
+            }
             return fields
         }
         if let due { emit("progress", where_.merging(due) { a, _ in a }) }
         switch event {
         case let .taskStarted(id, resumed):
-            emit("task_started", where_.merging(["task": id.rawValue, "resumed": resumed]) { a, _ in a })
+            var fields: [String: Any] = ["task": id.rawValue, "resumed": resumed]
+            if let batch { (fields["file"], fields["files"]) = batch.position }
+            emit("task_started", where_.merging(fields) { a, _ in a })
         case let .planned(total, segments, already):
             let done = progress.withLock { $0.model.segmentsAlreadyDone }
             emit("planned", where_.merging(["frames": total, "segments": segments, "frames_done": already,
@@ -81,6 +91,8 @@ final class EventWriter: Sendable {
 struct TaskSession {
     var json: Bool
     var quiet: Bool
+    /// In a batch: where it is, for the progress line and the events.
+    var batch: BatchProgress? = nil
 
     struct Outcome {
         var report: TranscodeReport?
@@ -91,8 +103,8 @@ struct TaskSession {
     /// error is printed (or emitted) and returned.
     func run(input: String, output: String,
              _ body: (@escaping @Sendable (PipelineEvent) -> Void) throws(VSliceError) -> TranscodeReport) -> Outcome {
-        let progress = ProgressPrinter(label: (input as NSString).lastPathComponent, enabled: !quiet && !json)
-        let writer = json ? EventWriter() : nil
+        let progress = ProgressPrinter(label: (input as NSString).lastPathComponent, enabled: !quiet && !json, batch: batch)
+        let writer = json ? EventWriter(batch: batch) : nil
         let run = RunInfo()
         let talk = !quiet && !json
         do throws(VSliceError) {
@@ -123,8 +135,9 @@ struct TaskSession {
             } else if let writer {
                 writer.emit("task_done", EventWriter.fields(report))
             } else if !quiet {
-                print(String(format: "%@: %d frames in %d segment%@, %.2f s", report.output, report.frames, report.segments,
-                             report.segments == 1 ? "" : "s", report.wallSeconds))
+                let place = batch.map { "file \($0.position.file) of \($0.position.files): " } ?? ""
+                print(place + String(format: "%@: %d frames in %d segment%@, %.2f s", report.output, report.frames, report.segments,
+                                     report.segments == 1 ? "" : "s", report.wallSeconds))
             }
             return Outcome(report: report)
         } catch {

@@ -18,11 +18,14 @@ final class ProgressPrinter: Sendable {
     private let tty: Bool
     private let label: String
     private let enabled: Bool
+    /// In a batch: file i of N and the batch's ETA on the line.
+    private let batch: BatchProgress?
     nonisolated(unsafe) private var resize: DispatchSourceSignal?
 
-    init(label: String, enabled: Bool) {
+    init(label: String, enabled: Bool, batch: BatchProgress? = nil) {
         self.label = label
         self.enabled = enabled
+        self.batch = batch
         tty = isatty(STDERR_FILENO) == 1
         guard enabled, tty else { return }
         state.withLock { $0.width = Self.columns() }
@@ -47,12 +50,17 @@ final class ProgressPrinter: Sendable {
         let line: String? = state.withLock { s in
             s.width = Self.columns()
             guard s.open, !s.finished else { return nil }
-            return "\r\u{1B}[2K" + ProgressText.bar(ProgressText.Figures(name: label, model: s.model, now: Self.now()), width: s.width)
+            return "\r\u{1B}[2K" + ProgressText.bar(figures(s.model, now: Self.now()), width: s.width)
         }
         if let line { FileHandle.standardError.write(Data(line.utf8)) }
     }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
+
+    private func figures(_ model: ProgressModel, now: Double) -> ProgressText.Figures {
+        let f = ProgressText.Figures(name: label, model: model, now: now)
+        return batch?.figures(f, now: now) ?? f
+    }
 
     func handle(_ event: PipelineEvent) {
         guard enabled else { return }
@@ -68,7 +76,7 @@ final class ProgressPrinter: Sendable {
             let interval = tty ? 0.2 : 5
             guard force || now - s.lastDraw >= interval else { return nil }
             s.lastDraw = now
-            let figures = ProgressText.Figures(name: label, model: s.model, now: now)
+            let figures = figures(s.model, now: now)
             var text: String
             switch event {
             case .merged: text = "\(label) merged"
