@@ -86,6 +86,29 @@ struct ProcessorPlanTests {
         #expect(fixed.status == 0 && ProcessorPersistentTests.lines(told) == ["check - -"], "\(ProcessorPersistentTests.lines(told))")
     }
 
+    @Test("a 60 s clip for --jobs 64 with the model's cost: the count the plan's scaling model predicts fastest, and why; kept loaded, at least 48 segments")
+    func sixtySecondsForSixtyFourJobs() throws {
+        let dir = try Paths.scratch("p60")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("sixty.mp4").path
+        try makeClip(src, size: "160x90", seconds: 60)
+        // The encoder at 160x90 and the Real-ESRGAN x2 model on the CPU, as timed here (0.8 s to start, 0.18 s a frame).
+        let env = ["VSLICE_ELEMENT_COST": "0.015,0.0003,0.0013", "VSLICE_PROCESSOR_COST": "0.8,0.18"]
+        let persist = Processors.script("\(Processors.tests)/persist.py")
+        for kept in [false, true] {
+            let plan = try vslice(["plan", src, "--process", persist, "--jobs", "64", "--json"] + (kept ? ["--process-persistent"] : []),
+                                  environment: env)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            let json = try jsonObject(plan.stdout)
+            let count = (json["segments"] as? [Any])?.count ?? 0, reason = json["reason"] as? String ?? ""
+            // One wave of 64 equal segments: each 0.8 s of start-up and about 23 frames, where the rules' 60 at the
+            // keyframes (1 s each) would take 25 frames; kept loaded the same wave, the start-up once per slot.
+            #expect(count == 64, "\(count): \(reason)")
+            #expect(reason.contains("the fastest the scaling model (vslice report's) predicts for 64 workers")
+                    && reason.contains(kept ? "paid once per job slot" : "paid by every segment"), "\(reason)")
+        }
+    }
+
     @Test("plan prints what the check timed of the processor, and whether the plan counts it")
     func planPrintsTheTiming() throws {
         let dir = try Paths.scratch("ptimed")
