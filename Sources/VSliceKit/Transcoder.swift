@@ -234,7 +234,7 @@ public struct Transcoder: Sendable {
         // The processor runs on a few frames: a broken one is refused, and what it puts out is learnt.
         let checked = settings.process == nil ? nil
             : try ProcessorCheck.measure(source: input, index: video, settings: settings, expect: identity, muxer: format,
-                                         stallTimeout: stallTimeout, onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
+                                         stallTimeout: stallTimeout, timing: checkTiming, onStderrLine: { [logger] in logger.debug("processor (check): \($0)") })
         let layout = try SourceLayout(path: input)
         let streamPlan = try StreamPlan(layout, videoStream: video.streamIndex, format: format, settings: settings)
         if !streamPlan.dropped.isEmpty {
@@ -249,6 +249,25 @@ public struct Transcoder: Sendable {
         let hdr = try HDRMetadata.read(source: input, videoStream: video.streamIndex)
         return SourceExtras(filterTiming: filterTiming, layout: layout, streams: streamPlan, hdr: hdr, processor: checked?.output,
                             processorCost: checked?.cost)
+    }
+
+    /// How the processor's check times it: on the first job slot's GPU; and, where the plan counts its timing
+    /// (the default plan, nothing fixed by VSLICE_ELEMENT_COST or VSLICE_PROCESSOR_COST), with as many programs at
+    /// once as the segments will run at once here — the jobs the cores hold at their threads each, or with
+    /// `--gpus` the job slots on the first device — since each then starts and works slower than one alone.
+    /// Elsewhere (`--executor` other than local) one: how many a node runs at once is the scheduler's.
+    var checkTiming: ProcessorCheck.Timing {
+        let s = request.settings
+        var t = ProcessorCheck.Timing(gpu: s.gpus.first)
+        guard Plan.measuresElementCost(s), ElementCost.given() == nil, ProcessorCost.given() == nil, !request.executor.isRemote else {
+            return t
+        }
+        if let first = s.gpus.first {
+            t.programs = (0..<max(1, s.jobs)).filter { s.gpus[$0 % s.gpus.count] == first }.count
+        } else {
+            t.programs = min(max(1, s.jobs), max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, s.threadsPerJob)))
+        }
+        return t
     }
 
     /// Takes the task in the ledger (a new one, or the unfinished one resumed), once the input's fingerprint

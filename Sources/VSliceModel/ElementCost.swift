@@ -100,6 +100,8 @@ public struct ProcessorCost: Codable, Sendable, Equatable {
     public var framesTimed: Int
     /// The program stays loaded (`--process-persistent`): its start-up is paid once per job slot, not per segment.
     public var persistent: Bool = false
+    /// Programs timed at once (the check's, as the segments run them; nil: one).
+    public var programs: Int? = nil
 
     public init(startupSeconds: Double, secondsPerFrame: Double, framesTimed: Int, persistent: Bool = false) {
         self.startupSeconds = startupSeconds
@@ -122,11 +124,25 @@ public struct ProcessorCost: Codable, Sendable, Equatable {
         return ProcessorCost(startupSeconds: v[0], secondsPerFrame: v[1], framesTimed: 0)
     }
 
-    /// "start-up 420 ms, 182 ms of work per frame (timed over 4 frames)".
+    /// "start-up 420 ms, 182 ms of work per frame (timed over 4 frames, 2 programs at once)".
     public var summary: String {
-        String(format: "start-up %.0f ms%@, %.3g ms of work per frame", startupSeconds * 1000,
-               persistent ? " (once per job slot: it stays loaded)" : "", secondsPerFrame * 1000)
-            + (framesTimed > 0 ? " (timed over \(framesTimed) frames)" : " (as VSLICE_PROCESSOR_COST says)")
+        let at = (programs ?? 1) > 1 ? ", \(programs ?? 1) programs at once" : ""
+        return String(format: "start-up %.0f ms%@, %.3g ms of work per frame", startupSeconds * 1000,
+                      persistent ? " (once per job slot: it stays loaded)" : "", secondsPerFrame * 1000)
+            + (framesTimed > 0 ? " (timed over \(framesTimed) frames\(at))" : " (as VSLICE_PROCESSOR_COST says)")
+    }
+
+    /// The mean of programs' timings (the check's, run `programs` at once): their start-ups, and their work per
+    /// frame weighted by the frames each timed; `framesTimed` is one program's. Nil when none was timed.
+    public static func mean(of costs: [ProcessorCost]) -> ProcessorCost? {
+        guard var m = costs.first else { return nil }
+        guard costs.count > 1 else { return m }
+        let frames = costs.map(\.framesTimed).reduce(0, +)
+        m.startupSeconds = costs.map(\.startupSeconds).reduce(0, +) / Double(costs.count)
+        m.secondsPerFrame = frames > 0 ? costs.map { $0.secondsPerFrame * Double($0.framesTimed) }.reduce(0, +) / Double(frames)
+            : costs.map(\.secondsPerFrame).reduce(0, +) / Double(costs.count)
+        m.programs = costs.count
+        return m
     }
 }
 

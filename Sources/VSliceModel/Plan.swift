@@ -156,7 +156,8 @@ public struct Plan: Codable, Sendable {
                                         index.keyframeIndices.count, index.keyframeIndices.count == 1 ? "" : "s")
                     }
                 } else {
-                    (starts, reason) = Plan.balancedStarts(index: index, duration: duration, settings: settings, cost: cost)
+                    (starts, reason) = Plan.checkedByModel(Plan.balancedStarts(index: index, duration: duration, settings: settings, cost: cost),
+                                                           index: index, settings: settings, cost: cost)
                 }
             case .frames:
                 starts = Array(stride(from: 0, to: n, by: max(1, settings.segmentFrames)))

@@ -4,6 +4,7 @@ stream read (y4m.streams()). Each start appends its pid and VSLICE_CHECK to $PER
 "stream SEGMENT FRAMES" to $PERSIST_STREAMS. PERSIST_DIE_ONCE=FILE: outside the check, after its first stream the
 program kills itself (SIGKILL), once (FILE marks it done). PERSIST_HANG=1: outside the check, it hangs on its first
 stream. PERSIST_EXTRA=1: outside the check, it writes each stream's last frame twice (a wrong count, exit 0).
+PERSIST_GPUS=FILE: each start appends "check|run VSLICE_GPU CUDA_VISIBLE_DEVICES" ("-" for one not set).
 Its arguments are ignored (the tests put a marker there for ps)."""
 import os
 import signal
@@ -17,6 +18,9 @@ check = os.environ.get("VSLICE_CHECK") == "1"
 if os.environ.get("PERSIST_STARTS"):
     with open(os.environ["PERSIST_STARTS"], "a") as f:
         f.write("%d %s\n" % (os.getpid(), "check" if check else "run"))
+if os.environ.get("PERSIST_GPUS"):
+    with open(os.environ["PERSIST_GPUS"], "a") as f:
+        f.write("%s %s %s\n" % ("check" if check else "run", os.environ.get("VSLICE_GPU", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-")))
 writer = y4m.Writer()
 for stream in y4m.streams():
     if os.environ.get("PERSIST_HANG") and not check:

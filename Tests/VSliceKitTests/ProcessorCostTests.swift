@@ -49,17 +49,43 @@ struct ProcessorCostTests {
         #expect(plan.reason.contains("the processor's 500 ms") && plan.reason.contains("1.3 + 180 ms of work per frame"), "\(plan.reason)")
     }
 
-    @Test("63 s for --jobs 64 with 1 s keyframes: about one segment per job, not the eight the encoder's cost makes")
+    @Test("63 s for --jobs 64 with 1 s keyframes: the segment count the scaling model predicts fastest (none of --split frames' is faster), said why")
     func manyJobs() {
         let idx = index(frames: 25 * 63, gop: 25)
-        let plan = Plan(index: idx, settings: settings(jobs: 64), cost: withModel())
-        // A 10 % fixed share: (15 + 500) ms ÷ (10 % × 181.3 ms) = 28.4 frames, 1.14 s: 55 such segments fit.
-        #expect(plan.segments.count >= 50, "\(plan.segments.count): \(plan.reason)")
-        #expect(plan.segments.allSatisfy { $0.frameCount >= 28 }, "\(plan.segments.map(\.frameCount))")
-        // Where the 2 % rule leaves no job idle (a long input), it stays: segments of at least 142 frames.
-        let long = Plan(index: index(frames: 25 * 3600, gop: 25), settings: settings(jobs: 64), cost: withModel())
-        #expect(long.segments.count > 64 && long.segments.allSatisfy { $0.frameCount >= 142 }, "\(long.reason)")
-        #expect(long.reason.contains("under 2 % of its work"), "\(long.reason)")
+        let s = settings(jobs: 64)
+        for c in [withModel(), withModel(persistent: true)] {
+            let plan = Plan(index: idx, settings: s, cost: c)
+            #expect(plan.segments.count >= 60, "\(plan.segments.count): \(plan.reason)")
+            #expect(plan.reason.contains("the scaling model (vslice report's)") && plan.reason.contains("for 64 workers"), "\(plan.reason)")
+            let mine = Plan.predictedSeconds(starts: plan.segments.map(\.firstFrame), index: idx, settings: s, cost: c)
+            // Every cut at exact frame counts, as --split frames makes it, is predicted no faster.
+            for k in 5...200 {
+                var f = s
+                f.split = .frames
+                f.segmentFrames = k
+                let other = Plan(index: idx, settings: f).segments.map(\.firstFrame)
+                #expect(mine <= Plan.predictedSeconds(starts: other, index: idx, settings: s, cost: c) + 1e-9, "\(k) frames a segment")
+            }
+        }
+        // Where the rules make two segments per job or more (a long input), their shrinking segments stay.
+        let long = Plan(index: index(frames: 25 * 3600, gop: 25), settings: s, cost: withModel())
+        #expect(long.segments.count >= 128, "\(long.segments.count): \(long.reason)")
+        #expect(long.segments.allSatisfy { $0.frameCount >= 142 }, "\(long.reason)")
+        #expect(long.reason.contains("under 2 % of its work") && !long.reason.contains("scaling model"), "\(long.reason)")
+    }
+
+    @Test("the plan's prediction is the scaling model's replay: one wave of equal segments is its fixed cost and work; kept loaded, the start-up once per worker")
+    func predictionIsTheModel() {
+        let idx = index(frames: 100, gop: 25)
+        let s = settings(jobs: 4)
+        let starts = [0, 25, 50, 75]
+        let each = Plan.predictedSeconds(starts: starts, index: idx, settings: s, cost: withModel())
+        #expect(abs(each - (0.515 + 25 * 0.1813)) < 1e-9, "\(each)")
+        // Eight segments on four workers: two waves; per segment the start-up twice, kept loaded once.
+        let eight = Array(stride(from: 0, to: 100, by: 13)).prefix(8).map { $0 }
+        let twice = Plan.predictedSeconds(starts: eight, index: idx, settings: s, cost: withModel())
+        let once = Plan.predictedSeconds(starts: eight, index: idx, settings: s, cost: withModel(persistent: true))
+        #expect(abs(twice - once - 0.5) < 1e-9, "\(twice) \(once)")
     }
 
     @Test("a processor that stays loaded pays its start-up once per job slot: it does not lengthen the segments")

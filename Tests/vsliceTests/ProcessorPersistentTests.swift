@@ -37,6 +37,30 @@ struct ProcessorPersistentTests {
         #expect(try oracleProblems(source: src, output: out).isEmpty)
     }
 
+    @Test("--gpus with --slots-per-gpu K: K programs kept loaded per device, each told its own; the check runs on the first slot's device, K at once where it times the program")
+    func slotsPerGPU() throws {
+        let dir = try Paths.scratch("pp-gpus")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = Paths.fixture("h264_aac.mp4")
+        let told = dir.appendingPathComponent("gpus").path
+        let out = dir.appendingPathComponent("kept.mkv").path
+        let gpus = ["--gpus", "0,1", "--slots-per-gpu", "2", "--process-persistent"]
+        let run = try vslice(["transcode", src, "-o", out, "--process", Self.persist, "--segment-seconds", "1", "--min-split-seconds", "0"]
+                             + gpus + Self.lossless, environment: ["PERSIST_GPUS": told])
+        #expect(run.status == 0, "\(run.stderr)")
+        // Four slots (--jobs defaults to 2 devices × 2), one program each, two per device; the check (timing
+        // fixed by the tests' VSLICE_ELEMENT_COST) is one program, on device 0.
+        #expect(Self.lines(told).sorted() == ["check 0 0", "run 0 0", "run 0 0", "run 1 1", "run 1 1"], "\(Self.lines(told))")
+        try FileManager.default.removeItem(atPath: told)
+        // Where the plan counts the timing, the check times as many programs at once as device 0 will run: two.
+        let plan = try vslice(["plan", src, "--process", Self.persist] + gpus, environment: ["PERSIST_GPUS": told, "VSLICE_ELEMENT_COST": ""])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(Self.lines(told) == ["check 0 0", "check 0 0"], "\(Self.lines(told))")
+        #expect(plan.stdout.contains("2 programs at once"), "\(plan.stdout)")
+        let bad = try vslice(["plan", src, "--process", Self.persist, "--slots-per-gpu", "2"])
+        #expect(bad.status == 2 && bad.stderr.contains("--slots-per-gpu needs --gpus"), "\(bad.stderr)")
+    }
+
     @Test("the temporal denoiser kept loaded, with --overlap 2,2, equals one run over the whole video")
     func temporalDenoiser() throws {
         let dir = try Paths.scratch("pp-denoise")

@@ -63,6 +63,52 @@ struct ProcessorPlanTests {
         }
     }
 
+    /// What plan says of the programs the check times at once for `jobs` one-thread slots: as many as the cores hold.
+    static func atOnce(jobs: Int) -> String {
+        let n = min(jobs, ProcessInfo.processInfo.activeProcessorCount)
+        return n > 1 ? ", \(n) programs at once" : ""
+    }
+
+    @Test("the check times as many programs at once as the segments will run here (the jobs the cores hold), one where the timing is fixed")
+    func checkTimesProgramsAtOnce() throws {
+        let dir = try Paths.scratch("patonce")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = Paths.fixture("h264_aac.mp4")
+        let told = dir.appendingPathComponent("starts").path
+        let persist = Processors.script("\(Processors.tests)/persist.py")
+        let timed = try vslice(["plan", src, "--process", persist, "--jobs", "2"], environment: ["PERSIST_GPUS": told, "VSLICE_ELEMENT_COST": ""])
+        #expect(timed.status == 0, "\(timed.stderr)")
+        let n = min(2, ProcessInfo.processInfo.activeProcessorCount)
+        #expect(ProcessorPersistentTests.lines(told) == Array(repeating: "check - -", count: n), "\(ProcessorPersistentTests.lines(told))")
+        #expect(timed.stdout.contains("(timed over 4 frames\(Self.atOnce(jobs: 2)))"), "\(timed.stdout)")
+        try FileManager.default.removeItem(atPath: told)
+        let fixed = try vslice(["plan", src, "--process", persist, "--jobs", "2"], environment: ["PERSIST_GPUS": told])
+        #expect(fixed.status == 0 && ProcessorPersistentTests.lines(told) == ["check - -"], "\(ProcessorPersistentTests.lines(told))")
+    }
+
+    @Test("a 60 s clip for --jobs 64 with the model's cost: the count the plan's scaling model predicts fastest, and why; kept loaded, at least 48 segments")
+    func sixtySecondsForSixtyFourJobs() throws {
+        let dir = try Paths.scratch("p60")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("sixty.mp4").path
+        try makeClip(src, size: "160x90", seconds: 60)
+        // The encoder at 160x90 and the Real-ESRGAN x2 model on the CPU, as timed here (0.8 s to start, 0.18 s a frame).
+        let env = ["VSLICE_ELEMENT_COST": "0.015,0.0003,0.0013", "VSLICE_PROCESSOR_COST": "0.8,0.18"]
+        let persist = Processors.script("\(Processors.tests)/persist.py")
+        for kept in [false, true] {
+            let plan = try vslice(["plan", src, "--process", persist, "--jobs", "64", "--json"] + (kept ? ["--process-persistent"] : []),
+                                  environment: env)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            let json = try jsonObject(plan.stdout)
+            let count = (json["segments"] as? [Any])?.count ?? 0, reason = json["reason"] as? String ?? ""
+            // One wave of 64 equal segments: each 0.8 s of start-up and about 23 frames, where the rules' 60 at the
+            // keyframes (1 s each) would take 25 frames; kept loaded the same wave, the start-up once per slot.
+            #expect(count == 64, "\(count): \(reason)")
+            #expect(reason.contains("the fastest the scaling model (vslice report's) predicts for 64 workers")
+                    && reason.contains(kept ? "paid once per job slot" : "paid by every segment"), "\(reason)")
+        }
+    }
+
     @Test("plan prints what the check timed of the processor, and whether the plan counts it")
     func planPrintsTheTiming() throws {
         let dir = try Paths.scratch("ptimed")
@@ -70,7 +116,7 @@ struct ProcessorPlanTests {
         let src = Paths.fixture("h264_aac.mp4")
         let counted = try vslice(["plan", src, "--process", "cat", "--jobs", "2"], environment: ["VSLICE_ELEMENT_COST": ""])
         #expect(counted.status == 0, "\(counted.stderr)")
-        #expect(counted.stdout.firstMatch(of: /timed by the check: start-up \d+ ms, [0-9.e+-]+ ms of work per frame \(timed over 4 frames\); the plan counts it/) != nil,
+        #expect(counted.stdout.firstMatch(of: /timed by the check: start-up \d+ ms, [0-9.e+-]+ ms of work per frame \(timed over 4 frames(, 2 programs at once)?\); the plan counts it/) != nil,
                 "\(counted.stdout)")
         #expect(counted.stdout.contains("element cost: start-up") && counted.stdout.contains("(the encoder's and the processor's)"),
                 "\(counted.stdout)")
@@ -107,7 +153,7 @@ struct ProcessorPlanTests {
         try Model.tinyClip(src)
         let plan = try vslice(["plan", src, "--process", Model.superres, "--jobs", "2"], environment: ["VSLICE_ELEMENT_COST": ""])
         #expect(plan.status == 0, "\(plan.stderr)")
-        #expect(plan.stdout.contains("puts out 128x72 yuv420p") && plan.stdout.contains("(timed over 4 frames); the plan counts it"),
+        #expect(plan.stdout.contains("puts out 128x72 yuv420p") && plan.stdout.contains("(timed over 4 frames\(Self.atOnce(jobs: 2))); the plan counts it"),
                 "\(plan.stdout)")
         let out = dir.appendingPathComponent("out.mkv").path
         let run = try vslice(["transcode", src, "-o", out, "--process", Model.superres, "--segment-frames", "5", "--split", "frames",

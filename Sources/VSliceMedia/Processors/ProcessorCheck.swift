@@ -1,5 +1,6 @@
 import CFFmpeg
 import Foundation
+import Synchronization
 import VSliceModel
 import VSliceSupport
 
@@ -20,9 +21,14 @@ public enum ProcessorCheck {
 
     /// The check, and what it timed of the program (`ProcessorCost`: its start-up, and its work per frame over
     /// the frames after its first; nil when it put out fewer than two frames). The timing costs nothing beyond
-    /// the check itself.
+    /// the check itself, unless `timing` asks for programs at once: the segments run `--jobs` programs at once,
+    /// and one program alone starts and works faster than each of several sharing the machine (measured here:
+    /// two at once took 1.5× the start-up and 1.6× the work per frame of one alone). So `timing.programs`
+    /// copies of the check run at once, as the segments will run (the wall time of one check, with that many
+    /// cores), and their timings are averaged; only the first one's output is checked and learnt. `timing.gpu`:
+    /// the device the check's programs get (`VSLICE_GPU`, `CUDA_VISIBLE_DEVICES`): the first job slot's.
     public static func measure(source: String, index: VideoIndex, settings: TranscodeSettings, expect: FileIdentity? = nil,
-                               muxer: String? = nil, stallTimeout: Double = 300,
+                               muxer: String? = nil, stallTimeout: Double = 300, timing: Timing = Timing(),
                                onStderrLine: (@Sendable (String) -> Void)? = nil) throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
         guard let process = settings.process else {
             throw VSliceError(.usage, "check --process", reason: "no --process given")
@@ -30,12 +36,19 @@ public enum ProcessorCheck {
         do throws(VSliceError) {
             let watchdog = StallWatchdog(timeout: stallTimeout)
             defer { watchdog.stop() }
-            let watch = WorkWatch(stalledMeans: "no frame from the processor")
-            return try watchdog.watching(watch) { () throws(VSliceError) in
-                let check = Check(source: source, index: index, settings: settings, process: process, expect: expect, muxer: muxer,
-                                  watch: watch, onStderrLine: onStderrLine)
-                return process.isPersistent ? try check.twoStreams() : try check.run(Check.Stream(frames: 0..<min(frames, index.pts.count)))
+            let check = Check(source: source, index: index, settings: settings, process: process, expect: expect, muxer: muxer,
+                              gpu: timing.gpu, onStderrLine: onStderrLine)
+            let companions = Companions(check: check, count: max(0, timing.programs - 1), watchdog: watchdog)
+            let main: (output: ProcessorOutput, cost: ProcessorCost?)
+            do throws(VSliceError) {
+                main = try watchdog.watching(check.watch) { () throws(VSliceError) in try check.full() }
+            } catch {
+                companions.abandon()
+                throw error
             }
+            var costs = companions.costs()
+            if let c = main.cost { costs.insert(c, at: 0) }
+            return (main.output, ProcessorCost.mean(of: costs))
         } catch {
             if error.kind == .interrupted || error.kind == .input { throw error }
             let n = min(frames, index.pts.count)
@@ -43,6 +56,17 @@ public enum ProcessorCheck {
             var e = VSliceError(.usage, "check --process", reason: "the processor failed on \(what): \(error.reason)")
             e.everyInput = error.everyInput
             throw e
+        }
+    }
+
+    /// How the check times the program: `programs` at once (as many as the segments will run at once on one
+    /// machine, or on one device), on device `gpu`.
+    public struct Timing: Sendable {
+        public var programs: Int
+        public var gpu: String?
+        public init(programs: Int = 1, gpu: String? = nil) {
+            self.programs = programs
+            self.gpu = gpu
         }
     }
 
@@ -57,15 +81,23 @@ public enum ProcessorCheck {
 }
 
 /// One run of the check: the settings it needs, and a stream of frames through the program.
-private struct Check {
+private struct Check: Sendable {
     var source: String
     var index: VideoIndex
     var settings: TranscodeSettings
     var process: ProcessorSettings
     var expect: FileIdentity?
     var muxer: String?
-    var watch: WorkWatch
+    var gpu: String?
     var onStderrLine: (@Sendable (String) -> Void)?
+    var watch = WorkWatch(stalledMeans: "no frame from the processor")
+    /// A companion that only times the program: its output is not checked against the encoder.
+    var timingOnly = false
+
+    /// The whole check: one stream, or two kept loaded.
+    func full() throws(VSliceError) -> (output: ProcessorOutput, cost: ProcessorCost?) {
+        process.isPersistent ? try twoStreams() : try run(Stream(frames: 0..<min(ProcessorCheck.frames, index.pts.count)))
+    }
 
     /// Source frames through the program, as segment `segment` (kept loaded: on `host`, learnt output `expected`).
     struct Stream {
@@ -126,9 +158,13 @@ private struct Check {
                        "VSLICE_FRAMES": String(n), "VSLICE_BUFFER_BEFORE": "0", "VSLICE_BUFFER_AFTER": "0", "VSLICE_CHECK": "1"] {
             env[k] = v
         }
+        if let gpu {
+            env["VSLICE_GPU"] = gpu
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        }
         let supported = SegmentSink.supportedPixelFormats(codec: settings.videoCodec)
         var spec = ProcessorSpec(settings: process, label: "check", expected: stream.expected, environment: env, logPath: nil,
-                                 onStderrLine: onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat,
+                                 onStderrLine: timingOnly ? nil : onStderrLine, encoderFormats: supported, preferredFormat: geometry.pixelFormat,
                                  inputFrames: settings.videoFilter == nil ? n : nil)
         spec.host = stream.host
         spec.streamTags = stream.host == nil ? [] : ProcessorSpec.tags(segment: stream.segment, firstFrame: a, frames: n, before: 0, after: 0)
@@ -145,8 +181,48 @@ private struct Check {
             throw VSliceError(.processing, "check --process", reason: "the processor put out no frame for \(external.framesIn) input frames")
         }
         let cost = external.timedCost
-        if stream.expected == nil { try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer) }
+        if stream.expected == nil && !timingOnly { try EncoderCheck.checkProcessed(first, geometry: external.output, settings: settings, muxer: muxer) }
         return (learnt, cost)
+    }
+}
+
+/// The check's companions: copies of it run at once beside it, for their timing only. A companion that fails
+/// leaves its timing out (the check itself says what is wrong with the program).
+private final class Companions: Sendable {
+    private let runs: [(watch: WorkWatch, thread: WorkerPool.Joinable)]
+    private let timed = Timed()
+
+    private final class Timed: Sendable {
+        let costs = Mutex<[Int: ProcessorCost]>([:])
+    }
+
+    init(check: Check, count: Int, watchdog: StallWatchdog) {
+        let timed = timed
+        var runs: [(watch: WorkWatch, thread: WorkerPool.Joinable)] = []
+        for k in 0..<count {
+            var copy = check
+            copy.watch = WorkWatch(stalledMeans: "no frame from the processor")
+            copy.timingOnly = true
+            runs.append((copy.watch, WorkerPool.spawn { [copy, timed] () throws(VSliceError) in
+                let c = try watchdog.watching(copy.watch) { () throws(VSliceError) in try copy.full() }.cost
+                if let c { timed.costs.withLock { $0[k] = c } }
+            }))
+        }
+        self.runs = runs
+    }
+
+    /// Stops them (the check failed).
+    func abandon() {
+        for r in runs {
+            r.watch.abandon("the check failed")
+            _ = r.thread.wait()
+        }
+    }
+
+    /// Waits for them: the timings of those that ended well.
+    func costs() -> [ProcessorCost] {
+        let ok = runs.indices.filter { runs[$0].thread.wait() == nil }
+        return timed.costs.withLock { t in ok.compactMap { t[$0] } }
     }
 }
 

@@ -42,10 +42,16 @@ struct ProcessorOptions: ParsableArguments {
     @Option(help: "GPU devices for the processor, one per concurrent segment (0,1): sets VSLICE_GPU and CUDA_VISIBLE_DEVICES.")
     var gpus: String?
 
+    @Option(name: .customLong("slots-per-gpu"), help: ArgumentHelp(
+        "With --gpus: job slots per device (default 1); --jobs defaults to devices × this.",
+        discussion: "With --process-persistent, one program is kept loaded per slot: K programs per device.",
+        valueName: "K"))
+    var slotsPerGpu: Int?
+
     @Flag(name: .customLong("process-persistent"), help: ArgumentHelp(
-        "Keep the processor loaded: one program per job slot (per GPU with --gpus) takes every segment it is given (y4m only).",
+        "Keep the processor loaded: one program per job slot (per GPU with --gpus; --slots-per-gpu K for K) takes every segment it is given (y4m only).",
         discussion: """
-            The program is started once per job slot and reads, on the same stdin, one YUV4MPEG2 stream per             segment: a header line carrying XVSLICE_SEGMENT=i, XVSLICE_FRAMES=n (the frames that follow, buffer             frames included), XVSLICE_BUFFER_BEFORE=b and XVSLICE_BUFFER_AFTER=a, then n frames. For each stream             it must write one Y4M stream on stdout — a header, then all of that segment's output frames (n, or             n times --process-rate) — before it reads the next header, and exit 0 at the end of its input. A             program that dies is started again for the next segment. The check before any work sends it two short             streams: one that cannot take a second header is refused (exit 2). Not with --vf. examples/ has the             persistent forms of its processors (examples/y4m.py: y4m.streams()).
+            The program is started once per job slot and reads, on the same stdin, one YUV4MPEG2 stream per segment: a header line carrying XVSLICE_SEGMENT=i, XVSLICE_FRAMES=n (the frames that follow, buffer frames included), XVSLICE_BUFFER_BEFORE=b and XVSLICE_BUFFER_AFTER=a, then n frames. For each stream it must write one Y4M stream on stdout — a header, then all of that segment's output frames (n, or n times --process-rate) — before it reads the next header, and exit 0 at the end of its input. A program that dies is started again for the next segment. The check before any work sends it two short streams: one that cannot take a second header is refused (exit 2). Not with --vf. examples/ has the persistent forms of its processors (examples/y4m.py: y4m.streams()).
             """))
     var persistent = false
 
@@ -80,9 +86,19 @@ struct ProcessorOptions: ParsableArguments {
         return p
     }
 
+    /// The device of each job slot, in order: every device once, then again for each further slot per device
+    /// (`--slots-per-gpu 2` on 0,1: 0,1,0,1), so that fewer segments than slots still spread over the devices.
     func gpuList() throws -> [String] {
-        guard let gpus else { return [] }
-        return gpus.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let gpus else {
+            if slotsPerGpu != nil { throw VSliceError(.usage, "check options", reason: "--slots-per-gpu needs --gpus") }
+            return []
+        }
+        let devices = gpus.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let k = slotsPerGpu ?? 1
+        guard (1...64).contains(k) else {
+            throw VSliceError(.usage, "check options", reason: "--slots-per-gpu takes 1 to 64, got \(k)")
+        }
+        return (0..<k).flatMap { _ in devices }
     }
 }
 
