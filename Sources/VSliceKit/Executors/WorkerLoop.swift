@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VSliceLedger
 import VSliceMedia
 import VSliceModel
@@ -23,6 +24,8 @@ public final class WorkerLoop {
     /// The kept program (`--process-persistent`), nil otherwise.
     let host: PersistentProcessor?
     private(set) var elementsRun = 0
+    /// A serving worker waits for its next index (no element running): a stop signal may end it at once.
+    public static let waitingForInput = Atomic<Bool>(false)
 
     public init(workDir: String, environment: [String: String]) throws(VSliceError) {
         self.workDir = Paths.absolute(workDir)
@@ -103,7 +106,10 @@ public final class WorkerLoop {
     public func serving(input: FileHandle, output: FileHandle) throws(VSliceError) {
         var buffered = Data()
         while !Cancellation.stopRequested {
-            guard let line = Self.nextLine(input, &buffered) else { return }
+            Self.waitingForInput.store(true, ordering: .sequentiallyConsistent)
+            let next = Self.nextLine(input, &buffered)
+            Self.waitingForInput.store(false, ordering: .sequentiallyConsistent)
+            guard let line = next else { return }
             let f = line.split(separator: " ")
             guard let i = f.first.flatMap({ Int($0) }) else { continue }
             var extra: [String: String] = [:]

@@ -82,7 +82,11 @@ struct SegmentCommand: ParsableCommand {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler { Cancellation.requestAbort() }
+            src.setEventHandler {
+                // A serving worker between elements has nothing to abort: it ends now.
+                if WorkerLoop.waitingForInput.load(ordering: .sequentiallyConsistent) { Foundation.exit(130) }
+                Cancellation.requestAbort()
+            }
             src.resume()
             Signals.sources.append(src)
         }
