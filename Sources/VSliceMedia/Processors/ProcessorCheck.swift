@@ -40,13 +40,15 @@ public enum ProcessorCheck {
                               gpu: timing.gpu, onStderrLine: onStderrLine)
             let companions = Companions(check: check, count: max(0, timing.programs - 1), watchdog: watchdog)
             let main: (output: ProcessorOutput, cost: ProcessorCost?)
+            let t0 = monotonicSeconds()
             do throws(VSliceError) {
                 main = try watchdog.watching(check.watch) { () throws(VSliceError) in try check.full() }
             } catch {
                 companions.abandon()
                 throw error
             }
-            var costs = companions.costs()
+            // A companion far behind the check (a device that runs one program at a time) is not waited for.
+            var costs = companions.costs(within: max(5, 2 * (monotonicSeconds() - t0)))
             if let c = main.cost { costs.insert(c, at: 0) }
             return (main.output, ProcessorCost.mean(of: costs))
         } catch {
@@ -219,9 +221,13 @@ private final class Companions: Sendable {
         }
     }
 
-    /// Waits for them: the timings of those that ended well.
-    func costs() -> [ProcessorCost] {
-        let ok = runs.indices.filter { runs[$0].thread.wait() == nil }
+    /// Waits for them, `seconds` at most (then stops the rest): the timings of those that ended well in time.
+    func costs(within seconds: Double) -> [ProcessorCost] {
+        let deadline = DispatchTime.now() + seconds
+        let late = runs.indices.filter { runs[$0].thread.group.wait(timeout: deadline) == .timedOut }
+        for k in late { runs[k].watch.abandon("slower than the check") }
+        let ok = runs.indices.filter { !late.contains($0) && runs[$0].thread.wait() == nil }
+        for k in late { _ = runs[k].thread.wait() }
         return timed.costs.withLock { t in ok.compactMap { t[$0] } }
     }
 }
